@@ -1,0 +1,96 @@
+"""One settings object for the whole application, read from the environment and ``.env``.
+
+Nested sections use ``__`` in environment names (``MLM_AGENT__MODEL=openai:gpt-4o``); the most
+common ones also have short top-level aliases documented in ``.env.example`` (``DATABASE_URL``,
+``REDIS_URL``, ``MLM_MODEL``...). Build it once (``Settings()``) and pass it in: there is no
+module-level instance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSettings(_Section):
+    # A pydantic-ai model string ("openai:gpt-4o", "anthropic:claude-sonnet-4-5",
+    # "openrouter:...", "ollama:llama3.1") or "offline" for the deterministic built-in model.
+    model: str = "offline"
+    # Base URL of any OpenAI-compatible server (used with model "openai-compatible:<name>").
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    max_tool_calls: int = 8
+    default_venue: str = "binance"
+    default_quote: str = "USDT"
+
+
+class AnalyticsSettings(_Section):
+    depth_windows_bps: tuple[float, ...] = (10.0, 25.0, 50.0, 100.0)
+    default_window_bps: float = 50.0
+    impact_curve_sizes_notional: tuple[float, ...] = (10_000, 50_000, 100_000, 250_000, 500_000, 1_000_000)
+    # Books whose timestamps differ by more than this are not compared for arbitrage.
+    max_book_age_diff_ms: int = 2_000
+    stale_after_ms: int = 10_000
+    tick_hz: float = 2.0
+
+
+class IngestSettings(_Section):
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    snapshot_limit: int = 1000
+    max_buffered_deltas: int = 10_000
+
+
+class DataEngineSettings(_Section):
+    breaker_failure_threshold: int = 5
+    breaker_reset_s: float = 30.0
+    cache_ttl_s: float = 300.0
+    request_timeout_s: float = 10.0
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: SecretStr | None = None
+    cors_origins: tuple[str, ...] = ()
+
+
+class Settings(BaseSettings):
+    """Application settings. Unknown ``MLM_*`` variables are rejected (``extra="forbid"``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLM_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # Directory of recorded data to run on (../shared/data layout). None = live venues.
+    data_dir: Path | None = None
+    # Where the embedded SQLite database and other local state live.
+    home_dir: Path = Path("data")
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices("MLM_DATABASE_URL", "DATABASE_URL"))
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("MLM_REDIS_URL", "REDIS_URL"))
+    log_level: str = "INFO"
+    venues: tuple[str, ...] = ("binance", "binanceusdm", "binancecoinm")
+
+    agent: AgentSettings = AgentSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
+    ingest: IngestSettings = IngestSettings()
+    data_engine: DataEngineSettings = DataEngineSettings()
+    api: ApiSettings = ApiSettings()
+
+    @property
+    def effective_database_url(self) -> str:
+        """``database_url`` or the embedded SQLite file under ``home_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.home_dir / 'mlm.sqlite3').as_posix()}"
