@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from market_liquidity_monitor.book.scaling import POW10, PrecisionError, fraction_digits, parse_scaled
+from market_liquidity_monitor.book.scaling import POW10, PrecisionError, parse_scaled, wire_decimals
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.domain.errors import BookNotReadyError, InvalidInputError
 from market_liquidity_monitor.domain.instrument import InstrumentId
@@ -75,7 +75,7 @@ class L2Book:
 
     Prices and sizes arrive as wire decimal strings and are stored as ints scaled by
     ``10**price_decimals`` and ``10**size_decimals``. The scale is taken from the first snapshot
-    (its maximum significant fractional digits, or the venue's precision if given) and widened
+    (its maximum fractional digits as written, or the venue's precision if given) and widened
     automatically if a later level needs more digits.
 
     The book itself is venue-agnostic: the venue's sequencing rule lives in
@@ -152,9 +152,9 @@ class L2Book:
     ) -> None:
         """Replace the whole book with a snapshot of wire ``[price, size, ...]`` levels."""
         if self.price_decimals is None:
-            self.price_decimals = max((fraction_digits(lv[0]) for lv in (*bids, *asks)), default=0)
+            self.price_decimals = max((wire_decimals(lv[0]) for lv in (*bids, *asks)), default=0)
         if self.size_decimals is None:
-            self.size_decimals = max((fraction_digits(lv[1]) for lv in (*bids, *asks)), default=0)
+            self.size_decimals = max((wire_decimals(lv[1]) for lv in (*bids, *asks)), default=0)
         self._bids.clear()
         self._asks.clear()
         self._bid_px.clear()

@@ -35,6 +35,20 @@ def fraction_digits(text: str) -> int:
     return len(frac)
 
 
+def wire_decimals(text: str) -> int:
+    """Fractional digits as written on the wire, trailing zeros included (``"0.05000" -> 5``).
+
+    Venues write a pair's prices with a fixed number of decimals (its tick precision), so this is
+    the natural scale for the book; Kraken's checksum relies on it (digits without the point).
+    """
+    dot = text.find(".")
+    if dot < 0:
+        return fraction_digits(text)
+    if "e" in text or "E" in text:
+        return fraction_digits(text)
+    return len(text) - dot - 1
+
+
 def parse_scaled(text: str, decimals: int) -> int:
     """Return ``text * 10**decimals`` as an exact int.
 

@@ -26,6 +26,7 @@ class L2Snapshot:
     sequence: int | None
     ts_event: int | None
     ts_recv: int
+    checksum: int | None = None
 
 
 @dataclass(slots=True)
@@ -45,6 +46,8 @@ class L2Delta:
     prev_sequence: int | None
     ts_event: int | None
     ts_recv: int
+    # Venue checksum of the book after this update (Kraken ``c``, OKX ``checksum``), if sent.
+    checksum: int | None = None
 
 
 @dataclass(slots=True)
