@@ -52,6 +52,17 @@ class DataEngineSettings(_Section):
     breaker_reset_s: float = 30.0
     cache_ttl_s: float = 300.0
     request_timeout_s: float = 10.0
+    # Replace every venue REST host with this base URL (a loopback replay server, see
+    # data_engine/replay_server.py): "https://api.binance.com/api/v3" -> "<base>/api.binance.com/api/v3".
+    rest_base_url: str | None = None
+    # Storage writer (ingest path): rows per batch, max seconds between flushes, max rows held
+    # while the database is unreachable (oldest dropped beyond that, and counted).
+    writer_batch_size: int = 2_000
+    writer_flush_interval_s: float = 1.0
+    writer_max_buffer_rows: int = 200_000
+    # Periodic book snapshots kept in storage: top N levels per side, at most one per interval.
+    book_snapshot_levels: int = 20
+    book_snapshot_interval_s: float = 60.0
 
 
 class ApiSettings(_Section):

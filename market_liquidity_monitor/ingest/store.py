@@ -1,0 +1,140 @@
+"""BookStore: one synced L2 book per instrument, with its quality, last ticker and recent trades.
+
+Analytics read books only through the store, which refuses to hand out a book that is not synced
+and reports staleness relative to the injected clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from market_liquidity_monitor.book.orderbook import L2Book
+from market_liquidity_monitor.book.sync import BookSync, DeltaOutcome
+from market_liquidity_monitor.book.view import BookView
+from market_liquidity_monitor.domain.errors import BookNotReadyError, UnknownSymbolError, UnknownVenueError
+from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
+from market_liquidity_monitor.domain.instrument import InstrumentId
+from market_liquidity_monitor.ingest.clock import Clock, WallClock
+from market_liquidity_monitor.venues.base import Event
+
+
+@dataclass(slots=True)
+class BookEntry:
+    instrument: InstrumentId
+    book: L2Book
+    sync: BookSync
+    ticker: BookTicker | None = None
+    trades: deque = field(default_factory=lambda: deque(maxlen=1000))
+    messages: int = 0
+    checksum_failed: bool = False
+
+
+class BookStore:
+    """Routes normalized events to per-instrument ``BookSync`` state machines.
+
+    ``adapter_for(venue)`` must return the venue's adapter (its sequence rule, contract sizes and
+    checksum). ``windows_bps`` are tracked incrementally on every book.
+    """
+
+    def __init__(self, adapter_for, windows_bps: Iterable[float] = (), clock: Clock | None = None,
+                 stale_after_ms: int = 10_000, max_buffer: int = 10_000):
+        self._adapter_for = adapter_for
+        self._windows = tuple(windows_bps)
+        self._entries: dict[InstrumentId, BookEntry] = {}
+        self.clock = clock or WallClock()
+        self.stale_after_ns = stale_after_ms * 1_000_000
+        self._max_buffer = max_buffer
+
+    # --------------------------------------------------------------- routing
+
+    def entry(self, inst: InstrumentId) -> BookEntry:
+        e = self._entries.get(inst)
+        if e is None:
+            adapter = self._adapter_for(inst.venue)
+            book = L2Book(inst, contract_size=adapter.contract_size(inst.symbol))
+            for w in self._windows:
+                book.track_window(w)
+            e = BookEntry(inst, book, BookSync(book, adapter.sequence_rule, self._max_buffer))
+            self._entries[inst] = e
+        return e
+
+    def on_event(self, ev: Event) -> DeltaOutcome | None:
+        e = self.entry(ev.instrument)
+        e.messages += 1
+        if isinstance(ev, L2Delta):
+            out = e.sync.on_delta(ev)
+            if ev.checksum is not None and out is DeltaOutcome.APPLIED:
+                self._verify(e, ev.checksum, ev.ts_recv)
+            return out
+        if isinstance(ev, L2Snapshot):
+            e.sync.on_snapshot(ev)
+            if ev.checksum is not None and e.book.quality.synced:
+                self._verify(e, ev.checksum, ev.ts_recv)
+            return None
+        if isinstance(ev, BookTicker):
+            e.ticker = ev
+        elif isinstance(ev, Trade):
+            e.trades.append(ev)
+        return None
+
+    def _verify(self, e: BookEntry, checksum: int, ts_recv: int) -> None:
+        adapter = self._adapter_for(e.instrument.venue)
+        q = e.book.quality
+        if adapter.verify_checksum(e.book, checksum):
+            q.checksums_verified += 1
+            return
+        q.checksum_failures += 1
+        q.last_gap_ts_ns = ts_recv
+        # A failed checksum means the book diverged: discard it and wait for a new snapshot.
+        e.book.clear()
+        e.sync.state = e.sync.state.WAITING_SNAPSHOT
+        e.sync.needs_snapshot = True
+        e.sync.buffer.clear()
+
+    # ---------------------------------------------------------------- access
+
+    def instruments(self) -> list[InstrumentId]:
+        return sorted(self._entries)
+
+    def venues(self) -> list[str]:
+        return sorted({i.venue for i in self._entries})
+
+    def find(self, venue: str, symbol: str) -> BookEntry:
+        """The entry for ``venue``/``symbol``; raises ``UnknownVenueError``/``UnknownSymbolError``
+        naming the closest valid ones."""
+        venues = self.venues()
+        if venue not in venues:
+            raise UnknownVenueError(venue, venues)
+        inst = InstrumentId(venue, symbol)
+        e = self._entries.get(inst)
+        if e is None:
+            raise UnknownSymbolError(symbol, [i.symbol for i in self._entries if i.venue == venue], venue)
+        return e
+
+    def age_ms(self, e: BookEntry) -> float | None:
+        ts = e.book.ts_recv_ns
+        return None if ts is None else (self.clock.now_ns() - ts) / 1e6
+
+    def quality(self, e: BookEntry) -> dict:
+        q = e.book.quality
+        age = self.age_ms(e)
+        q.stale = age is not None and age * 1e6 > self.stale_after_ns
+        d = q.as_dict()
+        d["age_ms"] = None if age is None else round(age, 1)
+        d["sequence"] = e.book.sequence
+        d["messages"] = e.messages
+        d["updates_applied"] = e.sync.counters.deltas_applied
+        return d
+
+    def view(self, venue: str, symbol: str, max_levels: int | None = None) -> BookView:
+        """A float view of a synced book; raises ``BookNotReadyError`` if it is resyncing."""
+        e = self.find(venue, symbol)
+        if not e.book.quality.synced:
+            raise BookNotReadyError(
+                f"{e.instrument}: book is not synced (waiting for a snapshot; gaps={e.book.quality.gaps})"
+            )
+        v = e.book.view(max_levels)
+        object.__setattr__(v, "quality", self.quality(e))
+        return v
