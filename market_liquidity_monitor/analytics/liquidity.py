@@ -273,14 +273,18 @@ def _check_number(name: str, value: Any, *, allow_zero: bool = False, unit: str 
 def _check_window(window_bps: Any) -> float:
     w = _check_number("window_bps", window_bps, unit="basis points of mid")
     if w > MAX_WINDOW_BPS:
-        raise InvalidInputError(f"window_bps must be > 0 and <= {MAX_WINDOW_BPS:g} (100%); got {window_bps!r}")
+        raise InvalidInputError(
+            f"window_bps must be > 0 and <= {MAX_WINDOW_BPS:g} (100%); got {window_bps!r}"
+        )
     return w
 
 
 def _check_amounts(name: str, values: Any, unit: str) -> np.ndarray:
     """A non-empty 1-D float array of finite amounts > 0, else ``InvalidInputError``."""
     if isinstance(values, (str, bytes)) or values is None:
-        raise InvalidInputError(f"{name} must be a non-empty sequence of numbers > 0 ({unit}); got {values!r}")
+        raise InvalidInputError(
+            f"{name} must be a non-empty sequence of numbers > 0 ({unit}); got {values!r}"
+        )
     items = list(values)
     if not items:
         raise InvalidInputError(f"{name} must be a non-empty sequence of numbers > 0 ({unit}); got none")
@@ -500,7 +504,9 @@ def book_summary(view: BookView, windows_bps: Sequence[float] = DEFAULT_WINDOWS_
     Raises ``InvalidInputError`` for a bad window and ``BookNotReadyError`` if a side is empty.
     """
     if isinstance(windows_bps, (str, bytes)) or windows_bps is None:
-        raise InvalidInputError(f"windows_bps must be a non-empty sequence of numbers in (0, 10000]; got {windows_bps!r}")
+        raise InvalidInputError(
+            f"windows_bps must be a non-empty sequence of numbers in (0, 10000]; got {windows_bps!r}"
+        )
     windows = [_check_window(w) for w in windows_bps]
     if not windows:
         raise InvalidInputError("windows_bps must be a non-empty sequence of numbers in (0, 10000]; got none")

@@ -217,11 +217,25 @@ class L2Book:
         self._check_crossed()
 
     def _apply_side(self, levels: list, book: dict, keys: list, is_bid: bool) -> None:
+        try:
+            self._apply_side_loop(levels, book, keys, is_bid, True)
+        except IndexError:
+            # A string shorter than the scale's width ("5" at 8 decimals): redo the message with
+            # the general parser. Level updates are absolute, so re-applying is idempotent.
+            self._apply_side_loop(levels, book, keys, is_bid, False)
+
+    def _apply_side_loop(self, levels: list, book: dict, keys: list, is_bid: bool, fast: bool) -> None:
+        """Hot path. With ``fast``, a wire string whose point sits exactly ``d`` chars from the end
+        has ``d`` decimals, so dropping the point is the exact scaled int; anything else goes
+        through ``parse_scaled``."""
         pd, sd = self.price_decimals, self.size_decimals
+        pdot, sdot = -pd - 1, -sd - 1
         windows = self._windows.values()
         for lv in levels:
-            price = parse_scaled(lv[0], pd)
-            size = parse_scaled(lv[1], sd)
+            p = lv[0]
+            q = lv[1]
+            price = int(p.replace(".", "")) if fast and pd and p[pdot] == "." else parse_scaled(p, pd)
+            size = int(q.replace(".", "")) if fast and sd and q[sdot] == "." else parse_scaled(q, sd)
             old = book.get(price, 0)
             if size:
                 book[price] = size

@@ -1,0 +1,402 @@
+"""The ccxt data engine: markets, fees, order books, OHLCV and trades over ccxt's async REST clients.
+
+One ``ccxt.async_support`` exchange object per venue, created on first use and reused (its HTTP
+session, rate-limit throttle and loaded markets live in it). Every network call goes through the
+venue's ``CircuitBreaker`` and an ``asyncio`` timeout, so with no network a call fails fast with
+``VenueUnreachableError`` instead of hanging; after ``breaker_failure_threshold`` consecutive failures
+calls are rejected without touching the network until the breaker's half-open trial succeeds.
+
+Markets (with precision and fee schedules) are loaded once per venue, kept in the exchange object
+and in the shared ``Cache`` (Redis or in-process) for ``cache_ttl_s``; OHLCV answers are cached for
+the same TTL. Order books and trades are never cached. Venue rate limits are respected by ccxt's
+built-in throttle (``enableRateLimit``).
+
+Numbers: ccxt parses wire decimals to float. ``order_book`` and ``trades`` turn them back into
+decimal strings with ccxt's ``number_to_string``; for venue prices and sizes (at most 15 significant
+digits) this round-trips exactly, so the book layer keys levels the same way as for WebSocket data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+import ccxt.async_support as ccxt_async
+from ccxt.base import errors as ccxt_errors
+from ccxt.base.decimal_to_precision import number_to_string
+
+from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.data_engine.breaker import BreakerState, CircuitBreaker, Outcome
+from market_liquidity_monitor.data_engine.cache import Cache
+from market_liquidity_monitor.data_engine.errors import VenueRequestError, VenueUnreachableError
+from market_liquidity_monitor.domain.errors import (
+    InvalidInputError,
+    MLMError,
+    UnknownSymbolError,
+    UnknownVenueError,
+)
+from market_liquidity_monitor.domain.events import L2Snapshot, Trade
+from market_liquidity_monitor.domain.instrument import InstrumentId
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ExchangeFactory = Callable[[str], Any]
+
+# ccxt errors that mean "the venue answered and refused this request": they say nothing about the
+# venue's health, so they neither count against nor reset its breaker.
+_NEUTRAL_CCXT_ERRORS: tuple[type[BaseException], ...] = (
+    ccxt_errors.BadRequest,  # includes BadSymbol
+    ccxt_errors.AuthenticationError,  # includes PermissionDenied
+    ccxt_errors.ArgumentsRequired,
+    ccxt_errors.NotSupported,
+    ccxt_errors.OperationRejected,
+    ccxt_errors.InvalidOrder,
+    ccxt_errors.InsufficientFunds,
+)
+
+
+def classify_error(exc: BaseException) -> Outcome:
+    """Breaker outcome of an exception raised by a ccxt call.
+
+    Failure: timeouts, OS/socket errors, ccxt ``NetworkError`` (incl. ``RequestTimeout``,
+    ``ExchangeNotAvailable``, ``DDoSProtection``, ``RateLimitExceeded``), ``BadResponse`` and any other
+    ``ExchangeError``. Neutral: the request was refused (``BadRequest``/``BadSymbol``, auth,
+    ``NotSupported``...), our own ``MLMError``s, and programming errors.
+    """
+    if isinstance(exc, (MLMError, *_NEUTRAL_CCXT_ERRORS)):
+        return Outcome.NEUTRAL
+    if isinstance(exc, TimeoutError | OSError | ccxt_errors.OperationFailed | ccxt_errors.ExchangeError):
+        return Outcome.FAILURE
+    return Outcome.NEUTRAL
+
+
+@dataclass(frozen=True, slots=True)
+class VenueHealth:
+    """Health of one venue's REST access, as shown by ``/api/health`` and to the assistant.
+
+    ``last_success_ms``/``last_failure_ms`` are wall-clock Unix milliseconds; ``retry_in_s`` is the time
+    until an open breaker allows its trial call (None unless open).
+    """
+
+    venue: str
+    state: BreakerState
+    consecutive_failures: int
+    last_error: str | None
+    last_success_ms: int | None
+    last_failure_ms: int | None
+    retry_in_s: float | None
+    markets_loaded: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["state"] = self.state.value
+        return d
+
+
+def point_exchange_at(exchange: Any, base_url: str) -> None:
+    """Rewrite every REST URL of a ccxt exchange to go through ``base_url``.
+
+    ``https://api.binance.com/api/v3`` becomes ``<base_url>/api.binance.com/api/v3``: a loopback
+    ``RestReplayServer`` maps the first path segment back to the original host.
+    """
+    base = base_url.rstrip("/")
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, str) and "://" in value:
+            return f"{base}/{value.split('://', 1)[1]}"
+        if isinstance(value, dict):
+            return {k: rewrite(v) for k, v in value.items()}
+        return value
+
+    exchange.urls["api"] = rewrite(exchange.urls["api"])
+
+
+def default_exchange_factory(settings: Settings) -> ExchangeFactory:
+    """Build ``ccxt.async_support.<venue>`` with rate limiting on and the configured timeout."""
+    cfg = settings.data_engine
+
+    def make(venue: str) -> Any:
+        cls = getattr(ccxt_async, venue, None)
+        if venue not in ccxt_async.exchanges or cls is None:
+            raise UnknownVenueError(venue, ccxt_async.exchanges)
+        exchange = cls({"enableRateLimit": True, "timeout": int(cfg.request_timeout_s * 1000)})
+        if cfg.rest_base_url:
+            point_exchange_at(exchange, cfg.rest_base_url)
+        return exchange
+
+    return make
+
+
+class DataEngine:
+    """ccxt REST access for every venue, with a circuit breaker per venue and a shared cache.
+
+    ``clock`` (monotonic seconds) drives the breakers and TTLs; ``wall_clock`` (Unix seconds) stamps
+    health reports and ``ts_recv``. ``exchange_factory(venue)`` builds a ccxt exchange (tests point it
+    at a loopback server). Build once, pass it in, ``await close()`` at shutdown.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        cache: Cache,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        exchange_factory: ExchangeFactory | None = None,
+    ):
+        self.settings = settings
+        self.cache = cache
+        self._cfg = settings.data_engine
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._factory = exchange_factory or default_exchange_factory(settings)
+        self._exchanges: dict[str, Any] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._market_locks: dict[str, asyncio.Lock] = {}
+        self._markets_loaded_at: dict[str, float] = {}
+        self._last_success_ms: dict[str, int] = {}
+        self._last_failure_ms: dict[str, int] = {}
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def exchange(self, venue: str) -> Any:
+        """The one ccxt exchange object of ``venue`` (created on first use). Raises ``UnknownVenueError``."""
+        exchange = self._exchanges.get(venue)
+        if exchange is None:
+            exchange = self._factory(venue)
+            self._exchanges[venue] = exchange
+        return exchange
+
+    def breaker(self, venue: str) -> CircuitBreaker:
+        breaker = self._breakers.get(venue)
+        if breaker is None:
+            breaker = CircuitBreaker(
+                venue,
+                failure_threshold=self._cfg.breaker_failure_threshold,
+                reset_timeout_s=self._cfg.breaker_reset_s,
+                clock=self._clock,
+            )
+            self._breakers[venue] = breaker
+        return breaker
+
+    async def _call(self, venue: str, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run one venue request under the breaker and the request timeout; translate errors."""
+        permit = self.breaker(venue).acquire()  # CircuitOpenError (a VenueUnreachableError) at once
+        timeout_s = self._cfg.request_timeout_s
+        try:
+            result = await asyncio.wait_for(fn(), timeout=timeout_s)
+        except asyncio.CancelledError:
+            permit.release()
+            raise
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) and not str(exc):
+                exc = TimeoutError(f"no answer within {timeout_s:g} s")
+            if classify_error(exc) is Outcome.FAILURE:
+                permit.failure(exc)
+                self._last_failure_ms[venue] = int(self._wall_clock() * 1000)
+                log.warning("%s %s failed: %s", venue, what, _short(exc))
+                raise VenueUnreachableError(venue, f"{what} failed: {_short(exc)}") from exc
+            permit.release()
+            if isinstance(exc, MLMError):
+                raise
+            raise VenueRequestError(venue, f"{what}: {_short(exc)}") from exc
+        permit.success()
+        self._last_success_ms[venue] = int(self._wall_clock() * 1000)
+        return result
+
+    # -- markets and fees --------------------------------------------------------------------
+    async def markets(self, venue: str) -> dict[str, dict[str, Any]]:
+        """ccxt unified markets of ``venue``: ``{symbol: market}`` with precision, limits, fees.
+
+        Loaded once and kept for ``cache_ttl_s`` (in the exchange object and the shared cache). When a
+        refresh fails but older markets are held, the older markets are returned (they rarely change).
+        Raises ``UnknownVenueError`` or ``VenueUnreachableError``.
+        """
+        exchange = self.exchange(venue)
+        lock = self._market_locks.setdefault(venue, asyncio.Lock())
+        async with lock:
+            loaded_at = self._markets_loaded_at.get(venue)
+            if exchange.markets and loaded_at is not None and self._clock() - loaded_at < self._cfg.cache_ttl_s:
+                return exchange.markets
+            key = f"markets:{venue}"
+            cached = await self.cache.get(key)
+            if cached:
+                exchange.set_markets(cached)
+                self._markets_loaded_at[venue] = self._clock()
+                return exchange.markets
+            try:
+                await self._call(venue, "load_markets", lambda: exchange.load_markets(reload=True))
+            except VenueUnreachableError:
+                if exchange.markets:
+                    log.warning("%s: serving markets loaded %.0f s ago", venue, self._clock() - (loaded_at or 0))
+                    return exchange.markets
+                raise
+            self._markets_loaded_at[venue] = self._clock()
+            await self.cache.set(key, list(exchange.markets.values()), self._cfg.cache_ttl_s)
+            return exchange.markets
+
+    async def market(self, venue: str, symbol: str) -> dict[str, Any]:
+        """One market; raises ``UnknownSymbolError`` (with close matches) when the venue lists no such symbol."""
+        markets = await self.markets(venue)
+        market = markets.get(symbol)
+        if market is None:
+            raise UnknownSymbolError(symbol, markets.keys(), venue)
+        return market
+
+    async def fee_schedule(self, venue: str, symbol: str) -> dict[str, Any]:
+        """Public trading fees for ``symbol``: ``{"taker_bps", "maker_bps", "source", ...}``.
+
+        From ccxt's market metadata (``market["taker"]``/``["maker"]``, fractions -> bps); these are the
+        venue's public base-tier rates, not an account's. Falls back to the exchange-wide
+        ``fees["trading"]``. A rate ccxt does not know is ``None`` (never 0).
+        """
+        exchange = self.exchange(venue)
+        market = await self.market(venue, symbol)
+        taker, maker = market.get("taker"), market.get("maker")
+        source = f"ccxt {venue} market metadata (public base-tier rates, not account-specific)"
+        if taker is None and maker is None:
+            trading = (exchange.fees or {}).get("trading", {})
+            taker, maker = trading.get("taker"), trading.get("maker")
+            source = f"ccxt {venue} exchange-wide default trading fees"
+        return {
+            "venue": venue,
+            "symbol": symbol,
+            "taker_bps": None if taker is None else round(float(taker) * 10_000, 6),
+            "maker_bps": None if maker is None else round(float(maker) * 10_000, 6),
+            "source": source,
+            "percentage": market.get("percentage", True),
+            "tier_based": market.get("tierBased"),
+        }
+
+    # -- market data -------------------------------------------------------------------------
+    async def order_book(self, venue: str, symbol: str, limit: int = 100) -> L2Snapshot:
+        """A REST L2 snapshot, top ``limit`` levels per side, best first.
+
+        Returns an ``L2Snapshot`` with decimal-string levels; ``sequence`` is the venue's update id
+        (Binance ``lastUpdateId``) when given, ``ts_event`` the venue time in ns when given,
+        ``ts_recv`` the local receive time in ns. Raises ``UnknownSymbolError``, ``InvalidInputError``
+        (limit < 1), ``VenueUnreachableError``.
+        """
+        if limit < 1:
+            raise InvalidInputError(f"Invalid limit {limit}: must be >= 1.")
+        exchange = self.exchange(venue)
+        await self.market(venue, symbol)
+        book = await self._call(venue, f"fetch_order_book({symbol})", lambda: exchange.fetch_order_book(symbol, limit))
+        ts_recv = int(self._wall_clock() * 1e9)
+        n2s = number_to_string
+        ts_ms = book.get("timestamp")
+        nonce = book.get("nonce")
+        return L2Snapshot(
+            instrument=InstrumentId(venue, symbol),
+            bids=[(n2s(p), n2s(s)) for p, s, *_ in book["bids"][:limit]],
+            asks=[(n2s(p), n2s(s)) for p, s, *_ in book["asks"][:limit]],
+            sequence=int(nonce) if nonce is not None else None,
+            ts_event=int(ts_ms) * 1_000_000 if ts_ms is not None else None,
+            ts_recv=ts_recv,
+        )
+
+    async def ohlcv(
+        self,
+        venue: str,
+        symbol: str,
+        timeframe: str = "1m",
+        since_ms: int | None = None,
+        limit: int | None = 500,
+    ) -> list[list[float]]:
+        """Candles ``[[open_time_ms, open, high, low, close, volume], ...]`` oldest first.
+
+        Cached for ``cache_ttl_s`` per (venue, symbol, timeframe, since_ms, limit). Raises
+        ``InvalidInputError`` for a timeframe the venue does not offer (listing the valid ones),
+        ``UnknownSymbolError``, ``VenueUnreachableError``.
+        """
+        exchange = self.exchange(venue)
+        timeframes = exchange.timeframes or {}
+        if timeframes and timeframe not in timeframes:
+            raise InvalidInputError(
+                f"Invalid timeframe {timeframe!r} for {venue}: valid timeframes are {', '.join(timeframes)}."
+            )
+        await self.market(venue, symbol)
+        key = f"ohlcv:{venue}:{symbol}:{timeframe}:{since_ms}:{limit}"
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return cached
+        rows = await self._call(
+            venue,
+            f"fetch_ohlcv({symbol}, {timeframe})",
+            lambda: exchange.fetch_ohlcv(symbol, timeframe, since_ms, limit),
+        )
+        rows = [list(r) for r in rows]
+        await self.cache.set(key, rows, self._cfg.cache_ttl_s)
+        return rows
+
+    async def trades(
+        self, venue: str, symbol: str, since_ms: int | None = None, limit: int | None = 500
+    ) -> list[Trade]:
+        """Recent public trades (oldest first) as domain ``Trade``s (taker side, decimal strings,
+        ``ts_event`` in ns). Never cached. Raises ``UnknownSymbolError``, ``VenueUnreachableError``."""
+        exchange = self.exchange(venue)
+        await self.market(venue, symbol)
+        raw = await self._call(
+            venue, f"fetch_trades({symbol})", lambda: exchange.fetch_trades(symbol, since_ms, limit)
+        )
+        ts_recv = int(self._wall_clock() * 1e9)
+        n2s = number_to_string
+        instrument = InstrumentId(venue, symbol)
+        out = []
+        for t in raw:
+            ts = t.get("timestamp")
+            out.append(
+                Trade(
+                    instrument=instrument,
+                    price=n2s(t["price"]),
+                    size=n2s(t["amount"]),
+                    side=str(t.get("side") or ""),
+                    trade_id=str(t.get("id") or ""),
+                    ts_event=int(ts) * 1_000_000 if ts is not None else None,
+                    ts_recv=ts_recv,
+                )
+            )
+        return out
+
+    # -- health and lifecycle ----------------------------------------------------------------
+    def health(self) -> list[VenueHealth]:
+        """Breaker state of every configured or used venue, sorted by venue."""
+        venues = sorted(set(self.settings.venues) | set(self._breakers) | set(self._exchanges))
+        out = []
+        for venue in venues:
+            status = self.breaker(venue).status()
+            exchange = self._exchanges.get(venue)
+            out.append(
+                VenueHealth(
+                    venue=venue,
+                    state=status.state,
+                    consecutive_failures=status.consecutive_failures,
+                    last_error=status.last_error,
+                    last_success_ms=self._last_success_ms.get(venue),
+                    last_failure_ms=self._last_failure_ms.get(venue),
+                    retry_in_s=None if status.retry_in_s is None else round(status.retry_in_s, 3),
+                    markets_loaded=bool(exchange is not None and exchange.markets),
+                )
+            )
+        return out
+
+    async def close(self) -> None:
+        """Close every exchange's HTTP session. Safe to call twice."""
+        exchanges, self._exchanges = self._exchanges, {}
+        for venue, exchange in exchanges.items():
+            try:
+                await exchange.close()
+            except Exception as exc:  # shutting down: log and go on
+                log.debug("closing %s: %s", venue, exc)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if not text:
+        return name
+    return (text if text.startswith(name) else f"{name}: {text}")[:300]
