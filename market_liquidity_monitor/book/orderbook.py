@@ -227,16 +227,19 @@ class L2Book:
     def _apply_side_loop(self, levels: list, book: dict, keys: list, is_bid: bool, fast: bool) -> None:
         """Hot path. With ``fast``, a wire string whose point sits exactly ``d`` chars from the end
         has ``d`` decimals, so dropping the point is the exact scaled int; anything else goes
-        through ``parse_scaled``."""
+        through ``parse_scaled``. Window totals are adjusted once per message from the list of
+        size changes, with each window's bound held in a local."""
         pd, sd = self.price_decimals, self.size_decimals
         pdot, sdot = -pd - 1, -sd - 1
-        windows = self._windows.values()
+        changes = []
+        add_change = changes.append
+        get = book.get
         for lv in levels:
             p = lv[0]
             q = lv[1]
             price = int(p.replace(".", "")) if fast and pd and p[pdot] == "." else parse_scaled(p, pd)
             size = int(q.replace(".", "")) if fast and sd and q[sdot] == "." else parse_scaled(q, sd)
-            old = book.get(price, 0)
+            old = get(price, 0)
             if size:
                 book[price] = size
                 if not old:
@@ -246,16 +249,32 @@ class L2Book:
                 del keys[bisect_left(keys, price)]
             else:
                 continue  # removal of an unknown level: normal on Binance
-            if windows:
-                diff = size - old
-                for w in windows:
-                    if is_bid:
-                        if w.bid_bound is not None and price >= w.bid_bound:
-                            w.bid_size += diff
-                            w.bid_notional += price * diff
-                    elif w.ask_bound is not None and price <= w.ask_bound:
-                        w.ask_size += diff
-                        w.ask_notional += price * diff
+            add_change((price, size - old))
+        if not changes:
+            return
+        for w in self._windows.values():
+            if is_bid:
+                bound = w.bid_bound
+                if bound is None:
+                    continue
+                ds = dn = 0
+                for price, diff in changes:
+                    if price >= bound:
+                        ds += diff
+                        dn += price * diff
+                w.bid_size += ds
+                w.bid_notional += dn
+            else:
+                bound = w.ask_bound
+                if bound is None:
+                    continue
+                ds = dn = 0
+                for price, diff in changes:
+                    if price <= bound:
+                        ds += diff
+                        dn += price * diff
+                w.ask_size += ds
+                w.ask_notional += dn
 
     def _widen(self, exc: PrecisionError, is_price: bool) -> None:
         """Rescale every key (or size) to ``exc.needed`` decimals; totals are rebuilt."""

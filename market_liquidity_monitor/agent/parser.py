@@ -1,0 +1,1042 @@
+"""Deterministic natural-language query parser behind the offline model.
+
+With no LLM key the assistant still has to turn a trader's question into one tool call. This module
+maps free text to a :class:`ParsedQuery` with pure stdlib ``re`` (plus ``difflib`` for light typo
+repair of venue and asset names): a capability from the fixed vocabulary of
+``../shared/eval/README.md`` and only the arguments the question states.
+
+How a question is read, in order:
+
+1. **Normalise**: curly quotes and dashes to ASCII, typo'd venue/asset names repaired
+   (``etherum`` -> ``ethereum``, ``coinbse`` -> ``coinbase``).
+2. **Extract** quantities left to right, masking each span so no number is read twice:
+   timeframes (``1h candles``, ``hourly``), lookbacks (``last 7 days``, ``past 24 hours``),
+   basis-point windows (``50 bps``, ``0.5%``), notionals (``$150k``, ``150k USDT worth``),
+   sizes (``10k ETH``, ``2.5 btc``), unified pairs (``eth-usd``, ``ETHUSDT``), venues, assets, side.
+3. **Refuse** unsafe or off-topic text first (prompt injection, credentials, real orders,
+   investment advice, jokes and weather).
+4. **Classify** with an ordered rule table (:data:`_RULES`): each capability has explicit cue words
+   and, for some, an inference from the extracted arguments (two venues -> compare, an order
+   -> market impact, a lookback on one asset -> history). The first rule that fires wins.
+5. **Follow-ups**: with a ``previous`` query, short or "and/what about/now..." text that lacks a
+   capability cue or a subject is merged into the previous query (venue, size, side... replaced).
+
+Example::
+
+    >>> parse_query("what would it cost me to buy 2.5 btc on kraken")
+    ParsedQuery(capability='market_impact', args={'symbol': 'BTC', 'venue': 'kraken', 'side': 'buy', 'size': 2.5}, reason=None)
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final
+
+__all__ = ["CAPABILITIES", "ParsedQuery", "parse_query"]
+
+CAPABILITIES: Final[tuple[str, ...]] = (
+    "order_book",
+    "market_impact",
+    "compare_venues",
+    "route_order",
+    "backtest",
+    "pairs",
+    "alerts",
+    "health",
+    "history",
+    "refuse",
+)
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """A question mapped to one capability.
+
+    ``args`` holds only what the question states, with the keys of the eval README: ``symbol``,
+    ``venue``, ``venues``, ``side``, ``size`` (base units), ``notional`` (quote units),
+    ``window_bps``, ``lookback_days``, ``lookback_hours`` (only for an explicit hour count that is
+    not a whole number of days), ``timeframe``, ``symbol_a``, ``symbol_b``.
+    ``reason`` says why for ``refuse`` (``"<code>: <explanation>"``) and is an optional note otherwise.
+    """
+
+    capability: str
+    args: dict[str, Any]
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.capability not in CAPABILITIES:
+            raise ValueError(f"Unknown capability {self.capability!r}; valid: {', '.join(CAPABILITIES)}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Alias tables (data, not code)
+# ---------------------------------------------------------------------------------------------
+
+#: Base assets: ticker -> spellings that are unambiguous in trading chat (matched case-insensitively).
+_ASSETS: Final[dict[str, tuple[str, ...]]] = {
+    "BTC": ("btc", "xbt", "bitcoin", "bitcoins"),
+    "BCH": ("bch", "bitcoin cash"),
+    "ETH": ("eth", "ether", "ethereum"),
+    "ETC": ("ethereum classic",),
+    "SOL": ("sol", "solana"),
+    "XRP": ("xrp", "ripple"),
+    "LTC": ("ltc", "litecoin"),
+    "DOGE": ("doge", "dogecoin"),
+    "ADA": ("ada", "cardano"),
+    "BNB": ("bnb",),
+    "AVAX": ("avax",),
+    "DOT": ("polkadot",),
+    "LINK": ("chainlink",),
+    "MATIC": ("matic", "polygon"),
+    "POL": ("pol",),
+    "TRX": ("trx", "tron"),
+    "SHIB": ("shib", "shiba", "shiba inu"),
+    "ATOM": ("cosmos",),
+    "UNI": ("uniswap",),
+    "APT": ("aptos",),
+    "ARB": ("arbitrum",),
+    "SUI": ("sui",),
+    "PEPE": ("pepe",),
+    "TON": ("toncoin",),
+    "XLM": ("xlm",),
+    "FIL": ("filecoin",),
+    "INJ": ("inj", "injective"),
+    "TIA": ("celestia",),
+    "WIF": ("wif", "dogwifhat"),
+    "XMR": ("xmr", "monero"),
+    "AAVE": ("aave",),
+    "HBAR": ("hbar", "hedera"),
+    "ICP": ("icp",),
+    "BONK": ("bonk",),
+    "RNDR": ("rndr",),
+    "SEI": ("sei",),
+}
+
+#: Tickers that are also English words: matched only when written in capitals ("LINK"), after a
+#: quantity ("100 link"), as a cashtag ("$link") or inside a pair ("link/usdt").
+_AMBIGUOUS_TICKERS: Final[dict[str, str]] = {
+    "link": "LINK",
+    "dot": "DOT",
+    "near": "NEAR",
+    "op": "OP",
+    "ton": "TON",
+    "etc": "ETC",
+    "arb": "ARB",
+    "atom": "ATOM",
+    "uni": "UNI",
+    "apt": "APT",
+    "fil": "FIL",
+    "tia": "TIA",
+    "algo": "ALGO",
+    "sand": "SAND",
+}
+
+#: Quote currencies of a unified symbol; keys are spellings, values the ccxt code.
+_QUOTES: Final[dict[str, str]] = {
+    "usdt": "USDT",
+    "usdc": "USDC",
+    "usd": "USD",
+    "busd": "BUSD",
+    "fdusd": "FDUSD",
+    "tusd": "TUSD",
+    "dai": "DAI",
+    "eur": "EUR",
+    "gbp": "GBP",
+    "jpy": "JPY",
+    "btc": "BTC",
+    "xbt": "BTC",
+    "eth": "ETH",
+    "bnb": "BNB",
+}
+
+#: Quotes that are themselves crypto assets: "ETH/BTC" in a pairs question is two legs.
+_CRYPTO_QUOTES: Final[frozenset[str]] = frozenset({"BTC", "ETH", "BNB"})
+
+#: Venues: ccxt id -> spellings. Spaces and hyphens in a spelling match any of " ", "-", "_" or none.
+_VENUES: Final[dict[str, tuple[str, ...]]] = {
+    "binanceusdm": (
+        "binanceusdm",
+        "binance futures",
+        "binance perps",
+        "binance perp",
+        "binance perpetuals",
+        "binance usd-m",
+        "binance usd-m futures",
+        "usd-m",
+        "usd-m futures",
+    ),
+    "binancecoinm": ("binancecoinm", "binance coin-m", "coin-m", "binance inverse"),
+    "binanceus": ("binanceus", "binance us", "binance.us"),
+    "binance": ("binance", "binance spot", "binance.com"),
+    "coinbase": ("coinbase", "coinbase pro", "coinbase advanced", "coinbase exchange", "cbpro", "gdax", "cb"),
+    "krakenfutures": ("krakenfutures", "kraken futures"),
+    "kraken": ("kraken", "kraken spot"),
+    "bybit": ("bybit",),
+    "okx": ("okx", "okex"),
+    "bitstamp": ("bitstamp",),
+    "gemini": ("gemini",),
+    "kucoin": ("kucoin",),
+    "gateio": ("gateio", "gate.io", "gate"),
+    "bitfinex": ("bitfinex", "bfx"),
+    "hyperliquid": ("hyperliquid",),
+    "htx": ("htx", "huobi"),
+    "mexc": ("mexc",),
+    "bitget": ("bitget",),
+    "deribit": ("deribit",),
+    "cryptocom": ("crypto.com", "cryptocom"),
+    "bitmex": ("bitmex",),
+    "upbit": ("upbit",),
+}
+
+#: Number words accepted before an asset ("ten BTC") or a time unit ("two weeks").
+_NUMBER_WORDS: Final[dict[str, int]] = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "fifteen": 15,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "hundred": 100,
+}
+
+#: Suffix multipliers for "10k", "$2m", "1.5 million".
+_MULTIPLIERS: Final[dict[str, int]] = {
+    "k": 1_000,
+    "thousand": 1_000,
+    "grand": 1_000,
+    "m": 1_000_000,
+    "mm": 1_000_000,
+    "mn": 1_000_000,
+    "mil": 1_000_000,
+    "million": 1_000_000,
+    "b": 1_000_000_000,
+    "bn": 1_000_000_000,
+    "billion": 1_000_000_000,
+}
+
+#: Lookback units in days ("hour" is handled separately: it never becomes ``lookback_days``
+#: unless the count is a multiple of 24).
+_DAYS_PER_UNIT: Final[dict[str, int]] = {"d": 1, "w": 7, "mo": 30, "y": 365, "fortnight": 14, "quarter": 90}
+
+#: Canonical unit letter for every spelling of a time unit.
+_UNIT_LETTER: Final[dict[str, str]] = {
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "m"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("d", "day", "days"), "d"),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), "w"),
+    **dict.fromkeys(("mo", "mos", "month", "months"), "mo"),
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), "y"),
+    "fortnight": "fortnight",
+    "quarter": "quarter",
+}
+
+_TIMEFRAME_ADJECTIVES: Final[dict[str, str]] = {
+    "minutely": "1m",
+    "hourly": "1h",
+    "daily": "1d",
+    "weekly": "1w",
+}
+
+#: Capability -> argument keys it accepts (others the question states are dropped).
+_ALLOWED_ARGS: Final[dict[str, tuple[str, ...]]] = {
+    "order_book": ("symbol", "venue", "window_bps"),
+    "market_impact": ("symbol", "venue", "side", "size", "notional", "window_bps"),
+    "compare_venues": ("symbol", "venue", "venues", "side", "size", "notional", "window_bps"),
+    "route_order": ("symbol", "venue", "venues", "side", "size", "notional"),
+    "backtest": (
+        "symbol",
+        "venue",
+        "venues",
+        "side",
+        "size",
+        "notional",
+        "lookback_days",
+        "lookback_hours",
+        "timeframe",
+    ),
+    "pairs": ("symbol_a", "symbol_b", "venue", "timeframe", "lookback_days", "lookback_hours"),
+    "alerts": ("symbol", "venue", "venues", "lookback_days", "lookback_hours"),
+    "health": ("venue", "venues"),
+    "history": ("symbol", "venue", "lookback_days", "lookback_hours", "timeframe"),
+    "refuse": (),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled regexes
+# ---------------------------------------------------------------------------------------------
+
+
+def _alternation(words: Iterable[str], flexible: bool = False) -> str:
+    """Regex alternation of ``words``, longest first; ``flexible`` lets " " and "-" match [ _-]?."""
+    parts = []
+    for word in sorted(set(words), key=len, reverse=True):
+        if flexible:
+            parts.append(r"[\s_-]?".join(re.escape(p) for p in re.split(r"[\s-]", word)))
+        else:
+            parts.append(re.escape(word).replace(r"\ ", r"\s+"))
+    return "|".join(parts)
+
+
+def _quantity(tag: str) -> str:
+    """A number with optional thousands commas and multiplier; groups ``<tag>num``/``<tag>mult``."""
+    mults = _alternation(k for k in _MULTIPLIERS if len(k) <= 2)
+    words = _alternation(k for k in _MULTIPLIERS if len(k) > 2)
+    return (
+        rf"(?<![\w.,])(?P<{tag}num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+        rf"(?:(?P<{tag}mult>{mults})(?![a-z])|\s*(?P<{tag}multw>{words})\b)?"
+    )
+
+
+_ALIAS_TO_TICKER: Final[dict[str, str]] = {
+    alias: ticker for ticker, aliases in _ASSETS.items() for alias in aliases
+} | dict(_AMBIGUOUS_TICKERS)
+_ASSET_ALT: Final = _alternation(_ALIAS_TO_TICKER)
+_ASSET_RE: Final = re.compile(rf"(?<![a-z0-9])\$?(?P<asset>{_ASSET_ALT})(?![a-z0-9])")
+
+_TICKER_ALIASES: Final = [a for a in _ALIAS_TO_TICKER if " " not in a and len(a) <= 5]
+_PAIR_RE: Final = re.compile(
+    rf"(?<![a-z0-9])(?P<base>{_alternation(_TICKER_ALIASES)})"
+    rf"(?P<sep>\s?[/\-_]\s?|)(?P<quote>{_alternation(_QUOTES)})"
+    rf"(?::(?P<settle>{_alternation(_QUOTES)}))?(?![a-z0-9])"
+)
+
+_VENUE_ALIAS: Final[dict[str, str]] = {
+    re.sub(r"[\s_-]", "", alias): venue for venue, aliases in _VENUES.items() for alias in aliases
+}
+_VENUE_RE: Final = re.compile(
+    rf"(?<![a-z0-9])(?P<venue>{_alternation((a for v in _VENUES.values() for a in v), flexible=True)})"
+    r"(?![a-z0-9])"
+)
+_CB_NOT_COINBASE_RE: Final = re.compile(r"\s*(?:open|trip)")  # "CB open?" is a circuit breaker
+_ALL_VENUES_RE: Final = re.compile(
+    r"\b(?:all|every|each|any|multiple|several|many|the)\s+(?:the\s+|of\s+the\s+)?"
+    r"(?:venues?|exchanges?|markets?|books?|cexs?)\b"
+)
+
+_TIMEFRAME_UNITS: Final = r"minutes?|mins?|m|hours?|hrs?|hr|h|days?|d|weeks?|wk|w"
+_TIMEFRAME_CANDLE_RE: Final = re.compile(
+    rf"(?<![\w.])(?P<num>\d+)\s*-?\s*(?P<unit>{_TIMEFRAME_UNITS})\s*"
+    r"(?:candles?|candlesticks?|bars?|klines?|ohlcv?|timeframe|tf|intervals?|resolution|charts?|closes?"
+    r"|returns|granularity|data)\b"
+)
+_TIMEFRAME_ON_RE: Final = re.compile(
+    rf"\b(?:on|using|at)\s+(?:the\s+)?(?P<num>\d+)\s*-?\s*(?P<unit>{_TIMEFRAME_UNITS})(?![a-z0-9])"
+    rf"(?!\s*-?\s*\$?(?:{_ASSET_ALT})(?![a-z0-9]))"
+)
+_TIMEFRAME_ADJ_RE: Final = re.compile(rf"\b(?P<adj>{_alternation(_TIMEFRAME_ADJECTIVES)})\b")
+_TIMEFRAME_COMPACT_RE: Final = re.compile(r"(?<![\w.$])(?P<num>\d+)(?P<unit>m)(?![a-z0-9])")
+
+_LOOKBACK_PREFIX: Final = (
+    r"(?P<prefix>\b(?:(?:in|over|during|for|within|from|across)\s+)?(?:the\s+)?"
+    r"(?:last|past|previous|prior|trailing|recent|this)\s+|\b(?:in|over|during|for|within|across)\s+(?:the\s+)?)?"
+)
+_LOOKBACK_COMPACT_RE: Final = re.compile(
+    _LOOKBACK_PREFIX + r"(?<![\w.])(?P<num>\d+)(?P<unit>hrs?|h|d|wk|w|mo|y|yr)(?![a-z0-9])"
+)
+_LOOKBACK_WORDS_RE: Final = re.compile(
+    _LOOKBACK_PREFIX
+    + rf"(?:(?P<num>\d+(?:\.\d+)?)\s*-?\s*|(?P<word>{_alternation(_NUMBER_WORDS)}|couple of)\s+)?"
+    r"(?P<unit>minutes?|mins?|hours?|hrs?|days?|weeks?|wks?|months?|years?|fortnight|quarter)\b"
+)
+_YESTERDAY_RE: Final = re.compile(r"\b(?:since\s+)?yesterday\b")
+
+_BPS_RE: Final = re.compile(
+    r"(?:±|\+/-|\+-)?\s*(?<![\w.])(?P<num>\d+(?:\.\d+)?|\.\d+)\s*"
+    r"(?P<unit>bps|bp|bips|basis[\s-]points?|%|percent|pct|per\s?cent)(?![a-z0-9])"
+)
+
+_MONEY_RES: Final = (
+    # "$150k", "$ 2 million", "usd 1,000,000", "€50k"
+    re.compile(
+        r"(?:\$|us\$|€|£|\busd\s?)\s?" + _quantity("q") + r"(?:\s*(?:usd[tc]?|dollars?))?(?:\s+worth)?(?:\s+of)?"
+    ),
+    # "150k USDT worth of", "1,000,000 USD", "500k dollars of"
+    re.compile(
+        _quantity("q")
+        + r"\s*(?:usd[tc]?|busd|fdusd|tusd|dai|dollars?|bucks|eur|euros?|gbp|€)(?![a-z0-9])"
+        r"(?:\s+worth)?(?:\s+of)?"
+    ),
+    # "10k worth of ETH"
+    re.compile(_quantity("q") + r"\s+worth\b(?:\s+of)?"),
+)
+
+_SIZE_RE: Final = re.compile(_quantity("q") + rf"\s*-?\s*\$?(?={_ASSET_ALT}(?![a-z0-9]))")
+_SIZE_WORDS_RE: Final = re.compile(
+    rf"\b(?:(?P<small>{_alternation(w for w in _NUMBER_WORDS if w not in ('a', 'an', 'hundred'))})\s+)?"
+    rf"(?P<scale>hundred|thousand|million)?\s*(?=(?:{_ASSET_ALT})(?![a-z0-9]))"
+)
+_SIZE_UNITS_RE: Final = re.compile(_quantity("q") + r"\s*(?:coins?|tokens?|units?|contracts?|lots?)\b")
+_SIZE_KEYWORD_RE: Final = re.compile(r"\b(?:size|qty|quantity|amount)\s*(?:of|=|:|is)?\s*" + _quantity("q"))
+_BARE_NUMBER_RE: Final = re.compile(_quantity("q") + r"(?![\w.%])")
+
+#: Phrases that contain buy/sell but do not give an order side.
+_NOT_A_SIDE_RE: Final = re.compile(
+    r"\b(?:buy|sell|bid|ask|offer)s?[\s-]?(?:side|walls?|pressure)\b|\bsell[\s-]?offs?\b|\bbuy[\s-]?backs?\b"
+    r"|\bbuy(?:ing)?\s*(?:/|or|and|&)\s*sell(?:ing)?\b|\bsell(?:ing)?\s*(?:/|or|and|&)\s*buy(?:ing)?\b"
+    r"|\bpump[\s-]?(?:and|&|n)[\s-]?dump\b"
+)
+#: An object after a verb that is also an everyday word ("dump 150k", "exit my ETH", "long 10 BTC").
+_ORDER_OBJECT: Final = (
+    r"(?=\s+(?:(?:my|all|all of|some|of|the|a|an|this|that|these|those|our|half|entire|whole|remaining|rest of)\s+)*"
+    rf"(?:\$|\d|(?:{_ASSET_ALT})(?![a-z0-9])|positions?\b|bags?\b|holdings?\b|stack\b|coins?\b|tokens?\b|it\b|them\b))"
+)
+#: Side verbs; the earliest match in the question wins.
+_SIDE_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
+    ("buy", re.compile(r"\b(?:buy|buys|buying|bought|purchas(?:e|es|ed|ing)|acquir(?:e|es|ed|ing)|accumulat(?:e|ing))\b")),
+    (
+        "sell",
+        re.compile(
+            r"\b(?:sell|sells|selling|sold|offload(?:s|ed|ing)?|unload(?:s|ed|ing)?|liquidat(?:e|es|ed|ing))\b"
+        ),
+    ),
+    ("sell", re.compile(r"\b(?:dump(?:s|ed|ing)?|exit(?:s|ed|ing)?|short(?:s|ed|ing)?)" + _ORDER_OBJECT)),
+    ("buy", re.compile(r"\b(?:long(?:s|ed|ing)?|lift(?:s|ed|ing)?)" + _ORDER_OBJECT)),
+    ("buy", re.compile(r"\b(?:lift(?:s|ing)?\s+(?:the\s+)?(?:offers?|asks?)|go(?:ing)?\s+long)\b")),
+    ("sell", re.compile(r"\b(?:hit(?:s|ting)?\s+(?:the\s+)?bids?|go(?:ing)?\s+short|get(?:ting)?\s+(?:rid|out)\s+of)\b")),
+    ("buy", re.compile(rf"(?<![a-z0-9])(?:{_ASSET_ALT})\s+long\b(?=\s+(?:position|order|trade)|\s*[?.!,]|\s*$)")),
+    ("sell", re.compile(rf"(?<![a-z0-9])(?:{_ASSET_ALT})\s+short\b(?=\s+(?:position|order|trade)|\s*[?.!,]|\s*$)")),
+)
+_SIDE_VERB_NUMBER_RE: Final = re.compile(
+    r"\b(?:buy|buying|sell|selling|dump|dumping|offload|unload|purchase|short|long|route|split)\s+(?:another\s+)?"
+    + _quantity("q")
+)
+
+# Capability cue words, by name. The rule table below combines them with the extracted arguments.
+_CUES: Final[dict[str, re.Pattern[str]]] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "alerts": r"\balert|\banomal|\bcrunch|\bnotif(?:y|ication)|\bwarn(?:\s+(?:me|us)|ings?)\b|\blet\s+(?:me|us)\s+know\b"
+        r"|\bping\s+me\b|\bheads[\s-]?up\b|\bunusual\b|\babnormal|\bsomething\s+(?:weird|odd|off|wrong|strange)"
+        r"|\bweird\b|\bsuspicious|\bdr(?:ied|y|ying)\s+up\b|\bspoof|\bmanipulat|\bflash[\s-]?crash"
+        r"|\bliquidity\s+(?:drops?|crash|collapse|crisis|shocks?|holes?|gaps?|vanish\w*)\b|\bwatch\s+(?:for|out)\b"
+        r"|\bkeep\s+an\s+eye\b|\btell\s+me\s+(?:when|if)\b",
+        "health": r"circuit[\s-]?breakers?|\bbreakers?\b|\bstale\b|\b(?:dis)?connect(?:ed|ion|ions|ivity)?\b|\buptime\b"
+        r"|\bdowntime\b|\blatenc|\bheartbeats?\b|\bwebsockets?\b|\bfeeds?\b|\bstatus\b|\boutages?\b"
+        r"|\brate[\s-]?limit|\bhealth[\s-]?checks?\b|\bping\b(?!\s+me)",
+        "health_weak": r"\bhealth(?:y)?\b|\bup\b|\bdown\b|\bonline\b|\boffline\b|\bworking\b|\brunning\b|\breachable\b"
+        r"|\bresponsive\b|\balive\b|\bbroken\b",
+        "venue_words": r"\b(?:exchanges?|venues?|apis?|systems?|services?|servers?|everything)\b",
+        "pairs": r"hedge[\s-]?ratio|\bz[\s-]?scores?\b|\bzscores?\b|cointegrat|\badf\b|dickey|stationar|correlat"
+        r"|\bpairs?[\s-]?trad|\bstat(?:istical)?[\s-]?arb|mean[\s-]?revert|mean[\s-]?reversion|\bhalf[\s-]?life\b"
+        r"|\bcovarian|\bspread\s+trad|\bbeta\b|\bpairs?\s+(?:analysis|stats|statistics)\b",
+        "pairs_weak": r"\bspre+a?ds?\b|\bratio\b|\brelative\b|\brelationship\b|\bco[\s-]?move|\bmove\s+together\b"
+        r"|\btrack\s+each\s+other\b|\bdivergen|\bdecoupl",
+        "pairs_joint": r"\bbetween\b|\bvs\.?\b|\bversus\b|\bagainst\b|\brelative\b|\bfrom\b|\bwith\b",
+        "backtest": r"back[\s-]?test|\bhistorically\b|\bif\s+i\s+(?:had|'d)\b|\bin\s+hindsight\b|\breplay"
+        r"|\bhistorical\s+(?:slippage|costs?|execution|impact|fills?|performance)",
+        "backtest_weak": r"\bwould(?:'ve|\s+have)\b|\bhave\s+(?:performed|cost|done|been|gone|filled|worked|paid|slipped|fared)\b"
+        r"|\bhow\s+did\b|\bwhat\s+did\b|\bhad\s+i\b",
+        "route": r"\brout(?:e|es|ed|ing|er)\b|smart[\s-]?(?:order[\s-]?)?rout|\bsplit(?:s|ting)?\b|\bsor\b"
+        r"|\bslic(?:e|es|ed|ing)\b|\bspread\s+(?:it|this|that|the\s+(?:order|trade|buy|sell)|my\s+(?:order|trade|buy|sell))"
+        r"\s+(?:across|over|between)|\bchunks?\b|\bdistribut(?:e|ing)\b|\ballocat|\bdivide|\bbreak\s+(?:it|the\s+order)\s+up"
+        r"|\bbest\s+execution\b",
+        "across_venues": r"\bacross\b[^.?!]{0,20}\b(?:venues|exchanges|markets|books)\b|\bacross\s+all\b"
+        r"|\b(?:on|over|to)\s+(?:all|multiple|several)\s+(?:the\s+)?(?:venues|exchanges)\b",
+        "compare": r"\bcompar|\bwhich\s+(?:venue|exchange|market|platform|place|one|book|cex)s?\b|\bwhere(?:'s)?\b"
+        r"|\bbest\s+(?:venue|exchange|place|market|platform|book|cex)s?\b|\bcheapest\b|\barbitrage|\barbs?\b|\brank"
+        r"|\bmost\s+liquid\s+(?:venue|exchange|market|place)|\bdeepest\s+(?:venue|exchange|market|book)"
+        r"|\btightest\s+(?:venue|exchange|market)|\bbetter\s+(?:venue|exchange|place)"
+        r"|\b(?:venue|exchange)\s+(?:comparison|breakdown)",
+        "impact": r"\bslip+a?ge?|\bslip(?:s|ped)?\b|\bimpact|\bcost(?:s|ing)?\b|\bexpensive\b|\benough\s+(?:liquidity|depth)\b"
+        r"|\babsorb|\bfill(?:s|ed|ing)?\b|\bexecution\s+(?:price|cost|quality)|\bexecut(?:e|ing)\b|\bvwap\b"
+        r"|\bav(?:era)?ge?\s+(?:fill\s+|execution\s+)?price|\bmove\s+the\s+(?:market|price|book)"
+        r"|\bwalk(?:ing)?\s+(?:the|up|down)\s+(?:the\s+)?book|\beat(?:ing)?\s+(?:through|into)"
+        r"|\bhow\s+much\s+(?:would|will)\b|\bwhat\s+(?:would|will|do|does)\s+(?:i|it|that)\s+(?:pay|get|cost)"
+        r"|\bcan\s+(?:i|you|we)\s+(?:buy|sell|dump|offload|unload|get|execute|fill|purchase)\b|\bfees?\b"
+        r"|\beffective\s+price|\bmarket\s+(?:buy|sell|order)s?\b|\bhandle\b",
+        "history": r"vol[ai]til|\bvol\b|\btrend|\bprice\s+history|\bhistor(?:y|ical)\b|\bperform(?:ance|ed|ing)?\b"
+        r"|\bprice\s+action\b|\bcharts?\b|\bcandles?\b|\bohlcv?\b|\breturns?\b|\bdrawdowns?\b|\batr\b|\branges?\b"
+        r"|\bmove(?:d|ment|ments)?\b|\bgain(?:ed|s)?\b|\bchanged?\b|\brall(?:y|ied)\b|\bpump(?:ed)?\b|\bcrash(?:ed)?\b"
+        r"|\bsell[\s-]?off\b|\bdip\b|\bhow\s+(?:has|have|did)\b|\bhighs?\s+(?:and|&|/)\s+lows?\b|\bup\s+or\s+down\b"
+        r"|\bswings?\b|\bprice\s+over\b",
+        "order_book": r"\bspre+a?ds?\b|\bdepth|\bdeep\b|\bshallow\b|\bor?der[\s-]?books?\b|\bbooks?\b|\bl2\b"
+        r"|\bliqu?idi?t?y\b|\bliquid\b|\billiquid\b|\bimbalance|\bbids?\b|\basks?\b|\boffers?\b|\btop\s+of\s+(?:the\s+)?book\b"
+        r"|\btob\b|\bmid(?:[\s-]?price|point)?\b|\bmicro[\s-]?price|\bprices?\b|\bquotes?\b|\bthin\b|\bthick\b"
+        r"|\blevels?\b|\bsnapshot|\bladder|\bbbo\b|\bwide\b|\btight\b",
+        "flip": r"\b(?:other|opposite)\s+(?:side|way|direction)\b|\bflip\b|\breverse\b",
+        "definitional": r"^(?:what|who)(?:\s+is|\s+are|'s|\s+was|\s+created|\s+invented)\b|^(?:explain|define|describe)\b",
+    }.items()
+}
+
+#: Refusals, checked before anything else: (code, explanation, pattern).
+_REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = tuple(
+    (code, why, re.compile(pattern))
+    for code, why, pattern in (
+        (
+            "prompt_injection",
+            "the message tries to override or reveal the assistant's instructions",
+            r"\b(?:ignore|disregard|forget|override|bypass)\b[^.?!]{0,40}\b(?:instructions?|prompts?|rules|directions"
+            r"|guidelines|guardrails|above|previous|prior|context|everything)\b|\bsystem\s+(?:prompt|message|instructions?)\b"
+            r"|\b(?:your|the)\s+(?:initial\s+|original\s+|hidden\s+|secret\s+)?(?:prompt|instructions)\b|\bjailbreak"
+            r"|\bdeveloper\s+mode\b|\bdan\s+mode\b|\byou\s+are\s+now\b|\bpretend\s+(?:to\s+be|you)\b|\bact\s+as\b"
+            r"|\brole[\s-]?play|\bnew\s+instructions\b|\brepeat\s+(?:the|everything|all)\b[^.?!]{0,20}\babove\b"
+            r"|\breveal\s+(?:your|the)\b|<\|[a-z_]+\|>|\[/?inst\]",
+        ),
+        (
+            "credentials",
+            "the message asks for keys, secrets or account access",
+            r"\bapi[\s-]?keys?\b|\bsecret\s+keys?\b|\bsecrets?\b|\bprivate\s+keys?\b|\bseed\s+phrase|\bmnemonic\b"
+            r"|\bpasswords?\b|\bcredentials?\b|\benv(?:ironment)?\s+var|\b\.env\b|\baccess\s+tokens?\b",
+        ),
+        (
+            "trade_execution",
+            "the assistant analyses liquidity and never places, cancels or transfers anything",
+            r"\b(?:real|live)\s+(?:money\s+)?(?:orders?|trades?)\b|\breal\s+money\b"
+            r"|^(?:please\s+|pls\s+|can\s+you\s+|could\s+you\s+|would\s+you\s+|go\s+ahead\s+and\s+|just\s+|now\s+)?"
+            r"(?:buy|sell|trade|execute|place|submit|short|long|dump)\b[^.?!]{0,40}\bfor\s+me\b"
+            r"|\b(?:place|submit|put\s+in|fire\s+off)\b[^.?!]{0,40}\bfor\s+me\b"
+            r"|^(?:please\s+|pls\s+|can\s+you\s+|could\s+you\s+|would\s+you\s+|go\s+ahead\s+and\s+|just\s+|now\s+)?"
+            r"(?:place|submit|execute|put\s+in|fire\s+off)\b[^.?!]{0,60}\b(?:orders?(?!\s*-?\s*books?)|trades?|positions?|buy|sell)\b"
+            r"|\bon\s+my\s+behalf\b|\bmy\s+(?:\w+\s+)?account\b|\bwithdraw|\btransfer\s+(?:my|the|funds|coins|\d)"
+            r"|\bdeposit\b|\bcancel\s+(?:my|all|the)\s+orders?\b",
+        ),
+        (
+            "investment_advice",
+            "the assistant gives no investment advice or price predictions",
+            r"(?<!where\s)(?<!which\s)\bshould\s+(?:i|we)\s+(?:buy|sell|invest|hold|hodl|short|long|get\s+into|ape)\b"
+            r"|\bgood\s+(?:time\s+to\s+(?:buy|sell)|investment|buy|entry)\b|\bworth\s+(?:buying|investing|holding)\b"
+            r"|\bwill\b[^.?!]{0,40}\b(?:go(?:ing)?\s+(?:up|down)|moon|pump|crash|rise|fall|rally|dump|recover|hit\s+\$?\d)"
+            r"|\bgoing\s+to\s+(?:go\s+up|go\s+down|moon|pump|crash|rise|fall|rally|dump|hit)\b"
+            r"|\bprice\s+(?:prediction|forecast|target)s?\b|\bpredict|\bforecast|\bfinancial\s+advice\b|\bto\s+the\s+moon\b"
+            r"|\b(?:which|what)\s+(?:coin|token|crypto|altcoin)s?\s+(?:should|to)\b|\bbest\s+(?:coin|token|crypto|altcoin)s?\b"
+            r"|\b(?:buy|sell|hold)\s+or\s+(?:buy|sell|hold)\b",
+        ),
+        (
+            "off_topic",
+            "not a market-liquidity question",
+            r"\b(?:weather|jokes?|poems?|haiku|limerick|story|stories|song|lyrics|recipes?|cook(?:ing)?|movies?|films?"
+            r"|football|soccer|homework|essay|translate|horoscope|girlfriend|boyfriend|president|capital\s+of)\b",
+        ),
+    )
+)
+
+#: Lead-ins that mark a follow-up to the previous question.
+_FOLLOW_UP_LEAD_RE: Final = re.compile(
+    r"^(?:ok(?:ay)?|cool|thanks|great|and|also|now|then|but|so)?[\s,]*"
+    r"(?:and|also|now|then|but|what\s+about|how\s+about|what\s+if|same\s+(?:for|on|with|but|thing)|same|instead|try"
+    r"|plus|add|do\s+(?:it|that|the\s+same))\b"
+)
+_INSTEAD_RE: Final = re.compile(r"\binstead\b|\brather\b")
+_ADDITIVE_RE: Final = re.compile(r"^\s*(?:and|also|plus|add)\b|\b(?:too|as\s+well|also)\b")
+
+_FUZZY_TARGETS: Final[dict[str, str]] = {
+    word: word
+    for word in [*(a for a in _ALIAS_TO_TICKER if len(a) >= 6), *(a for a in _VENUE_ALIAS if len(a) >= 6)]
+}
+_FUZZY_STOPWORDS: Final[frozenset[str]] = frozenset({"finance", "either", "balance", "polygons", "breaker"})
+
+_OFF_TOPIC: Final = "off_topic: not a market-liquidity question I can answer with my tools"
+_EMPTY: Final = "empty: no question was asked"
+
+
+# ---------------------------------------------------------------------------------------------
+# Extraction
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Extraction:
+    """Everything the question states, before the capability decides which arguments it keeps."""
+
+    low: str
+    cues: frozenset[str] = frozenset()
+    mentions: list[tuple[int, str, str, str | None]] = field(default_factory=list)  # (pos, unified, base, quote)
+    venues: list[str] = field(default_factory=list)
+    all_venues: bool = False
+    side: str | None = None
+    size: int | float | None = None
+    notional: int | float | None = None
+    window_bps: int | float | None = None
+    lookback_days: int | float | None = None
+    lookback_hours: int | float | None = None
+    timeframe: str | None = None
+    bare_number: int | float | None = None
+
+    @property
+    def symbol(self) -> str | None:
+        """First asset named, upgraded to a unified pair when the question names one for that base."""
+        if not self.mentions:
+            return None
+        _, unified, base, _ = self.mentions[0]
+        pairs = [m[1] for m in self.mentions if m[3] is not None and m[2] == base]
+        return pairs[0] if pairs else unified
+
+    @property
+    def legs(self) -> list[str]:
+        """Assets for a pairs question, in mention order: "ETH/BTC" is two legs, "SOL/USDT" one."""
+        legs: list[str] = []
+        for _, unified, base, quote in self.mentions:
+            parts = [base, quote] if quote in _CRYPTO_QUOTES else [unified]
+            legs.extend(p for p in parts if p not in legs)
+        return legs
+
+    @property
+    def has_order(self) -> bool:
+        return self.side is not None or self.size is not None or self.notional is not None
+
+    @property
+    def has_quantity(self) -> bool:
+        return self.size is not None or self.notional is not None
+
+    def has(self, *names: str) -> bool:
+        return any(n in self.cues for n in names)
+
+
+def _number(num: str, mult: str | None = None, scale: int = 1) -> int | float:
+    """``"1,500"`` -> 1500, ``"2.5"`` -> 2.5, ``("1.5", "k")`` -> 1500, ``("0.5", None, 100)`` -> 50.
+
+    The result is an int when it is whole and either written without a point or scaled (by a
+    multiplier or ``scale``), so "2.0 BTC" stays 2.0 as written while "1.5k" is 1500.
+    """
+    digits = num.replace(",", "")
+    factor = _MULTIPLIERS.get((mult or "").lower(), 1) * scale
+    value = Decimal(digits) * factor
+    if value == value.to_integral_value() and ("." not in digits or factor != 1):
+        return int(value)
+    return float(value)
+
+
+def _quantity_value(m: re.Match[str], tag: str = "q") -> int | float:
+    return _number(m.group(f"{tag}num"), m.group(f"{tag}mult") or m.group(f"{tag}multw"))
+
+
+def _mask(text: str, start: int, end: int) -> str:
+    """Blank ``text[start:end]`` keeping positions stable, so later regexes cannot re-read it."""
+    return text[:start] + " " * (end - start) + text[end:]
+
+
+def _normalise(text: str) -> str:
+    """ASCII punctuation, single spaces, and typo'd venue/asset names repaired (``etherum``)."""
+    table = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
+    text = " ".join(text.translate(table).split())
+
+    def repair(m: re.Match[str]) -> str:
+        word = m.group(0)
+        low = word.lower()
+        if low in _FUZZY_STOPWORDS or low in _FUZZY_TARGETS:
+            return word
+        close = difflib.get_close_matches(low, list(_FUZZY_TARGETS), n=1, cutoff=0.88)
+        return close[0] if close else word
+
+    return re.sub(r"\b[A-Za-z]{6,}\b", repair, text)
+
+
+def _lower(text: str) -> str:
+    """Lower-case without changing the length (a few Unicode letters grow when lowered)."""
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
+def _timeframe(num: str, unit: str) -> str:
+    letter = _UNIT_LETTER[unit]
+    return f"{int(num)}{'M' if letter == 'mo' else letter}"
+
+
+def _extract_timeframe(ex: _Extraction, work: str) -> str:
+    """Candle resolution: "1h candles", "on the 4h", "hourly"."""
+    for regex in (_TIMEFRAME_CANDLE_RE, _TIMEFRAME_ON_RE):
+        for m in regex.finditer(work):
+            ex.timeframe = ex.timeframe or _timeframe(m.group("num"), m.group("unit"))
+            work = _mask(work, *m.span())
+    for m in _TIMEFRAME_ADJ_RE.finditer(work):
+        ex.timeframe = ex.timeframe or _TIMEFRAME_ADJECTIVES[m.group("adj")]
+    return work
+
+
+def _set_lookback(ex: _Extraction, count: Decimal | None, unit: str, prefixed: bool, compact: bool) -> None:
+    """Record one duration: days-like units -> ``lookback_days``; hours -> days when a multiple of 24,
+    else ``lookback_hours``; "last hour" (no count) and minutes are recency words, not lookbacks.
+    A bare "15 minute" or "4h" with no "last/past" is a candle resolution."""
+    letter = _UNIT_LETTER[unit]
+    if letter == "m":
+        if not prefixed and count is not None:
+            ex.timeframe = ex.timeframe or f"{int(count)}m"
+        return
+    if letter == "h":
+        if count is None:
+            return
+        if compact and not prefixed and count < 24:
+            ex.timeframe = ex.timeframe or f"{int(count)}h"
+        elif count % 24 == 0:
+            ex.lookback_days = ex.lookback_days or _number(str(count / 24))
+        else:
+            ex.lookback_hours = ex.lookback_hours or _number(str(count))
+        return
+    days = (count if count is not None else Decimal(1)) * _DAYS_PER_UNIT[letter]
+    if ex.lookback_days is None:
+        ex.lookback_days = _number(format(days, "f"))
+
+
+def _extract_lookback(ex: _Extraction, work: str) -> str:
+    """"last 7 days", "past 24 hours" (1 day), "last week", "2 weeks", "7d", "yesterday"."""
+    for m in _LOOKBACK_COMPACT_RE.finditer(work):
+        prefixed = bool(m.group("prefix"))
+        _set_lookback(ex, Decimal(m.group("num")), m.group("unit"), prefixed, compact=True)
+        work = _mask(work, *m.span())
+    for m in _LOOKBACK_WORDS_RE.finditer(work):
+        prefix, num, word = m.group("prefix") or "", m.group("num"), m.group("word")
+        recency = bool(re.search(r"last|past|previous|prior|trailing|recent|this", prefix))
+        if num is None and word is None and not recency:
+            continue  # "day trading", "per hour": a unit without a count is not a lookback
+        count = Decimal(num) if num else Decimal(_NUMBER_WORDS.get(word, 2)) if word else None
+        _set_lookback(ex, count, m.group("unit"), bool(prefix), compact=False)
+        work = _mask(work, *m.span())
+    for m in _YESTERDAY_RE.finditer(work):
+        ex.lookback_days = ex.lookback_days or 1
+        work = _mask(work, *m.span())
+    return work
+
+
+def _extract_bps(ex: _Extraction, work: str) -> str:
+    """"within 50 bps", "50bp", "0.5%" (50), "1 percent" (100)."""
+    for m in _BPS_RE.finditer(work):
+        scale = 1 if m.group("unit").startswith(("b", "bi")) else 100
+        if ex.window_bps is None:
+            ex.window_bps = _number(m.group("num"), scale=scale)
+        work = _mask(work, *m.span())
+    return work
+
+
+def _extract_money(ex: _Extraction, work: str) -> str:
+    """Quote-currency amounts: "$150k", "150k USDT worth of", "1,000,000 USD", "500k dollars of"."""
+    for regex in _MONEY_RES:
+        for m in regex.finditer(work):
+            ex.notional = ex.notional if ex.notional is not None else _quantity_value(m)
+            work = _mask(work, *m.span())
+    return work
+
+
+def _extract_size(ex: _Extraction, work: str) -> str:
+    """Base-unit amounts right before an asset ("10k ETH", "2.5 btc", "ten SOL"); the asset stays."""
+    for m in _SIZE_RE.finditer(work):
+        ex.size = ex.size if ex.size is not None else _quantity_value(m)
+        work = _mask(work, m.start(), m.end())
+    for m in _SIZE_WORDS_RE.finditer(work):
+        small, scale = m.group("small"), m.group("scale")
+        if small is None and scale is None:
+            continue
+        value = _NUMBER_WORDS.get(small or "", 1) * {"hundred": 100, "thousand": 1_000, "million": 10**6}.get(
+            scale or "", 1
+        )
+        ex.size = ex.size if ex.size is not None else value
+        work = _mask(work, m.start(), m.end())
+    return work
+
+
+def _extract_pairs(ex: _Extraction, work: str) -> str:
+    """Unified symbols: "eth-usd" -> ETH/USD, "ETHUSDT" -> ETH/USDT, "XBT/USD" -> BTC/USD."""
+    for m in _PAIR_RE.finditer(work):
+        base = _ALIAS_TO_TICKER[m.group("base")]
+        quote = _QUOTES[m.group("quote")]
+        if base == quote:
+            continue
+        unified = f"{base}/{quote}" + (f":{_QUOTES[m.group('settle')]}" if m.group("settle") else "")
+        ex.mentions.append((m.start(), unified, base, quote))
+        work = _mask(work, *m.span())
+    return work
+
+
+def _extract_more_sizes(ex: _Extraction, work: str) -> str:
+    """Sizes not right before an asset: "size of 10", "40 coins", "sell 40 on kraken"."""
+    for regex in (_SIZE_KEYWORD_RE, _SIZE_UNITS_RE, _SIDE_VERB_NUMBER_RE):
+        for m in regex.finditer(work):
+            ex.size = ex.size if ex.size is not None else _quantity_value(m)
+            work = _mask(work, *m.span("qnum"))
+    return work
+
+
+def _extract_venues(ex: _Extraction, work: str) -> str:
+    """Venue ccxt ids in the order mentioned, and whether the question says "all venues"."""
+    for m in _VENUE_RE.finditer(work):
+        venue = _VENUE_ALIAS[re.sub(r"[\s_-]", "", m.group("venue"))]
+        if m.group("venue") == "cb" and _CB_NOT_COINBASE_RE.match(work, m.end()):
+            continue
+        if venue not in ex.venues:
+            ex.venues.append(venue)
+        work = _mask(work, *m.span())
+    ex.all_venues = bool(_ALL_VENUES_RE.search(work))
+    return work
+
+
+def _extract_assets(ex: _Extraction, work: str, original: str) -> None:
+    """Base assets by alias; ambiguous tickers ("link", "dot") need capitals, a quantity or "$"."""
+    for m in _ASSET_RE.finditer(work):
+        alias = m.group("asset")
+        if alias in _AMBIGUOUS_TICKERS:
+            written = original[m.start("asset") : m.end("asset")]
+            before = ex.low[: m.start()]
+            if not (written.isupper() or m.group(0).startswith("$") or re.search(r"\d[kmb]?\s*-?\s*$", before)):
+                continue
+        ticker = _ALIAS_TO_TICKER[alias]
+        ex.mentions.append((m.start(), ticker, ticker, None))
+    ex.mentions.sort()
+
+
+def _extract_side(ex: _Extraction) -> None:
+    """Earliest buy/sell verb; "buy side", "sell-off", "buy or sell" give no side."""
+    text = _NOT_A_SIDE_RE.sub(lambda m: " " * len(m.group(0)), ex.low)
+    found = [(m.start(), side) for side, regex in _SIDE_PATTERNS if (m := regex.search(text))]
+    ex.side = min(found)[1] if found else None
+
+
+def _extract(text: str) -> _Extraction:
+    """Read every argument the question states; each span is masked once it is consumed."""
+    low = _lower(text)
+    ex = _Extraction(low=low, cues=frozenset(name for name, rx in _CUES.items() if rx.search(low)))
+    work = _extract_timeframe(ex, low)
+    work = _extract_lookback(ex, work)
+    work = _extract_bps(ex, work)
+    work = _extract_money(ex, work)
+    work = _extract_size(ex, work)
+    work = _extract_pairs(ex, work)
+    for m in _TIMEFRAME_COMPACT_RE.finditer(work):
+        ex.timeframe = ex.timeframe or _timeframe(m.group("num"), m.group("unit"))
+        work = _mask(work, *m.span())
+    work = _extract_more_sizes(ex, work)
+    work = _extract_venues(ex, work)
+    _extract_assets(ex, work, text)
+    _extract_side(ex)
+    if (m := _BARE_NUMBER_RE.search(work)) is not None:
+        ex.bare_number = _quantity_value(m)
+    return ex
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One capability: ``cue`` fires on explicit wording, ``infer`` on the arguments alone."""
+
+    capability: str
+    cue: Callable[[_Extraction], bool]
+    infer: Callable[[_Extraction], bool] = lambda ex: False
+
+
+#: Ordered: the first rule that fires wins. Alerts and health come first because their cue words are
+#: specific ("circuit breaker") while "which exchanges"/"liquidity" also appear in their questions.
+_RULES: Final[tuple[_Rule, ...]] = (
+    _Rule("alerts", lambda ex: ex.has("alerts")),
+    _Rule(
+        "health",
+        lambda ex: ex.has("health")
+        or (ex.has("health_weak") and not ex.mentions and bool(ex.venues or ex.all_venues or ex.has("venue_words"))),
+    ),
+    _Rule(
+        "pairs",
+        lambda ex: ex.has("pairs") or (ex.has("pairs_weak") and ex.has("pairs_joint") and len(ex.mentions) >= 2),
+    ),
+    _Rule(
+        "backtest",
+        lambda ex: ex.has("backtest") or (ex.has("backtest_weak") and ex.has_order),
+        lambda ex: ex.has_order and (ex.lookback_days is not None or ex.lookback_hours is not None),
+    ),
+    _Rule(
+        "route_order",
+        lambda ex: ex.has("route"),
+        lambda ex: ex.has_quantity and ex.has("across_venues") and not ex.has("compare"),
+    ),
+    _Rule("compare_venues", lambda ex: ex.has("compare", "across_venues"), lambda ex: len(ex.venues) >= 2),
+    _Rule("market_impact", lambda ex: ex.has("impact"), lambda ex: ex.has_order),
+    _Rule(
+        "history",
+        lambda ex: ex.has("history"),
+        lambda ex: bool(ex.mentions) and (ex.lookback_days is not None or ex.lookback_hours is not None),
+    ),
+    _Rule("order_book", lambda ex: ex.has("order_book"), lambda ex: bool(ex.mentions or ex.venues)),
+)
+
+
+@dataclass(frozen=True)
+class _Match:
+    capability: str
+    explicit: bool  # True when cue words named the capability, False when inferred from arguments
+
+
+def _classify(ex: _Extraction) -> _Match | None:
+    """First rule of :data:`_RULES` whose cue or inference fires; ``None`` when nothing does."""
+    if ex.has("definitional") and not ex.has_quantity and not ex.venues:
+        cued = [r for r in _RULES if r.cue(ex)]
+        if not cued:
+            return None  # "what is bitcoin?" is general knowledge, not a liquidity question
+    for rule in _RULES:
+        if rule.cue(ex):
+            return _Match(rule.capability, explicit=True)
+        if rule.infer(ex):
+            return _Match(rule.capability, explicit=False)
+    return None
+
+
+def _refusal(ex: _Extraction) -> str | None:
+    """``"<code>: <why>"`` when the text is unsafe or plainly off-topic, else ``None``."""
+    for code, why, regex in _REFUSALS:
+        if not regex.search(ex.low):
+            continue
+        if code == "investment_advice" and (ex.has("compare") or len(ex.venues) >= 2):
+            continue  # "should I buy on Binance or Kraken?" is a venue choice
+        return f"{code}: {why}"
+    return None
+
+
+def _venue_args(venues: list[str]) -> dict[str, Any]:
+    if len(venues) == 1:
+        return {"venue": venues[0]}
+    return {"venues": list(venues)} if venues else {}
+
+
+def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
+    """The arguments ``capability`` accepts, from what the question states."""
+    legs = ex.legs
+    candidates: dict[str, Any] = {
+        "symbol": ex.symbol,
+        **_venue_args(ex.venues),
+        "side": ex.side,
+        "size": ex.size,
+        "notional": ex.notional,
+        "window_bps": ex.window_bps,
+        "lookback_days": ex.lookback_days,
+        "lookback_hours": ex.lookback_hours,
+        "timeframe": ex.timeframe,
+        "symbol_a": legs[0] if legs else None,
+        "symbol_b": legs[1] if len(legs) > 1 else None,
+    }
+    return _filter(capability, candidates)
+
+
+def _filter(capability: str, args: dict[str, Any]) -> dict[str, Any]:
+    allowed = _ALLOWED_ARGS[capability]
+    return {k: v for k, v in args.items() if k in allowed and v is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Follow-ups
+# ---------------------------------------------------------------------------------------------
+
+
+def _contributes(ex: _Extraction) -> bool:
+    """Whether the text adds anything a follow-up could change."""
+    return bool(
+        ex.mentions
+        or ex.venues
+        or ex.all_venues
+        or ex.has_order
+        or ex.bare_number is not None
+        or ex.window_bps is not None
+        or ex.lookback_days is not None
+        or ex.lookback_hours is not None
+        or ex.timeframe
+        or ex.has("flip")
+    )
+
+
+def _is_follow_up(ex: _Extraction, match: _Match | None, previous: ParsedQuery) -> bool:
+    """A follow-up lacks a capability cue or a subject, and reads like one (lead-in, "instead", short)."""
+    if previous.capability == "refuse":
+        return False
+    has_subject = bool(ex.mentions) or (match is not None and match.capability == "health")
+    if match is not None and match.explicit and has_subject:
+        return False  # a full new question
+    reads_like = bool(_FOLLOW_UP_LEAD_RE.search(ex.low) or _INSTEAD_RE.search(ex.low)) or len(
+        re.findall(r"[a-z0-9$]+", ex.low)
+    ) <= 4
+    return reads_like and (_contributes(ex) or (match is not None and match.explicit))
+
+
+def _merge(previous: ParsedQuery, ex: _Extraction, match: _Match | None) -> ParsedQuery:
+    """Previous query with what the follow-up changes: venue(s), symbol, size/notional, side..."""
+    capability = match.capability if match is not None and match.explicit else previous.capability
+    args = dict(previous.args)
+    # Symbols: pairs take legs; others take the first symbol.
+    if ex.mentions:
+        legs = ex.legs
+        if "symbol_a" in args or capability == "pairs":
+            if len(legs) >= 2:
+                args["symbol_a"], args["symbol_b"] = legs[0], legs[1]
+            else:
+                args["symbol_a"] = legs[0]
+        args["symbol"] = ex.symbol
+    # Carry the subject across a change between pairs and single-asset capabilities.
+    if capability == "pairs" and "symbol_a" not in args and "symbol" in args:
+        args["symbol_a"] = args["symbol"]
+    if capability != "pairs" and "symbol" not in args and "symbol_a" in args:
+        args["symbol"] = args["symbol_a"]
+    # Quantity: a size replaces a notional and vice versa; a bare number is a size.
+    size = ex.size if ex.size is not None else (ex.bare_number if ex.notional is None else None)
+    if size is not None:
+        args["size"] = size
+        args.pop("notional", None)
+    if ex.notional is not None:
+        args["notional"] = ex.notional
+        args.pop("size", None)
+    # Side: stated, or flipped by "the other side".
+    if ex.side is not None:
+        args["side"] = ex.side
+    elif ex.has("flip") and args.get("side") in ("buy", "sell"):
+        args["side"] = "sell" if args["side"] == "buy" else "buy"
+    # Venues: one new venue is appended to a list or replaces a single venue; two or more replace.
+    if ex.venues or ex.all_venues:
+        previous_venues = args.pop("venues", None) or ([args.pop("venue")] if "venue" in args else [])
+        if ex.all_venues and not ex.venues:
+            venues: list[str] = []
+        elif len(ex.venues) == 1 and len(previous_venues) >= 2 and _ADDITIVE_RE.search(ex.low):
+            venues = previous_venues + [v for v in ex.venues if v not in previous_venues]
+        else:
+            venues = list(ex.venues)
+        args.update(_venue_args(venues))
+        if len(venues) >= 2 and capability in ("order_book", "market_impact"):
+            capability = "compare_venues"
+    for key in ("window_bps", "lookback_days", "lookback_hours", "timeframe"):
+        if getattr(ex, key) is not None:
+            args[key] = getattr(ex, key)
+    if ex.lookback_days is not None:
+        args.pop("lookback_hours", None)
+    if ex.lookback_hours is not None:
+        args.pop("lookback_days", None)
+    return ParsedQuery(capability, _filter(capability, args), f"follow-up to the previous {previous.capability} query")
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_query(text: str, previous: ParsedQuery | None = None) -> ParsedQuery:
+    """Map one user question to a capability and the arguments it states.
+
+    ``previous`` is the parse of the user's last question; a follow-up ("and on Kraken?", "what
+    about 20 BTC?", "now sell instead") reuses its capability and arguments with what the new text
+    changes, while a full new question ignores it. Never raises on user text: anything that is not
+    a liquidity question, or is unsafe, comes back as ``refuse`` with the reason in ``reason``.
+    """
+    clean = _normalise(text or "")
+    if not re.search(r"[A-Za-z0-9]", clean):
+        return ParsedQuery("refuse", {}, _EMPTY)
+    ex = _extract(clean)
+    refusal = _refusal(ex)
+    if refusal is not None:
+        return ParsedQuery("refuse", {}, refusal)
+    match = _classify(ex)
+    if previous is not None and _is_follow_up(ex, match, previous):
+        return _merge(previous, ex, match)
+    if match is None:
+        return ParsedQuery("refuse", {}, _OFF_TOPIC)
+    return ParsedQuery(match.capability, _args_for(match.capability, ex))
