@@ -76,7 +76,9 @@ def run_ours(lines) -> tuple[int, float]:
         for ev in events:
             store.on_event(ev)
             if ev.__class__.__name__ in ("L2Delta", "L2Snapshot"):
-                e = entries.get(ev.instrument) or entries.setdefault(ev.instrument, store.entry(ev.instrument))
+                e = entries.get(ev.instrument) or entries.setdefault(
+                    ev.instrument, store.entry(ev.instrument)
+                )
                 book = e.book
                 if book.quality.synced:
                     bb = book.best_bid_scaled()
@@ -185,7 +187,9 @@ def _best(fn, lines, repeat: int) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+    ap.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
@@ -208,8 +212,12 @@ def main(argv=None) -> int:
         print(json.dumps(res))
     else:
         print(f"messages:            {n}")
-        print(f"ours:                {res['msgs_per_s']:>10,} msg/s  (orjson, int-keyed L2Book, incremental depth)")
-        print(f"baseline:            {res['baseline_msgs_per_s']:>10,} msg/s  (json, Decimal, SortedDict, walk)")
+        print(
+            f"ours:                {res['msgs_per_s']:>10,} msg/s  (orjson, int-keyed L2Book, incremental depth)"
+        )
+        print(
+            f"baseline:            {res['baseline_msgs_per_s']:>10,} msg/s  (json, Decimal, SortedDict, walk)"
+        )
         print(f"ratio:               {res['ratio']:>10.2f}x")
     return 0
 

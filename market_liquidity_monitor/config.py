@@ -88,7 +88,9 @@ class Settings(BaseSettings):
     data_dir: Path | None = None
     # Where the embedded SQLite database and other local state live.
     home_dir: Path = Path("data")
-    database_url: str | None = Field(default=None, validation_alias=AliasChoices("MLM_DATABASE_URL", "DATABASE_URL"))
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLM_DATABASE_URL", "DATABASE_URL")
+    )
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("MLM_REDIS_URL", "REDIS_URL"))
     log_level: str = "INFO"
     venues: tuple[str, ...] = ("binance", "binanceusdm", "binancecoinm")

@@ -366,12 +366,13 @@ _BPS_RE: Final = re.compile(
 _MONEY_RES: Final = (
     # "$150k", "$ 2 million", "usd 1,000,000", "€50k"
     re.compile(
-        r"(?:\$|us\$|€|£|\busd\s?)\s?" + _quantity("q") + r"(?:\s*(?:usd[tc]?|dollars?))?(?:\s+worth)?(?:\s+of)?"
+        r"(?:\$|us\$|€|£|\busd\s?)\s?"
+        + _quantity("q")
+        + r"(?:\s*(?:usd[tc]?|dollars?))?(?:\s+worth)?(?:\s+of)?"
     ),
     # "150k USDT worth of", "1,000,000 USD", "500k dollars of"
     re.compile(
-        _quantity("q")
-        + r"\s*(?:usd[tc]?|busd|fdusd|tusd|dai|dollars?|bucks|eur|euros?|gbp|€)(?![a-z0-9])"
+        _quantity("q") + r"\s*(?:usd[tc]?|busd|fdusd|tusd|dai|dollars?|bucks|eur|euros?|gbp|€)(?![a-z0-9])"
         r"(?:\s+worth)?(?:\s+of)?"
     ),
     # "10k worth of ETH"
@@ -379,6 +380,7 @@ _MONEY_RES: Final = (
 )
 
 _SIZE_RE: Final = re.compile(_quantity("q") + rf"\s*-?\s*\$?(?={_ASSET_ALT}(?![a-z0-9]))")
+_SCALE_WORDS: Final[dict[str, int]] = {"hundred": 100, "thousand": 1_000, "million": 1_000_000}
 _SIZE_WORDS_RE: Final = re.compile(
     rf"\b(?:(?P<small>{_alternation(w for w in _NUMBER_WORDS if w not in ('a', 'an', 'hundred'))})\s+)?"
     rf"(?P<scale>hundred|thousand|million)?\s*(?=(?:{_ASSET_ALT})(?![a-z0-9]))"
@@ -400,7 +402,12 @@ _ORDER_OBJECT: Final = (
 )
 #: Side verbs; the earliest match in the question wins.
 _SIDE_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
-    ("buy", re.compile(r"\b(?:buy|buys|buying|bought|purchas(?:e|es|ed|ing)|acquir(?:e|es|ed|ing)|accumulat(?:e|ing))\b")),
+    (
+        "buy",
+        re.compile(
+            r"\b(?:buy|buys|buying|bought|purchas(?:e|es|ed|ing)|acquir(?:e|es|ed|ing)|accumulat(?:e|ing))\b"
+        ),
+    ),
     (
         "sell",
         re.compile(
@@ -410,123 +417,200 @@ _SIDE_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("sell", re.compile(r"\b(?:dump(?:s|ed|ing)?|exit(?:s|ed|ing)?|short(?:s|ed|ing)?)" + _ORDER_OBJECT)),
     ("buy", re.compile(r"\b(?:long(?:s|ed|ing)?|lift(?:s|ed|ing)?)" + _ORDER_OBJECT)),
     ("buy", re.compile(r"\b(?:lift(?:s|ing)?\s+(?:the\s+)?(?:offers?|asks?)|go(?:ing)?\s+long)\b")),
-    ("sell", re.compile(r"\b(?:hit(?:s|ting)?\s+(?:the\s+)?bids?|go(?:ing)?\s+short|get(?:ting)?\s+(?:rid|out)\s+of)\b")),
-    ("buy", re.compile(rf"(?<![a-z0-9])(?:{_ASSET_ALT})\s+long\b(?=\s+(?:position|order|trade)|\s*[?.!,]|\s*$)")),
-    ("sell", re.compile(rf"(?<![a-z0-9])(?:{_ASSET_ALT})\s+short\b(?=\s+(?:position|order|trade)|\s*[?.!,]|\s*$)")),
+    (
+        "sell",
+        re.compile(
+            r"\b(?:hit(?:s|ting)?\s+(?:the\s+)?bids?|go(?:ing)?\s+short|get(?:ting)?\s+(?:rid|out)\s+of)\b"
+        ),
+    ),
+    (
+        "buy",
+        re.compile(rf"(?<![a-z0-9])(?:{_ASSET_ALT})\s+long\b(?=\s+(?:position|order|trade)|\s*[?.!,]|\s*$)"),
+    ),
+    (
+        "sell",
+        re.compile(rf"(?<![a-z0-9])(?:{_ASSET_ALT})\s+short\b(?=\s+(?:position|order|trade)|\s*[?.!,]|\s*$)"),
+    ),
 )
 _SIDE_VERB_NUMBER_RE: Final = re.compile(
     r"\b(?:buy|buying|sell|selling|dump|dumping|offload|unload|purchase|short|long|route|split)\s+(?:another\s+)?"
     + _quantity("q")
 )
 
-# Capability cue words, by name. The rule table below combines them with the extracted arguments.
+
+def _any_of(*fragments: str) -> re.Pattern[str]:
+    """Compile regex ``fragments`` as one alternation, so tables below list one idea per entry."""
+    return re.compile("|".join(f"(?:{f})" for f in fragments))
+
+
+# Cue and refusal tables are kept compact by hand: one regex fragment per idea, several per line.
+# fmt: off
+#: Capability cue words, by name. :data:`_RULES` combines them with the extracted arguments.
 _CUES: Final[dict[str, re.Pattern[str]]] = {
-    name: re.compile(pattern)
-    for name, pattern in {
-        "alerts": r"\balert|\banomal|\bcrunch|\bnotif(?:y|ication)|\bwarn(?:\s+(?:me|us)|ings?)\b|\blet\s+(?:me|us)\s+know\b"
-        r"|\bping\s+me\b|\bheads[\s-]?up\b|\bunusual\b|\babnormal|\bsomething\s+(?:weird|odd|off|wrong|strange)"
-        r"|\bweird\b|\bsuspicious|\bdr(?:ied|y|ying)\s+up\b|\bspoof|\bmanipulat|\bflash[\s-]?crash"
-        r"|\bliquidity\s+(?:drops?|crash|collapse|crisis|shocks?|holes?|gaps?|vanish\w*)\b|\bwatch\s+(?:for|out)\b"
-        r"|\bkeep\s+an\s+eye\b|\btell\s+me\s+(?:when|if)\b",
-        "health": r"circuit[\s-]?breakers?|\bbreakers?\b|\bstale\b|\b(?:dis)?connect(?:ed|ion|ions|ivity)?\b|\buptime\b"
-        r"|\bdowntime\b|\blatenc|\bheartbeats?\b|\bwebsockets?\b|\bfeeds?\b|\bstatus\b|\boutages?\b"
-        r"|\brate[\s-]?limit|\bhealth[\s-]?checks?\b|\bping\b(?!\s+me)",
-        "health_weak": r"\bhealth(?:y)?\b|\bup\b|\bdown\b|\bonline\b|\boffline\b|\bworking\b|\brunning\b|\breachable\b"
-        r"|\bresponsive\b|\balive\b|\bbroken\b",
-        "venue_words": r"\b(?:exchanges?|venues?|apis?|systems?|services?|servers?|everything)\b",
-        "pairs": r"hedge[\s-]?ratio|\bz[\s-]?scores?\b|\bzscores?\b|cointegrat|\badf\b|dickey|stationar|correlat"
-        r"|\bpairs?[\s-]?trad|\bstat(?:istical)?[\s-]?arb|mean[\s-]?revert|mean[\s-]?reversion|\bhalf[\s-]?life\b"
-        r"|\bcovarian|\bspread\s+trad|\bbeta\b|\bpairs?\s+(?:analysis|stats|statistics)\b",
-        "pairs_weak": r"\bspre+a?ds?\b|\bratio\b|\brelative\b|\brelationship\b|\bco[\s-]?move|\bmove\s+together\b"
-        r"|\btrack\s+each\s+other\b|\bdivergen|\bdecoupl",
-        "pairs_joint": r"\bbetween\b|\bvs\.?\b|\bversus\b|\bagainst\b|\brelative\b|\bfrom\b|\bwith\b",
-        "backtest": r"back[\s-]?test|\bhistorically\b|\bif\s+i\s+(?:had|'d)\b|\bin\s+hindsight\b|\breplay"
-        r"|\bhistorical\s+(?:slippage|costs?|execution|impact|fills?|performance)",
-        "backtest_weak": r"\bwould(?:'ve|\s+have)\b|\bhave\s+(?:performed|cost|done|been|gone|filled|worked|paid|slipped|fared)\b"
-        r"|\bhow\s+did\b|\bwhat\s+did\b|\bhad\s+i\b",
-        "route": r"\brout(?:e|es|ed|ing|er)\b|smart[\s-]?(?:order[\s-]?)?rout|\bsplit(?:s|ting)?\b|\bsor\b"
-        r"|\bslic(?:e|es|ed|ing)\b|\bspread\s+(?:it|this|that|the\s+(?:order|trade|buy|sell)|my\s+(?:order|trade|buy|sell))"
-        r"\s+(?:across|over|between)|\bchunks?\b|\bdistribut(?:e|ing)\b|\ballocat|\bdivide|\bbreak\s+(?:it|the\s+order)\s+up"
-        r"|\bbest\s+execution\b",
-        "across_venues": r"\bacross\b[^.?!]{0,20}\b(?:venues|exchanges|markets|books)\b|\bacross\s+all\b"
-        r"|\b(?:on|over|to)\s+(?:all|multiple|several)\s+(?:the\s+)?(?:venues|exchanges)\b",
-        "compare": r"\bcompar|\bwhich\s+(?:venue|exchange|market|platform|place|one|book|cex)s?\b|\bwhere(?:'s)?\b"
-        r"|\bbest\s+(?:venue|exchange|place|market|platform|book|cex)s?\b|\bcheapest\b|\barbitrage|\barbs?\b|\brank"
-        r"|\bmost\s+liquid\s+(?:venue|exchange|market|place)|\bdeepest\s+(?:venue|exchange|market|book)"
-        r"|\btightest\s+(?:venue|exchange|market)|\bbetter\s+(?:venue|exchange|place)"
-        r"|\b(?:venue|exchange)\s+(?:comparison|breakdown)",
-        "impact": r"\bslip+a?ge?|\bslip(?:s|ped)?\b|\bimpact|\bcost(?:s|ing)?\b|\bexpensive\b|\benough\s+(?:liquidity|depth)\b"
-        r"|\babsorb|\bfill(?:s|ed|ing)?\b|\bexecution\s+(?:price|cost|quality)|\bexecut(?:e|ing)\b|\bvwap\b"
-        r"|\bav(?:era)?ge?\s+(?:fill\s+|execution\s+)?price|\bmove\s+the\s+(?:market|price|book)"
-        r"|\bwalk(?:ing)?\s+(?:the|up|down)\s+(?:the\s+)?book|\beat(?:ing)?\s+(?:through|into)"
-        r"|\bhow\s+much\s+(?:would|will)\b|\bwhat\s+(?:would|will|do|does)\s+(?:i|it|that)\s+(?:pay|get|cost)"
-        r"|\bcan\s+(?:i|you|we)\s+(?:buy|sell|dump|offload|unload|get|execute|fill|purchase)\b|\bfees?\b"
-        r"|\beffective\s+price|\bmarket\s+(?:buy|sell|order)s?\b|\bhandle\b",
-        "history": r"vol[ai]til|\bvol\b|\btrend|\bprice\s+history|\bhistor(?:y|ical)\b|\bperform(?:ance|ed|ing)?\b"
-        r"|\bprice\s+action\b|\bcharts?\b|\bcandles?\b|\bohlcv?\b|\breturns?\b|\bdrawdowns?\b|\batr\b|\branges?\b"
-        r"|\bmove(?:d|ment|ments)?\b|\bgain(?:ed|s)?\b|\bchanged?\b|\brall(?:y|ied)\b|\bpump(?:ed)?\b|\bcrash(?:ed)?\b"
-        r"|\bsell[\s-]?off\b|\bdip\b|\bhow\s+(?:has|have|did)\b|\bhighs?\s+(?:and|&|/)\s+lows?\b|\bup\s+or\s+down\b"
-        r"|\bswings?\b|\bprice\s+over\b",
-        "order_book": r"\bspre+a?ds?\b|\bdepth|\bdeep\b|\bshallow\b|\bor?der[\s-]?books?\b|\bbooks?\b|\bl2\b"
-        r"|\bliqu?idi?t?y\b|\bliquid\b|\billiquid\b|\bimbalance|\bbids?\b|\basks?\b|\boffers?\b|\btop\s+of\s+(?:the\s+)?book\b"
-        r"|\btob\b|\bmid(?:[\s-]?price|point)?\b|\bmicro[\s-]?price|\bprices?\b|\bquotes?\b|\bthin\b|\bthick\b"
-        r"|\blevels?\b|\bsnapshot|\bladder|\bbbo\b|\bwide\b|\btight\b",
-        "flip": r"\b(?:other|opposite)\s+(?:side|way|direction)\b|\bflip\b|\breverse\b",
-        "definitional": r"^(?:what|who)(?:\s+is|\s+are|'s|\s+was|\s+created|\s+invented)\b|^(?:explain|define|describe)\b",
-    }.items()
+    "alerts": _any_of(
+        r"\balert", r"\banomal", r"\bcrunch", r"\bnotif(?:y|ication)", r"\bwarn(?:\s+(?:me|us)|ings?)\b",
+        r"\blet\s+(?:me|us)\s+know\b", r"\bping\s+me\b", r"\bheads[\s-]?up\b", r"\btell\s+me\s+(?:when|if)\b",
+        r"\bkeep\s+an\s+eye\b", r"\bwatch\s+(?:for|out)\b", r"\bunusual\b", r"\babnormal", r"\bweird\b",
+        r"\bsomething\s+(?:weird|odd|off|wrong|strange)", r"\bsuspicious", r"\bspoof", r"\bmanipulat",
+        r"\bpump[\s-]?(?:and|&|n)[\s-]?dump", r"\bflash[\s-]?crash", r"\bdr(?:ied|y|ying)\s+up\b",
+        r"\bliquidity\s+(?:drops?|crash|collapse|crisis|shocks?|holes?|gaps?|vanish\w*)\b",
+    ),
+    "health": _any_of(
+        r"circuit[\s-]?breakers?", r"\bbreakers?\b", r"\bcbs?\s+(?:open|trip)", r"\bstale\b",
+        r"\b(?:dis)?connect(?:ed|ion|ions|ivity)?\b", r"\buptime\b", r"\bdowntime\b", r"\boutages?\b",
+        r"\blatenc", r"\bheartbeats?\b", r"\bwebsockets?\b", r"\bfeeds?\b", r"\bstatus\b",
+        r"\brate[\s-]?limit", r"\bhealth[\s-]?checks?\b", r"\bping\b(?!\s+me)",
+    ),
+    # Weak health words count only about venues, never about an asset ("is BTC down?").
+    "health_weak": _any_of(
+        r"\bhealth(?:y)?\b", r"\bup\b", r"\bdown\b", r"\bonline\b", r"\boffline\b", r"\bworking\b",
+        r"\brunning\b", r"\breachable\b", r"\bresponsive\b", r"\balive\b", r"\bbroken\b",
+    ),
+    "venue_words": _any_of(r"\b(?:exchanges?|venues?|apis?|systems?|services?|servers?|everything)\b"),
+    "pairs": _any_of(
+        r"hedge[\s-]?ratio", r"\bz[\s-]?scores?\b", r"\bzscores?\b", r"cointegrat", r"\badf\b", r"dickey",
+        r"stationar", r"correlat", r"\bcovarian", r"\bbeta\b", r"\bhalf[\s-]?life\b", r"\bpairs?[\s-]?trad",
+        r"\bpairs?\s+(?:analysis|stats|statistics)\b", r"\bstat(?:istical)?[\s-]?arb", r"mean[\s-]?revert",
+        r"mean[\s-]?reversion", r"\bspread\s+trad",
+    ),
+    # Weak pairs words need two assets and a joining word: "spread between BTC and ETH".
+    "pairs_weak": _any_of(
+        r"\bspre+a?ds?\b", r"\bratio\b", r"\brelative\b", r"\brelationship\b", r"\bco[\s-]?move",
+        r"\bmove\s+together\b", r"\btrack\s+each\s+other\b", r"\bdivergen", r"\bdecoupl",
+    ),
+    "pairs_joint": _any_of(r"\b(?:between|vs\.?|versus|against|relative|from|with)\b"),
+    "backtest": _any_of(
+        r"back[\s-]?test", r"\bhistorically\b", r"\bif\s+i\s+(?:had|'d)\b", r"\bin\s+hindsight\b", r"\breplay",
+        r"\bhistorical\s+(?:slippage|costs?|execution|impact|fills?|performance)",
+    ),
+    # Weak backtest words need an order: "how would buying 500 SOL have performed".
+    "backtest_weak": _any_of(
+        r"\bwould(?:'ve|\s+have)\b", r"\bhow\s+did\b", r"\bwhat\s+did\b", r"\bhad\s+i\b",
+        r"\bhave\s+(?:performed|cost|done|been|gone|filled|worked|paid|slipped|fared)\b",
+    ),
+    "route": _any_of(
+        r"\brout(?:e|es|ed|ing|er)\b", r"smart[\s-]?(?:order[\s-]?)?rout", r"\bsor\b", r"\bsplit(?:s|ting)?\b",
+        r"\bslic(?:e|es|ed|ing)\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
+        r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbest\s+execution\b",
+        r"\bspread\s+(?:it|this|that|(?:the|my)\s+(?:order|trade|buy|sell))\s+(?:across|over|between)",
+    ),
+    "across_venues": _any_of(
+        r"\bacross\b[^.?!]{0,20}\b(?:venues|exchanges|markets|books)\b", r"\bacross\s+all\b",
+        r"\b(?:on|over|to)\s+(?:all|multiple|several)\s+(?:the\s+)?(?:venues|exchanges)\b",
+    ),
+    "compare": _any_of(
+        r"\bcompar", r"\bwhich\s+(?:venue|exchange|market|platform|place|one|book|cex)s?\b",
+        r"\bwhere(?:'s)?\b", r"\bbest\s+(?:venue|exchange|place|market|platform|book|cex)s?\b",
+        r"\bcheapest\b", r"\barbitrage", r"\barbs?\b", r"\brank",
+        r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:venue|exchange|market|book)",
+        r"\btightest\s+(?:venue|exchange|market)", r"\bbetter\s+(?:venue|exchange|place)",
+        r"\b(?:venue|exchange)\s+(?:comparison|breakdown)",
+    ),
+    "impact": _any_of(
+        r"\bslip+a?ge?", r"\bslip(?:s|ped)?\b", r"\bimpact", r"\bcost(?:s|ing)?\b", r"\bexpensive\b",
+        r"\bfees?\b", r"\benough\s+(?:liquidity|depth)\b", r"\babsorb", r"\bhandle\b",
+        r"\bfill(?:s|ed|ing)?\b", r"\bvwap\b", r"\bexecut(?:e|ing)\b", r"\bexecution\s+(?:price|cost|quality)",
+        r"\beffective\s+price", r"\bav(?:era)?ge?\s+(?:fill\s+|execution\s+)?price",
+        r"\bmarket\s+(?:buy|sell|order)s?\b", r"\bmove\s+the\s+(?:market|price|book)",
+        r"\bwalk(?:ing)?\s+(?:the|up|down)\s+(?:the\s+)?book", r"\beat(?:ing)?\s+(?:through|into)",
+        r"\bhow\s+much\s+(?:would|will)\b",
+        r"\bwhat\s+(?:would|will|do|does)\s+(?:i|it|that)\s+(?:pay|get|cost)",
+        r"\bcan\s+(?:i|you|we)\s+(?:buy|sell|dump|offload|unload|get|execute|fill|purchase)\b",
+    ),
+    "history": _any_of(
+        r"vol[ai]til", r"\bvol\b", r"\btrend", r"\bprice\s+history", r"\bhistor(?:y|ical)\b",
+        r"\bprice\s+action\b", r"\bperform(?:ance|ed|ing)?\b", r"\bcharts?\b", r"\bcandles?\b", r"\bohlcv?\b",
+        r"\breturns?\b", r"\bdrawdowns?\b", r"\batr\b", r"\branges?\b", r"\bswings?\b",
+        r"\bmove(?:d|ment|ments)?\b", r"\bgain(?:ed|s)?\b", r"\bchanged?\b", r"\brall(?:y|ied)\b",
+        r"\bpump(?:ed)?\b", r"\bcrash(?:ed)?\b", r"\bsell[\s-]?off\b", r"\bdip\b",
+        r"\bhow\s+(?:has|have|did)\b", r"\bhighs?\s+(?:and|&|/)\s+lows?\b", r"\bup\s+or\s+down\b",
+        r"\bprice\s+over\b",
+    ),
+    "order_book": _any_of(
+        r"\bspre+a?ds?\b", r"\bdepth", r"\bdeep\b", r"\bshallow\b", r"\bor?der[\s-]?books?\b", r"\bbooks?\b",
+        r"\bl2\b", r"\bliqu?idi?t?y\b", r"\bliquid\b", r"\billiquid\b", r"\bimbalance", r"\bbids?\b",
+        r"\basks?\b", r"\boffers?\b", r"\btop\s+of\s+(?:the\s+)?book\b", r"\btob\b", r"\bbbo\b",
+        r"\bmid(?:[\s-]?price|point)?\b", r"\bmicro[\s-]?price", r"\bprices?\b", r"\bquotes?\b", r"\bthin\b",
+        r"\bthick\b", r"\bwide\b", r"\btight\b", r"\blevels?\b", r"\bsnapshot", r"\bladder",
+    ),
+    "flip": _any_of(r"\b(?:other|opposite)\s+(?:side|way|direction)\b", r"\bflip\b", r"\breverse\b"),
+    "definitional": _any_of(
+        r"^(?:what|who)(?:\s+is|\s+are|'s|\s+was|\s+created|\s+invented)\b", r"^(?:explain|define|describe)\b",
+    ),
 }
 
-#: Refusals, checked before anything else: (code, explanation, pattern).
-_REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = tuple(
-    (code, why, re.compile(pattern))
-    for code, why, pattern in (
-        (
-            "prompt_injection",
-            "the message tries to override or reveal the assistant's instructions",
-            r"\b(?:ignore|disregard|forget|override|bypass)\b[^.?!]{0,40}\b(?:instructions?|prompts?|rules|directions"
-            r"|guidelines|guardrails|above|previous|prior|context|everything)\b|\bsystem\s+(?:prompt|message|instructions?)\b"
-            r"|\b(?:your|the)\s+(?:initial\s+|original\s+|hidden\s+|secret\s+)?(?:prompt|instructions)\b|\bjailbreak"
-            r"|\bdeveloper\s+mode\b|\bdan\s+mode\b|\byou\s+are\s+now\b|\bpretend\s+(?:to\s+be|you)\b|\bact\s+as\b"
-            r"|\brole[\s-]?play|\bnew\s+instructions\b|\brepeat\s+(?:the|everything|all)\b[^.?!]{0,20}\babove\b"
-            r"|\breveal\s+(?:your|the)\b|<\|[a-z_]+\|>|\[/?inst\]",
-        ),
-        (
-            "credentials",
-            "the message asks for keys, secrets or account access",
-            r"\bapi[\s-]?keys?\b|\bsecret\s+keys?\b|\bsecrets?\b|\bprivate\s+keys?\b|\bseed\s+phrase|\bmnemonic\b"
-            r"|\bpasswords?\b|\bcredentials?\b|\benv(?:ironment)?\s+var|\b\.env\b|\baccess\s+tokens?\b",
-        ),
-        (
-            "trade_execution",
-            "the assistant analyses liquidity and never places, cancels or transfers anything",
-            r"\b(?:real|live)\s+(?:money\s+)?(?:orders?|trades?)\b|\breal\s+money\b"
-            r"|^(?:please\s+|pls\s+|can\s+you\s+|could\s+you\s+|would\s+you\s+|go\s+ahead\s+and\s+|just\s+|now\s+)?"
-            r"(?:buy|sell|trade|execute|place|submit|short|long|dump)\b[^.?!]{0,40}\bfor\s+me\b"
-            r"|\b(?:place|submit|put\s+in|fire\s+off)\b[^.?!]{0,40}\bfor\s+me\b"
-            r"|^(?:please\s+|pls\s+|can\s+you\s+|could\s+you\s+|would\s+you\s+|go\s+ahead\s+and\s+|just\s+|now\s+)?"
-            r"(?:place|submit|execute|put\s+in|fire\s+off)\b[^.?!]{0,60}\b(?:orders?(?!\s*-?\s*books?)|trades?|positions?|buy|sell)\b"
-            r"|\bon\s+my\s+behalf\b|\bmy\s+(?:\w+\s+)?account\b|\bwithdraw|\btransfer\s+(?:my|the|funds|coins|\d)"
-            r"|\bdeposit\b|\bcancel\s+(?:my|all|the)\s+orders?\b",
-        ),
-        (
-            "investment_advice",
-            "the assistant gives no investment advice or price predictions",
-            r"(?<!where\s)(?<!which\s)\bshould\s+(?:i|we)\s+(?:buy|sell|invest|hold|hodl|short|long|get\s+into|ape)\b"
-            r"|\bgood\s+(?:time\s+to\s+(?:buy|sell)|investment|buy|entry)\b|\bworth\s+(?:buying|investing|holding)\b"
-            r"|\bwill\b[^.?!]{0,40}\b(?:go(?:ing)?\s+(?:up|down)|moon|pump|crash|rise|fall|rally|dump|recover|hit\s+\$?\d)"
-            r"|\bgoing\s+to\s+(?:go\s+up|go\s+down|moon|pump|crash|rise|fall|rally|dump|hit)\b"
-            r"|\bprice\s+(?:prediction|forecast|target)s?\b|\bpredict|\bforecast|\bfinancial\s+advice\b|\bto\s+the\s+moon\b"
-            r"|\b(?:which|what)\s+(?:coin|token|crypto|altcoin)s?\s+(?:should|to)\b|\bbest\s+(?:coin|token|crypto|altcoin)s?\b"
-            r"|\b(?:buy|sell|hold)\s+or\s+(?:buy|sell|hold)\b",
-        ),
-        (
-            "off_topic",
-            "not a market-liquidity question",
-            r"\b(?:weather|jokes?|poems?|haiku|limerick|story|stories|song|lyrics|recipes?|cook(?:ing)?|movies?|films?"
-            r"|football|soccer|homework|essay|translate|horoscope|girlfriend|boyfriend|president|capital\s+of)\b",
-        ),
-    )
+_OFF_TOPIC: Final = "off_topic: not a market-liquidity question I can answer with my tools"
+_EMPTY: Final = "empty: no question was asked"
+_SMALLTALK: Final = "smalltalk: a greeting or a question about the assistant; answer with what it can do"
+_SMALLTALK_RE: Final = re.compile(
+    r"^(?:hi|hello|hey|yo|gm|thanks?|thank\s+you|cheers|help|who\s+are\s+you|who\s+made\s+you"
+    r"|what\s+(?:can|do)\s+you\s+do|how\s+do(?:es)?\s+(?:this|it|you)\s+work|tell\s+me\s+about\s+yourself)\b"
 )
+_IMPERATIVE: Final = r"^(?:please\s+|pls\s+|(?:can|could|would)\s+you\s+|go\s+ahead\s+and\s+|just\s+|now\s+)?"
+
+#: Refusals, checked before anything else: (code, explanation, pattern).
+_REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
+    (
+        "prompt_injection",
+        "the message tries to override or reveal the assistant's instructions",
+        _any_of(
+            r"\b(?:ignore|disregard|forget|override|bypass)\b[^.?!]{0,40}\b(?:instructions?|prompts?|rules"
+            r"|directions|guidelines|guardrails|above|previous|prior|context|everything)\b",
+            r"\bsystem\s+(?:prompt|message|instructions?)\b",
+            r"\b(?:your|the)\s+(?:initial\s+|original\s+|hidden\s+|secret\s+)?(?:prompt|instructions)\b",
+            r"\bnew\s+instructions\b", r"\bjailbreak", r"\bdeveloper\s+mode\b", r"\bdan\s+mode\b",
+            r"\byou\s+are\s+now\b", r"\bpretend\s+(?:to\s+be|you)\b", r"\bact\s+as\b", r"\brole[\s-]?play",
+            r"\breveal\s+(?:your|the)\b", r"\brepeat\s+(?:the|everything|all)\b[^.?!]{0,20}\babove\b",
+            r"<\|[a-z_]+\|>", r"\[/?inst\]",
+        ),
+    ),
+    (
+        "credentials",
+        "the message asks for keys, secrets or account access",
+        _any_of(
+            r"\bapi[\s-]?keys?\b", r"\bsecret\s+keys?\b", r"\b(?:your|api|client|app)\s+secrets?\b",
+            r"\bprivate\s+keys?\b", r"\bseed\s+phrase", r"\bmnemonic\b", r"\bpasswords?\b",
+            r"\bcredentials?\b", r"\benv(?:ironment)?\s+var", r"\b\.env\b", r"\baccess\s+tokens?\b",
+        ),
+    ),
+    (
+        "trade_execution",
+        "the assistant analyses liquidity and never places, cancels or transfers anything",
+        _any_of(
+            r"\b(?:real|live)\s+(?:money\s+)?(?:orders?|trades?)\b", r"\breal\s+money\b",
+            _IMPERATIVE + r"(?:buy|sell|trade|execute|place|submit|short|long|dump)\b[^.?!]{0,40}\bfor\s+me\b",
+            r"\b(?:place|submit|put\s+in|fire\s+off)\b[^.?!]{0,40}\bfor\s+me\b",
+            _IMPERATIVE + r"(?:place|submit|execute|put\s+in|fire\s+off)\b[^.?!]{0,60}"
+            r"\b(?:orders?(?!\s*-?\s*books?)|trades?|positions?|buy|sell)\b",
+            r"\bon\s+my\s+behalf\b", r"\bmy\s+(?:\w+\s+)?account\b", r"\bwithdraw", r"\bdeposit\b",
+            r"\btransfer\s+(?:my|the|funds|coins|\d)", r"\bcancel\s+(?:my|all|the)\s+orders?\b",
+        ),
+    ),
+    (
+        "investment_advice",
+        "the assistant gives no investment advice or price predictions",
+        _any_of(
+            r"(?<!where\s)(?<!which\s)\bshould\s+(?:i|we)\s+(?:buy|sell|invest|hold|hodl|short|long|get\s+into|ape)\b",
+            r"\bgood\s+(?:time\s+to\s+(?:buy|sell)|investment|buy|entry)\b",
+            r"\bworth\s+(?:buying|investing|holding)\b",
+            r"\bwill\b[^.?!]{0,40}\b(?:go(?:ing)?\s+(?:up|down)|moon|pump|crash|rise|fall|rally|dump|recover|hit\s+\$?\d)",
+            r"\bgoing\s+to\s+(?:go\s+up|go\s+down|moon|pump|crash|rise|fall|rally|dump|hit)\b",
+            r"\bprice\s+(?:prediction|forecast|target)s?\b", r"\bpredict", r"\bforecast",
+            r"\bfinancial\s+advice\b", r"\bto\s+the\s+moon\b",
+            r"\b(?:which|what)\s+(?:coin|token|crypto|altcoin)s?\s+(?:should|to)\b",
+            r"\bbest\s+(?:coin|token|crypto|altcoin)s?\b", r"\b(?:buy|sell|hold)\s+or\s+(?:buy|sell|hold)\b",
+        ),
+    ),
+    (
+        "off_topic",
+        "not a market-liquidity question I can answer with my tools",
+        _any_of(
+            r"\b(?:weather|jokes?|poems?|haiku|limerick|story|stories|song|lyrics|recipes?|cook(?:ing)?|movies?"
+            r"|films?|football|soccer|homework|essay|translate|horoscope|girlfriend|boyfriend|president|capital\s+of)\b",
+        ),
+    ),
+)
+# fmt: on
 
 #: Lead-ins that mark a follow-up to the previous question.
 _FOLLOW_UP_LEAD_RE: Final = re.compile(
@@ -535,16 +619,17 @@ _FOLLOW_UP_LEAD_RE: Final = re.compile(
     r"|plus|add|do\s+(?:it|that|the\s+same))\b"
 )
 _INSTEAD_RE: Final = re.compile(r"\binstead\b|\brather\b")
+_ANAPHORA_RE: Final = re.compile(r"\b(?:it|that|this|them|those|the\s+same)\b")
 _ADDITIVE_RE: Final = re.compile(r"^\s*(?:and|also|plus|add)\b|\b(?:too|as\s+well|also)\b")
 
-_FUZZY_TARGETS: Final[dict[str, str]] = {
-    word: word
-    for word in [*(a for a in _ALIAS_TO_TICKER if len(a) >= 6), *(a for a in _VENUE_ALIAS if len(a) >= 6)]
-}
-_FUZZY_STOPWORDS: Final[frozenset[str]] = frozenset({"finance", "either", "balance", "polygons", "breaker"})
-
-_OFF_TOPIC: Final = "off_topic: not a market-liquidity question I can answer with my tools"
-_EMPTY: Final = "empty: no question was asked"
+#: Names a typo may be repaired to (short tickers are never guessed).
+_FUZZY_TARGETS: Final[tuple[str, ...]] = tuple(
+    sorted({a for a in (*_ALIAS_TO_TICKER, *_VENUE_ALIAS) if len(a) >= 5 and a.isalpha()})
+)
+#: Everyday words one edit away from a name above; never "repaired".
+_FUZZY_STOPWORDS: Final[frozenset[str]] = frozenset(
+    {"finance", "either", "tether", "ethers", "balance", "polygons", "breaker", "others", "gemina"}
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,7 +643,9 @@ class _Extraction:
 
     low: str
     cues: frozenset[str] = frozenset()
-    mentions: list[tuple[int, str, str, str | None]] = field(default_factory=list)  # (pos, unified, base, quote)
+    mentions: list[tuple[int, str, str, str | None]] = field(
+        default_factory=list
+    )  # (pos, unified, base, quote)
     venues: list[str] = field(default_factory=list)
     all_venues: bool = False
     side: str | None = None
@@ -633,10 +720,10 @@ def _normalise(text: str) -> str:
         low = word.lower()
         if low in _FUZZY_STOPWORDS or low in _FUZZY_TARGETS:
             return word
-        close = difflib.get_close_matches(low, list(_FUZZY_TARGETS), n=1, cutoff=0.88)
+        close = difflib.get_close_matches(low, _FUZZY_TARGETS, n=1, cutoff=0.88)
         return close[0] if close else word
 
-    return re.sub(r"\b[A-Za-z]{6,}\b", repair, text)
+    return re.sub(r"\b[A-Za-z]{5,}\b", repair, text)
 
 
 def _lower(text: str) -> str:
@@ -685,7 +772,7 @@ def _set_lookback(ex: _Extraction, count: Decimal | None, unit: str, prefixed: b
 
 
 def _extract_lookback(ex: _Extraction, work: str) -> str:
-    """"last 7 days", "past 24 hours" (1 day), "last week", "2 weeks", "7d", "yesterday"."""
+    """Lookbacks: "last 7 days", "past 24 hours" (1 day), "last week", "2 weeks", "7d", "yesterday"."""
     for m in _LOOKBACK_COMPACT_RE.finditer(work):
         prefixed = bool(m.group("prefix"))
         _set_lookback(ex, Decimal(m.group("num")), m.group("unit"), prefixed, compact=True)
@@ -705,7 +792,7 @@ def _extract_lookback(ex: _Extraction, work: str) -> str:
 
 
 def _extract_bps(ex: _Extraction, work: str) -> str:
-    """"within 50 bps", "50bp", "0.5%" (50), "1 percent" (100)."""
+    """Depth windows: "within 50 bps", "50bp", "0.5%" (50), "1 percent" (100)."""
     for m in _BPS_RE.finditer(work):
         scale = 1 if m.group("unit").startswith(("b", "bi")) else 100
         if ex.window_bps is None:
@@ -732,9 +819,7 @@ def _extract_size(ex: _Extraction, work: str) -> str:
         small, scale = m.group("small"), m.group("scale")
         if small is None and scale is None:
             continue
-        value = _NUMBER_WORDS.get(small or "", 1) * {"hundred": 100, "thousand": 1_000, "million": 10**6}.get(
-            scale or "", 1
-        )
+        value = _NUMBER_WORDS.get(small or "", 1) * _SCALE_WORDS.get(scale or "", 1)
         ex.size = ex.size if ex.size is not None else value
         work = _mask(work, m.start(), m.end())
     return work
@@ -776,13 +861,19 @@ def _extract_venues(ex: _Extraction, work: str) -> str:
 
 
 def _extract_assets(ex: _Extraction, work: str, original: str) -> None:
-    """Base assets by alias; ambiguous tickers ("link", "dot") need capitals, a quantity or "$"."""
+    """Base assets by alias; ambiguous tickers ("link", "dot") need capitals, a quantity or "$".
+
+    Capitals only count in mixed-case text: in an all-caps message "NEAR" is just a shouted word.
+    """
+    letters = [c for c in original if c.isalpha()]
+    shouting = bool(letters) and sum(c.isupper() for c in letters) > 0.8 * len(letters)
     for m in _ASSET_RE.finditer(work):
         alias = m.group("asset")
         if alias in _AMBIGUOUS_TICKERS:
             written = original[m.start("asset") : m.end("asset")]
             before = ex.low[: m.start()]
-            if not (written.isupper() or m.group(0).startswith("$") or re.search(r"\d[kmb]?\s*-?\s*$", before)):
+            capitals = written.isupper() and not shouting
+            if not (capitals or m.group(0).startswith("$") or re.search(r"\d[kmb]?\s*-?\s*$", before)):
                 continue
         ticker = _ALIAS_TO_TICKER[alias]
         ex.mentions.append((m.start(), ticker, ticker, None))
@@ -838,12 +929,20 @@ _RULES: Final[tuple[_Rule, ...]] = (
     _Rule("alerts", lambda ex: ex.has("alerts")),
     _Rule(
         "health",
-        lambda ex: ex.has("health")
-        or (ex.has("health_weak") and not ex.mentions and bool(ex.venues or ex.all_venues or ex.has("venue_words"))),
+        lambda ex: (
+            ex.has("health")
+            or (
+                ex.has("health_weak")
+                and not ex.mentions
+                and bool(ex.venues or ex.all_venues or ex.has("venue_words"))
+            )
+        ),
     ),
     _Rule(
         "pairs",
-        lambda ex: ex.has("pairs") or (ex.has("pairs_weak") and ex.has("pairs_joint") and len(ex.mentions) >= 2),
+        lambda ex: (
+            ex.has("pairs") or (ex.has("pairs_weak") and ex.has("pairs_joint") and len(ex.mentions) >= 2)
+        ),
     ),
     _Rule(
         "backtest",
@@ -874,10 +973,13 @@ class _Match:
 
 def _classify(ex: _Extraction) -> _Match | None:
     """First rule of :data:`_RULES` whose cue or inference fires; ``None`` when nothing does."""
-    if ex.has("definitional") and not ex.has_quantity and not ex.venues:
-        cued = [r for r in _RULES if r.cue(ex)]
-        if not cued:
-            return None  # "what is bitcoin?" is general knowledge, not a liquidity question
+    if (
+        ex.has("definitional")
+        and not ex.has_quantity
+        and not ex.venues
+        and not any(r.cue(ex) for r in _RULES)
+    ):
+        return None  # "what is bitcoin?" is general knowledge, not a liquidity question
     for rule in _RULES:
         if rule.cue(ex):
             return _Match(rule.capability, explicit=True)
@@ -955,9 +1057,10 @@ def _is_follow_up(ex: _Extraction, match: _Match | None, previous: ParsedQuery) 
     has_subject = bool(ex.mentions) or (match is not None and match.capability == "health")
     if match is not None and match.explicit and has_subject:
         return False  # a full new question
-    reads_like = bool(_FOLLOW_UP_LEAD_RE.search(ex.low) or _INSTEAD_RE.search(ex.low)) or len(
-        re.findall(r"[a-z0-9$]+", ex.low)
-    ) <= 4
+    reads_like = (
+        any(rx.search(ex.low) for rx in (_FOLLOW_UP_LEAD_RE, _INSTEAD_RE, _ANAPHORA_RE))
+        or len(re.findall(r"[a-z0-9$]+", ex.low)) <= 4
+    )
     return reads_like and (_contributes(ex) or (match is not None and match.explicit))
 
 
@@ -1011,7 +1114,9 @@ def _merge(previous: ParsedQuery, ex: _Extraction, match: _Match | None) -> Pars
         args.pop("lookback_hours", None)
     if ex.lookback_hours is not None:
         args.pop("lookback_days", None)
-    return ParsedQuery(capability, _filter(capability, args), f"follow-up to the previous {previous.capability} query")
+    return ParsedQuery(
+        capability, _filter(capability, args), f"follow-up to the previous {previous.capability} query"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1038,5 +1143,5 @@ def parse_query(text: str, previous: ParsedQuery | None = None) -> ParsedQuery:
     if previous is not None and _is_follow_up(ex, match, previous):
         return _merge(previous, ex, match)
     if match is None:
-        return ParsedQuery("refuse", {}, _OFF_TOPIC)
+        return ParsedQuery("refuse", {}, _SMALLTALK if _SMALLTALK_RE.search(ex.low) else _OFF_TOPIC)
     return ParsedQuery(match.capability, _args_for(match.capability, ex))

@@ -434,7 +434,9 @@ class L2Book:
     def level_count(self) -> tuple[int, int]:
         return len(self._bid_px), len(self._ask_px)
 
-    def levels_scaled(self, max_levels: int | None = None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    def levels_scaled(
+        self, max_levels: int | None = None
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Exact ``(price, size)`` int levels, best first: ``(bids, asks)``."""
         bp = self._bid_px[::-1] if max_levels is None else self._bid_px[: -max_levels - 1 : -1]
         ap = self._ask_px if max_levels is None else self._ask_px[:max_levels]

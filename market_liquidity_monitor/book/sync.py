@@ -172,7 +172,11 @@ class BookSync:
             if rule.is_stale(delta, book.sequence):
                 self.counters.deltas_stale += 1
                 return DeltaOutcome.STALE
-            ok = rule.is_first(delta, book.sequence) if self._first_pending else rule.follows(delta, book.sequence)
+            ok = (
+                rule.is_first(delta, book.sequence)
+                if self._first_pending
+                else rule.follows(delta, book.sequence)
+            )
             if not ok:
                 return self._gap(delta)
         self._first_pending = False

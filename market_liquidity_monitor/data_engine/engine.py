@@ -220,7 +220,11 @@ class DataEngine:
         lock = self._market_locks.setdefault(venue, asyncio.Lock())
         async with lock:
             loaded_at = self._markets_loaded_at.get(venue)
-            if exchange.markets and loaded_at is not None and self._clock() - loaded_at < self._cfg.cache_ttl_s:
+            if (
+                exchange.markets
+                and loaded_at is not None
+                and self._clock() - loaded_at < self._cfg.cache_ttl_s
+            ):
                 return exchange.markets
             key = f"markets:{venue}"
             cached = await self.cache.get(key)
@@ -232,7 +236,9 @@ class DataEngine:
                 await self._call(venue, "load_markets", lambda: exchange.load_markets(reload=True))
             except VenueUnreachableError:
                 if exchange.markets:
-                    log.warning("%s: serving markets loaded %.0f s ago", venue, self._clock() - (loaded_at or 0))
+                    log.warning(
+                        "%s: serving markets loaded %.0f s ago", venue, self._clock() - (loaded_at or 0)
+                    )
                     return exchange.markets
                 raise
             self._markets_loaded_at[venue] = self._clock()
@@ -285,7 +291,9 @@ class DataEngine:
             raise InvalidInputError(f"Invalid limit {limit}: must be >= 1.")
         exchange = self.exchange(venue)
         await self.market(venue, symbol)
-        book = await self._call(venue, f"fetch_order_book({symbol})", lambda: exchange.fetch_order_book(symbol, limit))
+        book = await self._call(
+            venue, f"fetch_order_book({symbol})", lambda: exchange.fetch_order_book(symbol, limit)
+        )
         ts_recv = int(self._wall_clock() * 1e9)
         n2s = number_to_string
         ts_ms = book.get("timestamp")

@@ -101,7 +101,9 @@ class RestReplayServer:
         host, _, path = request.path.lstrip("/").partition("/")
         rec = self.lookup(host, "/" + path, dict(request.query))
         if rec is None:
-            return web.json_response({"code": -1121, "msg": f"no recorded response for {request.rel_url}"}, status=404)
+            return web.json_response(
+                {"code": -1121, "msg": f"no recorded response for {request.rel_url}"}, status=404
+            )
         return web.Response(text=rec.body, content_type="application/json")
 
     async def start(self) -> str:

@@ -25,8 +25,14 @@ class Side(StrEnum):
         if isinstance(value, Side):
             return value
         v = str(value).strip().lower()
-        alias = {"buy": cls.BUY, "long": cls.BUY, "ask": cls.BUY, "sell": cls.SELL, "short": cls.SELL,
-                 "bid": cls.SELL}
+        alias = {
+            "buy": cls.BUY,
+            "long": cls.BUY,
+            "ask": cls.BUY,
+            "sell": cls.SELL,
+            "short": cls.SELL,
+            "bid": cls.SELL,
+        }
         if v not in alias:
             raise InvalidInputError(f"Invalid side {value!r}: valid sides are 'buy' and 'sell'.")
         return alias[v]
@@ -72,5 +78,7 @@ class InstrumentId:
         """Parse ``"venue:SYMBOL"`` (the inverse of ``str()``)."""
         venue, sep, symbol = text.partition(":")
         if not sep or "/" not in symbol:
-            raise InvalidInputError(f"Invalid instrument {text!r}: expected 'venue:BASE/QUOTE', e.g. 'binance:BTC/USDT'.")
+            raise InvalidInputError(
+                f"Invalid instrument {text!r}: expected 'venue:BASE/QUOTE', e.g. 'binance:BTC/USDT'."
+            )
         return cls(venue.lower(), symbol.upper())

@@ -69,7 +69,7 @@ def read_hftbacktest(
     lineno = 0
     try:
         with _open(path) as fh:
-            for lineno, line in enumerate(fh, 1):  # noqa: B007
+            for lineno, line in enumerate(fh, 1):
                 stats.lines += 1
                 sp = line.find(b" ")
                 if sp <= 0:
@@ -100,7 +100,7 @@ def read_cryptofeed(path: Path, venue: str, stats: ReadStats | None = None, seq_
     lineno = 0
     try:
         with _open(path) as fh:
-            for lineno, raw in enumerate(fh, 1):  # noqa: B007
+            for lineno, raw in enumerate(fh, 1):
                 stats.lines += 1
                 line = raw.rstrip(b"\r\n")
                 if not line:

@@ -38,12 +38,21 @@ class BookStore:
     checksum). ``windows_bps`` are tracked incrementally on every book.
     """
 
-    def __init__(self, adapter_for, windows_bps: Iterable[float] = (), clock: Clock | None = None,
-                 stale_after_ms: int = 10_000, max_buffer: int = 10_000):
+    def __init__(
+        self,
+        adapter_for,
+        windows_bps: Iterable[float] = (),
+        clock: Clock | None = None,
+        stale_after_ms: int = 10_000,
+        max_buffer: int = 10_000,
+    ):
         self._adapter_for = adapter_for
         self._windows = tuple(windows_bps)
         self._entries: dict[InstrumentId, BookEntry] = {}
         self.clock = clock or WallClock()
+        # Recorded data: books from different captures live on different timelines, each with
+        # its own replay clock ("now" = the end of that capture).
+        self._clocks: dict[InstrumentId, Clock] = {}
         self.stale_after_ns = stale_after_ms * 1_000_000
         self._max_buffer = max_buffer
 
@@ -113,14 +122,24 @@ class BookStore:
             raise UnknownSymbolError(symbol, [i.symbol for i in self._entries if i.venue == venue], venue)
         return e
 
+    def set_clock(self, inst: InstrumentId, clock: Clock) -> None:
+        """Measure this instrument's book age against ``clock`` instead of the store's clock."""
+        self._clocks[inst] = clock
+
+    def clock_of(self, inst: InstrumentId) -> Clock:
+        return self._clocks.get(inst, self.clock)
+
     def age_ms(self, e: BookEntry) -> float | None:
         ts = e.book.ts_recv_ns
-        return None if ts is None else (self.clock.now_ns() - ts) / 1e6
+        return None if ts is None else (self.clock_of(e.instrument).now_ns() - ts) / 1e6
 
     def quality(self, e: BookEntry) -> dict:
         q = e.book.quality
         age = self.age_ms(e)
-        q.stale = age is not None and age * 1e6 > self.stale_after_ns
+        stale = age is not None and age * 1e6 > self.stale_after_ns
+        if stale and not q.stale:
+            q.stale_episodes += 1
+        q.stale = stale
         d = q.as_dict()
         d["age_ms"] = None if age is None else round(age, 1)
         d["sequence"] = e.book.sequence

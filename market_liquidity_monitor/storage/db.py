@@ -19,7 +19,13 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import StaticPool
 
 from market_liquidity_monitor.config import Settings
@@ -83,7 +89,9 @@ class Database:
         self.url = url
         self.schema = schema
         self.engine: AsyncEngine = make_engine(url, schema=schema, **engine_kwargs)
-        self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine, expire_on_commit=False
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, **engine_kwargs: Any) -> Database:
@@ -115,4 +123,6 @@ class Database:
         await self.engine.dispose()
 
     def __repr__(self) -> str:
-        return f"Database({make_url(self.url).render_as_string(hide_password=True)!r}, schema={self.schema!r})"
+        return (
+            f"Database({make_url(self.url).render_as_string(hide_password=True)!r}, schema={self.schema!r})"
+        )

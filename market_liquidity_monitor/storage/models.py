@@ -167,7 +167,9 @@ class ChatMessageRow(Base):
     __table_args__ = (UniqueConstraint("session_id", "seq"),)
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False
+    )
     seq: Mapped[int] = mapped_column(Integer, nullable=False)  # 0, 1, 2... within the session
     role: Mapped[str] = mapped_column(String(16), nullable=False)  # user / assistant / tool / system
     content: Mapped[str] = mapped_column(Text, nullable=False)

@@ -21,7 +21,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, BigInteger, Boolean, Double, Integer, String, Table, Text, delete, func, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Double,
+    Integer,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from market_liquidity_monitor.storage.models import (
@@ -45,11 +58,10 @@ def _now_ms() -> int:
 
 
 def _pg_type(col: Any) -> tuple[str, bool]:
-    """(array element type, is_json) of a column for the unnest path."""
+    """(PostgreSQL element type, is_json) of a column for the unnest path."""
     t = col.type
-    impl = getattr(t, "impl", t)
-    if isinstance(impl, JSON) or isinstance(t, JSON) or type(t).__name__ in ("JSONB", "Variant"):
-        return "text", True
+    if isinstance(t, JSON):
+        return "text", True  # sent as JSON text, cast to jsonb in the SELECT
     if isinstance(t, BigInteger):
         return "int8", False
     if isinstance(t, Integer):
@@ -80,12 +92,14 @@ async def bulk_insert_ignore(
     table: Table,
     columns: Columns,
     *,
+    constants: Mapping[str, Any] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> int:
-    """Insert rows given column-wise (``{"ts_ms": [...], "open": [...], ...}``; scalars are not
-    accepted, repeat constants), skipping rows whose primary key exists. Runs in the caller's
-    transaction. Returns the number of rows inserted (on SQLite and PostgreSQL; the row count sent
-    on other databases)."""
+    """Insert rows given column-wise (``{"ts_ms": [...], "open": [...], ...}``) plus ``constants``
+    (``{"venue": "binance", ...}``, the same value in every row), skipping rows whose primary key
+    exists. Runs in the caller's transaction. Returns the number of rows inserted (on SQLite and
+    PostgreSQL; the row count sent on other databases)."""
+    constants = dict(constants or {})
     names = list(columns)
     if not names:
         return 0
@@ -94,57 +108,64 @@ async def bulk_insert_ignore(
         raise ValueError("bulk_insert_ignore: all columns must have the same length")
     if n == 0:
         return 0
-    cols = [table.c[name] for name in names]
-    json_cols = {c.name for c in cols if _is_json(c)}
+    const_names = list(constants)
+    json_cols = {c.name for c in table.columns if _is_json(c)}
+    for name in const_names:
+        if name in json_cols and constants[name] is not None:
+            constants[name] = orjson.dumps(constants[name]).decode()
     dialect = conn.dialect.name
+    prep = conn.dialect.identifier_preparer
+    all_names = const_names + names
+    col_list = ", ".join(prep.quote(c) for c in all_names)
     inserted = 0
+
+    def chunk_values(name: str, start: int) -> list[Any]:
+        values = columns[name][start : start + chunk_rows]
+        if name in json_cols:
+            return [None if v is None else orjson.dumps(v).decode() for v in values]
+        return values.tolist() if hasattr(values, "tolist") else list(values)  # numpy -> Python
+
     if dialect == "postgresql" and conn.dialect.driver == "asyncpg":
-        types = [_pg_type(c) for c in cols]
-        prep = conn.dialect.identifier_preparer
-        col_list = ", ".join(prep.quote(c) for c in names)
-        selects = ", ".join(
-            f"u.c{i}::jsonb" if is_json else f"u.c{i}" for i, (_t, is_json) in enumerate(types)
-        )
-        unnest = ", ".join(f"${i + 1}::{t}[]" for i, (t, _j) in enumerate(types))
-        aliases = ", ".join(f"c{i}" for i in range(len(names)))
+        selects = []
+        for i, name in enumerate(const_names):
+            t, is_json = _pg_type(table.c[name])
+            selects.append(f"${i + 1}::{t}" + ("::jsonb" if is_json else ""))
+        unnest = []
+        for j, name in enumerate(names):
+            t, is_json = _pg_type(table.c[name])
+            unnest.append(f"${len(const_names) + j + 1}::{t}[]")
+            selects.append(f"u.c{j}" + ("::jsonb" if is_json else ""))
+        aliases = ", ".join(f"c{j}" for j in range(len(names)))
         sql = (
             f"WITH ins AS (INSERT INTO {prep.format_table(table)} ({col_list}) "
-            f"SELECT {selects} FROM unnest({unnest}) AS u({aliases}) "
+            f"SELECT {', '.join(selects)} FROM unnest({', '.join(unnest)}) AS u({aliases}) "
             f"ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins"
         )
         raw = await conn.get_raw_connection()
         apg = raw.driver_connection
         assert apg is not None
+        const_args = [constants[c] for c in const_names]
         for start in range(0, n, chunk_rows):
-            args = []
-            for name in names:
-                values = list(columns[name][start : start + chunk_rows])
-                if name in json_cols:
-                    values = [None if v is None else orjson.dumps(v).decode() for v in values]
-                args.append(values)
+            args = const_args + [chunk_values(name, start) for name in names]
             inserted += int(await apg.fetchval(sql, *args))
         return inserted
     if dialect == "sqlite":
-        prep = conn.dialect.identifier_preparer
         sql = (
-            f"INSERT OR IGNORE INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in names)}) "
-            f"VALUES ({', '.join('?' for _ in names)})"
+            f"INSERT OR IGNORE INTO {prep.format_table(table)} ({col_list}) "
+            f"VALUES ({', '.join('?' for _ in all_names)})"
         )
         for start in range(0, n, chunk_rows):
-            cols_chunk = []
-            for name in names:
-                values = columns[name][start : start + chunk_rows]
-                if name in json_cols:
-                    values = [None if v is None else orjson.dumps(v).decode() for v in values]
-                elif hasattr(values, "tolist"):
-                    values = values.tolist()  # numpy -> Python scalars for the sqlite3 driver
-                cols_chunk.append(values)
+            k = min(chunk_rows, n - start)
+            cols_chunk = [[constants[c]] * k for c in const_names] + [
+                chunk_values(name, start) for name in names
+            ]
             result = await conn.exec_driver_sql(sql, list(zip(*cols_chunk, strict=True)))
             inserted += max(result.rowcount, 0)
         return inserted
     for start in range(0, n, chunk_rows):
         chunk = [
-            {name: columns[name][i] for name in names} for i in range(start, min(n, start + chunk_rows))
+            {**constants, **{name: columns[name][i] for name in names}}
+            for i in range(start, min(n, start + chunk_rows))
         ]
         await conn.execute(table.insert(), chunk)
         inserted += len(chunk)
@@ -172,14 +193,10 @@ async def insert_candles(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> int:
     """Insert candles of one (venue, symbol, timeframe), ignoring existing open times; returns the count inserted."""
-    n = len(ts_ms)
     return await bulk_insert_ignore(
         conn,
         candles,
         {
-            "venue": [venue] * n,
-            "symbol": [symbol] * n,
-            "timeframe": [timeframe] * n,
             "ts_ms": ts_ms,
             "open": open_,
             "high": high,
@@ -187,6 +204,7 @@ async def insert_candles(
             "close": close,
             "volume": volume,
         },
+        constants={"venue": venue, "symbol": symbol, "timeframe": timeframe},
         chunk_rows=chunk_rows,
     )
 
@@ -221,9 +239,9 @@ async def candle_coverage(
 ) -> list[dict[str, Any]]:
     """Stored candle series: ``[{venue, symbol, timeframe, first_ts_ms, last_ts_ms, count}]``."""
     c = candles.c
-    q = select(
-        c.venue, c.symbol, c.timeframe, func.min(c.ts_ms), func.max(c.ts_ms), func.count()
-    ).group_by(c.venue, c.symbol, c.timeframe)
+    q = select(c.venue, c.symbol, c.timeframe, func.min(c.ts_ms), func.max(c.ts_ms), func.count()).group_by(
+        c.venue, c.symbol, c.timeframe
+    )
     if venue is not None:
         q = q.where(c.venue == venue)
     if symbol is not None:

@@ -196,7 +196,9 @@ class StorageWriter:
 
     def submit_metric(self, venue: str, symbol: str, name: str, value: float | None, ts_ns: int) -> None:
         """Queue one metric value (``None`` = could not be computed). Cross-venue metrics: venue ``"all"``."""
-        self.submit("metrics", {"venue": venue, "symbol": symbol, "name": name, "ts_ns": ts_ns, "value": value})
+        self.submit(
+            "metrics", {"venue": venue, "symbol": symbol, "name": name, "ts_ns": ts_ns, "value": value}
+        )
 
     def submit_book_snapshot(
         self,
@@ -257,7 +259,10 @@ class StorageWriter:
             self._buffer.popleft()
         self._dropped += over
         # Log at most once per 10 % of the buffer size, not per row.
-        if self._dropped - self._dropped_logged >= max(1, self.max_buffer_rows // 10) or self._dropped_logged == 0:
+        if (
+            self._dropped - self._dropped_logged >= max(1, self.max_buffer_rows // 10)
+            or self._dropped_logged == 0
+        ):
             self._dropped_logged = self._dropped
             log.warning(
                 "storage writer buffer full (%d rows, database unavailable: %s); dropped %d oldest rows so far",
@@ -380,7 +385,9 @@ class StorageWriter:
                     await insert_rows(conn, INGEST_TABLES[table], group)
         return len(batch)
 
-    async def _write_rowwise(self, batch: list[tuple[str, dict[str, Any]]], first_error: BaseException) -> int:
+    async def _write_rowwise(
+        self, batch: list[tuple[str, dict[str, Any]]], first_error: BaseException
+    ) -> int:
         written = 0
         for i, item in enumerate(batch):
             try:

@@ -59,7 +59,9 @@ class _BinanceBase:
     depth_suffix: str
     depth_weight: int
 
-    def __init__(self, symbol_map: dict[str, str] | None = None, contract_sizes: dict[str, float] | None = None):
+    def __init__(
+        self, symbol_map: dict[str, str] | None = None, contract_sizes: dict[str, float] | None = None
+    ):
         # wire symbol -> unified symbol, e.g. from exchangeInfo; filled lazily by heuristics.
         self._to_unified: dict[str, str] = dict(symbol_map or {})
         self._to_wire: dict[str, str] = {v: k for k, v in self._to_unified.items()}
@@ -181,7 +183,14 @@ class _BinanceBase:
     def _ticker(self, d: dict, ts_recv_ns: int) -> BookTicker:
         ts = d.get("T") or d.get("E")
         return BookTicker(
-            self.instrument(d["s"]), d["b"], d["B"], d["a"], d["A"], d["u"], ts * _MS if ts else None, ts_recv_ns
+            self.instrument(d["s"]),
+            d["b"],
+            d["B"],
+            d["a"],
+            d["A"],
+            d["u"],
+            ts * _MS if ts else None,
+            ts_recv_ns,
         )
 
     def _trade(self, d: dict, ts_recv_ns: int) -> Trade:

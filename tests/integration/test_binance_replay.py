@@ -84,8 +84,15 @@ def test_book_top_matches_book_ticker(groups, name):
                 e = store_ref["store"].entry(ev.instrument)
                 if e.book.quality.synced and e.book.sequence == ev.last_sequence:
                     b = e.book
-                    checks.append((ev.last_sequence, b.best_bid_scaled(), b.best_ask_scaled(), b.price_decimals,
-                                   b.size_decimals))
+                    checks.append(
+                        (
+                            ev.last_sequence,
+                            b.best_bid_scaled(),
+                            b.best_ask_scaled(),
+                            b.price_decimals,
+                            b.size_decimals,
+                        )
+                    )
 
     reg = AdapterRegistry()
     store = BookStore(reg, clock=ReplayClock())

@@ -122,7 +122,10 @@ def upgrade() -> None:
         sa.Column("tool_calls", JsonType, nullable=True),
         sa.Column("created_at_ms", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["session_id"], ["chat_sessions.id"], name="fk_chat_messages_session_id_chat_sessions", ondelete="CASCADE"
+            ["session_id"],
+            ["chat_sessions.id"],
+            name="fk_chat_messages_session_id_chat_sessions",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_chat_messages"),
         sa.UniqueConstraint("session_id", "seq", name="uq_chat_messages_session_id_seq"),

@@ -1,0 +1,111 @@
+"""The ``mlm`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from market_liquidity_monitor.config import Settings
+
+app = typer.Typer(
+    help="Market Liquidity Monitor: liquidity analytics and an assistant over real order books.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="Run on recorded data in this directory (../shared/data layout)."),
+]
+
+
+def _settings(data: Path | None) -> Settings:
+    overrides = {}
+    if data is not None:
+        if not data.is_dir():
+            raise typer.BadParameter(f"{data} is not a directory", param_hint="--data")
+        overrides["data_dir"] = data
+    return Settings(**overrides)
+
+
+def _market(settings: Settings, console: Console):
+    from market_liquidity_monitor.market_data import MarketData
+
+    if settings.data_dir is None:
+        console.print(
+            "[yellow]No --data given and MLM_DATA_DIR is unset: live venues need network access. "
+            "Run on recorded data with --data ../shared/data.[/yellow]"
+        )
+        raise typer.Exit(2)
+    return MarketData.from_recordings(settings, settings.data_dir)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A liquidity question in plain language.")],
+    data: DataOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object: answer and tool calls.")
+    ] = False,
+) -> None:
+    """Answer one question from real order books."""
+    from market_liquidity_monitor.agent.assistant import Assistant
+
+    console = Console(stderr=True)
+    settings = _settings(data)
+    market = _market(settings, console)
+    assistant = Assistant(settings, market)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} msgs"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(name: str, n: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(f"replaying {name}", total=None)
+            progress.update(tasks[name], completed=n)
+
+        market.progress = on_progress
+        result = asyncio.run(assistant.ask(question))
+    if as_json:
+        sys.stdout.write(
+            json.dumps({"answer": result.answer, "tool_calls": result.tool_calls}, default=str) + "\n"
+        )
+    else:
+        Console().print(result.answer, markup=False, highlight=False)
+
+
+@app.command()
+def serve(
+    data: DataOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Start the REST API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from market_liquidity_monitor.api.app import create_app
+
+    settings = _settings(data)
+    uvicorn.run(create_app(settings), host=host or settings.api.host, port=port or settings.api.port)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,220 @@
+"""MarketData: the one door through which tools, the API and the CLI reach books.
+
+It resolves what a user typed ("BTC" on "binance") to an instrument that has a book, makes sure
+that book is loaded (replaying its recording on first use when running on recorded data), and
+hands out ``BookView`` images with their quality. Live ingest fills the same ``BookStore``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from market_liquidity_monitor.book.view import BookView
+from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.domain.errors import UnknownSymbolError, UnknownVenueError
+from market_liquidity_monitor.domain.instrument import InstrumentId, MarketType
+from market_liquidity_monitor.ingest.clock import Clock, ReplayClock, WallClock
+from market_liquidity_monitor.ingest.replay import ReadStats, RecordingGroup, Replayer, discover
+from market_liquidity_monitor.ingest.store import BookStore
+from market_liquidity_monitor.venues.registry import AdapterRegistry
+
+log = logging.getLogger(__name__)
+
+# Quote currencies preferred when the user names only a base asset, most liquid first.
+QUOTE_PREFERENCE = ("USDT", "USD", "USDC", "FDUSD", "BUSD", "EUR", "GBP", "BTC", "ETH")
+# USD-like quotes are interchangeable for "ETH/USD"-style requests when the exact quote is absent.
+USD_LIKE = ("USD", "USDT", "USDC", "FDUSD", "BUSD")
+
+
+class MarketData:
+    """Books by instrument, loaded lazily from recordings or filled by live ingest.
+
+    ``progress(group_name, records_done)`` is called while a recording loads (for a CLI progress bar).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: BookStore | None = None,
+        registry: AdapterRegistry | None = None,
+        clock: Clock | None = None,
+        groups: Iterable[RecordingGroup] = (),
+    ):
+        self.settings = settings
+        self.registry = registry or AdapterRegistry()
+        self.clock = clock or WallClock()
+        self.store = store or BookStore(
+            self.registry,
+            windows_bps=settings.analytics.depth_windows_bps,
+            clock=self.clock,
+            stale_after_ms=settings.analytics.stale_after_ms,
+            max_buffer=settings.ingest.max_buffered_deltas,
+        )
+        self._groups = list(groups)
+        self._loaded: set[str] = set()
+        self._known: dict[InstrumentId, RecordingGroup] = {}
+        self._lock = threading.RLock()
+        self._session_clocks: dict[str, ReplayClock] = {}
+        self.read_stats = ReadStats()
+        self.progress: Callable[[str, int], None] | None = None
+        for g in self._groups:
+            if g.venue_symbols:
+                try:
+                    adapter = self.registry(g.venue)
+                except UnknownVenueError:
+                    continue
+                for vs in g.venue_symbols:
+                    self._known[adapter.instrument(vs)] = g
+
+    @classmethod
+    def from_recordings(cls, settings: Settings, data_dir: Path) -> MarketData:
+        """Run on recorded data: every recording under ``data_dir`` that an adapter can read.
+
+        "Now" is the recording's time (a ``ReplayClock``), so book ages are measured against it.
+        """
+        registry = AdapterRegistry()
+        groups = [g for g in discover(Path(data_dir)) if g.venue in registry.venues]
+        return cls(settings, registry=registry, clock=ReplayClock(), groups=groups)
+
+    # -------------------------------------------------------------- loading
+
+    @property
+    def is_recorded(self) -> bool:
+        return bool(self._groups)
+
+    def load_group(self, group: RecordingGroup) -> None:
+        with self._lock:
+            if group.name in self._loaded:
+                return
+            log.info("replaying recording %s (%d files)", group.name, len(group.files))
+            # Simultaneous recordings (the hftbacktest set) share one timeline; every other
+            # capture has its own, so "now" for its books is the end of that capture.
+            session = "hftbacktest" if group.fmt == "hftbacktest" else group.name
+            clock = self._session_clocks.setdefault(session, ReplayClock())
+            before = set(self.store.instruments())
+            rp = Replayer(self.store, self.registry, clock=clock)
+            cb = None
+            if self.progress is not None:
+                name, prog = group.name, self.progress
+
+                def cb(n: int) -> None:
+                    prog(name, n)
+
+            rp.run(group.records(self.read_stats), progress=cb)
+            if isinstance(self.clock, ReplayClock):
+                self.clock.advance(clock.now_ns())
+            self._loaded.add(group.name)
+            for inst in set(self.store.instruments()) - before:
+                self._known.setdefault(inst, group)
+                self.store.set_clock(inst, clock)
+
+    def _load_unknown_groups(self, venue: str | None = None) -> None:
+        """Load groups whose instruments are not known from file names (small captures)."""
+        for g in self._groups:
+            if not g.venue_symbols and g.name not in self._loaded and (venue is None or g.venue == venue):
+                self.load_group(g)
+
+    def load_all(self) -> None:
+        for g in self._groups:
+            self.load_group(g)
+
+    # ------------------------------------------------------------ discovery
+
+    def instruments(self, venue: str | None = None) -> list[InstrumentId]:
+        """Instruments that have (or will have, once loaded) a book."""
+        self._load_unknown_groups(venue)
+        found = set(self._known) | set(self.store.instruments())
+        return sorted(i for i in found if venue is None or i.venue == venue)
+
+    def venues(self) -> list[str]:
+        return sorted({i.venue for i in self.instruments()})
+
+    def resolve(
+        self, symbol: str, venue: str | None = None, market: MarketType | None = None
+    ) -> InstrumentId:
+        """Map a user symbol to an instrument with a book.
+
+        ``symbol``: a base asset (``"BTC"``), a unified pair (``"ETH/USD"``, ``"BTC/USDT:USDT"``).
+        ``venue``: a ccxt id; None picks the configured default venue if it lists the asset, else
+        the first venue that does. A base asset prefers spot and the quote order of
+        ``QUOTE_PREFERENCE``; a pair quoted in USD matches USDT/USDC books when no USD book exists.
+
+        Raises ``UnknownVenueError`` / ``UnknownSymbolError`` naming the closest valid ones.
+        """
+        sym = symbol.strip().upper()
+        if venue is not None:
+            venue = venue.strip().lower()
+            all_venues = sorted({i.venue for i in self.instruments()})
+            if venue not in all_venues:
+                raise UnknownVenueError(venue, all_venues)
+            candidates = self.instruments(venue)
+        else:
+            candidates = self.instruments()
+        hit = self._pick(sym, candidates, market)
+        if hit is None:
+            pool = candidates
+            raise UnknownSymbolError(symbol, sorted({i.symbol for i in pool}), venue)
+        return hit
+
+    def _pick(
+        self, sym: str, candidates: list[InstrumentId], market: MarketType | None
+    ) -> InstrumentId | None:
+        if market is not None:
+            candidates = [i for i in candidates if i.market_type is market]
+        exact = [i for i in candidates if i.symbol == sym]
+        if exact:
+            return self._prefer_venue(exact)
+        if "/" in sym:
+            base, _, quote = sym.partition("/")
+            quote = quote.split(":")[0]
+            same = [
+                i
+                for i in candidates
+                if i.base == base and i.quote == quote and i.market_type is MarketType.SPOT
+            ]
+            same = same or [i for i in candidates if i.base == base and i.quote == quote]
+            if not same and quote in USD_LIKE:
+                same = [i for i in candidates if i.base == base and i.quote in USD_LIKE]
+            return self._rank(same)
+        base = {"XBT": "BTC"}.get(sym, sym)
+        return self._rank([i for i in candidates if i.base == base])
+
+    def _rank(self, items: list[InstrumentId]) -> InstrumentId | None:
+        if not items:
+            return None
+        default = self.settings.agent.default_venue
+
+        def key(i: InstrumentId):
+            q = QUOTE_PREFERENCE.index(i.quote) if i.quote in QUOTE_PREFERENCE else len(QUOTE_PREFERENCE)
+            return (
+                i.market_type is not MarketType.SPOT,
+                i.venue != default,
+                q,
+                i.settle is not None,
+                i.symbol,
+            )
+
+        return min(items, key=key)
+
+    def _prefer_venue(self, items: list[InstrumentId]) -> InstrumentId:
+        default = self.settings.agent.default_venue
+        return min(items, key=lambda i: (i.venue != default, i.venue))
+
+    # ---------------------------------------------------------------- books
+
+    def ensure_loaded(self, inst: InstrumentId) -> None:
+        g = self._known.get(inst)
+        if g is not None and g.name not in self._loaded:
+            self.load_group(g)
+
+    def view(self, inst: InstrumentId, max_levels: int | None = None) -> BookView:
+        """A synced book image with its quality (``BookNotReadyError`` if it is resyncing)."""
+        self.ensure_loaded(inst)
+        return self.store.view(inst.venue, inst.symbol, max_levels)
+
+    def quality(self, inst: InstrumentId) -> dict:
+        self.ensure_loaded(inst)
+        return self.store.quality(self.store.find(inst.venue, inst.symbol))
