@@ -84,7 +84,7 @@ def run_ours(lines) -> tuple[int, float]:
                     bb = book.best_bid_scaled()
                     ba = book.best_ask_scaled()
                     d = book.depth_scaled(WINDOW_BPS)
-                    checksum += bb[0] + ba[0] + d[0] + d[2]
+                    checksum += bb[0] + bb[1] + ba[0] + ba[1] + d[0] + d[2]
     return len(lines), checksum
 
 
@@ -171,7 +171,7 @@ def run_baseline(lines) -> tuple[int, float]:
             lo, hi = mid * (1 - w), mid * (1 + w)
             bid_depth = sum(book.bids[p] for p in book.bids.irange(minimum=lo))
             ask_depth = sum(book.asks[p] for p in book.asks.irange(maximum=hi))
-            checksum += float(bb + ba + bid_depth + ask_depth)
+            checksum += float(bb + bq + ba + aq + bid_depth + ask_depth)
     return len(lines), checksum
 
 

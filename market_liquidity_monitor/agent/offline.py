@@ -212,8 +212,10 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
     a = q.args
     cap = q.capability
     if cap == "refuse":
-        reason = f" ({q.reason})" if q.reason else ""
-        return f"Sorry, I can't help with that{reason}. {CAPABILITY_HELP}"
+        code, _, why = (q.reason or "").partition(": ")
+        if code in ("smalltalk", "empty"):
+            return f"Hello! {CAPABILITY_HELP}"
+        return f"Sorry, I can't help with that ({why or 'not a market-liquidity question'}). {CAPABILITY_HELP}"
     if cap in NOT_YET:
         return f"{NOT_YET[cap]} is not available in this version yet. {CAPABILITY_HELP}"
     if cap == "health":

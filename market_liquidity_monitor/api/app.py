@@ -23,6 +23,18 @@ from market_liquidity_monitor.domain.errors import (
 from market_liquidity_monitor.market_data import MarketData
 
 
+def get_market(request: Request) -> MarketData:
+    return request.app.state.market
+
+
+def get_assistant(request: Request) -> Assistant:
+    return request.app.state.assistant
+
+
+MarketDep = Annotated[MarketData, Depends(get_market)]
+AssistantDep = Annotated[Assistant, Depends(get_assistant)]
+
+
 def build_market(settings: Settings) -> MarketData:
     if settings.data_dir is not None:
         return MarketData.from_recordings(settings, settings.data_dir)
@@ -63,15 +75,6 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
     @app.exception_handler(InsufficientLiquidityError)
     async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
-
-    def get_market(request: Request) -> MarketData:
-        return request.app.state.market
-
-    def get_assistant(request: Request) -> Assistant:
-        return request.app.state.assistant
-
-    MarketDep = Annotated[MarketData, Depends(get_market)]
-    AssistantDep = Annotated[Assistant, Depends(get_assistant)]
 
     # Sync endpoints run in FastAPI's threadpool, so a first request that replays a recording
     # does not block the event loop.

@@ -276,6 +276,33 @@ class L2Book:
                 w.ask_size += ds
                 w.ask_notional += dn
 
+    def truncate(self, max_levels: int) -> int:
+        """Keep only the best ``max_levels`` levels per side; returns how many levels were dropped.
+
+        Opt-in, for venues whose book is a fixed-depth window that never sends deletes for levels
+        pushed out of scope (Kraken: "after each update, truncate your book to the subscribed
+        depth", docs.kraken.com book-checksum v1/v2). Depth windows are rebuilt only if something
+        was dropped.
+        """
+        dropped = 0
+        nb = len(self._bid_px) - max_levels
+        if nb > 0:  # worst bids are the lowest: the front of the ascending list
+            for p in self._bid_px[:nb]:
+                del self._bids[p]
+            del self._bid_px[:nb]
+            dropped += nb
+        na = len(self._ask_px) - max_levels
+        if na > 0:  # worst asks are the highest: the back
+            for p in self._ask_px[max_levels:]:
+                del self._asks[p]
+            del self._ask_px[max_levels:]
+            dropped += na
+        if dropped and self._windows:
+            for w in self._windows.values():
+                w.reset()
+            self._recenter()
+        return dropped
+
     def _widen(self, exc: PrecisionError, is_price: bool) -> None:
         """Rescale every key (or size) to ``exc.needed`` decimals; totals are rebuilt."""
         if is_price:

@@ -137,6 +137,12 @@ class BookSync:
         """Apply a snapshot and replay buffered deltas. Returns False if the snapshot was too old."""
         seq = snap.sequence
         rule = self.rule
+        if seq is None and self.buffer:
+            # A snapshot without a sequence is pushed on the socket (Kraken, Coinbase Exchange,
+            # Gemini): deltas buffered before it arrived before it, so it already contains them.
+            # Replaying them would put older levels on top of the newer image.
+            self.counters.deltas_stale += len(self.buffer)
+            self.buffer.clear()
         if seq is not None and self.buffer and self.buffer[0].first_sequence is not None:
             # Binance step 4: "If the snapshot lastUpdateId is strictly less than the U of the first
             # buffered event, get a new snapshot" (for futures: < U is also too old, no +1).
