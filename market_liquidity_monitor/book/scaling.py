@@ -62,13 +62,13 @@ def parse_scaled(text: str, decimals: int) -> int:
             return int(text) * POW10[decimals]
         except ValueError:
             return _parse_decimal(text, decimals)
+    if "e" in text or "E" in text:
+        return _parse_decimal(text, decimals)
     frac = len(text) - dot - 1
     if frac == decimals:
         return int(text[:dot] + text[dot + 1 :])
     if frac < decimals:
         return int(text[:dot] + text[dot + 1 :]) * POW10[decimals - frac]
-    if "e" in text or "E" in text:
-        return _parse_decimal(text, decimals)
     trimmed = text.rstrip("0")
     frac = len(trimmed) - dot - 1
     if frac > decimals:

@@ -64,7 +64,17 @@ def test_mlm_ask_json_matches_an_independent_walk_of_the_book(data_dir):
     (call,) = out["tool_calls"]
     r = call["result"]
     assert call["tool"] == "market_impact"
-    for key in ("venue", "symbol", "side", "size", "filled_size", "vwap", "mid_price", "slippage_bps", "book_ts"):
+    for key in (
+        "venue",
+        "symbol",
+        "side",
+        "size",
+        "filled_size",
+        "vwap",
+        "mid_price",
+        "slippage_bps",
+        "book_ts",
+    ):
         assert key in r
     assert (r["venue"], r["symbol"], r["side"], r["size"]) == ("binance", "BTC/USDT", "buy", 5.0)
 
@@ -169,8 +179,13 @@ async def test_thin_book_reports_what_can_be_filled(assistant):
 
 
 def test_grounding_accepts_rounding_and_flags_invented_numbers():
-    calls = [{"tool": "t", "args": {"size": 5}, "result": {"vwap": 61603.56492, "slippage_bps": 0.2516,
-                                                           "book_ts": "2024-08-09T00:05:05.809Z"}}]
+    calls = [
+        {
+            "tool": "t",
+            "args": {"size": 5},
+            "result": {"vwap": 61603.56492, "slippage_bps": 0.2516, "book_ts": "2024-08-09T00:05:05.809Z"},
+        }
+    ]
     ok = check_grounding("5 BTC at 61,603.56 (0.25 bps) as of 2024-08-09T00:05:05.809Z", calls)
     assert ok.grounded, ok.unsupported
     bad = check_grounding("5 BTC at 61,603.56, about 0.4 bps, or 12 levels", calls)

@@ -35,7 +35,9 @@ def test_orderbook_endpoint_returns_summary_and_levels(client):
 
 
 def test_impact_endpoint(client):
-    r = client.post("/api/impact", json={"venue": "binance", "symbol": "BTC/USDT", "side": "sell", "notional": 150000})
+    r = client.post(
+        "/api/impact", json={"venue": "binance", "symbol": "BTC/USDT", "side": "sell", "notional": 150000}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["side"] == "sell" and body["fully_filled"]
@@ -68,7 +70,9 @@ def test_unknown_venue_and_symbol_name_closest_valid_ones(client):
 
 
 def test_chat_round_trip_with_session(client):
-    r = client.post("/api/chat", json={"message": "How much slippage would a 5 BTC market buy cause on Binance?"})
+    r = client.post(
+        "/api/chat", json={"message": "How much slippage would a 5 BTC market buy cause on Binance?"}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["tool_calls"][0]["tool"] == "market_impact"
