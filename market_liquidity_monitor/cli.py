@@ -88,6 +88,37 @@ def ask(
         Console().print(result.answer, markup=False, highlight=False)
 
 
+@app.command("eval")
+def eval_(
+    file: Annotated[Path, typer.Argument(help="A query file (JSON lines: query, capability, args).")],
+    data: DataOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with per-question verdicts.")
+    ] = False,
+) -> None:
+    """Measure routing accuracy (right tool, right arguments) and grounding on a query file."""
+    from market_liquidity_monitor.agent.assistant import Assistant
+    from market_liquidity_monitor.agent.evaluation import run_eval
+
+    console = Console(stderr=True)
+    settings = _settings(data)
+    market = _market(settings, console)
+    try:
+        report = run_eval(Assistant(settings, market), file)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), default=str) + "\n")
+        return
+    out = Console()
+    for item in report.items:
+        mark = "ok " if item.verdict == "ok" else "BAD"
+        out.print(f"{mark} {item.question}" + (f"  [{item.detail}]" if item.detail else ""), markup=False)
+    out.print(f"routing accuracy: {report.routing_accuracy:.1%} ({len(report.items)} questions)")
+    out.print(f"grounding rate:   {report.grounding_rate:.1%}")
+
+
 @app.command()
 def serve(
     data: DataOpt = None,

@@ -5,12 +5,11 @@
   recognised candle/trade file under ``path`` with a progress bar and prints a summary.
 * ``export(settings, kind, path, ...)``: ``mlm export``; writes candles/trades/metrics to CSV or Parquet.
 
-The sync functions run their own event loop; call them from a plain (non-async) CLI command.
+The sync functions run their own event loop (in a helper thread when called inside a running loop).
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +28,7 @@ from rich.table import Table
 
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.storage import migrations
-from market_liquidity_monitor.storage.db import Database
+from market_liquidity_monitor.storage.db import Database, run_sync
 from market_liquidity_monitor.storage.export import ExportResult
 from market_liquidity_monitor.storage.export import export as export_async
 from market_liquidity_monitor.storage.history import TimeLike
@@ -130,7 +129,7 @@ def import_path(
         finally:
             await db.dispose()
 
-    report = asyncio.run(run())
+    report = run_sync(run)
     if progress:
         _print_report(report, console)
     return report
@@ -190,4 +189,4 @@ def export(
         finally:
             await db.dispose()
 
-    return asyncio.run(run())
+    return run_sync(run)

@@ -12,7 +12,9 @@ Build one ``Database`` per process (lifespan or CLI command) and ``await db.disp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -126,3 +128,30 @@ class Database:
         return (
             f"Database({make_url(self.url).render_as_string(hide_password=True)!r}, schema={self.schema!r})"
         )
+
+
+def run_sync(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``coro_fn()`` to completion from sync code (CLI commands). Inside a running event loop
+    (e.g. called from async start-up code or a test) it runs on a fresh loop in a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_as_coroutine(coro_fn))
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(_as_coroutine(coro_fn))
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="mlm-run-sync")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+async def _as_coroutine(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
+    return await coro_fn()

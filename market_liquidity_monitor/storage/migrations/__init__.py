@@ -10,8 +10,6 @@ creates a new revision file in ``versions/`` (set ``MLM_DATABASE_URL`` or pass `
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.pool import NullPool
 
-from market_liquidity_monitor.storage.db import make_engine
+from market_liquidity_monitor.storage.db import make_engine, run_sync
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 # Arbitrary constant key of the PostgreSQL advisory lock taken while migrating.
@@ -81,33 +79,11 @@ def head_revision() -> str:
     return head
 
 
-def _run(coro_fn: Any) -> Any:
-    """Run a coroutine to completion from sync code, also when called inside a running loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro_fn())
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = asyncio.run(coro_fn())
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="mlm-migrate")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")
-
-
 def upgrade(url: str, revision: str = "head", *, schema: str | None = None) -> None:
     """Sync wrapper of ``upgrade_async`` (the ``mlm db upgrade`` command)."""
-    _run(lambda: upgrade_async(url, revision, schema=schema))
+    run_sync(lambda: upgrade_async(url, revision, schema=schema))
 
 
 def current(url: str, *, schema: str | None = None) -> str | None:
     """Sync wrapper of ``current_async``."""
-    return _run(lambda: current_async(url, schema=schema))
+    return run_sync(lambda: current_async(url, schema=schema))

@@ -55,9 +55,13 @@ async def test_round_trip_ttl_and_delete(redis_url: str) -> None:
         await cache.close()
 
 
-async def test_two_engines_share_markets_through_redis(redis_url: str, replay_server: RestReplayServer) -> None:
+async def test_two_engines_share_markets_through_redis(
+    redis_url: str, replay_server: RestReplayServer
+) -> None:
     prefix = unique_prefix()
-    settings = Settings(venues=("binance",), data_engine=DataEngineSettings(rest_base_url=replay_server.base_url))
+    settings = Settings(
+        venues=("binance",), data_engine=DataEngineSettings(rest_base_url=replay_server.base_url)
+    )
     cache_a = RedisCache(redis_url, 300.0, prefix=prefix)
     cache_b = RedisCache(redis_url, 300.0, prefix=prefix)
     engine_a = DataEngine(settings, cache_a)

@@ -12,7 +12,9 @@ from market_liquidity_monitor.data_engine.engine import DataEngine
 from market_liquidity_monitor.data_engine.replay_server import RestReplayServer
 
 
-async def test_requests_keep_being_answered_when_redis_dies(redis_server, replay_server: RestReplayServer) -> None:
+async def test_requests_keep_being_answered_when_redis_dies(
+    redis_server, replay_server: RestReplayServer
+) -> None:
     settings = Settings(
         venues=("binance",),
         data_engine=DataEngineSettings(rest_base_url=replay_server.base_url, request_timeout_s=2.0),
@@ -57,8 +59,12 @@ async def test_requests_keep_being_answered_when_redis_dies(redis_server, replay
         await cache.close()
 
 
-async def test_markets_survive_redis_outage_for_a_fresh_engine(redis_server, replay_server: RestReplayServer) -> None:
-    settings = Settings(venues=("binance",), data_engine=DataEngineSettings(rest_base_url=replay_server.base_url))
+async def test_markets_survive_redis_outage_for_a_fresh_engine(
+    redis_server, replay_server: RestReplayServer
+) -> None:
+    settings = Settings(
+        venues=("binance",), data_engine=DataEngineSettings(rest_base_url=replay_server.base_url)
+    )
     cache = RedisCache(redis_server.url, 300.0, op_timeout_s=0.2, retry_after_s=30.0)
     first = DataEngine(settings, cache)
     second = DataEngine(settings, cache)

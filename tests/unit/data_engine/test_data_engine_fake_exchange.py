@@ -13,7 +13,11 @@ from market_liquidity_monitor.config import DataEngineSettings, Settings
 from market_liquidity_monitor.data_engine.breaker import BreakerState, Outcome
 from market_liquidity_monitor.data_engine.cache import MemoryCache
 from market_liquidity_monitor.data_engine.engine import DataEngine, classify_error, point_exchange_at
-from market_liquidity_monitor.data_engine.errors import CircuitOpenError, VenueRequestError, VenueUnreachableError
+from market_liquidity_monitor.data_engine.errors import (
+    CircuitOpenError,
+    VenueRequestError,
+    VenueUnreachableError,
+)
 from market_liquidity_monitor.domain.errors import InvalidInputError, UnknownSymbolError, UnknownVenueError
 
 
@@ -54,7 +58,13 @@ class FakeExchange:
         await self._io("load_markets")
         return self.set_markets(
             [
-                {"symbol": "BTC/USDT", "taker": 0.001, "maker": 0.001, "tierBased": False, "percentage": True},
+                {
+                    "symbol": "BTC/USDT",
+                    "taker": 0.001,
+                    "maker": 0.001,
+                    "tierBased": False,
+                    "percentage": True,
+                },
                 {"symbol": "ETH/USDT", "taker": 0.001, "maker": 0.0008},
                 {"symbol": "NOFEE/USDT"},
             ]
@@ -75,7 +85,15 @@ class FakeExchange:
 
     async def fetch_trades(self, symbol: str, since: Any, limit: Any) -> list[dict[str, Any]]:
         await self._io("fetch_trades")
-        return [{"id": "42", "timestamp": 1_700_000_000_123, "price": 0.00000637, "amount": 6500.0, "side": "sell"}]
+        return [
+            {
+                "id": "42",
+                "timestamp": 1_700_000_000_123,
+                "price": 0.00000637,
+                "amount": 6500.0,
+                "side": "sell",
+            }
+        ]
 
     async def close(self) -> None:
         self.closed = True
@@ -86,7 +104,9 @@ def make_engine(**cfg: Any) -> tuple[DataEngine, FakeExchange, FakeClock, Memory
     fake = FakeExchange()
     settings = Settings(venues=("binance",), data_engine=DataEngineSettings(**cfg))
     cache = MemoryCache(300.0, clock=clock)
-    engine = DataEngine(settings, cache, clock, wall_clock=lambda: 1_700_000_000.0, exchange_factory=lambda v: fake)
+    engine = DataEngine(
+        settings, cache, clock, wall_clock=lambda: 1_700_000_000.0, exchange_factory=lambda v: fake
+    )
     return engine, fake, clock, cache
 
 
@@ -247,7 +267,12 @@ def test_classify_error() -> None:
 
 def test_point_exchange_at_rewrites_every_rest_url() -> None:
     class E:
-        urls = {"api": {"public": "https://api.binance.com/api/v3", "nested": {"x": "https://fapi.binance.com/fapi/v1"}}}  # noqa: RUF012
+        urls = {
+            "api": {
+                "public": "https://api.binance.com/api/v3",
+                "nested": {"x": "https://fapi.binance.com/fapi/v1"},
+            }
+        }  # noqa: RUF012
 
     e = E()
     point_exchange_at(e, "http://127.0.0.1:9/")
