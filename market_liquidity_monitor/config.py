@@ -45,6 +45,18 @@ class IngestSettings(_Section):
     backoff_max_s: float = 30.0
     snapshot_limit: int = 1000
     max_buffered_deltas: int = 10_000
+    # Live runtime (ingest/live.py, docs/ingest.md): a connection up this long resets the backoff;
+    # REST snapshot timeout; how long a planned (make-before-break) switch may wait for overlap.
+    backoff_reset_after_s: float = 60.0
+    snapshot_timeout_s: float = 10.0
+    handover_timeout_s: float = 10.0
+    # Share of each venue's REST weight budget the runtime may use (ingest/ratelimit.py).
+    rest_weight_headroom: float = 0.9
+    # Host overrides ("ws://127.0.0.1:9000"): scheme and host replace the venue's, path is kept.
+    ws_base_url: str | None = None
+    rest_base_url: str | None = None
+    # Recorder: a new gzip member (flushed) at least this often; a crash loses at most this much.
+    record_flush_interval_s: float = 1.0
 
 
 class DataEngineSettings(_Section):

@@ -56,7 +56,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from market_liquidity_monitor.config import IngestSettings
-from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
+from market_liquidity_monitor.domain.events import BookTicker, L2Delta, Trade
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.ingest.clock import Clock, WallClock
 from market_liquidity_monitor.ingest.ratelimit import RateLimiters, TokenBucket, WeightLimiter, ws_message_pacer
@@ -280,7 +280,7 @@ class VenueConnection:
         self._http = http
         self._owns_http = http is None
         self.limiter: TokenBucket = limiter or WeightLimiter.for_venue(self.venue, headroom=s.rest_weight_headroom)
-        self._pacer = ws_message_pacer(self.venue, sleep=sleep)
+        self._pacer = ws_message_pacer(self.venue)  # real time: it paces a real socket
         self.ws_url = _rebase(adapter.stream_url(self.symbols), ws_url or s.ws_base_url)
         self._rest_base = rest_base_url or s.rest_base_url
         self.sink = sink
@@ -969,10 +969,6 @@ class FeedHandler:
         }
 
 
-def event_instrument(ev: Event) -> InstrumentId:  # pragma: no cover - tiny helper for callers
-    return ev.instrument
-
-
 __all__ = [
     "SHUTDOWN_NOTICES",
     "Backoff",
@@ -980,6 +976,5 @@ __all__ = [
     "DisconnectReason",
     "FeedHandler",
     "FrameSink",
-    "L2Snapshot",
     "VenueConnection",
 ]
