@@ -100,12 +100,15 @@ class Bybit:
     def instrument(self, venue_symbol: str) -> InstrumentId:
         inst = self._instrument_cache.get(venue_symbol)
         if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(self.venue, self.unified_symbol(venue_symbol))
+            inst = self._instrument_cache[venue_symbol] = InstrumentId(
+                self.venue, self.unified_symbol(venue_symbol)
+            )
         return inst
 
     def contract_size(self, symbol: str) -> float | None:
         """Inverse perps: sizes are USD contracts of 1 USD face value -> 1.0; others None."""
-        return 1.0 if InstrumentId(self.venue, symbol).market_type.value == "inverse" else None
+        pair, _, contract = symbol.partition(":")
+        return 1.0 if contract and contract.split("-")[0] == pair.split("/")[0] else None
 
     # ----------------------------------------------------------- connection
 
@@ -127,7 +130,9 @@ class Bybit:
     def parse_snapshot(self, body: Any, symbol: str, ts_recv_ns: int) -> L2Snapshot:
         """REST ``GET /v5/market/orderbook`` body (``result: {s, b, a, ts, u, seq}``)."""
         r = body["result"]
-        return L2Snapshot(self.instrument(r["s"]), r["b"], r["a"], int(r["u"]), int(r["ts"]) * _MS, ts_recv_ns)
+        return L2Snapshot(
+            self.instrument(r["s"]), r["b"], r["a"], int(r["u"]), int(r["ts"]) * _MS, ts_recv_ns
+        )
 
     # -------------------------------------------------------------- parsing
 
@@ -142,7 +147,7 @@ class Bybit:
                 if msg.get("success") is False or msg.get("ret_msg") not in (None, "", "pong", "subscribe"):
                     self.errors.record("unknown", msg)
                 return []  # {"success":true,"op":"subscribe"…}, {"op":"pong"…}
-            kind, _, rest = topic.partition(".")
+            kind = topic.partition(".")[0]
             if kind == "orderbook":
                 return [self._v5_book(msg, ts_recv_ns)]
             if kind == "publicTrade":
@@ -172,8 +177,16 @@ class Bybit:
         return L2Delta(inst, d["b"], d["a"], u, u, None, ts, ts_recv_ns)
 
     def _v5_trade(self, t: dict, ts_recv_ns: int) -> Trade:
-        return Trade(self.instrument(t["s"]), t["p"], t["v"], t["S"].lower(), str(t["i"]), int(t["T"]) * _MS,
-                     ts_recv_ns, {"block_trade": t.get("BT", False)})  # fmt: skip
+        return Trade(
+            self.instrument(t["s"]),
+            t["p"],
+            t["v"],
+            t["S"].lower(),
+            str(t["i"]),
+            int(t["T"]) * _MS,
+            ts_recv_ns,
+            {"block_trade": t.get("BT", False)},
+        )
 
     def _v5_ticker(self, msg: dict, ts_recv_ns: int) -> BookTicker | None:
         d = msg["data"]
@@ -184,8 +197,16 @@ class Bybit:
         state.update({k: v for k, v in d.items() if v not in (None, "")})
         if "bid1Price" not in state or "ask1Price" not in state:
             return None
-        return BookTicker(self.instrument(sym), state["bid1Price"], state.get("bid1Size"), state["ask1Price"],
-                          state.get("ask1Size"), msg.get("cs"), int(msg["ts"]) * _MS, ts_recv_ns)  # fmt: skip
+        return BookTicker(
+            self.instrument(sym),
+            state["bid1Price"],
+            state.get("bid1Size"),
+            state["ask1Price"],
+            state.get("ask1Size"),
+            msg.get("cs"),
+            int(msg["ts"]) * _MS,
+            ts_recv_ns,
+        )
 
     # legacy -----------------------------------------------------------------
 
@@ -219,8 +240,15 @@ class Bybit:
         return L2Delta(inst, bids, asks, None, cross_seq, None, ts, ts_recv_ns)
 
     def _legacy_trade(self, t: dict, ts_recv_ns: int) -> Trade:
-        return Trade(self.instrument(t["symbol"]), number_text(t["price"]), number_text(t["size"]),
-                     t["side"].lower(), str(t["trade_id"]), int(t["trade_time_ms"]) * _MS, ts_recv_ns)  # fmt: skip
+        return Trade(
+            self.instrument(t["symbol"]),
+            number_text(t["price"]),
+            number_text(t["size"]),
+            t["side"].lower(),
+            str(t["trade_id"]),
+            int(t["trade_time_ms"]) * _MS,
+            ts_recv_ns,
+        )
 
     # ------------------------------------------------------------ integrity
 

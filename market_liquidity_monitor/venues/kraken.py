@@ -92,8 +92,9 @@ class Kraken:
     sequence_rule = NoSequenceRule()
     keepalive = KeepAlive(interval_s=None, client_ping=None, silence_timeout_s=5.0)
 
-    def __init__(self, version: int = 1, depth: int = 1000,
-                 precisions: dict[str, tuple[int, int]] | None = None):  # fmt: skip
+    def __init__(
+        self, version: int = 1, depth: int = 1000, precisions: dict[str, tuple[int, int]] | None = None
+    ):
         if version not in (1, 2):
             raise ValueError(f"Kraken WS version must be 1 or 2, got {version!r}")
         if depth not in (10, 25, 100, 500, 1000):
@@ -125,7 +126,9 @@ class Kraken:
     def instrument(self, venue_symbol: str) -> InstrumentId:
         inst = self._instrument_cache.get(venue_symbol)
         if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(self.venue, self.unified_symbol(venue_symbol))
+            inst = self._instrument_cache[venue_symbol] = InstrumentId(
+                self.venue, self.unified_symbol(venue_symbol)
+            )
         return inst
 
     def contract_size(self, symbol: str) -> float | None:
@@ -142,9 +145,11 @@ class Kraken:
             subs = [{"name": "book", "depth": self.depth}, {"name": "trade"}, {"name": "ticker"}]
             msgs = [{"event": "subscribe", "pair": pairs, "subscription": s} for s in subs]
         else:
-            msgs = [{"method": "subscribe", "params": {"channel": "book", "symbol": pairs, "depth": self.depth}},
-                    {"method": "subscribe", "params": {"channel": "trade", "symbol": pairs}},
-                    {"method": "subscribe", "params": {"channel": "ticker", "symbol": pairs}}]  # fmt: skip
+            msgs = [
+                {"method": "subscribe", "params": {"channel": "book", "symbol": pairs, "depth": self.depth}},
+                {"method": "subscribe", "params": {"channel": "trade", "symbol": pairs}},
+                {"method": "subscribe", "params": {"channel": "ticker", "symbol": pairs}},
+            ]
         return [orjson.dumps(m).decode() for m in msgs]
 
     def snapshot_request(self, symbol: str, limit: int = 1000) -> SnapshotRequest | None:
@@ -168,9 +173,7 @@ class Kraken:
             if isinstance(msg, dict):
                 if "channel" in msg and "data" in msg:
                     return self._v2(msg, ts_recv_ns)
-                if msg.get("event") == "subscriptionStatus" and msg.get("status") == "error":
-                    self.errors.record("unknown", msg)
-                elif msg.get("error"):
+                if msg.get("status") == "error" or msg.get("error"):
                     self.errors.record("unknown", msg)
                 return []  # heartbeat, systemStatus, subscriptionStatus, pong, method acks
             self.errors.record("unknown", msg)
@@ -191,8 +194,16 @@ class Kraken:
             return [self._v1_book(inst, name, msg[1:-2], ts_recv_ns)]
         if name == "trade":
             return [
-                Trade(inst, t[0], t[1], "buy" if t[3] == "b" else "sell", f"{t[2]}:{i}", _sec_text_ns(t[2]),
-                      ts_recv_ns, {"order_type": t[4]})  # fmt: skip
+                Trade(
+                    inst,
+                    t[0],
+                    t[1],
+                    "buy" if t[3] == "b" else "sell",
+                    f"{t[2]}:{i}",
+                    _sec_text_ns(t[2]),
+                    ts_recv_ns,
+                    {"order_type": t[4]},
+                )
                 for i, t in enumerate(msg[1])
             ]
         if name == "ticker":
@@ -233,16 +244,32 @@ class Kraken:
             return [self._v2_book(d, msg["type"], ts_recv_ns) for d in msg["data"]]
         if channel == "trade":
             return [
-                Trade(self.instrument(d["symbol"]), number_text(d["price"]), number_text(d["qty"]), d["side"],
-                      str(d["trade_id"]), _iso_ns(d["timestamp"]), ts_recv_ns, {"order_type": d.get("ord_type")})
+                Trade(
+                    self.instrument(d["symbol"]),
+                    number_text(d["price"]),
+                    number_text(d["qty"]),
+                    d["side"],
+                    str(d["trade_id"]),
+                    _iso_ns(d["timestamp"]),
+                    ts_recv_ns,
+                    {"order_type": d.get("ord_type")},
+                )
                 for d in msg["data"]
-            ]  # fmt: skip
+            ]
         if channel == "ticker":
             return [
-                BookTicker(self.instrument(d["symbol"]), number_text(d["bid"]), number_text(d["bid_qty"]),
-                           number_text(d["ask"]), number_text(d["ask_qty"]), None, None, ts_recv_ns)
+                BookTicker(
+                    self.instrument(d["symbol"]),
+                    number_text(d["bid"]),
+                    number_text(d["bid_qty"]),
+                    number_text(d["ask"]),
+                    number_text(d["ask_qty"]),
+                    None,
+                    None,
+                    ts_recv_ns,
+                )
                 for d in msg["data"]
-            ]  # fmt: skip
+            ]
         if channel in ("heartbeat", "status", "instrument"):
             return []
         self.errors.record("unknown", msg)
@@ -291,9 +318,12 @@ class Kraken:
             book.truncate(depth)
         bids, asks = book.levels_scaled(KRAKEN_CHECKSUM_LEVELS)
         pdec, sdec = self._wire_dec.get(book.instrument, (book.price_decimals, book.size_decimals))
-        return kraken_checksum_scaled(
-            asks, bids, max(0, book.price_decimals - pdec), max(0, book.size_decimals - sdec)
-        ) == expected
+        return (
+            kraken_checksum_scaled(
+                asks, bids, max(0, book.price_decimals - pdec), max(0, book.size_decimals - sdec)
+            )
+            == expected
+        )
 
 
 ADAPTERS = {"kraken": Kraken}

@@ -39,7 +39,6 @@ import orjson
 
 from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.rules import OkxRule
-from market_liquidity_monitor.book.scaling import format_scaled, parse_scaled
 from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
 from market_liquidity_monitor.domain.instrument import InstrumentId
@@ -53,8 +52,18 @@ _BOOK_CHANNELS = {"books", "books-l2-tbt", "books50-l2-tbt", *_FULL_IMAGE_CHANNE
 
 
 def _norm(text: str) -> str:
-    """A decimal string without trailing fractional zeros (the key ``format_scaled`` produces)."""
+    """A decimal string without trailing fractional zeros (the key ``_text`` produces)."""
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _text(value: int, decimals: int) -> str:
+    """Non-negative scaled int -> decimal text without trailing zeros (``format_scaled``, faster)."""
+    s = str(value)
+    if not decimals:
+        return s
+    if len(s) <= decimals:
+        s = "0" * (decimals + 1 - len(s)) + s
+    return (s[:-decimals] + "." + s[-decimals:]).rstrip("0").rstrip(".")
 
 
 class Okx:
@@ -102,17 +111,20 @@ class Okx:
     def instrument(self, venue_symbol: str) -> InstrumentId:
         inst = self._instrument_cache.get(venue_symbol)
         if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(self.venue, self.unified_symbol(venue_symbol))
+            inst = self._instrument_cache[venue_symbol] = InstrumentId(
+                self.venue, self.unified_symbol(venue_symbol)
+            )
         return inst
 
     def contract_size(self, symbol: str) -> float | None:
         """Inverse contracts (settled in the base coin): USD face value per contract (BTC 100,
         others 10). Linear swaps/futures are quoted in contracts of ``ctVal`` base units, which
         ``L2Book`` cannot express as a face value: None (sizes stay in contracts)."""
-        inst = InstrumentId(self.venue, symbol)
-        if inst.market_type.value != "inverse":
+        pair, _, contract = symbol.partition(":")
+        base = pair.split("/")[0]
+        if contract.split("-")[0] != base:  # spot, or settled in the quote (linear)
             return None
-        return self._contract_sizes.get(inst.base, 100.0 if inst.base == "BTC" else 10.0)
+        return self._contract_sizes.get(base, 100.0 if base == "BTC" else 10.0)
 
     # ----------------------------------------------------------- connection
 
@@ -123,8 +135,11 @@ class Okx:
         args = []
         for s in symbols:
             i = self.venue_symbol(s)
-            args += [{"channel": self.book_channel, "instId": i}, {"channel": "trades", "instId": i},
-                     {"channel": "tickers", "instId": i}]  # fmt: skip
+            args += [
+                {"channel": self.book_channel, "instId": i},
+                {"channel": "trades", "instId": i},
+                {"channel": "tickers", "instId": i},
+            ]
         return [orjson.dumps({"op": "subscribe", "args": args}).decode()]
 
     def snapshot_request(self, symbol: str, limit: int = 400) -> SnapshotRequest | None:
@@ -193,12 +208,27 @@ class Okx:
         return L2Delta(inst, bids, asks, seq, seq, d.get("prevSeqId"), ts, ts_recv_ns, checksum)
 
     def _trade(self, d: dict, ts_recv_ns: int) -> Trade:
-        return Trade(self.instrument(d["instId"]), d["px"], d["sz"], d["side"], str(d["tradeId"]),
-                     int(d["ts"]) * _MS, ts_recv_ns)  # fmt: skip
+        return Trade(
+            self.instrument(d["instId"]),
+            d["px"],
+            d["sz"],
+            d["side"],
+            str(d["tradeId"]),
+            int(d["ts"]) * _MS,
+            ts_recv_ns,
+        )
 
     def _ticker(self, d: dict, ts_recv_ns: int) -> BookTicker:
-        return BookTicker(self.instrument(d["instId"]), d["bidPx"], d["bidSz"], d["askPx"], d["askSz"], None,
-                          int(d["ts"]) * _MS, ts_recv_ns)  # fmt: skip
+        return BookTicker(
+            self.instrument(d["instId"]),
+            d["bidPx"],
+            d["bidSz"],
+            d["askPx"],
+            d["askSz"],
+            None,
+            int(d["ts"]) * _MS,
+            ts_recv_ns,
+        )
 
     # ------------------------------------------------------------ integrity
 
@@ -216,10 +246,10 @@ class Okx:
         for side, levels in ((wire[0], bids_i), (wire[1], asks_i)):
             rendered = []
             for p, s in levels:
-                hit = side.get(format_scaled(p, pd))
-                if hit is None or parse_scaled(hit[1], sd) != s:
+                hit = side.get(_text(p, pd))
+                if hit is None or _norm(hit[1]) != _text(s, sd):
                     self.checksum_string_fallbacks += 1
-                    hit = (format_scaled(p, pd), format_scaled(s, sd))
+                    hit = (_text(p, pd), _text(s, sd))
                 rendered.append(hit)
             out.append(rendered)
         return out[0], out[1]

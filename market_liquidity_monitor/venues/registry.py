@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 from market_liquidity_monitor.domain.errors import UnknownVenueError
-from market_liquidity_monitor.venues import binance
+from market_liquidity_monitor.venues import (
+    binance,
+    bitfinex,
+    bitstamp,
+    bybit,
+    coinbase,
+    gateio,
+    gemini,
+    kraken,
+    kucoin,
+    okx,
+)
 
 ADAPTER_CLASSES: dict[str, type] = {
     **binance.ADAPTERS,
+    **coinbase.ADAPTERS,
+    **kraken.ADAPTERS,
+    **bybit.ADAPTERS,
+    **okx.ADAPTERS,
+    **bitstamp.ADAPTERS,
+    **gemini.ADAPTERS,
+    **kucoin.ADAPTERS,
+    **gateio.ADAPTERS,
+    **bitfinex.ADAPTERS,
 }
 
 
