@@ -26,7 +26,8 @@ from __future__ import annotations
 import gzip
 import re
 import time
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -152,9 +153,7 @@ def discover(path: Path, venue: str | None = None) -> tuple[list[ImportItem], li
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     recording_files: set[Path] = set()
     if path.is_dir():
-        from market_liquidity_monitor.ingest.replay import discover as discover_recordings
-
-        for group in discover_recordings(path):
+        for group in _recording_groups(path, skipped):
             items.append(ImportItem("recording", tuple(group.files), group.venue, group=group))
             recording_files.update(p.resolve() for p in group.files)
     for f in files:
@@ -184,6 +183,25 @@ def discover(path: Path, venue: str | None = None) -> tuple[list[ImportItem], li
                 continue
             items.append(ImportItem("candles", (f,), file_venue, symbol, what))
     return items, skipped
+
+
+def _recording_groups(path: Path, skipped: list[tuple[Path, str]]) -> list[Any]:
+    """Recording groups (``ingest.replay.discover``) whose trades an adapter can decode."""
+    from market_liquidity_monitor.ingest.replay import discover as discover_recordings
+    from market_liquidity_monitor.venues.registry import AdapterRegistry
+
+    registry = AdapterRegistry()
+    groups = []
+    for group in discover_recordings(path):
+        if group.fmt not in RECORDING_FORMATS:
+            continue  # e.g. order-book-only formats: reported as unrecognised files
+        try:
+            registry(group.venue)
+        except MLMError as exc:
+            skipped.extend((f, f"no adapter to decode {group.venue} trades: {exc}") for f in group.files)
+            continue
+        groups.append(group)
+    return groups
 
 
 # -- readers ----------------------------------------------------------------------------------
@@ -317,30 +335,73 @@ def read_trades_file(path: Path) -> pd.DataFrame:
     ).dropna(subset=["price", "size"])
 
 
+RECORDING_FORMATS = ("hftbacktest", "cryptofeed")
+
+
+def _gunzip_all(raw: bytes) -> bytes:
+    """Decompress every gzip member of ``raw``; a truncated tail yields what could be decoded."""
+    out = []
+    while raw:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out.append(d.decompress(raw))
+        raw = d.unused_data if d.eof else b""
+    return b"".join(out)
+
+
+def _hftbacktest_trade_frames(files: Iterable[Path]) -> Iterator[tuple[int, bytes]]:
+    """(ts_recv_ns, payload) of the trade lines of hftbacktest files (``<ns> <json>`` per line); the
+    other lines (depth, bookTicker: ~85 % of them) are skipped before any parsing. Each file is
+    decompressed in one call (a few tens of MB at most); a truncated gzip tail ends the file."""
+    for path in files:
+        raw = path.read_bytes()
+        data = _gunzip_all(raw) if path.name.endswith(".gz") else raw
+        for line in data.split(b"\n"):
+            if b"trade" not in line:
+                continue
+            sp = line.find(b" ")
+            if sp > 0 and line[:sp].isdigit():
+                yield int(line[:sp]), line[sp + 1 :]
+
+
+def _ws_frames(group: Any) -> Iterator[tuple[int, bytes]]:
+    for rec in group.records():
+        if getattr(rec, "kind", None) == "ws":
+            yield rec.ts_recv_ns, rec.payload
+
+
 def iter_recorded_trades(group: Any, batch_rows: int = CHUNK_ROWS) -> Iterator[list[dict[str, Any]]]:
     """Trades of a recording group (``ingest.replay.RecordingGroup``) in row-dict batches, decoded by
-    the venue's adapter. Frames that are not trades are skipped without being parsed."""
+    the venue's adapter (which keeps any per-connection state, e.g. Bitfinex channel ids, so every
+    frame of a cryptofeed capture is fed to it). In hftbacktest files (Binance streams, mostly depth
+    and bookTicker lines) lines without ``trade`` in them are skipped unparsed. A trade without an id gets
+    a deterministic one from its time, price, size, side and occurrence, so re-imports stay idempotent."""
     from market_liquidity_monitor.domain.events import Trade
     from market_liquidity_monitor.venues.registry import AdapterRegistry
 
     adapter = AdapterRegistry()(group.venue)
+    seen: dict[str, int] = {}
     batch: list[dict[str, Any]] = []
-    for rec in group.records():
-        if rec.kind != "ws" or b"rade" not in rec.payload:  # "trade" / "aggTrade"
-            continue
+    frames = _hftbacktest_trade_frames(group.files) if group.fmt == "hftbacktest" else _ws_frames(group)
+    for ts_recv_ns, payload in frames:
         try:
-            msg = orjson.loads(rec.payload)
+            msg = orjson.loads(payload)
         except orjson.JSONDecodeError:
             continue
-        for ev in adapter.parse_message(msg, rec.ts_recv_ns):
+        for ev in adapter.parse_message(msg, ts_recv_ns):
             if not isinstance(ev, Trade):
                 continue
+            ts = ev.ts_event if ev.ts_event is not None else ev.ts_recv
+            trade_id = ev.trade_id
+            if not trade_id or trade_id == "None":
+                key = f"{ts}:{ev.price}:{ev.size}:{ev.side}"
+                seen[key] = seen.get(key, -1) + 1
+                trade_id = f"{key}#{seen[key]}"[-64:]
             batch.append(
                 {
                     "venue": ev.instrument.venue,
                     "symbol": ev.instrument.symbol,
-                    "trade_id": ev.trade_id,
-                    "ts_event_ns": ev.ts_event if ev.ts_event is not None else ev.ts_recv,
+                    "trade_id": trade_id,
+                    "ts_event_ns": ts,
                     "ts_recv_ns": ev.ts_recv,
                     "price": float(ev.price),
                     "size": float(ev.size),

@@ -6,7 +6,7 @@ columnar and dialect-specific for speed:
 
 * PostgreSQL: one ``INSERT ... SELECT FROM unnest($1::type[], ...) ON CONFLICT DO NOTHING`` per chunk
   over asyncpg (arrays travel in binary), returning the count of new rows;
-* SQLite: ``INSERT OR IGNORE`` with ``executemany`` per chunk;
+* SQLite: ``INSERT ... ON CONFLICT DO NOTHING`` with ``executemany`` per chunk;
 * anything else: SQLAlchemy Core ``insert`` with executemany (no ignore).
 
 Alerts and chat sessions are small, row-at-a-time tables served by ``AlertRepository`` and
@@ -150,9 +150,11 @@ async def bulk_insert_ignore(
             inserted += int(await apg.fetchval(sql, *args))
         return inserted
     if dialect == "sqlite":
+        # ON CONFLICT DO NOTHING skips primary-key duplicates only (INSERT OR IGNORE would also
+        # silently skip NOT NULL violations).
         sql = (
-            f"INSERT OR IGNORE INTO {prep.format_table(table)} ({col_list}) "
-            f"VALUES ({', '.join('?' for _ in all_names)})"
+            f"INSERT INTO {prep.format_table(table)} ({col_list}) "
+            f"VALUES ({', '.join('?' for _ in all_names)}) ON CONFLICT DO NOTHING"
         )
         for start in range(0, n, chunk_rows):
             k = min(chunk_rows, n - start)

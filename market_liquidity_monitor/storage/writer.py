@@ -341,7 +341,7 @@ class StorageWriter:
                 self._last_error = f"{type(exc).__name__}: {exc}"[:300]
                 if self._db_available:
                     log.warning(
-                        "storage writer: database unavailable (%s); buffering, retrying with back-off up to %.0f s",
+                        "storage writer: database unavailable (%s); buffering, retrying with back-off up to %g s",
                         self._last_error,
                         self.retry_max_s,
                     )

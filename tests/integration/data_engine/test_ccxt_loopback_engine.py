@@ -98,7 +98,7 @@ async def test_server_stopped_opens_breaker_after_five_failures_then_fails_fast(
         for _ in range(20):
             with pytest.raises(CircuitOpenError) as info:
                 await engine.order_book("binance", "BLZ/ETH", limit=5)
-        assert time.perf_counter() - t0 < 0.1  # no network: rejected by the open breaker
+        assert time.perf_counter() - t0 < 0.5  # no network: rejected by the open breaker
         assert "unreachable" in str(info.value) and "Retry in 30.0 s" in str(info.value)
         # Markets are still served from the cache while the venue is down.
         assert (await engine.fee_schedule("binance", "BLZ/ETH"))["taker_bps"] == pytest.approx(10.0)
@@ -137,7 +137,7 @@ async def test_slow_venue_times_out(binance_captures: list[Path]) -> None:
             t0 = time.perf_counter()
             with pytest.raises(VenueUnreachableError) as info:
                 await engine.order_book("binance", "RUNE/EUR", limit=5)
-            assert time.perf_counter() - t0 < 2.5
+            assert time.perf_counter() - t0 < 4.0
             assert "RequestTimeout" in str(info.value) or "no answer within" in str(info.value)
         finally:
             await engine.close()

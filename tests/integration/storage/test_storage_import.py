@@ -130,9 +130,26 @@ async def test_mlm_import_loads_every_file_in_shared_data(tmp_path: Path, data_d
         async with db.engine.connect() as conn:
             n_trades = await count_rows(conn, trades)
             assert await count_rows(conn, trades, venue="binanceusdm", symbol="BTC/USDT:USDT") == 21_313
-        assert n_trades == report.rows_read - sum(EXPECTED.values())
+        assert n_trades == report.rows_inserted - sum(EXPECTED.values())
         assert n_trades > 70_000
     finally:
         await db.dispose()
-    again = cli_import_path(settings, data_dir, progress=False)
-    assert again.rows_inserted == 0
+
+
+def test_cli_import_shows_progress_and_summary(tmp_path: Path, data_dir: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    settings = Settings(home_dir=tmp_path / "home", database_url=None)
+    report = cli_import_path(
+        settings,
+        data_dir / "genetrader" / "binance" / "XRP_USDT-1h.feather",
+        progress=True,
+        venue="binance",
+        console=Console(file=out, width=160),
+    )
+    assert report.rows_inserted == 6_002
+    text = out.getvalue()
+    assert "Import summary" in text and "binance XRP/USDT 1h" in text and "6,002 new" in text

@@ -53,3 +53,21 @@ async def test_sync_upgrade_inside_a_running_loop(tmp_path) -> None:
     url = f"sqlite+aiosqlite:///{(tmp_path / 'loop.sqlite3').as_posix()}"
     upgrade(url)
     assert await current_async(url) == head_revision()
+
+
+def test_db_app_upgrade_and_current_commands(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from market_liquidity_monitor.storage.cli import db_app
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("MLM_DATABASE_URL", raising=False)
+    monkeypatch.setenv("MLM_HOME_DIR", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    runner = CliRunner()
+    result = runner.invoke(db_app, ["upgrade"])
+    assert result.exit_code == 0, result.output
+    assert f"is at revision {head_revision()}" in result.output
+    assert (tmp_path / "home" / "mlm.sqlite3").exists()
+    result = runner.invoke(db_app, ["current"])
+    assert result.exit_code == 0 and f"current {head_revision()}, head {head_revision()}" in result.output

@@ -31,9 +31,8 @@ async def test_candles_insert_ignore_is_idempotent(db: Database) -> None:
         )
     assert n == 1000
     async with db.begin() as conn:
-        again = await insert_candles(conn, "binance", "BTC/USDT", "1m", ts[500:] + [ts[-1] + 60_000],
-                                     o[500:] + [0.0], o[500:] + [0.0], o[500:] + [0.0], o[500:] + [0.0],
-                                     [1.0] * 501)  # fmt: skip
+        ts2, o2 = [*ts[500:], ts[-1] + 60_000], [*o[500:], 0.0]
+        again = await insert_candles(conn, "binance", "BTC/USDT", "1m", ts2, o2, o2, o2, o2, [1.0] * 501)
     assert again == 1  # only the new candle
     async with db.engine.connect() as conn:
         rows = await fetch_candles(conn, "binance", "BTC/USDT", "1m", ts[10], ts[20])

@@ -200,3 +200,15 @@ def test_invalid_configuration_is_rejected() -> None:
         CircuitBreaker("x", failure_threshold=0)
     with pytest.raises(ValueError):
         CircuitBreaker("x", reset_timeout_s=-1)
+
+
+def test_different_failure_kinds_count_together() -> None:
+    # A venue failing in varied ways (timeout, 503, refused, 429) is still failing consecutively.
+    br = make(FakeClock())
+    for exc in (TimeoutError("t"), RuntimeError("HTTP 503"), ConnectionRefusedError(), RuntimeError("429")):
+        br.acquire().failure(exc)
+        br.acquire().release()
+    assert br.consecutive_failures == 4
+    br.acquire().failure(TimeoutError("again"))
+    assert br.state is BreakerState.OPEN
+    assert br.last_error == "TimeoutError: again"

@@ -205,7 +205,7 @@ async def test_failures_open_the_breaker_and_calls_then_fail_fast() -> None:
     t0 = time.perf_counter()
     with pytest.raises(CircuitOpenError):
         await engine.order_book("binance", "BTC/USDT")
-    assert time.perf_counter() - t0 < 0.05
+    assert time.perf_counter() - t0 < 0.5
     assert len(fake.calls) == calls_before  # no network attempt while open
 
     clock.t += 30
@@ -267,12 +267,13 @@ def test_classify_error() -> None:
 
 def test_point_exchange_at_rewrites_every_rest_url() -> None:
     class E:
-        urls = {
-            "api": {
-                "public": "https://api.binance.com/api/v3",
-                "nested": {"x": "https://fapi.binance.com/fapi/v1"},
+        def __init__(self) -> None:
+            self.urls = {
+                "api": {
+                    "public": "https://api.binance.com/api/v3",
+                    "nested": {"x": "https://fapi.binance.com/fapi/v1"},
+                }
             }
-        }  # noqa: RUF012
 
     e = E()
     point_exchange_at(e, "http://127.0.0.1:9/")

@@ -67,7 +67,7 @@ async def test_redis_cache_with_nothing_listening_serves_from_memory_fast() -> N
         await cache.set("k", {"v": 1})
         assert await cache.get("k") == {"v": 1}
         assert await cache.get("missing") is None
-        assert time.perf_counter() - t0 < 1.0
+        assert time.perf_counter() - t0 < 2.0
         status = cache.status()
         assert status.configured == "redis" and status.backend == "memory" and status.degraded
         assert status.last_error
