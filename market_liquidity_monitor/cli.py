@@ -20,6 +20,15 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _mount_storage() -> None:
+    from market_liquidity_monitor.storage.cli import db_app
+
+    app.add_typer(db_app, name="db", help="Database schema (Alembic migrations): upgrade, current.")
+
+
+_mount_storage()
+
 DataOpt = Annotated[
     Path | None,
     typer.Option("--data", help="Run on recorded data in this directory (../shared/data layout)."),
@@ -117,6 +126,41 @@ def eval_(
         out.print(f"{mark} {item.question}" + (f"  [{item.detail}]" if item.detail else ""), markup=False)
     out.print(f"routing accuracy: {report.routing_accuracy:.1%} ({len(report.items)} questions)")
     out.print(f"grounding rate:   {report.grounding_rate:.1%}")
+
+
+@app.command("import")
+def import_(
+    path: Annotated[
+        Path, typer.Argument(help="A file or directory of candle files / recordings (e.g. ../shared/data).")
+    ],
+    venue: Annotated[
+        str | None, typer.Option(help="Venue of the candles when the path does not say (default binance).")
+    ] = None,
+    candles_only: Annotated[bool, typer.Option("--candles-only", help="Skip recorded trades.")] = False,
+) -> None:
+    """Load candle files (freqtrade JSON, Feather/Parquet, CSV) and recorded trades into storage, idempotently."""
+    from market_liquidity_monitor.storage.cli import import_path
+
+    if not path.exists():
+        raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
+    import_path(Settings(), path, progress=True, venue=venue, include_recordings=not candles_only)
+
+
+@app.command("export")
+def export_(
+    kind: Annotated[str, typer.Argument(help="candles, trades or metrics")],
+    out: Annotated[Path, typer.Argument(help="Output file (.csv or .parquet)")],
+    venue: Annotated[str | None, typer.Option(help="ccxt venue id filter")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Unified symbol filter, e.g. BTC/USDT")] = None,
+    timeframe: Annotated[str | None, typer.Option(help="Candle timeframe filter, e.g. 5m")] = None,
+) -> None:
+    """Export stored candles, trades or metrics to CSV or Parquet."""
+    from market_liquidity_monitor.storage.cli import export
+
+    if kind not in ("candles", "trades", "metrics"):
+        raise typer.BadParameter(f"{kind!r}: valid kinds are candles, trades, metrics", param_hint="KIND")
+    res = export(Settings(), kind, out, venue=venue, symbol=symbol, timeframe=timeframe)
+    Console(stderr=True).print(f"wrote {res}")
 
 
 @app.command()

@@ -14,6 +14,7 @@ from market_liquidity_monitor.agent.factory import build_agent
 from market_liquidity_monitor.agent.grounding import check_grounding
 from market_liquidity_monitor.agent.tools import AgentDeps
 from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.history_service import HistoryService
 from market_liquidity_monitor.market_data import MarketData
 
 
@@ -37,10 +38,16 @@ class Assistant:
     """Holds the agent and per-session message histories (in memory; bounded)."""
 
     def __init__(
-        self, settings: Settings, market: MarketData, agent: Agent | None = None, max_sessions: int = 1000
+        self,
+        settings: Settings,
+        market: MarketData,
+        agent: Agent | None = None,
+        max_sessions: int = 1000,
+        history: HistoryService | None = None,
     ):
         self.settings = settings
         self.market = market
+        self.history = history if history is not None else HistoryService(settings)
         self.agent = agent or build_agent(settings)
         self._sessions: dict[str, list[ModelMessage]] = {}
         self._max_sessions = max_sessions
@@ -48,7 +55,7 @@ class Assistant:
     async def ask(self, question: str, session_id: str | None = None) -> AskResult:
         sid = session_id or uuid.uuid4().hex
         history = self._sessions.get(sid, [])
-        deps = AgentDeps(self.settings, self.market)
+        deps = AgentDeps(self.settings, self.market, history=self.history)
         try:
             result = await self.agent.run(question, deps=deps, message_history=history)
             answer = result.output

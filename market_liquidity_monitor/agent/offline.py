@@ -37,7 +37,6 @@ NOT_YET = {
     "backtest": "Execution backtests over past data",
     "pairs": "Pairs statistics (hedge ratio, z-score, ADF, correlation)",
     "alerts": "Liquidity alerts and anomaly detection",
-    "history": "Price history, trend and volatility",
 }
 
 
@@ -196,7 +195,20 @@ def answer_health(r: dict, args: dict) -> str:
     return "\n".join(lines)
 
 
+def answer_history(r: dict, args: dict) -> str:
+    v, t = r["volatility"], r["trend"]
+    return (
+        f"{r['symbol']} on {r['venue']}, {r['timeframe']} candles from {r['window_start']} to {r['window_end']} "
+        f"(the last {r['lookback_days']:g} days of the data, which ends {r['data_end']}): realised volatility "
+        f"{v['vol_annualised_pct']:.2f}% annualised ({v['vol_period_pct']:.4f}% per {r['timeframe']} period, "
+        f"{v['n_returns']} returns). Price went from {fmt_price(t['first_close'])} to {fmt_price(t['last_close'])} "
+        f"({t['return_pct']:+.2f}%); the log-price trend is {t['direction']} at {t['slope_pct_per_day']:+.3f}% per day "
+        f"(R² {t['r_squared']:.3f})."
+    )
+
+
 WRITERS = {
+    "price_history": answer_history,
     "market_impact": answer_market_impact,
     "order_book": answer_order_book,
     "compare_venues": answer_compare,
@@ -215,7 +227,9 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
         code, _, why = (q.reason or "").partition(": ")
         if code in ("smalltalk", "empty"):
             return f"Hello! {CAPABILITY_HELP}"
-        return f"Sorry, I can't help with that ({why or 'not a market-liquidity question'}). {CAPABILITY_HELP}"
+        return (
+            f"Sorry, I can't help with that ({why or 'not a market-liquidity question'}). {CAPABILITY_HELP}"
+        )
     if cap in NOT_YET:
         return f"{NOT_YET[cap]} is not available in this version yet. {CAPABILITY_HELP}"
     if cap == "health":
@@ -231,6 +245,8 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
         args = {k: a[k] for k in ("symbol", "side", "size", "notional", "venue") if k in a}
         args.setdefault("side", "buy")
         return "market_impact", args
+    if cap == "history":
+        return "price_history", {k: a[k] for k in ("symbol", "lookback_days", "venue", "timeframe") if k in a}
     if cap == "compare_venues":
         return "compare_venues", {
             k: a[k] for k in ("symbol", "side", "size", "notional", "venues", "window_bps") if k in a

@@ -47,8 +47,8 @@ class AgentDeps:
     settings: Settings
     market: MarketData
     tool_log: list[ToolCallRecord] = field(default_factory=list)
-    # The parsed form of the previous question in this session (offline model follow-ups).
-    previous_query: Any = None
+    # Candle history (storage); None when the app runs without it.
+    history: Any = None
 
 
 def _quality_warning(q: dict) -> str | None:
@@ -307,4 +307,68 @@ def venue_health(ctx: RunContext[AgentDeps]) -> dict:
     return _record(deps, "venue_health", {}, res)
 
 
-TOOLS = (order_book, market_impact, compare_venues, venue_health)
+async def price_history(
+    ctx: RunContext[AgentDeps],
+    symbol: str,
+    lookback_days: float | None = None,
+    venue: str | None = None,
+    timeframe: str | None = None,
+) -> dict:
+    """Price trend and realised volatility of one asset over a lookback window ending at the
+    latest stored candle (the data's own end time on recorded data).
+
+    Realised volatility: sample standard deviation of close-to-close log returns, annualised by
+    sqrt(periods per year). Trend: return % first-to-last close and the least-squares slope of
+    ln(close) per day.
+
+    Args:
+        symbol: base asset ("BTC") or pair ("BTC/USDT"); a base asset uses its USDT pair.
+        lookback_days: window length in days (default 7).
+        venue: ccxt venue id of the candles (default "binance").
+        timeframe: candle timeframe ("5m", "1h", ...); chosen from what is stored if omitted.
+    """
+    deps = ctx.deps
+    args = {"symbol": symbol, "lookback_days": lookback_days, "venue": venue, "timeframe": timeframe}
+    if deps.history is None:
+        raise ModelRetry("Candle history is not available in this deployment.")
+    days = float(lookback_days or 7)
+    if not (0 < days <= 3650):
+        raise ModelRetry(f"lookback_days must be in (0, 3650], got {lookback_days!r}.")
+    venue = (venue or deps.settings.agent.default_venue).lower()
+    pair = symbol.upper() if "/" in symbol else f"{symbol.upper()}/{deps.settings.agent.default_quote}"
+    from market_liquidity_monitor.storage.history import InsufficientHistoryError, NoHistoryError
+
+    try:
+        cov = await deps.history.coverage(venue, pair)
+        if not cov:
+            raise NoHistoryError(f"No candles stored for {pair} on {venue}.")
+        series = next((c for c in cov if c["timeframe"] == timeframe), None) if timeframe else None
+        series = series or deps.history.pick_timeframe(cov, days)
+        tf = timeframe or series["timeframe"]
+        end_ms = int(series["last_ts_ms"]) + 1
+        start_ms = end_ms - int(days * 86_400_000)
+        h = await deps.history.history()
+        vol = (await h.realised_volatility(pair, venue, tf, start_ms, end_ms)).to_dict()
+        trend = (await h.trend(pair, venue, tf, start_ms, end_ms)).to_dict()
+    except (NoHistoryError, InsufficientHistoryError) as exc:
+        deps.tool_log.append(
+            ToolCallRecord("price_history", {k: v for k, v in args.items() if v}, {"error": str(exc)})
+        )
+        raise ModelRetry(str(exc)) from exc
+    from market_liquidity_monitor.ingest.clock import iso_ns
+
+    res = {
+        "venue": venue,
+        "symbol": pair,
+        "timeframe": tf,
+        "lookback_days": days,
+        "window_start": iso_ns(vol["start_ms"] * 1_000_000),
+        "window_end": iso_ns(vol["end_ms"] * 1_000_000),
+        "data_end": iso_ns((end_ms - 1) * 1_000_000),
+        "volatility": vol,
+        "trend": trend,
+    }
+    return _record(deps, "price_history", args, res)
+
+
+TOOLS = (order_book, market_impact, compare_venues, venue_health, price_history)

@@ -190,3 +190,31 @@ def test_grounding_accepts_rounding_and_flags_invented_numbers():
     assert ok.grounded, ok.unsupported
     bad = check_grounding("5 BTC at 61,603.56, about 0.4 bps, or 12 levels", calls)
     assert not bad.grounded and bad.unsupported == ["0.4", "12"]
+
+
+async def test_volatility_question_answers_from_imported_candles(data_dir, tmp_path_factory, recorded_market):
+    """On recorded data the candle files are imported once into the SQLite store, and the
+    window is relative to the data's own end (2024-09-06 for the 5m BTC file)."""
+    home = tmp_path_factory.mktemp("mlm-home")
+    settings = Settings(home_dir=home, data_dir=data_dir)
+    a = Assistant(settings, recorded_market)
+    r = await a.ask("Show me BTC volatility over the past 3 days")
+    (call,) = r.tool_calls
+    assert call["tool"] == "price_history"
+    res = call["result"]
+    assert res["symbol"] == "BTC/USDT" and res["timeframe"] == "5m"
+    assert res["data_end"].startswith("2024-09-06")
+    vol = res["volatility"]
+    assert 800 <= vol["n_returns"] <= 864  # 3 days of 5m candles
+    # Recompute from the file itself: sample std of log returns, annualised by sqrt(105120).
+    import numpy as np
+    import pandas as pd
+
+    df = pd.read_feather(data_dir / "genetrader/binance/BTC_USDT-5m.feather")
+    ts = df["date"].astype("int64") // 10**6
+    end_ms = int(ts.iloc[-1]) + 1
+    win = df[(ts >= end_ms - 3 * 86_400_000) & (ts < end_ms)]
+    r_log = np.diff(np.log(win["close"].to_numpy()))
+    assert vol["vol_annualised_pct"] == pytest.approx(r_log.std(ddof=1) * np.sqrt(105_120) * 100, rel=1e-9)
+    assert r.grounding["grounded"], r.grounding
+    await a.history.close()
