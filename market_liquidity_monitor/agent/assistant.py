@@ -44,10 +44,12 @@ class Assistant:
         agent: Agent | None = None,
         max_sessions: int = 1000,
         history: HistoryService | None = None,
+        engine: Any = None,
     ):
         self.settings = settings
         self.market = market
         self.history = history if history is not None else HistoryService(settings)
+        self.engine = engine
         self.agent = agent or build_agent(settings)
         self._sessions: dict[str, list[ModelMessage]] = {}
         self._max_sessions = max_sessions
@@ -55,7 +57,7 @@ class Assistant:
     async def ask(self, question: str, session_id: str | None = None) -> AskResult:
         sid = session_id or uuid.uuid4().hex
         history = self._sessions.get(sid, [])
-        deps = AgentDeps(self.settings, self.market, history=self.history)
+        deps = AgentDeps(self.settings, self.market, history=self.history, engine=self.engine)
         try:
             result = await self.agent.run(question, deps=deps, message_history=history)
             answer = result.output

@@ -182,8 +182,8 @@ def answer_compare(r: dict, args: dict) -> str:
 
 
 def answer_health(r: dict, args: dict) -> str:
-    if not r["books"]:
-        return "No books are loaded yet, so there is nothing to report on."
+    if not r["books"] and not r.get("circuit_breakers"):
+        return "No books are loaded and no REST venue has been called yet, so there is nothing to report on."
     lines = [f"{r['healthy']} of {r['books_total']} books are healthy ({r['mode']} data)."]
     for b in r["books"]:
         state = "ok" if b["warning"] is None else b["warning"]
@@ -191,7 +191,14 @@ def answer_health(r: dict, args: dict) -> str:
             f"- {b['venue']} {b['symbol']}: {state}; gaps {b['gaps']}, resyncs {b['resyncs']}, "
             f"checksum failures {b['checksum_failures']}, updates applied {b['updates_applied']}"
         )
-    lines.append("Circuit breakers for REST venues are not reported yet in this build.")
+    if r.get("circuit_breakers"):
+        opened = r.get("open_breakers") or []
+        lines.append(
+            "REST circuit breakers: "
+            + (f"open or half-open for {', '.join(opened)}." if opened else "all closed.")
+        )
+    else:
+        lines.append("No REST venue has been called yet, so no circuit breaker has tripped.")
     return "\n".join(lines)
 
 

@@ -49,6 +49,8 @@ class AgentDeps:
     tool_log: list[ToolCallRecord] = field(default_factory=list)
     # Candle history (storage); None when the app runs without it.
     history: Any = None
+    # The ccxt data engine (circuit breakers per venue); None when not configured.
+    engine: Any = None
 
 
 def _quality_warning(q: dict) -> str | None:
@@ -289,16 +291,20 @@ def compare_venues(
 
 
 def venue_health(ctx: RunContext[AgentDeps]) -> dict:
-    """Health of every book we hold: synced, sequence gaps, resyncs, checksum failures, crossed
-    and stale flags, and age of the last update, per venue and instrument."""
+    """Health of every book we hold (synced, sequence gaps, resyncs, checksum failures, crossed
+    and stale flags, age of the last update, per venue and instrument) and the state of each
+    venue's REST circuit breaker (closed / open / half_open, consecutive failures, last error)."""
     deps = ctx.deps
     market = deps.market
     rows = []
     for inst in market.store.instruments():
         q = market.quality(inst)
         rows.append({"venue": inst.venue, "symbol": inst.symbol, **q, "warning": _quality_warning(q)})
+    breakers = [h.to_dict() for h in deps.engine.health()] if deps.engine is not None else []
     res = {
         "books": rows,
+        "circuit_breakers": breakers,
+        "open_breakers": [b["venue"] for b in breakers if b.get("state") != "closed"],
         "books_total": len(rows),
         "healthy": sum(1 for r in rows if r["warning"] is None),
         "unhealthy": sum(1 for r in rows if r["warning"] is not None),

@@ -13,6 +13,8 @@ from market_liquidity_monitor import __version__, analytics
 from market_liquidity_monitor.agent.assistant import Assistant
 from market_liquidity_monitor.api.schemas import ChatRequest, ChatResponse, HealthResponse, ImpactRequest
 from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.data_engine.cache import build_cache
+from market_liquidity_monitor.data_engine.engine import DataEngine
 from market_liquidity_monitor.domain.errors import (
     BookNotReadyError,
     InsufficientLiquidityError,
@@ -20,6 +22,7 @@ from market_liquidity_monitor.domain.errors import (
     UnknownSymbolError,
     UnknownVenueError,
 )
+from market_liquidity_monitor.history_service import HistoryService
 from market_liquidity_monitor.market_data import MarketData
 
 
@@ -48,10 +51,18 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         md = market or build_market(settings)
+        engine = DataEngine(settings, build_cache(settings))
+        history = HistoryService(settings)
         app.state.settings = settings
         app.state.market = md
-        app.state.assistant = Assistant(settings, md)
-        yield
+        app.state.engine = engine
+        app.state.assistant = Assistant(settings, md, history=history, engine=engine)
+        try:
+            yield
+        finally:
+            await engine.close()
+            await history.close()
+            await engine.cache.close()
 
     app = FastAPI(
         title="Market Liquidity Monitor",
@@ -79,13 +90,14 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
     # Sync endpoints run in FastAPI's threadpool, so a first request that replays a recording
     # does not block the event loop.
     @app.get("/api/health", response_model=HealthResponse, tags=["status"])
-    def health(market: MarketDep) -> HealthResponse:
-        """Liveness: the process is up; how many books are loaded."""
+    def health(market: MarketDep, request: Request) -> HealthResponse:
+        """Liveness: the process is up; books loaded; REST circuit breakers per venue."""
         return HealthResponse(
             status="ok",
             mode="recorded" if market.is_recorded else "live",
             books_loaded=len(market.store.instruments()),
             version=__version__,
+            circuit_breakers=[h.to_dict() for h in request.app.state.engine.health()],
         )
 
     @app.post("/api/chat", response_model=ChatResponse, tags=["assistant"])

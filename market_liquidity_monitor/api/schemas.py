@@ -66,3 +66,6 @@ class HealthResponse(BaseModel):
     mode: Literal["recorded", "live"]
     books_loaded: int
     version: str
+    circuit_breakers: list[dict[str, Any]] = Field(
+        default_factory=list, description="Per venue: state (closed/open/half_open), failures, last error."
+    )
