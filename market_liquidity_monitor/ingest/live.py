@@ -59,7 +59,12 @@ from market_liquidity_monitor.config import IngestSettings
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, Trade
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.ingest.clock import Clock, WallClock
-from market_liquidity_monitor.ingest.ratelimit import RateLimiters, TokenBucket, WeightLimiter, ws_message_pacer
+from market_liquidity_monitor.ingest.ratelimit import (
+    RateLimiters,
+    TokenBucket,
+    WeightLimiter,
+    ws_message_pacer,
+)
 from market_liquidity_monitor.ingest.store import BookEntry, BookStore
 from market_liquidity_monitor.venues.base import Event, VenueAdapter
 
@@ -88,10 +93,18 @@ class Backoff:
     Raises ``ValueError`` unless ``0 < initial_s <= max_s`` and ``factor >= 1``.
     """
 
-    def __init__(self, initial_s: float, max_s: float, *, factor: float = 2.0,
-                 rand: Callable[[], float] = random.random):
+    def __init__(
+        self,
+        initial_s: float,
+        max_s: float,
+        *,
+        factor: float = 2.0,
+        rand: Callable[[], float] = random.random,
+    ):
         if not 0 < initial_s <= max_s or factor < 1:
-            raise ValueError(f"need 0 < initial_s <= max_s and factor >= 1, got {initial_s}, {max_s}, {factor}")
+            raise ValueError(
+                f"need 0 < initial_s <= max_s and factor >= 1, got {initial_s}, {max_s}, {factor}"
+            )
         self.initial_s = initial_s
         self.max_s = max_s
         self.factor = factor
@@ -175,8 +188,22 @@ class ConnectionCounters:
 class _Link:
     """One open WebSocket and its tasks."""
 
-    __slots__ = ("close_info", "first_delta", "id", "last_data", "messages", "notice", "opened",
-                 "pending", "ping_task", "reader", "sink", "url", "wake", "ws")
+    __slots__ = (
+        "close_info",
+        "first_delta",
+        "id",
+        "last_data",
+        "messages",
+        "notice",
+        "opened",
+        "pending",
+        "ping_task",
+        "reader",
+        "sink",
+        "url",
+        "wake",
+        "ws",
+    )
 
     def __init__(self, ws: ClientConnection, link_id: int, url: str, now: float):
         self.ws = ws
@@ -279,7 +306,9 @@ class VenueConnection:
         self.clock: Clock = clock or store.clock or WallClock()
         self._http = http
         self._owns_http = http is None
-        self.limiter: TokenBucket = limiter or WeightLimiter.for_venue(self.venue, headroom=s.rest_weight_headroom)
+        self.limiter: TokenBucket = limiter or WeightLimiter.for_venue(
+            self.venue, headroom=s.rest_weight_headroom
+        )
         self._pacer = ws_message_pacer(self.venue)  # real time: it paces a real socket
         self.ws_url = _rebase(adapter.stream_url(self.symbols), ws_url or s.ws_base_url)
         self._rest_base = rest_base_url or s.rest_base_url
@@ -292,7 +321,9 @@ class VenueConnection:
         )
         self.snapshot_limit = snapshot_limit or s.snapshot_limit
         self._connect_kwargs = dict(connect_kwargs or {})
-        self.name = name or f"{self.venue}:{','.join(self.symbols[:3])}{'...' if len(self.symbols) > 3 else ''}"
+        self.name = (
+            name or f"{self.venue}:{','.join(self.symbols[:3])}{'...' if len(self.symbols) > 3 else ''}"
+        )
         self._backoff = Backoff(s.backoff_initial_s, s.backoff_max_s, rand=rand)
         self._snap_rand = rand
         self.counters = ConnectionCounters()
@@ -300,6 +331,7 @@ class VenueConnection:
         self._links_opened = 0
         self._next_delay = 0.0
         self._stopping = False
+        self._stop_event = asyncio.Event()
         self._resubscribe = False
         self._fetching: dict[InstrumentId, asyncio.Task] = {}
         self._epoch: dict[InstrumentId, int] = {}
@@ -318,7 +350,6 @@ class VenueConnection:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=self.settings.snapshot_timeout_s)
         self.running = True
-        self._stopping = False
         for inst in self.instruments:
             self._entry(inst)
         link: _Link | None = None
@@ -344,10 +375,13 @@ class VenueConnection:
         finally:
             self.running = False
             await self._cleanup()
+            self._stopping = False
+            self._stop_event.clear()
 
     def stop(self) -> None:
-        """Ask ``run()`` to close the socket and return."""
+        """Ask ``run()`` to close the socket and return (also interrupts a backoff wait)."""
         self._stopping = True
+        self._stop_event.set()
         if self._link is not None:
             self._link.wake.set()
 
@@ -394,7 +428,10 @@ class VenueConnection:
             "backoff_attempt": self._backoff.attempt,
             "last_error": self.last_error,
             **self.counters.as_dict(),
-            "parse_errors": {"malformed": self.adapter_errors("malformed"), "unknown": self.adapter_errors("unknown")},
+            "parse_errors": {
+                "malformed": self.adapter_errors("malformed"),
+                "unknown": self.adapter_errors("unknown"),
+            },
             "rate_limiter": self.limiter.status(),
             "books": books,
         }
@@ -410,8 +447,13 @@ class VenueConnection:
         """Open a socket, waiting the backoff delay first when the previous attempt failed."""
         while not self._stopping:
             if self._next_delay > 0:
-                log.info("%s: reconnecting in %.2f s (attempt %d)", self.name, self._next_delay, self._backoff.attempt)
-                await self._sleep(self._next_delay)
+                log.info(
+                    "%s: reconnecting in %.2f s (attempt %d)",
+                    self.name,
+                    self._next_delay,
+                    self._backoff.attempt,
+                )
+                await self._wait(self._next_delay)
                 self._next_delay = 0.0
                 if self._stopping:
                     return None
@@ -423,9 +465,28 @@ class VenueConnection:
                 self.counters.connect_failures += 1
                 self.last_error = f"connect: {type(exc).__name__}: {exc}"
                 self._next_delay = self._backoff.next_delay()
-                log.warning("%s: connect to %s failed (%s: %s); retry in %.2f s",
-                            self.name, self.ws_url, type(exc).__name__, exc, self._next_delay)
+                log.warning(
+                    "%s: connect to %s failed (%s: %s); retry in %.2f s",
+                    self.name,
+                    self.ws_url,
+                    type(exc).__name__,
+                    exc,
+                    self._next_delay,
+                )
         return None
+
+    async def _wait(self, delay_s: float) -> None:
+        """The injected sleep, cut short by ``stop()``."""
+        if self._stopping:
+            return
+        sleeper = asyncio.ensure_future(self._sleep(delay_s))
+        stopper = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (sleeper, stopper):
+                t.cancel()
+            await asyncio.gather(sleeper, stopper, return_exceptions=True)
 
     async def _open(self) -> _Link:
         kwargs = {"open_timeout": 10.0, "close_timeout": 2.0, "max_size": 2**24, **self._connect_kwargs}
@@ -520,8 +581,12 @@ class VenueConnection:
                 return DisconnectReason.RESUBSCRIBE
             if now - link.last_data >= self.silence_timeout_s:
                 self.counters.silence_timeouts += 1
-                log.warning("%s: no data for %.1f s on socket #%d; reconnecting",
-                            self.name, now - link.last_data, link.id)
+                log.warning(
+                    "%s: no data for %.1f s on socket #%d; reconnecting",
+                    self.name,
+                    now - link.last_data,
+                    link.id,
+                )
                 return DisconnectReason.SILENCE
             if self.max_connection_age_s and now - link.opened >= self.max_connection_age_s:
                 return DisconnectReason.MAX_AGE
@@ -534,7 +599,8 @@ class VenueConnection:
 
     async def _drop(self, link: _Link, reason: DisconnectReason) -> None:
         """Leave a socket after an unplanned end; schedule the reconnect delay."""
-        await self._stop_link(link)
+        # A silent peer may never answer a close handshake: don't wait for it.
+        await self._stop_link(link, graceful=reason is not DisconnectReason.SILENCE)
         self._link = None
         up_for = self._loop.time() - link.opened
         if up_for >= self.settings.backoff_reset_after_s:
@@ -544,9 +610,20 @@ class VenueConnection:
         self.last_error = f"disconnect ({reason.value}): {info}"
         if self.sink is not None:
             self.sink.on_close(self.clock.now_ns(), f"{reason.value} {info}")
-        log.warning("%s: socket #%d lost after %.1f s (%s: %s)", self.name, link.id, up_for, reason.value, info)
+        log.warning(
+            "%s: socket #%d lost after %.1f s (%s: %s)", self.name, link.id, up_for, reason.value, info
+        )
 
-    async def _stop_link(self, link: _Link) -> None:
+    async def _stop_link(self, link: _Link, graceful: bool = True) -> None:
+        """Close a socket. Graceful: keep reading (and ignoring) frames until the close handshake
+        completes, so a peer still pushing data is not blocked by flow control on our side;
+        otherwise (a silent or broken peer) abort the TCP connection at once."""
+        if link.ping_task is not None and not link.ping_task.done():
+            link.ping_task.cancel()
+        reader_alive = link.reader is not None and not link.reader.done()
+        if graceful and reader_alive:
+            link.sink = self._discard
+            await self._close_ws(link.ws)
         for t in (link.reader, link.ping_task):
             if t is not None and not t.done():
                 t.cancel()
@@ -554,7 +631,13 @@ class VenueConnection:
             if t is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-        await self._close_ws(link.ws)
+        if graceful:
+            await self._close_ws(link.ws)
+        elif link.ws.transport is not None:
+            link.ws.transport.abort()
+
+    def _discard(self, link: _Link, raw: bytes, ts: int) -> None:
+        """Sink of a socket being closed: its frames are no longer processed."""
 
     async def _close_ws(self, ws: ClientConnection) -> None:
         try:
@@ -570,8 +653,12 @@ class VenueConnection:
 
     async def _handover(self, old: _Link, reason: DisconnectReason) -> _Link | None:
         """Make-before-break: open the next socket while ``old`` keeps feeding the books."""
-        log.info("%s: planned reconnect (%s) of socket #%d: opening the next socket first",
-                 self.name, reason.value, old.id)
+        log.info(
+            "%s: planned reconnect (%s) of socket #%d: opening the next socket first",
+            self.name,
+            reason.value,
+            old.id,
+        )
         if reason is DisconnectReason.SHUTDOWN_NOTICE:
             self.counters.shutdown_notices += 1
         try:
@@ -582,10 +669,8 @@ class VenueConnection:
             self.counters.handover_failures += 1
             self.counters.connect_failures += 1
             self.last_error = f"handover connect: {type(exc).__name__}: {exc}"
-            retry = max(1.0, self._backoff.next_delay())
-            if self.max_connection_age_s:  # try again later while the old socket lasts
-                old.opened = self._loop.time() - self.max_connection_age_s + retry
             log.warning("%s: could not open the next socket (%s); staying on #%d", self.name, exc, old.id)
+            self._postpone_handover(old)
             return None
         new.pending = deque()
         new.sink = self._hold_frame
@@ -598,15 +683,25 @@ class VenueConnection:
                 break
             if new.reader.done():
                 self.counters.handover_failures += 1
-                log.warning("%s: next socket #%d closed before the switch (%s); staying on #%d",
-                            self.name, new.id, new.close_info, old.id)
+                log.warning(
+                    "%s: next socket #%d closed before the switch (%s); staying on #%d",
+                    self.name,
+                    new.id,
+                    new.close_info,
+                    old.id,
+                )
                 await self._stop_link(new)
+                self._postpone_handover(old)
                 return None
             await asyncio.sleep(0.005)
-        # Switch: stop the old reader first so no frame of it is processed after the held ones.
-        await self._stop_reader(old)
+        # Switch: from here on the old socket's frames are ignored (it keeps being read until its
+        # close handshake completes), and the held frames of the new one are applied.
+        old.sink = self._discard
         self._spawn(self._stop_link(old))
         self._link = new
+        if not proven:  # before the held frames, so they are buffered for the resync
+            self.counters.handovers_unproven += 1
+            self._invalidate_all("handover without a provable overlap")
         for ts, raw, events in new.pending:
             if self.sink is not None:
                 self.sink.on_frame(ts, raw)
@@ -616,18 +711,20 @@ class VenueConnection:
         new.first_delta.clear()
         new.sink = self._on_frame
         self.counters.handovers += 1
-        if not proven:
-            self.counters.handovers_unproven += 1
-            self._invalidate_all("handover without a provable overlap")
-        log.info("%s: switched from socket #%d to #%d (%s)", self.name, old.id, new.id,
-                 "books continuous" if proven else "books resyncing")
+        log.info(
+            "%s: switched from socket #%d to #%d (%s)",
+            self.name,
+            old.id,
+            new.id,
+            "books continuous" if proven else "books resyncing",
+        )
         return new
 
-    async def _stop_reader(self, link: _Link) -> None:
-        if link.reader is not None and not link.reader.done():
-            link.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await link.reader
+    def _postpone_handover(self, old: _Link) -> None:
+        """Retry a failed planned switch after a backoff delay (at least 1 s) while ``old`` lasts."""
+        if self.max_connection_age_s:
+            retry = max(1.0, self._backoff.next_delay())
+            old.opened = self._loop.time() - self.max_connection_age_s + retry
 
     def _overlap_proven(self, new: _Link) -> bool:
         """True when, for every synced book, the new stream starts at or before the book's sequence."""
@@ -669,20 +766,32 @@ class VenueConnection:
         except orjson.JSONDecodeError:
             self.counters.malformed_frames += 1
             if self.counters.malformed_frames <= 5 or self.counters.malformed_frames % 1000 == 0:
-                log.warning("%s: undecodable frame #%d on socket #%d (skipped): %r",
-                            self.name, self.counters.malformed_frames, link.id, bytes(raw[:120]))
+                log.warning(
+                    "%s: undecodable frame #%d on socket #%d (skipped): %r",
+                    self.name,
+                    self.counters.malformed_frames,
+                    link.id,
+                    bytes(raw[:120]),
+                )
             return None
         try:
             events = self.adapter.parse_message(msg, ts)
         except Exception as exc:  # adapters count bad frames themselves; this guards the loop
             self.counters.malformed_frames += 1
-            log.warning("%s: adapter failed on a frame (%s: %s): %r", self.name, type(exc).__name__, exc,
-                        bytes(raw[:120]))
+            log.warning(
+                "%s: adapter failed on a frame (%s: %s): %r",
+                self.name,
+                type(exc).__name__,
+                exc,
+                bytes(raw[:120]),
+            )
             return None
         if not events:
             self.counters.unhandled_frames += 1
             if self._is_shutdown_notice(msg):
-                log.warning("%s: venue announced a shutdown on socket #%d: %r", self.name, link.id, bytes(raw[:200]))
+                log.warning(
+                    "%s: venue announced a shutdown on socket #%d: %r", self.name, link.id, bytes(raw[:200])
+                )
                 link.notice = True
                 link.wake.set()
         return events
@@ -704,8 +813,14 @@ class VenueConnection:
             except Exception as exc:
                 # A level that does not parse (corrupted payload) may have left the book half-updated.
                 self.counters.apply_errors += 1
-                log.warning("%s %s: could not apply %s (%s: %s); resyncing the book", self.venue,
-                            ev.instrument.symbol, type(ev).__name__, type(exc).__name__, exc)
+                log.warning(
+                    "%s %s: could not apply %s (%s: %s); resyncing the book",
+                    self.venue,
+                    ev.instrument.symbol,
+                    type(ev).__name__,
+                    type(exc).__name__,
+                    exc,
+                )
                 self._invalidate(ev.instrument, "apply error")
                 self._want_snapshot(self._entry(ev.instrument))
                 continue
@@ -718,11 +833,20 @@ class VenueConnection:
         e = self._entry(ev.instrument)
         if isinstance(ev, L2Delta):
             seq = e.book.sequence
-            return (e.book.quality.synced and ev.last_sequence is not None and seq is not None
-                    and ev.last_sequence <= seq)
+            return (
+                e.book.quality.synced
+                and ev.last_sequence is not None
+                and seq is not None
+                and ev.last_sequence <= seq
+            )
         if isinstance(ev, BookTicker):
             t = e.ticker
-            return t is not None and t.sequence is not None and ev.sequence is not None and ev.sequence <= t.sequence
+            return (
+                t is not None
+                and t.sequence is not None
+                and ev.sequence is not None
+                and ev.sequence <= t.sequence
+            )
         if isinstance(ev, Trade):
             return any(t.trade_id == ev.trade_id for t in list(e.trades)[-500:])
         return False
@@ -759,20 +883,31 @@ class VenueConnection:
         if self.adapter.snapshot_request(inst.symbol, self.snapshot_limit) is None:
             # The venue pushes its snapshot on subscribe: a fresh socket is the resync.
             if not self._resubscribe:
-                log.warning("%s %s: book needs a snapshot the venue pushes on subscribe; resubscribing",
-                            self.venue, inst.symbol)
+                log.warning(
+                    "%s %s: book needs a snapshot the venue pushes on subscribe; resubscribing",
+                    self.venue,
+                    inst.symbol,
+                )
                 self._resubscribe = True
                 if self._link is not None:
                     self._link.wake.set()
             return
-        self._fetching[inst] = asyncio.create_task(self._snapshot_task(e), name=f"{self.name}:{inst.symbol}:snapshot")
+        self._fetching[inst] = asyncio.create_task(
+            self._snapshot_task(e), name=f"{self.name}:{inst.symbol}:snapshot"
+        )
 
     async def _snapshot_task(self, e: BookEntry) -> None:
         inst = e.instrument
         backoff = Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s, rand=self._snap_rand)
         q = e.book.quality
-        log.info("%s %s: fetching a REST snapshot (gaps=%d, resyncs=%d, buffered=%d)",
-                 self.venue, inst.symbol, q.gaps, q.resyncs, len(e.sync.buffer))
+        log.info(
+            "%s %s: fetching a REST snapshot (gaps=%d, resyncs=%d, buffered=%d)",
+            self.venue,
+            inst.symbol,
+            q.gaps,
+            q.resyncs,
+            len(e.sync.buffer),
+        )
         try:
             while e.sync.needs_snapshot and not self._stopping:
                 outcome = await self._fetch_snapshot(e)
@@ -804,16 +939,25 @@ class VenueConnection:
         except httpx.HTTPError as exc:
             c.snapshot_failures += 1
             self.last_error = f"snapshot {inst.symbol}: {type(exc).__name__}: {exc}"
-            log.warning("%s %s: snapshot request failed (%s: %s)", self.venue, inst.symbol, type(exc).__name__, exc)
+            log.warning(
+                "%s %s: snapshot request failed (%s: %s)", self.venue, inst.symbol, type(exc).__name__, exc
+            )
             return None
         if resp.status_code in (429, 418):
             c.rate_limited += 1
-            retry = _retry_after_s(resp.headers.get("retry-after"), default=max(1.0, self.settings.backoff_max_s))
+            retry = _retry_after_s(
+                resp.headers.get("retry-after"), default=max(1.0, self.settings.backoff_max_s)
+            )
             self.limiter.penalize(retry)
             self.last_error = f"snapshot {inst.symbol}: HTTP {resp.status_code}, Retry-After {retry:.1f} s"
-            log.warning("%s %s: HTTP %d (%s); every snapshot request of this venue waits %.1f s",
-                        self.venue, inst.symbol, resp.status_code,
-                        "rate limited" if resp.status_code == 429 else "IP banned", retry)
+            log.warning(
+                "%s %s: HTTP %d (%s); every snapshot request of this venue waits %.1f s",
+                self.venue,
+                inst.symbol,
+                resp.status_code,
+                "rate limited" if resp.status_code == 429 else "IP banned",
+                retry,
+            )
             return False
         observe = getattr(self.limiter, "observe_headers", None)
         if observe is not None:
@@ -821,7 +965,9 @@ class VenueConnection:
         if resp.status_code != 200:
             c.snapshot_failures += 1
             self.last_error = f"snapshot {inst.symbol}: HTTP {resp.status_code}: {resp.text[:200]}"
-            log.warning("%s %s: snapshot HTTP %d: %s", self.venue, inst.symbol, resp.status_code, resp.text[:200])
+            log.warning(
+                "%s %s: snapshot HTTP %d: %s", self.venue, inst.symbol, resp.status_code, resp.text[:200]
+            )
             return None
         body_bytes = resp.content
         try:
@@ -839,7 +985,13 @@ class VenueConnection:
             snap = self.adapter.parse_snapshot(body, venue_symbol, ts)
         except (KeyError, TypeError, ValueError) as exc:
             c.snapshot_failures += 1
-            log.warning("%s %s: snapshot body not understood (%s: %s)", self.venue, inst.symbol, type(exc).__name__, exc)
+            log.warning(
+                "%s %s: snapshot body not understood (%s: %s)",
+                self.venue,
+                inst.symbol,
+                type(exc).__name__,
+                exc,
+            )
             return None
         if self.sink is not None:
             self.sink.on_rest(ts, venue_symbol, body_bytes)
@@ -847,17 +999,32 @@ class VenueConnection:
             self.store.on_event(snap)
         except Exception as exc:
             c.apply_errors += 1
-            log.warning("%s %s: snapshot could not be applied (%s: %s)", self.venue, inst.symbol, type(exc).__name__, exc)
+            log.warning(
+                "%s %s: snapshot could not be applied (%s: %s)",
+                self.venue,
+                inst.symbol,
+                type(exc).__name__,
+                exc,
+            )
             self._invalidate(inst, "snapshot apply error")
             return None
         if e.sync.needs_snapshot:
             c.snapshots_rejected += 1
-            log.info("%s %s: snapshot lastUpdateId=%s is older than the buffered stream; fetching another",
-                     self.venue, inst.symbol, snap.sequence)
+            log.info(
+                "%s %s: snapshot lastUpdateId=%s is older than the buffered stream; fetching another",
+                self.venue,
+                inst.symbol,
+                snap.sequence,
+            )
             return False
         c.snapshots_fetched += 1
-        log.info("%s %s: book synced from snapshot %s (sequence now %s)", self.venue, inst.symbol,
-                 snap.sequence, e.book.sequence)
+        log.info(
+            "%s %s: book synced from snapshot %s (sequence now %s)",
+            self.venue,
+            inst.symbol,
+            snap.sequence,
+            e.book.sequence,
+        )
         return True
 
     # ------------------------------------------------------------------------------- cleanup
@@ -912,10 +1079,18 @@ class FeedHandler:
     ``VenueConnection`` (``ws_url``, ``rest_base_url``, ``sink``, ``sleep``...).
     """
 
-    def __init__(self, store: BookStore, adapter_for: Callable[[str], VenueAdapter],
-                 settings: IngestSettings | None = None, *, clock: Clock | None = None,
-                 http: httpx.AsyncClient | None = None, limiters: RateLimiters | None = None,
-                 max_symbols_per_connection: int = 200, **connection_kwargs):
+    def __init__(
+        self,
+        store: BookStore,
+        adapter_for: Callable[[str], VenueAdapter],
+        settings: IngestSettings | None = None,
+        *,
+        clock: Clock | None = None,
+        http: httpx.AsyncClient | None = None,
+        limiters: RateLimiters | None = None,
+        max_symbols_per_connection: int = 200,
+        **connection_kwargs,
+    ):
         self.store = store
         self.adapter_for = adapter_for
         self.settings = settings or IngestSettings()
@@ -935,9 +1110,16 @@ class FeedHandler:
         n = self.max_symbols_per_connection
         new = []
         for i in range(0, len(symbols), n):
-            conn = VenueConnection(adapter, symbols[i : i + n], self.store, settings=self.settings,
-                                   clock=self.clock, http=self._http, limiter=self.limiters(venue),
-                                   **{**self._kwargs, **kwargs})
+            conn = VenueConnection(
+                adapter,
+                symbols[i : i + n],
+                self.store,
+                settings=self.settings,
+                clock=self.clock,
+                http=self._http,
+                limiter=self.limiters(venue),
+                **{**self._kwargs, **kwargs},
+            )
             new.append(conn)
         self.connections.extend(new)
         return new

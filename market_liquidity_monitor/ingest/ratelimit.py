@@ -7,8 +7,8 @@ never exceed the budget, so every snapshot request first takes its weight from t
 
 Budget arithmetic. A token bucket of capacity ``B`` refilled at ``r`` per second can spend at most
 ``B + r * T`` in any interval of ``T`` seconds. Binance counts weight per fixed minute window, so
-``WeightLimiter.for_budget`` picks ``B + r * interval = headroom * limit``: with the defaults
-(``burst_fraction=0.25``, ``headroom=0.9``) the spot bucket holds 1350 weight and refills 81/s, so no
+``WeightLimiter(budget)`` picks ``B + r * interval = headroom * limit``: with the defaults
+(``burst_fraction=0.25``, ``headroom=0.9``) the spot bucket holds 1350 weight and refills 67.5/s, so no
 60 s window — sliding or fixed — ever sees more than 5400 of the 6000 allowed.
 
 Server feedback:
@@ -58,6 +58,8 @@ DEFAULT_REST_BUDGET = WeightBudget(60, 60.0)
 VENUE_WS_MESSAGES_PER_S: dict[str, float] = {"binance": 5.0, "binanceusdm": 10.0, "binancecoinm": 10.0}
 DEFAULT_WS_MESSAGES_PER_S = 1.0
 
+_EPS = 1e-6  # tokens: a wait computed as (need - tokens) / rate may land a hair short in float
+
 
 @dataclass(slots=True)
 class BucketStats:
@@ -93,7 +95,9 @@ class TokenBucket:
         name: str = "",
     ):
         if capacity <= 0 or refill_per_s <= 0:
-            raise ValueError(f"token bucket needs capacity > 0 and refill_per_s > 0, got {capacity}, {refill_per_s}")
+            raise ValueError(
+                f"token bucket needs capacity > 0 and refill_per_s > 0, got {capacity}, {refill_per_s}"
+            )
         self.capacity = float(capacity)
         self.refill_per_s = float(refill_per_s)
         self.name = name
@@ -131,7 +135,11 @@ class TokenBucket:
         if weight < 0:
             raise ValueError(f"weight must be >= 0, got {weight}")
         now = self._refill()
-        if self._lock.locked() or now < self._blocked_until or self._tokens < min(weight, self.capacity):
+        if (
+            self._lock.locked()
+            or now < self._blocked_until
+            or self._tokens < min(weight, self.capacity) - _EPS
+        ):
             return False
         self._take(weight)
         return True
@@ -147,7 +155,7 @@ class TokenBucket:
                 now = self._refill()
                 if now < self._blocked_until:
                     delay = self._blocked_until - now
-                elif self._tokens >= need:
+                elif self._tokens >= need - _EPS:  # tolerance: refill arithmetic is float
                     break
                 else:
                     delay = (need - self._tokens) / self.refill_per_s
@@ -192,11 +200,20 @@ class TokenBucket:
 class WeightLimiter(TokenBucket):
     """A venue's REST weight bucket, sized from its ``WeightBudget`` (see the module docstring)."""
 
-    def __init__(self, budget: WeightBudget, *, burst_fraction: float = 0.25, headroom: float = 0.9,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, name: str = ""):
+    def __init__(
+        self,
+        budget: WeightBudget,
+        *,
+        burst_fraction: float = 0.25,
+        headroom: float = 0.9,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        name: str = "",
+    ):
         if not 0 < burst_fraction < 1 or not 0 < headroom <= 1:
-            raise ValueError(f"need 0 < burst_fraction < 1 and 0 < headroom <= 1, got {burst_fraction}, {headroom}")
+            raise ValueError(
+                f"need 0 < burst_fraction < 1 and 0 < headroom <= 1, got {burst_fraction}, {headroom}"
+            )
         usable = budget.limit * headroom
         super().__init__(
             capacity=usable * burst_fraction,
@@ -232,13 +249,19 @@ class WeightLimiter(TokenBucket):
         """The venue's count of weight used this window; at or above our headroom, empty the bucket."""
         self.last_used_weight = used
         if used >= self.budget.limit * self.headroom:
-            log.warning("%s: venue reports used weight %d of %d; pausing REST calls to the refill rate",
-                        self.name, used, self.budget.limit)
+            log.warning(
+                "%s: venue reports used weight %d of %d; pausing REST calls to the refill rate",
+                self.name,
+                used,
+                self.budget.limit,
+            )
             self.drain()
 
     def status(self) -> dict:
         d = super().status()
-        d.update(limit=self.budget.limit, interval_s=self.budget.interval_s, last_used_weight=self.last_used_weight)
+        d.update(
+            limit=self.budget.limit, interval_s=self.budget.interval_s, last_used_weight=self.last_used_weight
+        )
         return d
 
 
@@ -259,8 +282,13 @@ class RateLimiters:
         return {v: lim.status() for v, lim in sorted(self._by_venue.items())}
 
 
-def ws_message_pacer(venue: str, *, fraction: float = 0.8, clock: Callable[[], float] = time.monotonic,
-                     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> TokenBucket:
+def ws_message_pacer(
+    venue: str,
+    *,
+    fraction: float = 0.8,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> TokenBucket:
     """A bucket that spaces outgoing WebSocket messages evenly at ``fraction`` of the venue's limit
     (capacity 1: no bursts, since the venue counts per second and its own pongs count too)."""
     rate = VENUE_WS_MESSAGES_PER_S.get(venue, DEFAULT_WS_MESSAGES_PER_S) * fraction
