@@ -21,8 +21,13 @@ from market_liquidity_monitor.venues.binance import BinanceSpot
 from .conftest import FAST, assert_equal_to_reference, live_session
 
 
-async def test_clean_session_matches_reference(spot_records, reference):
-    async with live_session(spot_records) as s:
+@pytest.mark.parametrize(
+    "pace",
+    [{}, {"max_rate_per_s": None}, {"max_rate_per_s": None, "speed": 50.0}],
+    ids=["4000-frames-per-s", "as-fast-as-possible", "recorded-time-x50"],
+)
+async def test_clean_session_matches_reference(spot_records, reference, pace):
+    async with live_session(spot_records, fake_kwargs=pace) as s:
         await s.settle()
         assert_equal_to_reference(s, reference)
         q = s.book.quality
