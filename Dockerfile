@@ -31,12 +31,11 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install --only-binary=:all: -r requirements.txt
 
-# The project. README.m[d]: copied if present (pyproject.toml names it as the readme).
-COPY pyproject.toml README.m[d] ./
-COPY market_liquidity_monitor ./market_liquidity_monitor
-COPY frontend ./frontend
+# The project: whatever .dockerignore's allow-list lets into the context (pyproject.toml,
+# README.md, market_liquidity_monitor/, frontend/), each only if present.
+COPY . .
 RUN pip install --no-deps -e . \
-    && python -m compileall -q market_liquidity_monitor frontend
+    && python -m compileall -q .
 
 # ---------------------------------------------------------------------------------------------
 # runtime

@@ -1,8 +1,7 @@
 """One settings object for the whole application, read from the environment and ``.env``.
 
-Nested sections use ``__`` in environment names (``MLM_AGENT__MODEL=openai:gpt-4o``); the most
-common ones also have short top-level aliases documented in ``.env.example`` (``DATABASE_URL``,
-``REDIS_URL``, ``MLM_MODEL``...). Build it once (``Settings()``) and pass it in: there is no
+Nested sections use ``__`` in environment names (``MLM_AGENT__MODEL=openai:gpt-4o``);
+``DATABASE_URL`` and ``REDIS_URL`` are accepted as aliases (``.env.example`` lists everything). Build it once (``Settings()``) and pass it in: there is no
 module-level instance.
 """
 
@@ -85,7 +84,8 @@ class ApiSettings(_Section):
 
 
 class Settings(BaseSettings):
-    """Application settings. Unknown ``MLM_*`` variables are rejected (``extra="forbid"``)."""
+    """Application settings. Sections reject unknown fields; unrelated variables in ``.env`` are
+    ignored so the file can also carry provider keys (OPENAI_API_KEY...) for the containers."""
 
     model_config = SettingsConfigDict(
         env_prefix="MLM_",

@@ -104,8 +104,10 @@ async def test_unreachable_database_buffers_boundedly_and_counts_drops() -> None
                 await asyncio.sleep(0.02)
         assert worst < 0.05  # microseconds normally; generous for a loaded CI machine
         stats = writer.stats()
-        assert stats.buffered == 100
-        assert stats.dropped == 150
+        # The buffer holds at most 100 rows; one batch (10) may be out of it, in a failing write.
+        assert stats.buffered <= 100
+        assert 140 <= stats.dropped <= 150
+        assert stats.written == 0
         assert not stats.db_available and stats.failed_attempts >= 1
         assert "refused" in (stats.last_error or "").lower() or "connect" in (stats.last_error or "").lower()
     finally:
