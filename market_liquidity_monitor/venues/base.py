@@ -13,7 +13,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.sync import SequenceRule
+from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
+from market_liquidity_monitor.domain.instrument import InstrumentId
 
 Event = L2Snapshot | L2Delta | BookTicker | Trade
 
@@ -89,3 +91,63 @@ class VenueAdapter(Protocol):
 
     def verify_checksum(self, book: L2Book, expected: int) -> bool:
         """True if the book's state matches the venue checksum (venues without one: always True)."""
+
+
+class AdapterBase:
+    """What most adapters share: the parse-error counters, a cached wire-symbol -> ``InstrumentId``
+    map, and the defaults of a spot venue without checksum whose URL names no streams. Subclasses
+    set ``venue`` and ``ws_url`` and implement the symbol mapping and parsing."""
+
+    venue: str
+    ws_url: str
+
+    def __init__(self) -> None:
+        self.errors = ParseErrors()
+        self._instrument_cache: dict[str, InstrumentId] = {}
+
+    def instrument(self, venue_symbol: str) -> InstrumentId:
+        inst = self._instrument_cache.get(venue_symbol)
+        if inst is None:
+            inst = self._instrument_cache[venue_symbol] = InstrumentId(
+                self.venue, self.unified_symbol(venue_symbol)
+            )
+        return inst
+
+    def contract_size(self, symbol: str) -> float | None:
+        return None  # spot / linear: sizes are base units
+
+    def stream_url(self, symbols: list[str]) -> str:
+        return self.ws_url  # streams are chosen by subscribe messages
+
+    def verify_checksum(self, book: L2Book, expected: int) -> bool:
+        return True  # no checksum on this venue
+
+
+class DelimitedSymbols:
+    """``BASE<delimiter>QUOTE`` wire symbols (Coinbase/KuCoin ``BTC-USD``, Gate.io ``BTC_USDC``).
+    ``split_last`` splits at the last delimiter (Gate.io bases may contain ``_``)."""
+
+    venue: str
+    symbol_delimiter: str = "-"
+    split_last: bool = False
+
+    def unified_symbol(self, venue_symbol: str) -> str:
+        vs = venue_symbol.upper()
+        base, sep, quote = (
+            vs.rpartition(self.symbol_delimiter) if self.split_last else vs.partition(self.symbol_delimiter)
+        )
+        if not sep or not base or not quote:
+            raise UnknownSymbolError(venue_symbol, (), self.venue)
+        return f"{base}/{quote}"
+
+    def venue_symbol(self, symbol: str) -> str:
+        return symbol.split(":")[0].replace("/", self.symbol_delimiter)
+
+
+def split_quote_suffix(venue_symbol: str, quotes: tuple[str, ...]) -> tuple[str, str] | None:
+    """Split a concatenated wire symbol (``BTCUSDT``) by the first quote in ``quotes`` (list them
+    longest first) that ends it and leaves a non-empty base; None when none fits."""
+    for q in quotes:
+        if venue_symbol.endswith(q) and len(venue_symbol) > len(q):
+            return venue_symbol[: -len(q)], q
+    return None

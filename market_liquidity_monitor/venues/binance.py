@@ -33,12 +33,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.sync import BinanceFuturesRule, BinanceSpotRule, SequenceRule
 from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
-from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.venues.base import Event, KeepAlive, ParseErrors, SnapshotRequest
+from market_liquidity_monitor.venues.base import (
+    AdapterBase,
+    Event,
+    KeepAlive,
+    SnapshotRequest,
+    split_quote_suffix,
+)
 
 # Quote assets tried longest-first when splitting a spot wire symbol without exchangeInfo.
 _QUOTES = (
@@ -50,7 +54,7 @@ _QUOTES = (
 _MS = 1_000_000  # ms -> ns
 
 
-class _BinanceBase:
+class _BinanceBase(AdapterBase):
     venue: str
     ws_base: str
     rest_depth_url: str
@@ -66,8 +70,7 @@ class _BinanceBase:
         self._to_unified: dict[str, str] = dict(symbol_map or {})
         self._to_wire: dict[str, str] = {v: k for k, v in self._to_unified.items()}
         self._contract_sizes = dict(contract_sizes or {})
-        self.errors = ParseErrors()
-        self._instrument_cache: dict[str, InstrumentId] = {}
+        super().__init__()
 
     @property
     def ws_url(self) -> str:
@@ -92,24 +95,14 @@ class _BinanceBase:
             self._to_unified[hit] = symbol
         return hit
 
-    def instrument(self, venue_symbol: str) -> InstrumentId:
-        inst = self._instrument_cache.get(venue_symbol)
-        if inst is None:
-            inst = InstrumentId(self.venue, self.unified_symbol(venue_symbol))
-            self._instrument_cache[venue_symbol] = inst
-        return inst
-
     def _guess_unified(self, vs: str) -> str:
-        for q in _QUOTES:
-            if vs.endswith(q) and len(vs) > len(q):
-                return f"{vs[: -len(q)]}/{q}"
-        raise UnknownSymbolError(vs, self._to_unified.values(), self.venue)
+        split = split_quote_suffix(vs, _QUOTES)
+        if split is None:
+            raise UnknownSymbolError(vs, self._to_unified.values(), self.venue)
+        return f"{split[0]}/{split[1]}"
 
     def _guess_wire(self, symbol: str) -> str:
         return symbol.split(":")[0].replace("/", "")
-
-    def contract_size(self, symbol: str) -> float | None:
-        return None
 
     # ----------------------------------------------------------- connection
 
@@ -133,9 +126,6 @@ class _BinanceBase:
 
     def _weight(self, limit: int) -> int:
         return self.depth_weight
-
-    def verify_checksum(self, book: L2Book, expected: int) -> bool:
-        return True  # Binance sends no checksum
 
     # -------------------------------------------------------------- parsing
 

@@ -30,12 +30,11 @@ from typing import Any
 
 import orjson
 
-from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.rules import LinkedRule
 from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
 from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.venues.base import Event, KeepAlive, ParseErrors, SnapshotRequest
+from market_liquidity_monitor.venues.base import AdapterBase, Event, KeepAlive, SnapshotRequest
 from market_liquidity_monitor.venues.checksums import number_text
 
 _MS = 1_000_000
@@ -50,7 +49,7 @@ def _abs_text(x: Any) -> str:
     return t[1:] if t.startswith("-") else t
 
 
-class Bitfinex:
+class Bitfinex(AdapterBase):
     """Bitfinex spot books (ccxt id ``bitfinex``). Stateful per connection: ``chanId`` map and
     the SEQ linkage; call ``reset_connection()`` on every new connection."""
 
@@ -62,8 +61,7 @@ class Bitfinex:
 
     def __init__(self, book_len: int = 100) -> None:
         self.book_len = book_len
-        self.errors = ParseErrors()
-        self._instrument_cache: dict[str, InstrumentId] = {}
+        super().__init__()
         self.connection_gaps = 0
         self.reset_connection()
 
@@ -90,21 +88,7 @@ class Bitfinex:
         base, quote = _FROM_COMMON.get(base, base), _FROM_COMMON.get(quote, quote)
         return f"t{base}{quote}" if len(base) == 3 and len(quote) == 3 else f"t{base}:{quote}"
 
-    def instrument(self, venue_symbol: str) -> InstrumentId:
-        inst = self._instrument_cache.get(venue_symbol)
-        if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(
-                self.venue, self.unified_symbol(venue_symbol)
-            )
-        return inst
-
-    def contract_size(self, symbol: str) -> float | None:
-        return None
-
     # ----------------------------------------------------------- connection
-
-    def stream_url(self, symbols: list[str]) -> str:
-        return self.ws_url
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         msgs: list[dict] = [{"event": "conf", "flags": SEQ_ALL}]
@@ -241,9 +225,6 @@ class Bitfinex:
             ts_recv_ns,
             {"recent_on_subscribe": True} if recent else {},
         )
-
-    def verify_checksum(self, book: L2Book, expected: int) -> bool:
-        return True  # OB_CHECKSUM is not subscribed (see the module docstring)
 
 
 ADAPTERS = {"bitfinex": Bitfinex}

@@ -30,18 +30,22 @@ from typing import Any
 
 import orjson
 
-from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.rules import BitstampRule
 from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import L2Delta, L2Snapshot, Trade
-from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.venues.base import Event, KeepAlive, ParseErrors, SnapshotRequest
+from market_liquidity_monitor.venues.base import (
+    AdapterBase,
+    Event,
+    KeepAlive,
+    SnapshotRequest,
+    split_quote_suffix,
+)
 
 _US = 1_000  # µs -> ns
 _QUOTES = ("usdt", "usdc", "pax", "usd", "eur", "gbp", "btc", "eth")
 
 
-class Bitstamp:
+class Bitstamp(AdapterBase):
     """Bitstamp spot books (ccxt id ``bitstamp``)."""
 
     venue = "bitstamp"
@@ -51,37 +55,21 @@ class Bitstamp:
     keepalive = KeepAlive(interval_s=None, silence_timeout_s=30.0)
 
     def __init__(self) -> None:
-        self.errors = ParseErrors()
-        self._instrument_cache: dict[str, InstrumentId] = {}
+        super().__init__()
         self.reconnect_requests = 0
 
     # -------------------------------------------------------------- symbols
 
     def unified_symbol(self, venue_symbol: str) -> str:
-        vs = venue_symbol.lower()
-        for q in _QUOTES:
-            if vs.endswith(q) and len(vs) > len(q):
-                return f"{vs[: -len(q)].upper()}/{q.upper()}"
-        raise UnknownSymbolError(venue_symbol, (), self.venue)
+        split = split_quote_suffix(venue_symbol.lower(), _QUOTES)
+        if split is None:
+            raise UnknownSymbolError(venue_symbol, (), self.venue)
+        return f"{split[0].upper()}/{split[1].upper()}"
 
     def venue_symbol(self, symbol: str) -> str:
         return symbol.split(":")[0].replace("/", "").lower()
 
-    def instrument(self, venue_symbol: str) -> InstrumentId:
-        inst = self._instrument_cache.get(venue_symbol)
-        if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(
-                self.venue, self.unified_symbol(venue_symbol)
-            )
-        return inst
-
-    def contract_size(self, symbol: str) -> float | None:
-        return None
-
     # ----------------------------------------------------------- connection
-
-    def stream_url(self, symbols: list[str]) -> str:
-        return self.ws_url
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         out = []
@@ -140,9 +128,6 @@ class Bitstamp:
         except (KeyError, TypeError, ValueError, IndexError):
             self.errors.record("malformed", msg)
             return []
-
-    def verify_checksum(self, book: L2Book, expected: int) -> bool:
-        return True  # Bitstamp sends no book checksum
 
 
 ADAPTERS = {"bitstamp": Bitstamp}

@@ -37,12 +37,16 @@ from typing import Any
 
 import orjson
 
-from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.rules import BybitRule
 from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
-from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.venues.base import Event, KeepAlive, ParseErrors, SnapshotRequest
+from market_liquidity_monitor.venues.base import (
+    AdapterBase,
+    Event,
+    KeepAlive,
+    SnapshotRequest,
+    split_quote_suffix,
+)
 from market_liquidity_monitor.venues.checksums import number_text
 
 _MS = 1_000_000
@@ -50,7 +54,7 @@ _QUOTES = ("USDT", "USDC", "BTC", "ETH", "EUR", "BRL", "DAI", "USD")
 _CATEGORIES = ("linear", "inverse", "spot")
 
 
-class Bybit:
+class Bybit(AdapterBase):
     """Bybit public market data (ccxt id ``bybit``). ``category`` picks the v5 endpoint and how a
     bare wire symbol is read (``linear``: ``ETHUSDT`` is the USDT perp; a ``…USD`` symbol is always
     the inverse perp); ``spot`` reads ``BTCUSDT`` as spot."""
@@ -66,8 +70,7 @@ class Bybit:
         self.category = category
         self.depth = depth
         self.ws_url = f"wss://stream.bybit.com/v5/public/{category}"
-        self.errors = ParseErrors()
-        self._instrument_cache: dict[str, InstrumentId] = {}
+        super().__init__()
         self._level_price: dict[tuple[str, str], str] = {}  # legacy (symbol, id) -> price
         self._tickers: dict[str, dict] = {}  # v5 ticker state per symbol (deltas are partial)
 
@@ -76,10 +79,10 @@ class Bybit:
     def unified_symbol(self, venue_symbol: str) -> str:
         vs = venue_symbol.upper()
         if self.category == "spot":
-            for q in _QUOTES:
-                if vs.endswith(q) and len(vs) > len(q):
-                    return f"{vs[: -len(q)]}/{q}"
-            raise UnknownSymbolError(vs, (), self.venue)
+            split = split_quote_suffix(vs, _QUOTES)
+            if split is None:
+                raise UnknownSymbolError(vs, (), self.venue)
+            return f"{split[0]}/{split[1]}"
         if vs.endswith("PERP") and len(vs) > 4:  # v5 USDC perpetuals: BTCPERP
             return f"{vs[:-4]}/USDC:USDC"
         for q in ("USDT", "USDC"):
@@ -97,23 +100,12 @@ class Bybit:
             return f"{base}PERP"
         return f"{base}{quote}"
 
-    def instrument(self, venue_symbol: str) -> InstrumentId:
-        inst = self._instrument_cache.get(venue_symbol)
-        if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(
-                self.venue, self.unified_symbol(venue_symbol)
-            )
-        return inst
-
     def contract_size(self, symbol: str) -> float | None:
         """Inverse perps: sizes are USD contracts of 1 USD face value -> 1.0; others None."""
         pair, _, contract = symbol.partition(":")
         return 1.0 if contract and contract.split("-")[0] == pair.split("/")[0] else None
 
     # ----------------------------------------------------------- connection
-
-    def stream_url(self, symbols: list[str]) -> str:
-        return self.ws_url
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         """One subscribe per symbol (spot allows at most 10 args per request)."""
@@ -251,9 +243,6 @@ class Bybit:
         )
 
     # ------------------------------------------------------------ integrity
-
-    def verify_checksum(self, book: L2Book, expected: int) -> bool:
-        return True  # Bybit sends no book checksum
 
 
 ADAPTERS = {"bybit": Bybit}

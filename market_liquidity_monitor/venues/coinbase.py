@@ -39,12 +39,15 @@ from typing import Any
 
 import orjson
 
-from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.rules import LinkedRule
-from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
-from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.venues.base import Event, KeepAlive, ParseErrors, SnapshotRequest
+from market_liquidity_monitor.venues.base import (
+    AdapterBase,
+    DelimitedSymbols,
+    Event,
+    KeepAlive,
+    SnapshotRequest,
+)
 
 _BROKEN = -1  # a link that can never match a sequence_num: forces a resync of that book
 _FEEDS = ("advanced", "exchange")
@@ -61,12 +64,13 @@ def iso_ns(text: str) -> int:
     return int(dt.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
-class Coinbase:
+class Coinbase(DelimitedSymbols, AdapterBase):
     """Coinbase spot books (ccxt id ``coinbase``). ``feed="advanced"`` (Advanced Trade, ccxt's
     ``coinbase`` API) or ``feed="exchange"`` (Coinbase Exchange ``level2_batch``). ``parse_message``
     understands both formats whatever ``feed`` is, so recordings of either replay through it."""
 
     venue = "coinbase"
+    symbol_delimiter = "-"
     sequence_rule = LinkedRule()
 
     def __init__(self, feed: str = "advanced"):
@@ -81,8 +85,7 @@ class Coinbase:
             self.ws_url = "wss://ws-feed.exchange.coinbase.com"
             # Subscribe within 5 s; the heartbeat channel sends 1 message/s per product.
             self.keepalive = KeepAlive(interval_s=None, silence_timeout_s=10.0)
-        self.errors = ParseErrors()
-        self._instrument_cache: dict[str, InstrumentId] = {}
+        super().__init__()
         self.connection_gaps = 0
         self.reset_connection()
 
@@ -93,30 +96,7 @@ class Coinbase:
 
     # -------------------------------------------------------------- symbols
 
-    def unified_symbol(self, venue_symbol: str) -> str:
-        base, sep, quote = venue_symbol.upper().partition("-")
-        if not sep or not base or not quote:
-            raise UnknownSymbolError(venue_symbol, (), self.venue)
-        return f"{base}/{quote}"
-
-    def venue_symbol(self, symbol: str) -> str:
-        return symbol.split(":")[0].replace("/", "-")
-
-    def instrument(self, venue_symbol: str) -> InstrumentId:
-        inst = self._instrument_cache.get(venue_symbol)
-        if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(
-                self.venue, self.unified_symbol(venue_symbol)
-            )
-        return inst
-
-    def contract_size(self, symbol: str) -> float | None:
-        return None  # spot
-
     # ----------------------------------------------------------- connection
-
-    def stream_url(self, symbols: list[str]) -> str:
-        return self.ws_url
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         ids = [self.venue_symbol(s) for s in symbols]
@@ -273,9 +253,6 @@ class Coinbase:
         return out
 
     # ------------------------------------------------------------ integrity
-
-    def verify_checksum(self, book: L2Book, expected: int) -> bool:
-        return True  # Coinbase sends no book checksum
 
 
 ADAPTERS = {"coinbase": Coinbase}

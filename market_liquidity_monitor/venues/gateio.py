@@ -35,20 +35,25 @@ from typing import Any
 
 import orjson
 
-from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.rules import GateioRule
-from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
-from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.venues.base import Event, KeepAlive, ParseErrors, SnapshotRequest
+from market_liquidity_monitor.venues.base import (
+    AdapterBase,
+    DelimitedSymbols,
+    Event,
+    KeepAlive,
+    SnapshotRequest,
+)
 
 _MS = 1_000_000
 
 
-class Gateio:
+class Gateio(DelimitedSymbols, AdapterBase):
     """Gate.io spot books (ccxt id ``gateio``)."""
 
     venue = "gateio"
+    symbol_delimiter = "_"
+    split_last = True
     ws_url = "wss://api.gateio.ws/ws/v4/"
     rest_book_url = "https://api.gateio.ws/api/v4/spot/order_book"
     sequence_rule = GateioRule()
@@ -57,35 +62,11 @@ class Gateio:
     def __init__(self, update_speed: str = "100ms", clock=time.time) -> None:
         self.update_speed = update_speed
         self._clock = clock  # injectable: the subscribe frames carry the current time in seconds
-        self.errors = ParseErrors()
-        self._instrument_cache: dict[str, InstrumentId] = {}
+        super().__init__()
 
     # -------------------------------------------------------------- symbols
 
-    def unified_symbol(self, venue_symbol: str) -> str:
-        base, sep, quote = venue_symbol.upper().rpartition("_")
-        if not sep or not base or not quote:
-            raise UnknownSymbolError(venue_symbol, (), self.venue)
-        return f"{base}/{quote}"
-
-    def venue_symbol(self, symbol: str) -> str:
-        return symbol.split(":")[0].replace("/", "_")
-
-    def instrument(self, venue_symbol: str) -> InstrumentId:
-        inst = self._instrument_cache.get(venue_symbol)
-        if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(
-                self.venue, self.unified_symbol(venue_symbol)
-            )
-        return inst
-
-    def contract_size(self, symbol: str) -> float | None:
-        return None
-
     # ----------------------------------------------------------- connection
-
-    def stream_url(self, symbols: list[str]) -> str:
-        return self.ws_url
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         now = int(self._clock())
@@ -195,9 +176,6 @@ class Gateio:
         except (KeyError, TypeError, ValueError, IndexError):
             self.errors.record("malformed", msg)
             return []
-
-    def verify_checksum(self, book: L2Book, expected: int) -> bool:
-        return True  # Gate.io spot order_book_update carries no checksum
 
 
 ADAPTERS = {"gateio": Gateio}

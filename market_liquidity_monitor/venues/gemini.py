@@ -26,18 +26,22 @@ from typing import Any
 
 import orjson
 
-from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.sync import NoSequenceRule
 from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import L2Delta, L2Snapshot, Trade
-from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.venues.base import Event, KeepAlive, ParseErrors, SnapshotRequest
+from market_liquidity_monitor.venues.base import (
+    AdapterBase,
+    Event,
+    KeepAlive,
+    SnapshotRequest,
+    split_quote_suffix,
+)
 
 _MS = 1_000_000
 _QUOTES = ("GUSD", "USDT", "USDC", "DAI", "USD", "GBP", "EUR", "SGD", "BTC", "ETH", "LTC", "BCH", "FIL")
 
 
-class Gemini:
+class Gemini(AdapterBase):
     """Gemini spot books, v2 market data (ccxt id ``gemini``)."""
 
     venue = "gemini"
@@ -46,36 +50,21 @@ class Gemini:
     keepalive = KeepAlive(interval_s=None, silence_timeout_s=12.0)  # heartbeat every 5 s
 
     def __init__(self) -> None:
-        self.errors = ParseErrors()
-        self._instrument_cache: dict[str, InstrumentId] = {}
+        super().__init__()
 
     # -------------------------------------------------------------- symbols
 
     def unified_symbol(self, venue_symbol: str) -> str:
         vs = venue_symbol.upper()
-        for q in _QUOTES:
-            if vs.endswith(q) and len(vs) > len(q):
-                return f"{vs[: -len(q)]}/{q}"
-        raise UnknownSymbolError(vs, (), self.venue)
+        split = split_quote_suffix(vs, _QUOTES)
+        if split is None:
+            raise UnknownSymbolError(vs, (), self.venue)
+        return f"{split[0]}/{split[1]}"
 
     def venue_symbol(self, symbol: str) -> str:
         return symbol.split(":")[0].replace("/", "")
 
-    def instrument(self, venue_symbol: str) -> InstrumentId:
-        inst = self._instrument_cache.get(venue_symbol)
-        if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(
-                self.venue, self.unified_symbol(venue_symbol)
-            )
-        return inst
-
-    def contract_size(self, symbol: str) -> float | None:
-        return None
-
     # ----------------------------------------------------------- connection
-
-    def stream_url(self, symbols: list[str]) -> str:
-        return self.ws_url
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         sub = {
@@ -134,9 +123,6 @@ class Gemini:
             ts_recv_ns,
             {"recent_on_subscribe": True} if recent else {},
         )
-
-    def verify_checksum(self, book: L2Book, expected: int) -> bool:
-        return True  # Gemini sends no book checksum
 
 
 ADAPTERS = {"gemini": Gemini}

@@ -52,7 +52,7 @@ from market_liquidity_monitor.book.sync import NoSequenceRule
 from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
 from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.venues.base import Event, KeepAlive, ParseErrors, SnapshotRequest
+from market_liquidity_monitor.venues.base import AdapterBase, Event, KeepAlive, SnapshotRequest
 from market_liquidity_monitor.venues.checksums import (
     KRAKEN_CHECKSUM_LEVELS,
     fixed_text,
@@ -79,7 +79,7 @@ def _iso_ns(text: str) -> int:
     return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
 
 
-class Kraken:
+class Kraken(AdapterBase):
     """Kraken spot market data, WS v1 (``version=1``, the recorded API) or v2 (``version=2``).
 
     ``precisions`` maps a unified symbol to ``(price_decimals, qty_decimals)`` (REST AssetPairs
@@ -103,9 +103,8 @@ class Kraken:
         self.depth = depth
         self.ws_url = "wss://ws.kraken.com" if version == 1 else "wss://ws.kraken.com/v2"
         self.precisions = dict(precisions or {})
-        self.errors = ParseErrors()
+        super().__init__()
         self.unverifiable_checksums = 0
-        self._instrument_cache: dict[str, InstrumentId] = {}
         self._depth: dict[InstrumentId, int] = {}  # subscribed depth per book
         self._wire_dec: dict[InstrumentId, tuple[int, int]] = {}  # decimals Kraken writes per book
 
@@ -123,21 +122,7 @@ class Kraken:
             return f"{base}/{quote}"
         return f"{_COMMON_TO_V1.get(base, base)}/{_COMMON_TO_V1.get(quote, quote)}"
 
-    def instrument(self, venue_symbol: str) -> InstrumentId:
-        inst = self._instrument_cache.get(venue_symbol)
-        if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(
-                self.venue, self.unified_symbol(venue_symbol)
-            )
-        return inst
-
-    def contract_size(self, symbol: str) -> float | None:
-        return None  # spot
-
     # ----------------------------------------------------------- connection
-
-    def stream_url(self, symbols: list[str]) -> str:
-        return self.ws_url
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         pairs = [self.venue_symbol(s) for s in symbols]

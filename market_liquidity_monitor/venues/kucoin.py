@@ -36,60 +36,40 @@ from typing import Any
 
 import orjson
 
-from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.rules import KucoinRule
-from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
-from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.venues.base import Event, KeepAlive, ParseErrors, SnapshotRequest
+from market_liquidity_monitor.venues.base import (
+    AdapterBase,
+    DelimitedSymbols,
+    Event,
+    KeepAlive,
+    SnapshotRequest,
+)
 
 _MS = 1_000_000
 
 
-class Kucoin:
+class Kucoin(DelimitedSymbols, AdapterBase):
     """KuCoin spot books (ccxt id ``kucoin``). ``ws_url`` is the public endpoint; the runtime must
     append ``?token=…`` from ``bullet_request()`` (a token is valid for one connection)."""
 
     venue = "kucoin"
+    symbol_delimiter = "-"
     ws_url = "wss://ws-api-spot.kucoin.com/"
     rest_base = "https://api.kucoin.com"
     sequence_rule = KucoinRule()
     keepalive = KeepAlive(interval_s=18.0, client_ping='{"id":"ping","type":"ping"}', silence_timeout_s=28.0)
 
     def __init__(self) -> None:
-        self.errors = ParseErrors()
-        self._instrument_cache: dict[str, InstrumentId] = {}
+        super().__init__()
 
     # -------------------------------------------------------------- symbols
-
-    def unified_symbol(self, venue_symbol: str) -> str:
-        base, sep, quote = venue_symbol.upper().partition("-")
-        if not sep or not base or not quote:
-            raise UnknownSymbolError(venue_symbol, (), self.venue)
-        return f"{base}/{quote}"
-
-    def venue_symbol(self, symbol: str) -> str:
-        return symbol.split(":")[0].replace("/", "-")
-
-    def instrument(self, venue_symbol: str) -> InstrumentId:
-        inst = self._instrument_cache.get(venue_symbol)
-        if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(
-                self.venue, self.unified_symbol(venue_symbol)
-            )
-        return inst
-
-    def contract_size(self, symbol: str) -> float | None:
-        return None
 
     # ----------------------------------------------------------- connection
 
     def bullet_request(self) -> SnapshotRequest:
         """POST (not GET) ``/api/v1/bullet-public``: endpoint, token and ping timings."""
         return SnapshotRequest(f"{self.rest_base}/api/v1/bullet-public", {}, 10)
-
-    def stream_url(self, symbols: list[str]) -> str:
-        return self.ws_url
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         ids = ",".join(self.venue_symbol(s) for s in symbols)
@@ -192,9 +172,6 @@ class Kucoin:
         except (KeyError, TypeError, ValueError, IndexError):
             self.errors.record("malformed", msg)
             return []
-
-    def verify_checksum(self, book: L2Book, expected: int) -> bool:
-        return True  # KuCoin sends no book checksum
 
 
 ADAPTERS = {"kucoin": Kucoin}

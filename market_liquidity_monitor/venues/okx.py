@@ -42,7 +42,7 @@ from market_liquidity_monitor.book.rules import OkxRule
 from market_liquidity_monitor.domain.errors import UnknownSymbolError
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
 from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.venues.base import Event, KeepAlive, ParseErrors, SnapshotRequest
+from market_liquidity_monitor.venues.base import AdapterBase, Event, KeepAlive, SnapshotRequest
 from market_liquidity_monitor.venues.checksums import OKX_CHECKSUM_LEVELS, okx_checksum
 
 _MS = 1_000_000
@@ -66,7 +66,7 @@ def _text(value: int, decimals: int) -> str:
     return (s[:-decimals] + "." + s[-decimals:]).rstrip("0").rstrip(".")
 
 
-class Okx:
+class Okx(AdapterBase):
     """OKX v5 public market data (spot, swaps, futures; one adapter, ccxt id ``okx``)."""
 
     venue = "okx"
@@ -79,8 +79,7 @@ class Okx:
 
     def __init__(self, contract_sizes: dict[str, float] | None = None):
         self._contract_sizes = dict(contract_sizes or {})
-        self.errors = ParseErrors()
-        self._instrument_cache: dict[str, InstrumentId] = {}
+        super().__init__()
         # Original wire strings of the levels per instrument and side (index 0 bids, 1 asks):
         # normalized price text -> (price, size) as received, for the checksum.
         self._wire: dict[InstrumentId, tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]] = {}
@@ -108,14 +107,6 @@ class Okx:
         _settle, _, expiry = contract.partition("-")
         return f"{base}-{quote}-{expiry}" if expiry else f"{base}-{quote}-SWAP"
 
-    def instrument(self, venue_symbol: str) -> InstrumentId:
-        inst = self._instrument_cache.get(venue_symbol)
-        if inst is None:
-            inst = self._instrument_cache[venue_symbol] = InstrumentId(
-                self.venue, self.unified_symbol(venue_symbol)
-            )
-        return inst
-
     def contract_size(self, symbol: str) -> float | None:
         """Inverse contracts (settled in the base coin): USD face value per contract (BTC 100,
         others 10). Linear swaps/futures are quoted in contracts of ``ctVal`` base units, which
@@ -127,9 +118,6 @@ class Okx:
         return self._contract_sizes.get(base, 100.0 if base == "BTC" else 10.0)
 
     # ----------------------------------------------------------- connection
-
-    def stream_url(self, symbols: list[str]) -> str:
-        return self.ws_url
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         args = []
