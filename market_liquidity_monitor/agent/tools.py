@@ -27,7 +27,9 @@ from market_liquidity_monitor.domain.errors import (
     UnknownVenueError,
 )
 from market_liquidity_monitor.domain.instrument import InstrumentId, Side
+from market_liquidity_monitor.ingest.clock import iso_ns
 from market_liquidity_monitor.market_data import MarketData
+from market_liquidity_monitor.storage.history import InsufficientHistoryError, NoHistoryError
 
 
 @dataclass
@@ -96,16 +98,32 @@ def _size_args(size: float | None, notional: float | None) -> None:
 
 
 def _logged(fn):
-    """Record a tool call that failed on its arguments (ModelRetry) in the run's tool log too."""
+    """Record a tool call that failed on its arguments (ModelRetry) in the run's tool log too.
+    Works for sync and async tools."""
+
+    def log_failure(exc: ModelRetry, ctx: RunContext[AgentDeps], args, kwargs) -> None:
+        bound = inspect.signature(fn).bind(ctx, *args, **kwargs)
+        call_args = {k: v for k, v in list(bound.arguments.items())[1:] if v is not None}
+        ctx.deps.tool_log.append(ToolCallRecord(fn.__name__, call_args, {"error": str(exc.message)}))
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(ctx: RunContext[AgentDeps], *args, **kwargs):
+            try:
+                return await fn(ctx, *args, **kwargs)
+            except ModelRetry as exc:
+                log_failure(exc, ctx, args, kwargs)
+                raise
+
+        return async_wrapper
 
     @functools.wraps(fn)
     def wrapper(ctx: RunContext[AgentDeps], *args, **kwargs):
         try:
             return fn(ctx, *args, **kwargs)
         except ModelRetry as exc:
-            bound = inspect.signature(fn).bind(ctx, *args, **kwargs)
-            call_args = {k: v for k, v in list(bound.arguments.items())[1:] if v is not None}
-            ctx.deps.tool_log.append(ToolCallRecord(fn.__name__, call_args, {"error": str(exc.message)}))
+            log_failure(exc, ctx, args, kwargs)
             raise
 
     return wrapper
@@ -313,6 +331,7 @@ def venue_health(ctx: RunContext[AgentDeps]) -> dict:
     return _record(deps, "venue_health", {}, res)
 
 
+@_logged
 async def price_history(
     ctx: RunContext[AgentDeps],
     symbol: str,
@@ -342,8 +361,6 @@ async def price_history(
         raise ModelRetry(f"lookback_days must be in (0, 3650], got {lookback_days!r}.")
     venue = (venue or deps.settings.agent.default_venue).lower()
     pair = symbol.upper() if "/" in symbol else f"{symbol.upper()}/{deps.settings.agent.default_quote}"
-    from market_liquidity_monitor.storage.history import InsufficientHistoryError, NoHistoryError
-
     try:
         cov = await deps.history.coverage(venue, pair)
         if not cov:
@@ -357,12 +374,7 @@ async def price_history(
         vol = (await h.realised_volatility(pair, venue, tf, start_ms, end_ms)).to_dict()
         trend = (await h.trend(pair, venue, tf, start_ms, end_ms)).to_dict()
     except (NoHistoryError, InsufficientHistoryError) as exc:
-        deps.tool_log.append(
-            ToolCallRecord("price_history", {k: v for k, v in args.items() if v}, {"error": str(exc)})
-        )
         raise ModelRetry(str(exc)) from exc
-    from market_liquidity_monitor.ingest.clock import iso_ns
-
     res = {
         "venue": venue,
         "symbol": pair,

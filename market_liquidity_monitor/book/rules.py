@@ -40,24 +40,16 @@ How each venue's fields are mapped onto ``L2Delta`` (``first_sequence``, ``last_
 
 from __future__ import annotations
 
+from market_liquidity_monitor.book.sync import BinanceSpotRule
 from market_liquidity_monitor.domain.events import L2Delta
 
 
-class RangeRule:
-    """Contiguous ``[first, last]`` update-id ranges checked against a REST snapshot id
-    (Binance-spot-style arithmetic: drop ``last <= snapshot``; first ``first <= snapshot+1 <= last``;
-    then ``first == previous last + 1``)."""
+class RangeRule(BinanceSpotRule):
+    """Contiguous ``[first, last]`` update-id ranges checked against a REST snapshot id: the same
+    arithmetic as Binance spot (drop ``last <= snapshot``; first ``first <= snapshot+1 <= last``;
+    then ``first == previous last + 1``), used by KuCoin and Gate.io."""
 
     name = "range"
-
-    def is_stale(self, delta: L2Delta, book_sequence: int) -> bool:
-        return delta.last_sequence <= book_sequence
-
-    def is_first(self, delta: L2Delta, snapshot_sequence: int) -> bool:
-        return delta.first_sequence <= snapshot_sequence + 1 <= delta.last_sequence
-
-    def follows(self, delta: L2Delta, last_sequence: int) -> bool:
-        return delta.first_sequence == last_sequence + 1
 
 
 class KucoinRule(RangeRule):

@@ -169,6 +169,14 @@ class BookSync:
                 break
         return True
 
+    def invalidate(self) -> None:
+        """Discard the book and anything buffered, and ask for a new snapshot (the book diverged:
+        failed checksum, bad payload, or a broken connection)."""
+        self.book.clear()
+        self.state = SyncState.WAITING_SNAPSHOT
+        self.needs_snapshot = True
+        self.buffer.clear()
+
     # -------------------------------------------------------------- internals
 
     def _apply(self, delta: L2Delta) -> DeltaOutcome:
@@ -194,9 +202,6 @@ class BookSync:
         q = self.book.quality
         q.gaps += 1
         q.last_gap_ts_ns = delta.ts_recv
-        self.book.clear()
-        self.state = SyncState.WAITING_SNAPSHOT
-        self.needs_snapshot = True
-        self.buffer.clear()
+        self.invalidate()
         self.buffer.append(delta)
         return DeltaOutcome.GAP

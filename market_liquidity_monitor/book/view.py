@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from market_liquidity_monitor.domain.instrument import InstrumentId
+from market_liquidity_monitor.domain.time import iso_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +45,7 @@ class BookView:
 
     @property
     def book_ts_iso(self) -> str | None:
-        ts = self.book_ts
-        return None if ts is None else ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return iso_ns(self.book_ts_ns)
 
     @classmethod
     def from_levels(

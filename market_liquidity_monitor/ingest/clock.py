@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Protocol
+
+from market_liquidity_monitor.domain.time import iso_ns
+
+__all__ = ["Clock", "ReplayClock", "WallClock", "iso_ns"]
 
 
 class Clock(Protocol):
@@ -30,12 +33,3 @@ class ReplayClock:
 
     def now_ns(self) -> int:
         return self._now
-
-
-def iso_ns(ts_ns: int | None) -> str | None:
-    """ns since epoch -> ISO 8601 UTC with millisecond precision (``2024-08-09T00:05:04.123Z``)."""
-    if ts_ns is None:
-        return None
-    return (
-        datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )

@@ -861,10 +861,7 @@ class VenueConnection:
         """Discard a book: it waits for a snapshot, buffering the stream from here."""
         e = self._entry(inst)
         was_synced = e.book.quality.synced
-        e.book.clear()
-        e.sync.state = e.sync.state.WAITING_SNAPSHOT
-        e.sync.needs_snapshot = True
-        e.sync.buffer.clear()
+        e.sync.invalidate()
         self._epoch[inst] = self._epoch.get(inst, 0) + 1
         if was_synced:
             self.counters.invalidations += 1

@@ -459,10 +459,3 @@ def discover(data_dir: Path, venues: Iterable[str] | None = None) -> list[Record
             name = f.name.removesuffix(".data.zip")
             groups.append(RecordingGroup(f"nautilus_trader/bybit/{name}", "bybit", [f], "bybit_zip"))
     return groups
-
-
-def instrument_of_group(group: RecordingGroup, adapter) -> list[InstrumentId]:
-    """Instruments a group's books belong to, without reading the files where possible."""
-    if group.venue_symbols:
-        return [adapter.instrument(s) for s in group.venue_symbols]
-    return []

@@ -97,10 +97,7 @@ class BookStore:
         q.checksum_failures += 1
         q.last_gap_ts_ns = ts_recv
         # A failed checksum means the book diverged: discard it and wait for a new snapshot.
-        e.book.clear()
-        e.sync.state = e.sync.state.WAITING_SNAPSHOT
-        e.sync.needs_snapshot = True
-        e.sync.buffer.clear()
+        e.sync.invalidate()
 
     # ---------------------------------------------------------------- access
 
