@@ -37,6 +37,11 @@ class AnalyticsSettings(_Section):
     max_book_age_diff_ms: int = 2_000
     stale_after_ms: int = 10_000
     tick_hz: float = 2.0
+    # Taker fee per venue in bps, overriding ccxt's fee schedule and the documented defaults of
+    # analytics/venues.py (DEFAULT_TAKER_FEES). Keys: ccxt id ("binance") or id:market ("bybit:linear").
+    taker_fee_bps: dict[str, float] = Field(default_factory=dict)
+    # Alerts: observations kept per book for derived metrics (z-score, volatility, volume) and crunches.
+    alert_history: int = 4096
 
 
 class IngestSettings(_Section):
@@ -81,6 +86,37 @@ class ApiSettings(_Section):
     port: int = 8000
     token: SecretStr | None = None
     cors_origins: tuple[str, ...] = ()
+    # WebSocket /ws/stream: a heartbeat frame every ws_heartbeat_s; each client has a queue of at
+    # most ws_client_queue frames (a slow client skips frames: the oldest queued is dropped); a
+    # client whose queue stays full for ws_stall_timeout_s is disconnected; at most ws_max_clients.
+    ws_heartbeat_s: float = 5.0
+    ws_client_queue: int = 8
+    ws_stall_timeout_s: float = 30.0
+    ws_max_clients: int = 1000
+    # Symbols watched on every configured venue (resolved per venue: BTC/USDT is BTC/USDT:USDT on
+    # a USD-M venue); /api/status is "live" once each has a synced, fresh book.
+    watch_symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
+
+
+class ObservabilitySettings(_Section):
+    # Logfire (OpenTelemetry) token; unset = spans stay in the process, nothing is sent anywhere.
+    logfire_token: SecretStr | None = None
+    # Also print spans/logs to the console through logfire (off: the app's own log lines suffice).
+    logfire_console: bool = False
+    service_name: str = "market-liquidity-monitor"
+    environment: str = "local"
+
+
+class ExchangeCredentials(_Section):
+    api_key: SecretStr
+    secret: SecretStr
+    password: SecretStr | None = None  # passphrase (OKX, Coinbase, KuCoin)
+
+
+class ExchangeSettings(_Section):
+    # Per-venue API keys for private endpoints, by ccxt id: {"binance": {"api_key": ..., "secret": ...}}.
+    # Market data needs none; never logged or returned (SecretStr).
+    credentials: dict[str, ExchangeCredentials] = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):
@@ -112,6 +148,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     data_engine: DataEngineSettings = DataEngineSettings()
     api: ApiSettings = ApiSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+    exchange: ExchangeSettings = ExchangeSettings()
 
     @property
     def effective_database_url(self) -> str:

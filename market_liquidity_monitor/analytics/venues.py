@@ -15,11 +15,19 @@ Pure functions over :class:`~market_liquidity_monitor.book.view.BookView` (one p
   venue's mid; ``HHI = sum s_i^2`` in ``[1/N, 1]`` (Herfindahl-Hirschman index: O. C. Herfindahl
   1950, A. O. Hirschman 1945; the concentration measure of the US DOJ/FTC Merger Guidelines, there
   on a 0-10,000 scale), and the effective number of venues ``1 / HHI``.
+
+Taker fees (``taker_fee`` / ``taker_fees_for``), first match wins: the user's override
+(``settings.analytics.taker_fee_bps``, their account tier), the venue's fee schedule from ccxt's
+market metadata (``DataEngine.fee_schedule``, when the venue is reachable), then
+``DEFAULT_TAKER_FEES``: each venue's published base-tier (lowest 30-day volume) taker rate, with
+its source. Keys are a ccxt id (``"bybit"``) or id and market type (``"bybit:linear"``); the
+market-specific key is tried first. Every fee carries the source it came from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from market_liquidity_monitor.analytics.liquidity import (
     _BookRef,
@@ -36,15 +44,68 @@ from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.instrument import Side
 
 __all__ = [
+    "DEFAULT_TAKER_FEES",
     "ArbitrageCheck",
     "LiquidityConcentration",
+    "TakerFee",
     "VenueComparison",
     "VenueCost",
+    "VenueDepth",
     "compare_venues",
     "herfindahl",
+    "taker_fee",
+    "taker_fees_for",
 ]
 
 BPS = 1e4
+
+# Published base-tier taker fees (bps) and where they come from. Base tier = the lowest 30-day
+# volume, no token discount; an account's own rate may be lower: set analytics.taker_fee_bps.
+_SCHEDULE = "published fee schedule, base tier"
+DEFAULT_TAKER_FEES: dict[str, tuple[float, str]] = {
+    "binance": (10.0, f"Binance spot {_SCHEDULE} (VIP 0 taker 0.1000%), binance.com/en/fee/schedule"),
+    "binanceusdm": (
+        5.0,
+        f"Binance USD-M futures {_SCHEDULE} (VIP 0 taker 0.0500%), binance.com/en/fee/futureFee",
+    ),
+    "binancecoinm": (
+        5.0,
+        f"Binance COIN-M futures {_SCHEDULE} (VIP 0 taker 0.0500%), binance.com/en/fee/futureFee",
+    ),
+    "coinbase": (60.0, f"Coinbase Exchange {_SCHEDULE} (taker 0.60%), exchange fee schedule"),
+    "kraken": (40.0, f"Kraken Pro spot {_SCHEDULE} (taker 0.40%), kraken.com/features/fee-schedule"),
+    "bybit": (10.0, f"Bybit spot {_SCHEDULE} (non-VIP taker 0.10%), bybit.com trading fee structure"),
+    "bybit:linear": (5.5, f"Bybit perpetuals/futures {_SCHEDULE} (non-VIP taker 0.055%)"),
+    "bybit:inverse": (5.5, f"Bybit perpetuals/futures {_SCHEDULE} (non-VIP taker 0.055%)"),
+    "okx": (10.0, f"OKX spot {_SCHEDULE} (regular Lv1 taker 0.10%), okx.com/fees"),
+    "okx:linear": (5.0, f"OKX perpetuals/futures {_SCHEDULE} (regular Lv1 taker 0.05%), okx.com/fees"),
+    "okx:inverse": (5.0, f"OKX perpetuals/futures {_SCHEDULE} (regular Lv1 taker 0.05%), okx.com/fees"),
+    "bitstamp": (40.0, f"Bitstamp {_SCHEDULE} (taker 0.40%), bitstamp.net/fee-schedule"),
+    "gemini": (40.0, f"Gemini ActiveTrader/API {_SCHEDULE} (taker 0.40%), gemini.com/fees/api-fee-schedule"),
+    "kucoin": (10.0, f"KuCoin spot {_SCHEDULE} (LV0 taker 0.10%), kucoin.com/vip/privilege"),
+    "gateio": (20.0, "Gate.io spot VIP 0 taker 0.2% (the fee field of /api/v4/spot/currency_pairs)"),
+    "bitfinex": (20.0, f"Bitfinex {_SCHEDULE} (taker 0.200%), bitfinex.com/fees"),
+    "hyperliquid": (4.5, f"Hyperliquid perpetuals {_SCHEDULE} (tier 0 taker 0.045%), hyperliquid docs: fees"),
+}
+
+
+class TakerFee(_Result):
+    """The taker fee assumed for one venue (and market type), and where it comes from."""
+
+    venue: str
+    market: str | None  # market type looked up ("spot", "linear", "inverse"), if given
+    fee_bps: float
+    source: str
+
+
+class VenueDepth(_Result):
+    """One venue's resting notional within ``window_bps`` of its own mid (quote units)."""
+
+    window_bps: float
+    bid_notional: float
+    ask_notional: float
+    depth_notional: float  # bid + ask
+    share: float | None  # of the venues' summed depth_notional in this window; None if all are 0
 
 
 class VenueCost(_BookRef):
@@ -52,6 +113,7 @@ class VenueCost(_BookRef):
 
     side: Side
     fee_bps: float
+    fee_source: str | None = None  # where fee_bps comes from (None when given as a bare number)
     mid_price: float
     spread_bps: float
     vwap: float  # fees excluded
@@ -67,6 +129,7 @@ class VenueCost(_BookRef):
     depth_ask_notional: float
     depth_notional: float  # bid + ask
     depth_share: float | None  # of the venues' summed depth_notional
+    depth_windows: tuple[VenueDepth, ...] = ()  # one per requested windows_bps
     reason: str | None = None
 
 
@@ -111,6 +174,73 @@ class VenueComparison(_Result):
     best_venue_by_price: str | None  # best vwap_incl_fees (lowest buy / highest sell) among full fills
     arbitrage: tuple[ArbitrageCheck, ...]
     concentration: LiquidityConcentration
+    concentration_by_window: tuple[LiquidityConcentration, ...] = ()  # one per windows_bps
+    max_book_ts_diff_ms: float | None = None  # largest time gap between two books; None if one lacks a ts
+    contemporaneous: bool | None = None  # every pair within max_book_age_diff_ms; None for one venue
+    contemporaneity_note: str | None = None
+
+
+def _fee_key(venue: str, market: str | None) -> list[str]:
+    return ([f"{venue}:{market}"] if market else []) + [venue]
+
+
+def taker_fee(
+    venue: str,
+    market: str | None = None,
+    *,
+    overrides: Mapping[str, float] | None = None,
+    schedule: Mapping[str, Any] | None = None,
+) -> TakerFee:
+    """The taker fee (bps) of ``venue`` for a market type (``spot``/``linear``/``inverse``, optional).
+
+    Order: ``overrides`` (``settings.analytics.taker_fee_bps``; keys ``venue:market`` then
+    ``venue``), then ``schedule`` (a ``DataEngine.fee_schedule`` dict: ``taker_bps``, ``source``;
+    skipped when its ``taker_bps`` is None), then ``DEFAULT_TAKER_FEES``.
+
+    Raises ``InvalidInputError`` for a negative or non-finite fee, or when no source knows the
+    venue (the message lists the venues with a default and how to set one).
+    """
+    market = None if market is None else str(market)
+    for key in _fee_key(venue, market):
+        if overrides and key in overrides:
+            fee = _check_number(f"taker_fee_bps[{key!r}]", overrides[key], allow_zero=True, unit="bps")
+            return TakerFee(
+                venue=venue, market=market, fee_bps=fee, source=f"settings analytics.taker_fee_bps[{key!r}]"
+            )
+    if schedule is not None and schedule.get("taker_bps") is not None:
+        fee = _check_number(
+            f"{venue} fee schedule taker_bps", schedule["taker_bps"], allow_zero=True, unit="bps"
+        )
+        return TakerFee(venue=venue, market=market, fee_bps=fee, source=str(schedule.get("source") or "ccxt"))
+    for key in _fee_key(venue, market):
+        if key in DEFAULT_TAKER_FEES:
+            fee, source = DEFAULT_TAKER_FEES[key]
+            return TakerFee(venue=venue, market=market, fee_bps=fee, source=f"default: {source}")
+    known = sorted({k.split(":")[0] for k in DEFAULT_TAKER_FEES})
+    raise InvalidInputError(
+        f"no taker fee known for venue {venue!r}: set analytics.taker_fee_bps "
+        f"(MLM_ANALYTICS__TAKER_FEE_BPS='{{\"{venue}\": <bps>}}'); defaults exist for {', '.join(known)}"
+    )
+
+
+def taker_fees_for(
+    views: Iterable[BookView],
+    *,
+    overrides: Mapping[str, float] | None = None,
+    schedules: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, TakerFee]:
+    """``{venue: TakerFee}`` for the books' venues and market types (see ``taker_fee``), ready
+    for ``compare_venues(fees_bps=...)``. ``schedules``: venue -> ``DataEngine.fee_schedule`` dict."""
+    out = {}
+    for v in views:
+        venue = v.instrument.venue
+        out[venue] = taker_fee(
+            venue,
+            str(v.instrument.market_type),
+            overrides=overrides,
+            schedule=(schedules or {}).get(venue),
+        )
+    return out
 
 
 def herfindahl(values: Mapping[str, float]) -> tuple[float | None, dict[str, float]]:
@@ -189,15 +319,22 @@ def compare_venues(
     side: Side | str,
     size: float | None = None,
     notional: float | None = None,
-    fees_bps: Mapping[str, float] | None = None,
+    fees_bps: Mapping[str, float | TakerFee] | None = None,
     window_bps: float = 50.0,
     max_book_age_diff_ms: float = 2000.0,
+    windows_bps: Sequence[float] | None = None,
 ) -> VenueComparison:
     """The same taker order (``size`` base or ``notional`` quote, fees excluded) on each venue.
 
-    ``fees_bps``: taker fee per venue (every venue must be present) or None for zero fees.
-    See the module docstring for cost, arbitrage and HHI definitions. ``best_venue`` is None, with
-    the reason, when no venue fills the whole order.
+    ``fees_bps``: taker fee per venue (every venue must be present) as bps or ``TakerFee`` (its
+    source is then reported, e.g. from ``taker_fees_for``), or None for zero fees.
+    ``window_bps``: the window of ``depth_*``, ``depth_share`` and ``concentration``;
+    ``windows_bps`` (optional): more windows, reported per venue in ``depth_windows`` and across
+    venues in ``concentration_by_window``. Per venue: VWAP, slippage_bps, fee, fee-adjusted cost,
+    spread_bps and depth; across venues: the best venue and why, arbitrage after both taker fees
+    between books at most ``max_book_age_diff_ms`` apart (else "not contemporaneous"), venue
+    shares of depth, HHI and effective venue count. See the module docstring for the formulas.
+    ``best_venue`` is None, with the reason, when no venue fills the whole order.
 
     Raises ``InvalidInputError`` for no views, two books of one venue, a bad amount, window, fee
     table or ``max_book_age_diff_ms < 0``; ``BookNotReadyError`` if a book lacks a side.
@@ -205,12 +342,14 @@ def compare_venues(
     side = Side.parse(side)
     amount, by_notional = _one_amount(size, notional)
     window = _check_window(window_bps)
+    extra_windows = [] if windows_bps is None else sorted({_check_window(w) for w in windows_bps})
     max_diff = _check_number("max_book_age_diff_ms", max_book_age_diff_ms, allow_zero=True, unit="ms")
     if not views:
         raise InvalidInputError("compare_venues needs at least one book")
     names = [v.instrument.venue for v in views]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"one book per venue; got venues {names}")
+    sources: dict[str, str | None] = {n: None for n in names}
     if fees_bps is None:
         fees = {n: 0.0 for n in names}
     else:
@@ -219,10 +358,31 @@ def compare_venues(
             raise InvalidInputError(
                 f"fees_bps has no taker fee for {', '.join(missing)}; give one for every venue or pass None"
             )
-        fees = {n: _check_number(f"fees_bps[{n!r}]", fees_bps[n], allow_zero=True, unit="bps") for n in names}
+        fees = {}
+        for n in names:
+            f = fees_bps[n]
+            if isinstance(f, TakerFee):
+                f, sources[n] = f.fee_bps, f.source
+            fees[n] = _check_number(f"fees_bps[{n!r}]", f, allow_zero=True, unit="bps")
     s = 1.0 if side is Side.BUY else -1.0
     depths = {v.instrument.venue: depth_within_bps(v, window) for v in views}
     hhi, shares = herfindahl({k: d.bid_notional + d.ask_notional for k, d in depths.items()})
+    by_window: list[LiquidityConcentration] = []
+    venue_windows: dict[str, list[VenueDepth]] = {n: [] for n in names}
+    for w in extra_windows:
+        dw = {v.instrument.venue: depth_within_bps(v, w) for v in views}
+        h_w, sh_w = herfindahl({k: d.bid_notional + d.ask_notional for k, d in dw.items()})
+        by_window.append(_concentration(w, h_w, sh_w))
+        for k, d in dw.items():
+            venue_windows[k].append(
+                VenueDepth(
+                    window_bps=w,
+                    bid_notional=d.bid_notional,
+                    ask_notional=d.ask_notional,
+                    depth_notional=d.bid_notional + d.ask_notional,
+                    share=sh_w[k] if h_w is not None else None,
+                )
+            )
     rows = []
     for v in views:
         venue = v.instrument.venue
@@ -242,6 +402,7 @@ def compare_venues(
                 book_ts_ns=imp.book_ts_ns,
                 side=side,
                 fee_bps=fees[venue],
+                fee_source=sources[venue],
                 mid_price=imp.mid_price,
                 spread_bps=top.spread_bps,
                 vwap=imp.vwap,
@@ -257,6 +418,7 @@ def compare_venues(
                 depth_ask_notional=d.ask_notional,
                 depth_notional=d.bid_notional + d.ask_notional,
                 depth_share=shares[venue] if hhi is not None else None,
+                depth_windows=tuple(venue_windows[venue]),
                 reason=imp.reason,
             )
         )
@@ -275,7 +437,7 @@ def compare_venues(
                 f"{nxt.cost_bps:.3f} bps (slippage {nxt.slippage_bps:.3f} + fee {nxt.fee_bps:g})"
             )
         best_px = min(full, key=lambda r: s * r.vwap_incl_fees).venue
-    conc_reason = None if hhi is not None else f"no venue has resting size within {window:g} bps of its mid"
+    ts_diff, together, note = _contemporaneity(views, max_diff)
     return VenueComparison(
         side=side,
         size=None if by_notional else amount,
@@ -286,11 +448,43 @@ def compare_venues(
         best_venue_reason=why,
         best_venue_by_price=best_px,
         arbitrage=tuple(_arbitrage(views, fees, max_diff)),
-        concentration=LiquidityConcentration(
-            window_bps=window,
-            shares=shares,
-            hhi=hhi,
-            effective_venue_count=None if hhi is None else 1.0 / hhi,
-            reason=conc_reason,
+        concentration=_concentration(window, hhi, shares),
+        concentration_by_window=tuple(by_window),
+        max_book_ts_diff_ms=ts_diff,
+        contemporaneous=together,
+        contemporaneity_note=note,
+    )
+
+
+def _concentration(window: float, hhi: float | None, shares: dict[str, float]) -> LiquidityConcentration:
+    return LiquidityConcentration(
+        window_bps=window,
+        shares=shares,
+        hhi=hhi,
+        effective_venue_count=None if hhi is None else 1.0 / hhi,
+        reason=None if hhi is not None else f"no venue has resting size within {window:g} bps of its mid",
+    )
+
+
+def _contemporaneity(views: Sequence[BookView], max_diff_ms: float) -> tuple[float | None, bool | None, str]:
+    """``(max pairwise ts gap ms, all within max_diff_ms, note)``; gap None if a book has no ts."""
+    if len(views) < 2:
+        return None, None, "one venue: nothing to compare in time"
+    ts = [v.book_ts_ns for v in views]
+    if any(t is None for t in ts):
+        missing = [v.instrument.venue for v in views if v.book_ts_ns is None]
+        return None, False, f"no book timestamp for {', '.join(missing)}: contemporaneity unknown"
+    first = min(views, key=lambda v: v.book_ts_ns)
+    last = max(views, key=lambda v: v.book_ts_ns)
+    gap = (last.book_ts_ns - first.book_ts_ns) / 1e6
+    if gap <= max_diff_ms:
+        return gap, True, f"books within {gap:.0f} ms of each other (limit {max_diff_ms:g} ms)"
+    return (
+        gap,
+        False,
+        (
+            f"books are not contemporaneous: {first.instrument.venue} at {first.book_ts_iso} and "
+            f"{last.instrument.venue} at {last.book_ts_iso} are {gap:.0f} ms apart (limit {max_diff_ms:g} ms); "
+            "costs are each book's own, cross-venue price gaps are not opportunities"
         ),
     )

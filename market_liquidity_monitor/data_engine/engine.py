@@ -29,6 +29,7 @@ import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 from ccxt.base.decimal_to_precision import number_to_string
 
+from market_liquidity_monitor.analytics.venues import TakerFee, taker_fee
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.breaker import BreakerState, CircuitBreaker, Outcome
 from market_liquidity_monitor.data_engine.cache import Cache
@@ -277,6 +278,25 @@ class DataEngine:
             "percentage": market.get("percentage", True),
             "tier_based": market.get("tierBased"),
         }
+
+    async def taker_fee(self, venue: str, symbol: str, market: str | None = None) -> TakerFee:
+        """The taker fee to assume for ``symbol`` on ``venue`` (``market``: spot/linear/inverse), with its source.
+
+        First match wins: ``settings.analytics.taker_fee_bps`` (``venue:market`` then ``venue``);
+        the venue's fee schedule from ccxt (``fee_schedule``, not tried on recorded data, i.e. with
+        ``settings.data_dir`` set); ``analytics.venues.DEFAULT_TAKER_FEES`` (published base-tier
+        rates, source named). An unreachable venue or a symbol ccxt does not list falls through to the
+        default and is logged. Raises ``InvalidInputError`` when no source knows the venue.
+        """
+        overrides = self.settings.analytics.taker_fee_bps
+        keys = ([f"{venue}:{market}"] if market else []) + [venue]
+        schedule = None
+        if not any(k in overrides for k in keys) and self.settings.data_dir is None:
+            try:
+                schedule = await self.fee_schedule(venue, symbol)
+            except (VenueUnreachableError, VenueRequestError, UnknownSymbolError, UnknownVenueError) as exc:
+                log.info("%s %s: no ccxt fee schedule (%s); using the documented default", venue, symbol, exc)
+        return taker_fee(venue, market, overrides=overrides, schedule=schedule)
 
     # -- market data -------------------------------------------------------------------------
     async def order_book(self, venue: str, symbol: str, limit: int = 100) -> L2Snapshot:

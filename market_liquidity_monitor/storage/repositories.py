@@ -411,14 +411,24 @@ class AlertRepository:
         return row
 
     async def events(
-        self, alert_id: int | None = None, *, since_ms: int | None = None, limit: int = 100
+        self,
+        alert_id: int | None = None,
+        *,
+        since_ms: int | None = None,
+        limit: int = 100,
+        symbol: str | None = None,
+        venue: str | None = None,
     ) -> list[AlertEventRow]:
-        """Most recent events first."""
+        """Most recent events first (by ``ts_ms``, then id), optionally of one alert, symbol or venue."""
         q = select(AlertEventRow).order_by(AlertEventRow.ts_ms.desc(), AlertEventRow.id.desc()).limit(limit)
         if alert_id is not None:
             q = q.where(AlertEventRow.alert_id == alert_id)
         if since_ms is not None:
             q = q.where(AlertEventRow.ts_ms >= since_ms)
+        if symbol is not None:
+            q = q.where(AlertEventRow.symbol == symbol)
+        if venue is not None:
+            q = q.where(AlertEventRow.venue == venue)
         return list((await self.session.scalars(q)).all())
 
     async def acknowledge(self, event_id: int) -> bool:

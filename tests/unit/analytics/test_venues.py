@@ -129,3 +129,53 @@ def test_duplicate_and_empty():
         compare_venues([books()[0], books()[0]], "buy", size=1)
     with pytest.raises(InvalidInputError, match="at least one"):
         compare_venues([], "buy", size=1)
+
+
+# ------------------------------------------------------------------ fees, windows, contemporaneity
+
+
+def test_taker_fee_precedence_and_sources():
+    from market_liquidity_monitor.analytics.venues import DEFAULT_TAKER_FEES, taker_fee
+
+    d = taker_fee("bybit", "linear")
+    assert d.fee_bps == DEFAULT_TAKER_FEES["bybit:linear"][0] and d.source.startswith("default: Bybit")
+    assert taker_fee("bybit", "spot").fee_bps == DEFAULT_TAKER_FEES["bybit"][0]
+    sched = {"taker_bps": 7.5, "source": "ccxt bybit market metadata"}
+    assert taker_fee("bybit", "linear", schedule=sched).source == "ccxt bybit market metadata"
+    assert taker_fee("bybit", "linear", schedule={"taker_bps": None}).source.startswith("default: ")
+    over = {"bybit": 3.0, "bybit:linear": 2.0}
+    assert taker_fee("bybit", "linear", overrides=over, schedule=sched).fee_bps == 2.0
+    assert taker_fee("bybit", "spot", overrides=over, schedule=sched).fee_bps == 3.0
+    with pytest.raises(
+        InvalidInputError, match=r"no taker fee known for venue 'nowhere'.*defaults exist for binance"
+    ):
+        taker_fee("nowhere")
+    with pytest.raises(InvalidInputError, match="taker_fee_bps\\['x'\\] must be a finite number >= 0"):
+        taker_fee("x", overrides={"x": -1})
+
+
+def test_fee_sources_windows_and_contemporaneity():
+    from market_liquidity_monitor.analytics.venues import TakerFee
+
+    fees = {
+        "x": TakerFee(venue="x", market="spot", fee_bps=10.0, source="test schedule x"),
+        "y": 2.0,
+    }
+    res = compare_venues(books(), "buy", size=2, fees_bps=fees, window_bps=50, windows_bps=[50, 10])
+    x, y = res.venues
+    assert (x.fee_source, y.fee_source) == ("test schedule x", None)
+    assert x.cost_bps == pytest.approx(25.015)  # as with a bare 10 bps
+    assert [d.window_bps for d in x.depth_windows] == [10.0, 50.0]
+    # 10 bps of x's mid 100: bids >= 99.9 (99.9 * 2), asks <= 100.1 (100.1): 299.9;
+    # of y's mid 100.25: bids >= 100.14975 (100.2), asks <= 100.35025 (100.3 * 2): 300.8
+    assert x.depth_windows[0].depth_notional == pytest.approx(299.9)
+    assert y.depth_windows[0].depth_notional == pytest.approx(300.8)
+    c10, c50 = res.concentration_by_window
+    assert c10.shares == pytest.approx({"x": 299.9 / 600.7, "y": 300.8 / 600.7})
+    assert c50 == res.concentration  # the main window again
+    assert res.contemporaneous is True and res.max_book_ts_diff_ms == 0
+    late = compare_venues(books(dt_ns=5_000_000_000), "buy", size=1, max_book_age_diff_ms=2000)
+    assert late.contemporaneous is False and late.max_book_ts_diff_ms == pytest.approx(5000)
+    assert "not contemporaneous" in late.contemporaneity_note and "y at" in late.contemporaneity_note
+    alone = compare_venues(books()[:1], "buy", size=1)
+    assert alone.contemporaneous is None and alone.arbitrage == ()
