@@ -42,7 +42,7 @@ def load(data_dir: Path) -> dict[str, list]:
     """Records per venue, in replay order, fully read into memory."""
     out: dict[str, list] = {}
     for g in discover(data_dir):
-        if g.fmt == "hftbacktest" or g.venue in SKIP_VENUES:
+        if g.fmt == "hftbacktest" or g.venue in SKIP_VENUES or g.venue not in ADAPTER_CLASSES:
             continue
         out.setdefault(g.venue, []).extend(g.records())
     return out

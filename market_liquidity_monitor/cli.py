@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.ingest.cli import register as register_ingest_commands
 
 app = typer.Typer(
     help="Market Liquidity Monitor: liquidity analytics and an assistant over real order books.",
@@ -28,6 +29,7 @@ def _mount_storage() -> None:
 
 
 _mount_storage()
+register_ingest_commands(app)  # `mlm record`, `mlm replay`
 
 DataOpt = Annotated[
     Path | None,

@@ -32,13 +32,13 @@ Faults (``inject(Fault.X)``), applied at the next eligible frame:
 ``REORDER``       the next two depth frames are sent in swapped order
 ``GAP``           frames of every stream are withheld until ``n`` depth frames were: a sequence gap
 ``CORRUPT``       the next depth frame carries a corrupted price string. Binance has no checksum, so
-                  this stands in for the checksum fault of Kraken/OKX (TODO: a real CRC32 fault once
-                  those adapters exist)
+                  this stands in for a checksum fault (the real CRC32 fault: ``fake_okx.FakeOkxVenue``)
 ``MALFORMED``     a truncated, undecodable JSON frame is sent before the next frame
 ``DISCONNECT``    every connection is dropped abruptly (TCP abort, no close frame)
 ``STALL``         connections stay open and answer/send pings, but get no more data
 ``SHUTDOWN``      Binance ``{"e":"serverShutdown","E":..}`` is sent, and the connections are closed
                   ``shutdown_grace_s`` later (new connections are served meanwhile)
+``CHECKSUM``      not used here (Binance has no checksum): see ``fake_okx.FakeOkxVenue``
 ================  ==================================================================================
 
 REST faults: ``slow_snapshots(delay_s, count)`` delays the next depth answers (the image is taken
@@ -86,6 +86,7 @@ class Fault(StrEnum):
     DISCONNECT = "disconnect"
     STALL = "stall"
     SHUTDOWN = "server_shutdown"
+    CHECKSUM = "checksum"  # checksum venues only (FakeOkxVenue): the next book update's checksum is wrong
 
 
 _DEPTH_FAULTS = frozenset({Fault.DROP, Fault.DUPLICATE, Fault.REORDER, Fault.CORRUPT})

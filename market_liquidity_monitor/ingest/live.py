@@ -56,7 +56,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from market_liquidity_monitor.config import IngestSettings
-from market_liquidity_monitor.domain.events import BookTicker, L2Delta, Trade
+from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.ingest.clock import Clock, WallClock
 from market_liquidity_monitor.ingest.ratelimit import (
@@ -180,6 +180,8 @@ class ConnectionCounters:
     rate_limit_waits: int = 0  # snapshot requests that waited for weight or a Retry-After
     rate_limit_wait_s: float = 0.0
     pings_sent: int = 0
+    resubscribes: int = 0  # one book resubscribed on the open socket (pushed-snapshot venues)
+    adapter_resets: int = 0  # adapter connection state forgotten on a new socket
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -334,6 +336,9 @@ class VenueConnection:
         self._stop_event = asyncio.Event()
         self._resubscribe = False
         self._fetching: dict[InstrumentId, asyncio.Task] = {}
+        # Pushed-snapshot venues: books waiting for the snapshot a (re)subscription brings, with the
+        # loop time it was asked for; after snapshot_timeout_s without it the socket is replaced.
+        self._awaiting_push: dict[InstrumentId, float] = {}
         self._epoch: dict[InstrumentId, int] = {}
         self._bg: set[asyncio.Task] = set()
         self._entries: dict[InstrumentId, BookEntry] = {}
@@ -515,7 +520,18 @@ class VenueConnection:
         """A fresh (not handed-over) socket: books are rebuilt from a snapshot, never trusted blind."""
         if link.id > 1:
             self.counters.reconnects += 1
+        # Per-connection adapter state (Bitfinex/Coinbase Advanced connection-wide counters,
+        # channel ids) belongs to the old socket.
+        reset = getattr(self.adapter, "reset_connection", None)
+        if reset is not None:
+            reset()
+            self.counters.adapter_resets += 1
         self._invalidate_all("new connection")
+        self._awaiting_push.clear()
+        if self.instruments and self.adapter.snapshot_request(self.symbols[0], self.snapshot_limit) is None:
+            # The subscription just sent brings every book's snapshot: wait for it.
+            now = self._loop.time()
+            self._awaiting_push = dict.fromkeys(self.instruments, now)
         link.sink = self._on_frame
         link.reader = asyncio.create_task(self._read(link), name=f"{self.name}#{link.id}:reader")
         self._link = link
@@ -824,10 +840,15 @@ class VenueConnection:
                 self._invalidate(ev.instrument, "apply error")
                 self._want_snapshot(self._entry(ev.instrument))
                 continue
-            if type(ev) is L2Delta:
+            t = type(ev)
+            if t is L2Delta or t is L2Snapshot:
+                # A gap or a failed checksum (deltas and pushed snapshots) leaves needs_snapshot set.
                 e = self._entry(ev.instrument)
-                if e.sync.needs_snapshot and ev.instrument not in self._fetching:
-                    self._want_snapshot(e)
+                if e.sync.needs_snapshot:
+                    if ev.instrument not in self._fetching:
+                        self._want_snapshot(e)
+                elif t is L2Snapshot:
+                    self._awaiting_push.pop(ev.instrument, None)
 
     def _duplicate(self, ev: Event) -> bool:
         e = self._entry(ev.instrument)
@@ -878,7 +899,27 @@ class VenueConnection:
         if inst in self._fetching or self._stopping:
             return
         if self.adapter.snapshot_request(inst.symbol, self.snapshot_limit) is None:
-            # The venue pushes its snapshot on subscribe: a fresh socket is the resync.
+            # The venue pushes its snapshot on subscribe. Resubscribe this one book on the open
+            # socket when the adapter says how (``resubscribe_messages``); a fresh socket otherwise,
+            # or when the pushed snapshot did not come within snapshot_timeout_s.
+            asked = self._awaiting_push.get(inst)
+            now = self._loop.time() if self._loop else 0.0
+            if asked is not None and now - asked < self.settings.snapshot_timeout_s:
+                return  # a snapshot is on its way
+            resub = getattr(self.adapter, "resubscribe_messages", None)
+            link = self._link
+            if asked is None and resub is not None and link is not None and not link.reader.done():
+                self._awaiting_push[inst] = now
+                self.counters.resubscribes += 1
+                log.warning(
+                    "%s %s: book needs a snapshot (gaps=%d, checksum failures=%d); resubscribing it",
+                    self.venue,
+                    inst.symbol,
+                    e.book.quality.gaps,
+                    e.book.quality.checksum_failures,
+                )
+                self._spawn(self._send(link, resub(inst.symbol)))
+                return
             if not self._resubscribe:
                 log.warning(
                     "%s %s: book needs a snapshot the venue pushes on subscribe; resubscribing",
@@ -1025,6 +1066,16 @@ class VenueConnection:
         return True
 
     # ------------------------------------------------------------------------------- cleanup
+
+    async def _send(self, link: _Link, frames: list[str]) -> None:
+        """Send control frames on ``link`` through the message pacer (a closed socket is ignored:
+        the reconnect resubscribes everything)."""
+        try:
+            for text in frames:
+                await self._pacer.acquire()
+                await link.ws.send(text)
+        except ConnectionClosed:
+            return
 
     def _spawn(self, coro) -> None:
         t = asyncio.create_task(coro)

@@ -24,7 +24,10 @@ import csv
 import gzip
 import heapq
 import io
+import math
 import re
+import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,15 +36,23 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from market_liquidity_monitor.book.sync import NoSequenceRule
+from market_liquidity_monitor.domain.errors import UnknownVenueError
 from market_liquidity_monitor.domain.events import L2Delta, L2Snapshot
 from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.ingest.clock import ReplayClock
+from market_liquidity_monitor.ingest.clock import ReplayClock, iso_ns
 from market_liquidity_monitor.ingest.store import BookStore
+from market_liquidity_monitor.venues.base import AdapterBase, KeepAlive
 
 
 @dataclass(slots=True, order=True)
 class RawRecord:
-    """One recorded frame. ``kind``: ``ws`` (a received frame), ``rest`` (an HTTP response body)."""
+    """One recorded frame, ordered by ``(ts_recv_ns, seq)`` so streams merge in time order.
+
+    ``kind``: ``ws`` (a received frame), ``rest`` (an HTTP response body), ``event`` (an already
+    normalized ``L2Snapshot``/``L2Delta`` in ``event``, from a Tardis CSV), or the connection
+    markers of our own recordings, ``open`` (payload = URL) and ``close`` (payload = reason).
+    """
 
     ts_recv_ns: int
     seq: int  # file order, tie-breaker for equal timestamps
@@ -51,6 +62,7 @@ class RawRecord:
     # For REST bodies and hftbacktest snapshot lines: the wire symbol the body belongs to.
     venue_symbol: str | None = field(compare=False, default=None)
     source: str = field(compare=False, default="")
+    event: object = field(compare=False, default=None)  # kind "event": the normalized event
 
 
 @dataclass(slots=True)
@@ -301,12 +313,26 @@ def read_tardis_book_snapshots(
 
 @dataclass(slots=True)
 class ReplayStats:
+    """What a ``Replayer.run`` did. Times are receive times, ns since the epoch.
+
+    ``connection_breaks``: ``close`` markers of our recordings (an unplanned disconnect of the
+    recorded session; every book of that recording was marked as a gap and waits for a snapshot).
+    ``stopped``: the run ended early because ``stop_event`` was set.
+    """
+
     records: int = 0
     events: int = 0
     undecodable: int = 0
+    connection_breaks: int = 0
     first_ts_ns: int | None = None
     last_ts_ns: int | None = None
+    wall_s: float = 0.0
+    stopped: bool = False
     read: ReadStats = field(default_factory=ReadStats)
+
+
+# Reasons of ``close`` markers that are not a break in the data (the recorder stopped on purpose).
+_CLEAN_CLOSE = (b"stop",)
 
 
 class Replayer:
@@ -314,6 +340,18 @@ class Replayer:
 
     ``adapter_for(venue)`` returns the adapter. ``on_record`` (optional) is called after each
     record with the record and its events: the bookTicker correctness check and the benchmark use it.
+
+    Paced playback for a live-like store (``mlm up --data``)::
+
+        stop = threading.Event()
+        thread = Replayer(store, registry).run_in_thread(records, speed=1.0, stop_event=stop)
+        ...
+        stop.set(); thread.join()
+
+    Gaps in the data are marked as gaps: a sequence break is found by the venue's rule
+    (``BookSync``); a ``close`` marker of our recording format (the recorded socket broke) marks
+    every book of that recording as a gap (``quality.gaps`` + 1, ``last_gap_ts_ns``) and discards
+    it until the next snapshot, exactly as the live client did when it reconnected.
     """
 
     def __init__(self, store: BookStore, adapter_for: Callable, clock: ReplayClock | None = None):
@@ -321,50 +359,242 @@ class Replayer:
         self.adapter_for = adapter_for
         self.clock = clock or (store.clock if isinstance(store.clock, ReplayClock) else ReplayClock())
         self.stats = ReplayStats()
+        # Per instrument: [first ts_recv, last ts_recv] of its events.
+        self.spans: dict[InstrumentId, list[int]] = {}
+        self._by_source: dict[str, set[InstrumentId]] = {}
+        self._source_last: dict[str, int] = {}  # last receive time per source file
+        # Pacing hooks (tests inject fakes): monotonic seconds, and a sleep used without stop_event.
+        self.monotonic: Callable[[], float] = time.monotonic
+        self.sleep: Callable[[float], object] = time.sleep
 
     def run(
         self,
         records: Iterable[RawRecord],
         on_record: Callable | None = None,
         progress: Callable[[int], None] | None = None,
+        *,
+        speed: float = 0.0,
+        stop_event: threading.Event | None = None,
     ) -> ReplayStats:
+        """Replay ``records`` (in the order given; ``merge`` them first for several files).
+
+        ``speed``: 0 = as fast as possible; 1 = recorded time (a record is applied when as much
+        wall time has passed since the first record as receive time did); N = N times faster.
+        A run that falls behind does not sleep until it has caught up. ``stop_event`` (a
+        ``threading.Event``) ends the run early, also during a wait; ``stats.stopped`` says so.
+        Returns the cumulative ``ReplayStats`` (also in ``self.stats``). Raises ``ValueError``
+        for a negative or non-finite ``speed``. Bad lines and frames are counted, never raised.
+        """
+        if not (isinstance(speed, int | float) and math.isfinite(speed) and speed >= 0):
+            raise ValueError(
+                f"speed must be >= 0 (0 = as fast as possible, 1 = recorded time, N = N x faster), got {speed!r}"
+            )
         st = self.stats
         store = self.store
         clock = self.clock
+        spans = self.spans
+        source_last = self._source_last
         loads = orjson.loads
         adapters: dict[str, object] = {}
-        for rec in records:
-            st.records += 1
-            if st.first_ts_ns is None:
-                st.first_ts_ns = rec.ts_recv_ns
-            st.last_ts_ns = rec.ts_recv_ns
-            clock.advance(rec.ts_recv_ns)
-            adapter = adapters.get(rec.venue)
-            if adapter is None:
-                adapter = adapters[rec.venue] = self.adapter_for(rec.venue)
-            try:
-                msg = loads(rec.payload)
-            except orjson.JSONDecodeError:
-                st.undecodable += 1
-                continue
-            try:
-                if rec.kind == "rest":
-                    if rec.venue_symbol is None:
-                        continue  # metadata response (exchangeInfo...), not a book
-                    events = [adapter.parse_snapshot(msg, rec.venue_symbol, rec.ts_recv_ns)]
+        paced = speed > 0
+        rec_t0: int | None = None
+        wall_t0 = 0.0
+        started = time.perf_counter()
+        try:
+            for rec in records:
+                if stop_event is not None and stop_event.is_set():
+                    st.stopped = True
+                    break
+                if paced:
+                    if rec_t0 is None:
+                        rec_t0, wall_t0 = rec.ts_recv_ns, self.monotonic()
+                    delay = wall_t0 + (rec.ts_recv_ns - rec_t0) / 1e9 / speed - self.monotonic()
+                    if delay > 0.001:
+                        if stop_event is not None:
+                            if stop_event.wait(delay):
+                                st.stopped = True
+                                break
+                        else:
+                            self.sleep(delay)
+                st.records += 1
+                ts = rec.ts_recv_ns
+                if st.first_ts_ns is None:
+                    st.first_ts_ns = ts
+                st.last_ts_ns = ts
+                clock.advance(ts)
+                source_last[rec.source] = ts
+                kind = rec.kind
+                if kind == "event":
+                    events = [rec.event]
+                elif kind == "close":
+                    if not rec.payload.startswith(_CLEAN_CLOSE):
+                        self._connection_break(rec)
+                    continue
+                elif kind == "open":
+                    continue
                 else:
-                    events = adapter.parse_message(msg, rec.ts_recv_ns)
-            except (KeyError, TypeError, ValueError):
-                st.undecodable += 1
-                continue
-            for ev in events:
-                store.on_event(ev)
-            st.events += len(events)
-            if on_record is not None:
-                on_record(rec, events)
-            if progress is not None and st.records % 20_000 == 0:
-                progress(st.records)
+                    adapter = adapters.get(rec.venue)
+                    if adapter is None:
+                        adapter = adapters[rec.venue] = self.adapter_for(rec.venue)
+                    try:
+                        msg = loads(rec.payload)
+                    except orjson.JSONDecodeError:
+                        st.undecodable += 1
+                        continue
+                    try:
+                        if kind == "rest":
+                            if rec.venue_symbol is None:
+                                continue  # metadata response (exchangeInfo...), not a book
+                            events = [adapter.parse_snapshot(msg, rec.venue_symbol, ts)]
+                        else:
+                            events = adapter.parse_message(msg, ts)
+                    except (KeyError, TypeError, ValueError):
+                        st.undecodable += 1
+                        continue
+                if events:
+                    seen = self._by_source.get(rec.source)
+                    if seen is None:
+                        seen = self._by_source[rec.source] = set()
+                    for ev in events:
+                        store.on_event(ev)
+                        inst = ev.instrument
+                        seen.add(inst)
+                        span = spans.get(inst)
+                        if span is None:
+                            spans[inst] = [ev.ts_recv, ev.ts_recv]
+                        else:
+                            span[1] = ev.ts_recv
+                    st.events += len(events)
+                if on_record is not None:
+                    on_record(rec, events)
+                if progress is not None and st.records % 20_000 == 0:
+                    progress(st.records)
+        finally:
+            st.wall_s += time.perf_counter() - started
         return st
+
+    def run_in_thread(
+        self,
+        records: Iterable[RawRecord],
+        speed: float = 1.0,
+        stop_event: threading.Event | None = None,
+        name: str = "mlm-replay",
+    ) -> threading.Thread:
+        """Start ``run(records, speed=speed, stop_event=stop_event)`` in a daemon thread and
+        return it (already started). Set ``stop_event`` and ``join()`` to stop; the result is in
+        ``self.stats``. ``BookStore`` has no lock: a reader in another thread may see a book between
+        two level changes of one event, so readers should copy (``store.view()``) and re-check
+        ``quality.synced`` rather than hold references across calls."""
+        if not (isinstance(speed, int | float) and math.isfinite(speed) and speed >= 0):
+            raise ValueError(f"speed must be >= 0, got {speed!r}")
+        t = threading.Thread(
+            target=self.run, args=(records,), kwargs={"speed": speed, "stop_event": stop_event}, name=name,
+            daemon=True,
+        )  # fmt: skip
+        t.start()
+        return t
+
+    def _connection_break(self, rec: RawRecord) -> None:
+        """The recorded socket broke: every book the recording fed is a gap until its next snapshot."""
+        self.stats.connection_breaks += 1
+        for inst in self._by_source.get(rec.source, ()):
+            e = self.store.entry(inst)
+            q = e.book.quality
+            if q.synced or e.sync.buffer:
+                q.gaps += 1
+                q.last_gap_ts_ns = rec.ts_recv_ns
+            e.sync.invalidate()
+
+    def instrument_stats(self) -> list[dict]:
+        """Per instrument replayed, sorted by venue and symbol: ``venue``, ``symbol``,
+        ``messages`` (events), ``updates_applied`` (deltas applied), ``snapshots`` (applied),
+        ``gaps``, ``resyncs``, ``checksums_verified``, ``checksum_failures``, ``crossed_episodes``,
+        ``stale_episodes``, the flags ``synced``/``crossed``/``stale`` at the end, ``last_gap``
+        and ``first_ts``/``last_ts`` (ISO 8601 UTC, receive times). Staleness is judged at the
+        end of the instrument's own recording (the last receive time of the files that fed it),
+        so unrelated captures merged into one replay do not make each other's books stale."""
+        ends: dict[InstrumentId, int] = {}
+        for src, insts in self._by_source.items():
+            last = self._source_last.get(src, 0)
+            for inst in insts:
+                ends[inst] = max(ends.get(inst, 0), last)
+        out = []
+        for inst in sorted(self.spans):
+            e = self.store.entry(inst)
+            self.store.refresh_stale(e, ends.get(inst))
+            q = e.book.quality
+            first, last = self.spans[inst]
+            out.append(
+                {
+                    "venue": inst.venue,
+                    "symbol": inst.symbol,
+                    "messages": e.messages,
+                    "updates_applied": e.sync.counters.deltas_applied,
+                    "snapshots": e.sync.counters.snapshots_applied,
+                    "gaps": q.gaps,
+                    "resyncs": q.resyncs,
+                    "checksums_verified": q.checksums_verified,
+                    "checksum_failures": q.checksum_failures,
+                    "crossed_episodes": q.crossed_episodes,
+                    "stale_episodes": q.stale_episodes,
+                    "synced": q.synced,
+                    "crossed": q.crossed,
+                    "stale": q.stale,
+                    "last_gap": iso_ns(q.last_gap_ts_ns),
+                    "first_ts": iso_ns(first),
+                    "last_ts": iso_ns(last),
+                }
+            )
+        return out
+
+
+class NormalizedEventsAdapter(AdapterBase):
+    """Stand-in adapter for a venue we only replay as normalized events (a Tardis CSV of a venue
+    without an adapter, e.g. ``deribit``): no sequence rule (Tardis rows carry no update ids), no
+    checksum, no contract size, wire symbol = unified symbol; raw frames yield no events."""
+
+    sequence_rule = NoSequenceRule()
+    keepalive = KeepAlive()
+
+    def __init__(self, venue: str):
+        self.venue = venue
+        self.ws_url = ""
+        super().__init__()
+
+    def unified_symbol(self, venue_symbol: str) -> str:
+        return venue_symbol
+
+    def venue_symbol(self, symbol: str) -> str:
+        return symbol
+
+    def subscribe_messages(self, symbols: list[str]) -> list[str]:
+        return []
+
+    def snapshot_request(self, symbol: str, limit: int = 1000) -> None:
+        return None
+
+    def parse_snapshot(self, body, symbol: str, ts_recv_ns: int):
+        raise ValueError(f"{self.venue}: no adapter, REST bodies cannot be parsed")
+
+    def parse_message(self, msg, ts_recv_ns: int) -> list:
+        return []
+
+
+def with_fallback(adapter_for: Callable) -> Callable:
+    """``adapter_for`` that answers an unknown venue (``UnknownVenueError``) with a cached
+    ``NormalizedEventsAdapter`` instead of raising: for replaying normalized event files."""
+    fallbacks: dict[str, NormalizedEventsAdapter] = {}
+
+    def get(venue: str):
+        try:
+            return adapter_for(venue)
+        except UnknownVenueError:
+            a = fallbacks.get(venue)
+            if a is None:
+                a = fallbacks[venue] = NormalizedEventsAdapter(venue)
+            return a
+
+    return get
 
 
 def merge(*streams: Iterable[RawRecord]) -> Iterator[RawRecord]:
@@ -392,6 +622,7 @@ _CF_VENUES = {
     "BITFINEX": "bitfinex",
 }
 _BYBIT_ZIP_GLOB = "nautilus_trader/bybit/*.data.zip"
+_TARDIS_L2_GLOB = "nautilus_trader/tardis/*incremental_book_L2*.csv*"
 
 
 @dataclass(slots=True)
@@ -401,7 +632,7 @@ class RecordingGroup:
     name: str
     venue: str
     files: list[Path]
-    fmt: str  # "hftbacktest" | "cryptofeed" | "bybit_zip"
+    fmt: str  # "hftbacktest" | "cryptofeed" | "bybit_zip" | "tardis_l2"
     venue_symbols: list[str] = field(default_factory=list)
 
     def records(self, stats: ReadStats | None = None) -> Iterator[RawRecord]:
@@ -416,6 +647,9 @@ class RecordingGroup:
         elif self.fmt == "bybit_zip":
             for i, f in enumerate(self.files):
                 yield from read_bybit_zip(f, self.venue, stats, seq_base=i * 10**9)
+        elif self.fmt == "tardis_l2":
+            for i, f in enumerate(self.files):
+                yield from _event_records(read_tardis_incremental_l2(f), f, i * 10**9)
         else:
             yield from merge(
                 *(read_cryptofeed(f, self.venue, stats, seq_base=i * 10**9) for i, f in enumerate(self.files))
@@ -428,8 +662,11 @@ def discover(data_dir: Path, venues: Iterable[str] | None = None) -> list[Record
     Returns one group per hftbacktest instrument (``hftbacktest/<market>/<symbol>_<date>.gz``, days
     in order), one per cryptofeed venue (every ``cryptofeed/<VENUE>.ws.*`` connection of the venue
     with the matching ``<VENUE>.http.*`` REST snapshots; ``<VENUE>.0`` metadata is not replayed),
-    and one per Bybit v5 historical file (``nautilus_trader/bybit/*.data.zip``). Missing folders
-    are simply absent from the result. Tardis CSVs are read with ``read_tardis_*`` instead.
+    one per Bybit v5 historical file (``nautilus_trader/bybit/*.data.zip``) and one per Tardis
+    ``incremental_book_L2`` CSV (``nautilus_trader/tardis/*incremental_book_L2*.csv``; its venue is
+    the Tardis exchange id mapped to ccxt, e.g. ``deribit``, which may have no adapter: filter on
+    ``AdapterRegistry.venues`` if you need one). Missing folders are simply absent from the result.
+    Tardis ``book_snapshot_N`` CSVs are read with ``read_tardis_book_snapshots`` instead.
     """
     data_dir = Path(data_dir)
     want = set(venues) if venues else None
@@ -458,4 +695,155 @@ def discover(data_dir: Path, venues: Iterable[str] | None = None) -> list[Record
         for f in sorted(data_dir.glob(_BYBIT_ZIP_GLOB)):
             name = f.name.removesuffix(".data.zip")
             groups.append(RecordingGroup(f"nautilus_trader/bybit/{name}", "bybit", [f], "bybit_zip"))
+    for f in sorted(data_dir.glob(_TARDIS_L2_GLOB)):
+        exchange = f.name.split("_incremental_book_L2")[0]
+        venue = _TARDIS_VENUES.get(exchange, exchange)
+        if want and venue not in want:
+            continue
+        name = f.name.split(".csv")[0]
+        groups.append(RecordingGroup(f"nautilus_trader/tardis/{name}", venue, [f], "tardis_l2"))
     return groups
+
+
+# ------------------------------------------------------------------ any file
+
+FORMATS = ("mlm", "hftbacktest", "cryptofeed", "bybit_zip", "tardis_l2", "tardis_snapshot")
+_HFT_LINE = re.compile(rb"^\d{16,20} [\[{]")
+_CF_LINE = re.compile(rb"^(\S+ <-> \d|\S+ <- \d|\S+ -> \d|\d+(?:\.\d+)?: )")
+
+
+def _first_line(path: Path) -> bytes:
+    try:
+        with _open(path) as fh:
+            for line in fh:
+                if line.strip():
+                    return line
+    except (EOFError, gzip.BadGzipFile, OSError):
+        pass
+    return b""
+
+
+def detect_format(path: str | Path) -> str:
+    """The layout of one recording file, one of ``FORMATS``, from its name and first line.
+
+    ``mlm`` (our ``#mlm-record`` header), ``hftbacktest`` (``<ns> <json>``), ``cryptofeed``
+    (``<ts>: <payload>``, ``<url> -> <ts>: <body>``, ``<url> <-> <ts>``), ``bybit_zip``
+    (``*.zip``), ``tardis_l2`` (CSV header ``exchange,symbol,timestamp,local_timestamp,is_snapshot,
+    side,price,amount``), ``tardis_snapshot`` (``asks[0].price`` columns). Raises
+    ``FileNotFoundError`` for a missing path and ``ValueError`` naming the valid layouts otherwise.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.name.endswith(".zip"):
+        return "bybit_zip"
+    first = _first_line(path)
+    if ".csv" in path.suffixes:
+        header = first.decode("utf-8", "replace").strip().split(",")
+        if {"is_snapshot", "side", "price", "amount"} <= set(header):
+            return "tardis_l2"
+        if "asks[0].price" in header:
+            return "tardis_snapshot"
+        raise ValueError(
+            f"{path}: a CSV that is neither a Tardis incremental_book_L2 nor a book_snapshot_N file "
+            f"(header {first[:80]!r}); trades/quotes CSVs carry no book"
+        )
+    if first.startswith(b"#mlm-record "):
+        return "mlm"
+    if _HFT_LINE.match(first):
+        return "hftbacktest"
+    if _CF_LINE.match(first):
+        return "cryptofeed"
+    raise ValueError(
+        f"{path}: unknown recording layout (first line {first[:60]!r}); valid: {', '.join(FORMATS)}"
+    )
+
+
+def _hft_venue_symbol(path: Path, venue: str | None) -> tuple[str, str]:
+    venue = venue or _HFT_MARKETS.get(path.parent.name)
+    if venue is None:
+        raise ValueError(
+            f"{path}: cannot tell the venue of an hftbacktest file outside spot/, usdm/ or cm/; "
+            f"pass it (valid: {', '.join(_HFT_MARKETS.values())})"
+        )
+    return venue, path.name.split(".")[0].rsplit("_", 1)[0].upper()
+
+
+def _cf_venue(path: Path, venue: str | None) -> str:
+    prefix = path.name.split(".")[0]
+    v = venue or _CF_VENUES.get(prefix)
+    if v is None:
+        raise ValueError(
+            f"{path}: unknown cryptofeed capture prefix {prefix!r}; valid: {', '.join(_CF_VENUES)}"
+        )
+    return v
+
+
+def _event_records(events: Iterable[L2Snapshot | L2Delta], path: Path, seq_base: int) -> Iterator[RawRecord]:
+    src = str(path)
+    for i, ev in enumerate(events):
+        yield RawRecord(ev.ts_recv, seq_base + i, "event", b"", ev.instrument.venue, None, src, ev)
+
+
+def read_any(
+    path: str | Path,
+    stats: ReadStats | None = None,
+    *,
+    venue: str | None = None,
+    seq_base: int = 0,
+    include_markers: bool = True,
+) -> Iterator[RawRecord]:
+    """Records of one file in any supported layout (``detect_format``), in file order.
+
+    ``venue`` overrides the venue read from the path (hftbacktest ``spot``/``usdm``/``cm``
+    folders, cryptofeed ``<VENUE>.`` prefixes). Tardis rows become ``event`` records. Our own
+    recordings keep their ``open``/``close`` markers (``include_markers``) so ``Replayer`` can
+    mark a broken connection as a gap. Raises ``ValueError``/``FileNotFoundError`` like
+    ``detect_format``; bad lines inside a file are counted in ``stats``.
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "mlm":
+        from market_liquidity_monitor.ingest.recorder import read_recording  # recorder imports us
+
+        for rec in read_recording(path, stats, include_markers=include_markers):
+            rec.seq += seq_base
+            yield rec
+    elif fmt == "hftbacktest":
+        v, vs = _hft_venue_symbol(path, venue)
+        yield from read_hftbacktest(path, v, vs, stats, seq_base)
+    elif fmt == "cryptofeed":
+        yield from read_cryptofeed(path, _cf_venue(path, venue), stats, seq_base)
+    elif fmt == "bybit_zip":
+        yield from read_bybit_zip(path, venue or "bybit", stats, seq_base)
+    elif fmt == "tardis_l2":
+        yield from _event_records(read_tardis_incremental_l2(path), path, seq_base)
+    else:
+        yield from _event_records(read_tardis_book_snapshots(path), path, seq_base)
+
+
+def read_paths(
+    paths: Iterable[str | Path], stats: ReadStats | None = None, *, venue: str | None = None
+) -> Iterator[RawRecord]:
+    """Every record of ``paths`` (files in any layout, or ../shared/data-style directories, which
+    go through ``discover``) merged in receive-time order; file order breaks ties. Every path is
+    checked before reading starts (``FileNotFoundError``/``ValueError``)."""
+    streams: list[Iterable[RawRecord]] = []
+    for i, p in enumerate(paths):
+        p = Path(p)
+        if p.is_dir():
+            groups = discover(p)
+            if not groups:
+                raise ValueError(f"{p}: no recordings found (expected the ../shared/data layout)")
+            for j, g in enumerate(groups):
+                streams.append(_reseq(g.records(stats), (i * 1000 + j) * 10**10))
+            continue
+        detect_format(p)  # fail early, naming the file
+        streams.append(read_any(p, stats, venue=venue, seq_base=i * 1000 * 10**10))
+    return merge(*streams)
+
+
+def _reseq(records: Iterable[RawRecord], base: int) -> Iterator[RawRecord]:
+    for rec in records:
+        rec.seq += base
+        yield rec

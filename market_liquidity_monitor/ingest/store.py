@@ -19,6 +19,24 @@ from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.ingest.clock import Clock, WallClock
 from market_liquidity_monitor.venues.base import Event
 
+QUALITY_KEYS = (
+    "synced",
+    "resyncs",
+    "gaps",
+    "last_gap_ts_ns",
+    "checksums_verified",
+    "checksum_failures",
+    "crossed",
+    "crossed_episodes",
+    "stale",
+    "stale_episodes",
+    "age_ms",
+    "stale_after_ms",
+    "sequence",
+    "messages",
+    "updates_applied",
+)
+
 
 @dataclass(slots=True)
 class BookEntry:
@@ -70,15 +88,27 @@ class BookStore:
         return e
 
     def on_event(self, ev: Event) -> DeltaOutcome | None:
+        """Route one normalized event to its instrument's entry.
+
+        Deltas and snapshots go through ``BookSync`` (sequence rule, buffering, gap -> resync),
+        then the venue checksum is verified when the event carries one. Returns the delta's
+        ``DeltaOutcome`` (None for other events).
+        """
         e = self.entry(ev.instrument)
         e.messages += 1
         if isinstance(ev, L2Delta):
+            before = e.book.ts_recv_ns
             out = e.sync.on_delta(ev)
-            if ev.checksum is not None and out is DeltaOutcome.APPLIED:
-                self._verify(e, ev.checksum, ev.ts_recv)
+            if out is DeltaOutcome.APPLIED:
+                self._updated(e, before)
+                if ev.checksum is not None:
+                    self._verify(e, ev.checksum, ev.ts_recv)
             return out
         if isinstance(ev, L2Snapshot):
+            before = e.book.ts_recv_ns
             e.sync.on_snapshot(ev)
+            if e.book.ts_recv_ns != before:
+                self._updated(e, before)
             if ev.checksum is not None and e.book.quality.synced:
                 self._verify(e, ev.checksum, ev.ts_recv)
             return None
@@ -87,6 +117,20 @@ class BookStore:
         elif isinstance(ev, Trade):
             e.trades.append(ev)
         return None
+
+    def _updated(self, e: BookEntry, before_ns: int | None) -> None:
+        """A book update ended any stale episode. An update arriving more than ``stale_after_ms``
+        after the previous one closes an episode nobody observed (counted once)."""
+        q = e.book.quality
+        now = e.book.ts_recv_ns
+        if (
+            not q.stale
+            and before_ns is not None
+            and now is not None
+            and now - before_ns > self.stale_after_ns
+        ):
+            q.stale_episodes += 1
+        q.stale = False
 
     def _verify(self, e: BookEntry, checksum: int, ts_recv: int) -> None:
         adapter = self._adapter_for(e.instrument.venue)
@@ -130,15 +174,37 @@ class BookStore:
         ts = e.book.ts_recv_ns
         return None if ts is None else (self.clock_of(e.instrument).now_ns() - ts) / 1e6
 
-    def quality(self, e: BookEntry) -> dict:
+    def refresh_stale(self, e: BookEntry, now_ns: int | None = None) -> bool:
+        """Update the book's ``stale`` flag: stale = no book update (delta or snapshot applied)
+        for more than ``stale_after_ms`` before ``now_ns`` (default: the book's clock); tickers,
+        trades, heartbeats and pings do not count. A new stale episode is counted when the flag
+        turns on. Returns the flag."""
         q = e.book.quality
-        age = self.age_ms(e)
-        stale = age is not None and age * 1e6 > self.stale_after_ns
+        ts = e.book.ts_recv_ns
+        if now_ns is None:
+            now_ns = self.clock_of(e.instrument).now_ns()
+        stale = ts is not None and now_ns - ts > self.stale_after_ns
         if stale and not q.stale:
             q.stale_episodes += 1
         q.stale = stale
+        return stale
+
+    def quality(self, e: BookEntry) -> dict:
+        """The book's integrity as a stable dict (keys: ``QUALITY_KEYS``, in that order).
+
+        ``synced``; ``resyncs``, ``gaps``, ``checksums_verified``, ``checksum_failures``,
+        ``crossed_episodes``, ``stale_episodes`` (counters, only grow); ``last_gap_ts_ns`` (ns
+        since the epoch, or None); ``crossed``, ``stale`` (flags, now); ``age_ms`` (ms since the
+        last book update against the book's clock, None before any); ``stale_after_ms``;
+        ``sequence`` (venue update id or None); ``messages`` (events routed to the instrument);
+        ``updates_applied`` (deltas applied). Calling it refreshes the stale flag.
+        """
+        self.refresh_stale(e)
+        q = e.book.quality
+        age = self.age_ms(e)
         d = q.as_dict()
         d["age_ms"] = None if age is None else round(age, 1)
+        d["stale_after_ms"] = self.stale_after_ns // 1_000_000
         d["sequence"] = e.book.sequence
         d["messages"] = e.messages
         d["updates_applied"] = e.sync.counters.deltas_applied

@@ -130,6 +130,22 @@ class Okx(AdapterBase):
             ]
         return [orjson.dumps({"op": "subscribe", "args": args}).decode()]
 
+    def resubscribe_messages(self, symbol: str) -> list[str]:
+        """Frames that make OKX push a fresh ``books`` snapshot for one instrument on the open
+        socket: unsubscribe, then subscribe its book channel (the runtime sends them after a
+        checksum failure or a ``prevSeqId`` break). OKX documents no per-book "resend snapshot"
+        request; a new subscription starts with ``action: snapshot`` [DOC channel description;
+        the unsubscribe-then-subscribe sequence is what ccxt users do after a ChecksumError: 2ND]."""
+        arg = [{"channel": self.book_channel, "instId": self.venue_symbol(symbol)}]
+        return [
+            orjson.dumps({"op": "unsubscribe", "args": arg}).decode(),
+            orjson.dumps({"op": "subscribe", "args": arg}).decode(),
+        ]
+
+    def reset_connection(self) -> None:
+        """Forget the wire strings of every book (a new socket starts with new snapshots)."""
+        self._wire.clear()
+
     def snapshot_request(self, symbol: str, limit: int = 400) -> SnapshotRequest | None:
         return None  # the books channel pushes its snapshot on the socket
 
