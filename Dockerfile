@@ -69,9 +69,11 @@ USER mlm
 
 EXPOSE 8000 8501
 
-# No curl in the slim image: ask the API's health endpoint with the standard library.
+# No curl in the slim image: ask the API's health endpoint with the standard library, with the
+# API token when one is set (every /api endpoint needs it then). The token is read from the
+# environment inside the check, so it never appears in `docker inspect` or a process list.
 # (The frontend container overrides this in docker-compose.yml.)
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4).status == 200 else 1)"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request as u; t = os.environ.get('MLM_API__TOKEN'); r = u.Request('http://127.0.0.1:8000/api/health', headers={'Authorization': 'Bearer ' + t} if t else {}); sys.exit(0 if u.urlopen(r, timeout=4).status == 200 else 1)"]
 
 CMD ["mlm", "serve", "--host", "0.0.0.0"]

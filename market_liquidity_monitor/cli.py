@@ -14,6 +14,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.ingest.cli import register as register_ingest_commands
+from market_liquidity_monitor.runtime import register as register_up_command
+from market_liquidity_monitor.watch import register as register_watch_command
 
 app = typer.Typer(
     help="Market Liquidity Monitor: liquidity analytics and an assistant over real order books.",
@@ -30,6 +32,8 @@ def _mount_storage() -> None:
 
 _mount_storage()
 register_ingest_commands(app)  # `mlm record`, `mlm replay`
+register_up_command(app)  # `mlm up`
+register_watch_command(app)  # `mlm watch`
 
 DataOpt = Annotated[
     Path | None,

@@ -45,11 +45,14 @@ class Assistant:
         max_sessions: int = 1000,
         history: HistoryService | None = None,
         engine: Any = None,
+        alerts: Any = None,
     ):
         self.settings = settings
         self.market = market
         self.history = history if history is not None else HistoryService(settings)
         self.engine = engine
+        # An AlertService; None builds an in-memory one on first use (rules live with this Assistant).
+        self.alerts = alerts
         self.agent = agent or build_agent(settings)
         self._sessions: dict[str, list[ModelMessage]] = {}
         self._max_sessions = max_sessions
@@ -57,7 +60,9 @@ class Assistant:
     async def ask(self, question: str, session_id: str | None = None) -> AskResult:
         sid = session_id or uuid.uuid4().hex
         history = self._sessions.get(sid, [])
-        deps = AgentDeps(self.settings, self.market, history=self.history, engine=self.engine)
+        deps = AgentDeps(
+            self.settings, self.market, history=self.history, engine=self.engine, alerts=self._alert_service()
+        )
         try:
             result = await self.agent.run(question, deps=deps, message_history=history)
             answer = result.output
@@ -73,6 +78,13 @@ class Assistant:
                 + " do not appear in any tool result of this answer.]"
             )
         return AskResult(answer, calls, sid, report.as_dict())
+
+    def _alert_service(self) -> Any:
+        if self.alerts is None:
+            from market_liquidity_monitor.alerts_service import AlertService
+
+            self.alerts = AlertService(self.market, settings=self.settings)
+        return self.alerts
 
     def _remember(self, sid: str, messages: list[ModelMessage]) -> None:
         self._sessions[sid] = messages[-40:]

@@ -32,13 +32,6 @@ CAPABILITY_HELP = (
     "of the data feeds."
 )
 
-NOT_YET = {
-    "route_order": "Smart order routing across venues",
-    "backtest": "Execution backtests over past data",
-    "pairs": "Pairs statistics (hedge ratio, z-score, ADF, correlation)",
-    "alerts": "Liquidity alerts and anomaly detection",
-}
-
 
 # ------------------------------------------------------------------ formatting
 
@@ -147,38 +140,306 @@ def answer_order_book(r: dict, args: dict) -> str:
     return " ".join(lines) + _warn(r)
 
 
+def _amount_text(r: dict, base: str, quote: str = "quote") -> str:
+    if r.get("size") is not None:
+        return f"{fmt_size(r['size'])} {base}"
+    return f"{fmt_notional(r.get('notional_requested'))} {quote} of {base}"
+
+
 def answer_compare(r: dict, args: dict) -> str:
-    with_order = r.get("size") is not None or r.get("notional") is not None
+    rows = r["venues"]
+    base = _base(rows[0]["symbol"])
+    order = f"{r['side']} {_amount_text(r, base)}"
+    head = f"Comparison of {base} across {r['venues_compared']} venue(s) for a {order}"
+    if r.get("reference_order_defaulted"):
+        head += " (a reference order I chose, since you gave no size)"
+    head += ". Cost is slippage plus the taker fee, in bps of each venue's own mid:"
+    ranked = sorted(rows, key=lambda x: (x.get("rank") is None, x.get("rank") or 0))
     parts = []
-    for row in r["rows"]:
-        s = f"{row['venue']} {row['symbol']} (book as of {row['book_ts']}): spread {fmt_bps(row['spread_bps'])} bps"
-        s += f", depth within {row['window_bps']:g} bps {fmt_notional(row['bid_depth_notional'])} bid / {fmt_notional(row['ask_depth_notional'])} ask (quote)"
-        if with_order and "slippage_bps" in row:
-            s += f", VWAP {fmt_price(row['vwap'])}, slippage {fmt_bps(row['slippage_bps'])} bps"
-            if not row.get("fully_filled"):
-                s += f" (only {fmt_size(row['filled_size'])} fillable)"
+    for row in ranked:
+        s = f"{row['venue']} {row['symbol']} (book as of {row['book_ts']}): "
+        if row["fully_filled"]:
+            s += (
+                f"cost {fmt_bps(row['cost_bps'])} bps = slippage {fmt_bps(row['slippage_bps'])} + fee "
+                f"{fmt_bps(row['fee_bps'])}, VWAP {fmt_price(row['vwap'])} ({fmt_price(row['vwap_incl_fees'])} "
+                f"incl. fee)"
+            )
+        else:
+            s += f"cannot fill the order: {row.get('reason') or 'not enough visible depth'}"
+        s += (
+            f"; spread {fmt_bps(row['spread_bps'])} bps, depth within {row['window_bps']:g} bps "
+            f"{fmt_notional(row['depth_bid_notional'])} bid / {fmt_notional(row['depth_ask_notional'])} ask"
+        )
         if row.get("quality_warning"):
             s += f" [warning: {row['quality_warning']}]"
+        if r.get("focus_venue") == row["venue"]:
+            s += " <- the venue you asked about"
         parts.append(s)
-    head = f"Comparison for {r['symbol']}"
-    if with_order:
-        amount = (
-            f"{fmt_size(r['size'])}"
-            if r.get("size") is not None
-            else f"{fmt_notional(r['notional'])} quote of"
-        )
-        head += f" ({r['side']} {amount} {_base(r['rows'][0]['symbol'])})"
-    text = head + ":\n- " + "\n- ".join(parts)
+    text = head + "\n- " + "\n- ".join(parts)
     if r.get("best_venue"):
-        crit = "lowest slippage" if with_order else "tightest spread"
-        text += f"\nBest: {r['best_venue']} ({r['best_symbol']}), by {crit}."
-    elif with_order:
-        text += "\nNo venue can fill the whole order from its visible book."
+        text += f"\nBest: {r['best_venue']}. {r.get('best_venue_reason') or ''}".rstrip()
+        best = next((x for x in rows if x["venue"] == r["best_venue"]), None)
+        if best is not None and best.get("quality_warning"):
+            text += f" Note: its book is {best['quality_warning']}."
+    else:
+        text += (
+            f"\n{r.get('best_venue_reason') or 'No venue can fill the whole order from its visible book.'}"
+        )
+    focus = r.get("focus_venue")
+    if focus and not any(x["venue"] == focus for x in rows):
+        why = next((u["reason"] for u in r.get("unavailable", []) if u["venue"] == focus), "no book")
+        text += f"\n{focus} could not be compared: {why}"
+    opps = r.get("arbitrage_opportunities") or []
+    if opps:
+        text += "\nArbitrage after both taker fees: " + "; ".join(
+            f"buy on {a['buy_venue']} at {fmt_price(a['ask_incl_fee'])} incl. fee, sell on {a['sell_venue']} at "
+            f"{fmt_price(a['bid_net_of_fee'])} net: {fmt_bps(a['edge_bps'])} bps on {fmt_size(a['size'])} {base} "
+            f"({fmt_price(a['profit_quote'])} quote)"
+            for a in opps
+        )
+    elif r.get("arbitrage_pairs_checked"):
+        best_edge = r.get("arbitrage_best_edge")
+        text += (
+            f"\nNo arbitrage after taker fees among the {r['arbitrage_pairs_checked']} contemporaneous venue "
+            "pair(s) checked"
+        )
+        if best_edge:
+            text += (
+                f" (best: buy {best_edge['buy_venue']}, sell {best_edge['sell_venue']}, "
+                f"{fmt_bps(best_edge['edge_bps'])} bps)"
+            )
+        text += "."
+    elif r["venues_compared"] < 2:
+        text += "\nOnly one venue has a comparable book, so there is nothing to rank it against."
+    else:
+        text += "\nNo arbitrage check: no two books are contemporaneous."
+    if not r.get("books_contemporaneous", True):
+        text += (
+            f"\nNote: these books are not contemporaneous (recordings of different venues from different "
+            f"times, {r['book_ts_span_s']:,.0f} s apart at most), so compare their costs, not their prices; "
+            "price gaps between them are not opportunities."
+        )
     if r.get("unavailable"):
-        text += "\nNot compared: " + "; ".join(u["reason"] for u in r["unavailable"])
-    if len({row["book_ts"][:16] for row in r["rows"] if row.get("book_ts")}) > 1:
-        text += "\nNote: these books are from different times, so they are not contemporaneous."
+        text += "\nNot compared: " + "; ".join(f"{u['venue']}: {u['reason']}" for u in r["unavailable"])
     return text
+
+
+def answer_route(r: dict, args: dict) -> str:
+    routed = r["routed"]
+    base = _base(r["venues"][0]["symbol"])
+    verb = "buy" if r["side"] == "buy" else "sell"
+    amount = (
+        f"{fmt_size(r['size'])} {base}"
+        if r.get("size") is not None
+        else f"{fmt_notional(r['notional_requested'])} quote (incl. fees) of {base}"
+    )
+    pay = "paid" if r["side"] == "buy" else "received"
+    lines = [
+        f"Smart-order-routing simulation to {verb} {amount} across {r['venues_used']} of "
+        f"{r['venues_considered']} venue(s) with a book (costs include taker fees; nothing is sent):"
+    ]
+    for c in routed["children"]:
+        lines.append(
+            f"- {c['venue']} {c['symbol']} (book as of {c['book_ts']}): {fmt_size(c['size'])} {base} at VWAP "
+            f"{fmt_price(c['vwap'])}, fee {fmt_bps(c['fee_bps'])} bps ({fmt_price(c['fee_quote'])}), "
+            f"{c['levels_consumed']} levels"
+        )
+    if routed["fillable"]:
+        lines.append(
+            f"Routed: {fmt_size(routed['filled_size'])} {base} at an average {fmt_price(routed['avg_price_incl_fees'])} "
+            f"incl. fees, {fmt_notional(routed['total_quote'])} {pay} in total; cost vs the reference mid "
+            f"{fmt_price(r['reference_mid'])}: {fmt_bps(r['cost_vs_mid_bps'])} bps "
+            f"({fmt_notional(r['cost_vs_mid_quote'])})."
+        )
+    if not r["fully_filled"]:
+        lines.append(f"The merged visible books cannot fill it all: {r.get('reason')}.")
+    names = {
+        "best_single_venue": f"all on the best single venue ({r.get('best_single_venue')})",
+        "pro_rata_depth": "pro-rata by depth",
+        "equal_split": "equal split",
+    }
+    for b in r["baselines"]:
+        label = names.get(b["name"], b["name"])
+        if b.get("savings_bps") is None:
+            lines.append(f"vs {label}: not comparable ({b.get('reason') or 'cannot fill'}).")
+        else:
+            lines.append(
+                f"vs {label}: average {fmt_price(b['avg_price_incl_fees'])} incl. fees, total "
+                f"{fmt_notional(b['total_quote'])}; routing saves {fmt_bps(b['savings_bps'])} bps "
+                f"({fmt_price(b['savings_quote'])} quote)."
+            )
+    if r.get("excluded"):
+        lines.append("Excluded: " + "; ".join(f"{v}: {why}" for v, why in r["excluded"].items()) + ".")
+    if r.get("venues_used") == 1:
+        lines.append("Only one venue's book is usable, so the routed plan is that venue alone.")
+    if r.get("unavailable"):
+        lines.append("No book: " + "; ".join(f"{u['venue']}: {u['reason']}" for u in r["unavailable"]))
+    return "\n".join(lines)
+
+
+def answer_backtest(r: dict, args: dict) -> str:
+    base, quote = _base(r["symbol"]), _quote(r["symbol"])
+    verb = "buying" if r["side"] == "buy" else "selling"
+    amount = (
+        f"{fmt_size(r['size'])} {base}"
+        if r.get("size") is not None
+        else f"{fmt_notional(r['notional'])} {quote} of {base}"
+    )
+    text = (
+        f"Backtest of {verb} {amount} as a taker order at every {r['timeframe']} candle of {r['symbol']} on "
+        f"{r['venue']} from {r['start']} to {r['end']} (the last {r['lookback_days']:g} days of the data, which "
+        f"ends {r['data_end']}; {r['intervals']} intervals): slippage vs mid averaged {fmt_bps(r['avg_slippage_bps'])} bps "
+        f"(median {fmt_bps(r['median_slippage_bps'])}, min {fmt_bps(r['min_slippage_bps'])}, max "
+        f"{fmt_bps(r['max_slippage_bps'])} at {r['worst_interval']}). {r['high_risk_intervals']} interval(s) were "
+        f"high-risk (> {r['high_risk_threshold_bps']:g} bps) and {r['optimal_intervals']} optimal "
+        f"(< {r['optimal_threshold_bps']:g} bps). Average fill price {fmt_price(r['avg_fill_price'])} {quote}; "
+        f"total slippage cost {fmt_notional(r['total_cost_quote'])} {quote} on {fmt_notional(r['total_notional'])} "
+        f"{quote} traded."
+    )
+    atr = r["atr_bps_percentiles"]
+    text += (
+        f"\nVolatility profile: ATR {fmt_bps(atr['p5'])} to {fmt_bps(atr['p95'])} bps of price (p5 to p95, "
+        f"median {fmt_bps(atr['p50'])})"
+    )
+    if r.get("realised_vol_annualised_pct") is not None:
+        text += f"; realised volatility {r['realised_vol_annualised_pct']:.2f}% annualised"
+    text += "."
+    text += f"\nBook model: {r['model_note']}."
+    val = r.get("model_validation") or {}
+    if "mean_abs_error_bps" in val:
+        text += (
+            f" Against that real book the model's slippage error is {fmt_bps(val['mean_abs_error_bps'])} bps on "
+            f"average (max {fmt_bps(val['max_abs_error_bps'])} bps)"
+            + (", in-sample (the same book it was calibrated from)" if val.get("in_sample") else "")
+            + "."
+        )
+    elif "error" in val:
+        text += f" The model could not be validated: {val['error']}."
+    if r.get("extrapolated_intervals"):
+        text += (
+            f" In {r['extrapolated_intervals']} interval(s) the order walked past the calibrated depth, so "
+            "those figures are extrapolated."
+        )
+    q = (r.get("calibration_book") or {}).get("quality_warning")
+    if q:
+        text += f" Warning: the calibration book is {q}."
+    return text
+
+
+def answer_pairs(r: dict, args: dict) -> str:
+    a, b = r["symbol_a"], r["symbol_b"]
+    adf, co, hl = r["adf"], r["coint"], r["half_life"]
+    text = (
+        f"{a} vs {b} on {r['venue']} {r['timeframe']} candles, {r['n_obs']} points from {r['start']} to "
+        f"{r['end']} (the last {r['lookback_days']:g} days of common data). Hedge ratio of log {_base(a)} on log "
+        f"{_base(b)}: {r['hedge_ratio_ols']:.4f} (OLS, R² {r['r_squared_ols']:.3f}), {r['hedge_ratio_huber']:.4f} "
+        f"(Huber robust)."
+    )
+    if r.get("zscore_last") is not None:
+        text += f" Spread z-score now {r['zscore_last']:+.2f} ({r['zscore_window']}-point rolling window)."
+    else:
+        text += f" No z-score: {r.get('zscore_reason')}."
+    text += (
+        f" ADF on the spread: statistic {adf['stat']:.3f}, p-value {adf['p_value']:.4f} (critical value at the five-percent level "
+        f"{adf['critical_values']['5%']:.3f}): "
+        + (
+            "stationary at the five-percent level"
+            if adf["rejects_unit_root_5pct"]
+            else "not stationary at the five-percent level (a unit root is not rejected)"
+        )
+        + f". Engle-Granger cointegration: statistic {co['stat']:.3f}, p-value {co['p_value']:.4f}: "
+        + ("cointegrated at that level" if co["cointegrated_5pct"] else "not cointegrated at that level")
+        + "."
+    )
+    if r.get("return_corr_last") is not None:
+        text += (
+            f" Correlation of log returns: {r['return_corr_last']:.3f} over the last {r['corr_window']} points "
+            f"(mean of the rolling values {r['return_corr_mean']:.3f})."
+        )
+    if hl.get("half_life_periods") is not None:
+        text += f" Half-life of mean reversion: {hl['half_life_periods']:.1f} periods"
+        text += f" ({hl['half_life_hours']:.1f} hours)." if hl.get("half_life_hours") is not None else "."
+    else:
+        text += f" Half-life: none ({hl.get('reason')})."
+    tc = r.get("trade_cost") or {}
+    if tc.get("available"):
+        books = tc["books"]
+        size_a = f"{fmt_size(tc['size_a'])} {_base(a)}"
+        if tc.get("size_a_defaulted"):
+            size_a += f" (about {fmt_notional(tc['reference_notional_quote'])} quote, my reference size)"
+        text += (
+            f"\nRound trip of the {tc['direction'].replace('_', ' ')} trade ({size_a} against "
+            f"{fmt_size(tc['size_b'])} {_base(b)}), entered and exited on the real books "
+            f"({books[0]['venue']} {books[0]['symbol']} as of {books[0]['book_ts']}, {books[1]['venue']} "
+            f"{books[1]['symbol']} as of {books[1]['book_ts']}; taker fees included): "
+            f"{fmt_price(tc['round_trip_cost_quote'])} quote, {fmt_bps(tc['round_trip_cost_bps'])} bps of the "
+            "two legs' notional"
+        )
+        if tc.get("breakeven_zscore_move") is not None:
+            text += (
+                f", which the spread must move {tc['breakeven_zscore_move']:.3f} standard deviations to pay"
+            )
+        text += "."
+        if not tc.get("fully_filled"):
+            text += f" {tc.get('reason')}."
+    elif tc:
+        text += f"\nNo trade-cost estimate: {tc.get('reason')}."
+    return text
+
+
+def answer_create_alert(r: dict, args: dict) -> str:
+    rule, book = r["rule"], r["book"]
+    return (
+        f"Alert #{rule['id']} set: {r['description']} (cooldown {rule['cooldown_s']:g} s). It is checked on every "
+        f"observation of the {book['venue']} {book['symbol']} book (book as of {book['book_ts']}). "
+        f"You have {r['rules_total']} alert rule(s)."
+    )
+
+
+def answer_list_alerts(r: dict, args: dict) -> str:
+    if not r["rules"]:
+        return 'You have no alert rules yet. Create one like "alert me when the BTC spread on Binance goes above 5 bps".'
+    lines = [f"{r['rules_total']} alert rule(s):"]
+    for rule in r["rules"]:
+        lines.append(f"- #{rule['id']}: {rule['description']}; fired {rule['events']} time(s) recently")
+    return "\n".join(lines)
+
+
+def answer_liquidity_alerts(r: dict, args: dict) -> str:
+    lines = [
+        f"Liquidity alerts and anomalies for {r['symbol']} ({r['books_observed']} book(s) observed now):"
+    ]
+    if r["events"]:
+        for e in r["events"][:10]:
+            lines.append(
+                f"- {e['venue']} {e['symbol']}: {e['rule_name']} fired at value {e['value']:g} "
+                f"(threshold {e['threshold']:g})"
+            )
+    else:
+        lines.append(f"- No alert rule has fired ({r['rules_total']} rule(s) defined).")
+    for c in r["crunches"]:
+        if not c.get("available"):
+            lines.append(f"- Crunch detection for {c['symbol']}: not possible yet: {c['reason']}.")
+        elif c.get("episodes"):
+            for ep in c["episodes"]:
+                lines.append(
+                    f"- Liquidity crunch in {c['symbol']} depth within {r['window_bps']:g} bps: from {ep['onset_ts']}, "
+                    f"trough {fmt_notional(ep['trough_depth'])} at {ep['trough_ts']} ({ep['drop_pct']:.1f}% below its "
+                    f"baseline of {fmt_notional(ep['baseline_depth'])})"
+                    + (f", recovered at {ep['recovery_ts']}" if ep.get("recovered") else ", not recovered")
+                    + "."
+                )
+        else:
+            lines.append(
+                f"- No liquidity crunch in {c['symbol']} depth within {r['window_bps']:g} bps over "
+                f"{c['n_observations']} observation(s)"
+                + (f" ({c['reason']})" if c.get("reason") else "")
+                + "."
+            )
+    for b in r["books"]:
+        state = b["quality_warning"] or "no feed anomaly"
+        lines.append(f"- {b['venue']} {b['symbol']} (book as of {b['book_ts']}): {state}.")
+    return "\n".join(lines)
 
 
 def answer_health(r: dict, args: dict) -> str:
@@ -219,6 +480,12 @@ WRITERS = {
     "market_impact": answer_market_impact,
     "order_book": answer_order_book,
     "compare_venues": answer_compare,
+    "route_order": answer_route,
+    "backtest_execution": answer_backtest,
+    "pairs_stats": answer_pairs,
+    "create_alert": answer_create_alert,
+    "list_alerts": answer_list_alerts,
+    "liquidity_alerts": answer_liquidity_alerts,
     "venue_health": answer_health,
 }
 
@@ -237,10 +504,25 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
         return (
             f"Sorry, I can't help with that ({why or 'not a market-liquidity question'}). {CAPABILITY_HELP}"
         )
-    if cap in NOT_YET:
-        return f"{NOT_YET[cap]} is not available in this version yet. {CAPABILITY_HELP}"
+    if cap == "alerts":
+        return _plan_alerts({**a, **q.extra})
     if cap == "health":
         return "venue_health", {}
+    if cap == "pairs":
+        sa, sb = a.get("symbol_a"), a.get("symbol_b")
+        if not sa or not sb:
+            return (
+                "Pairs statistics need two assets, for example ETH against BTC. "
+                + (f"I only found {sa}. " if sa else "")
+                + CAPABILITY_HELP
+            )
+        args = {"symbol_a": sa, "symbol_b": sb}
+        args.update({k: a[k] for k in ("timeframe", "venue") if k in a})
+        if "lookback_days" in a:
+            args["lookback_days"] = a["lookback_days"]
+        elif "lookback_hours" in a:
+            args["lookback_days"] = a["lookback_hours"] / 24
+        return "pairs_stats", args
     symbol = a.get("symbol")
     if not symbol:
         return "Which asset do you mean? Name a coin or pair, for example BTC or ETH/USDT. " + CAPABILITY_HELP
@@ -256,9 +538,53 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
         return "price_history", {k: a[k] for k in ("symbol", "lookback_days", "venue", "timeframe") if k in a}
     if cap == "compare_venues":
         return "compare_venues", {
-            k: a[k] for k in ("symbol", "side", "size", "notional", "venues", "window_bps") if k in a
+            k: a[k] for k in ("symbol", "side", "size", "notional", "venues", "venue", "window_bps") if k in a
         }
+    if cap == "route_order":
+        if "size" not in a and "notional" not in a:
+            return (
+                f"How much {symbol} should I route? Give a size (e.g. 25 {_base(symbol)}) or a notional "
+                "(e.g. $100k), and buy or sell."
+            )
+        args = {k: a[k] for k in ("symbol", "side", "size", "notional", "venues") if k in a}
+        if "venue" in a:
+            args["venues"] = [a["venue"]]
+        return "route_order", args
+    if cap == "backtest":
+        if "size" not in a and "notional" not in a:
+            return (
+                f"What order should I backtest? Give a size (e.g. 500 {_base(symbol)}) or a notional per "
+                "interval, and buy or sell."
+            )
+        args = {k: a[k] for k in ("symbol", "side", "size", "notional", "timeframe", "venue") if k in a}
+        if "lookback_days" in a:
+            args["lookback_days"] = a["lookback_days"]
+        elif "lookback_hours" in a:
+            args["lookback_days"] = a["lookback_hours"] / 24
+        return "backtest_execution", args
     return f"I couldn't map that question to a tool. {CAPABILITY_HELP}"
+
+
+def _plan_alerts(a: dict) -> tuple[str, dict] | str:
+    action = a.get("alert_action", "recent")
+    if action == "list":
+        return "list_alerts", {}
+    if not a.get("symbol"):
+        return (
+            "Which asset should I watch? Name a coin or pair, for example BTC or ETH/USDT. " + CAPABILITY_HELP
+        )
+    if action == "create":
+        if any(k not in a for k in ("metric", "comparison", "threshold")):
+            return (
+                "To set an alert I need what to watch (spread, depth, imbalance, price, volatility), the "
+                'direction (above or below) and a threshold, e.g. "alert me when the BTC spread on Binance '
+                'goes above 5 bps".'
+            )
+        args = {
+            k: a[k] for k in ("symbol", "venue", "metric", "comparison", "threshold", "window_bps") if k in a
+        }
+        return "create_alert", args
+    return "liquidity_alerts", {k: a[k] for k in ("symbol", "venue", "window_bps") if k in a}
 
 
 def _user_prompts(messages: list[ModelMessage]) -> list[str]:

@@ -66,6 +66,9 @@ class ParsedQuery:
     capability: str
     args: dict[str, Any]
     reason: str | None = None
+    #: Details outside the eval vocabulary. For ``alerts``: ``alert_action`` (create / list /
+    #: recent) and, to create a rule, ``metric``, ``comparison``, ``threshold``, ``window_bps``.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.capability not in CAPABILITIES:
@@ -1024,6 +1027,71 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
     return _filter(capability, candidates)
 
 
+_ALERT_CREATE_RE: Final = re.compile(
+    r"\b(?:alert|notify|ping|warn|tell|message)\s+(?:me|us)\b|\blet\s+(?:me|us)\s+know\b"
+    r"|\b(?:set|create|add|make)\s+(?:up\s+)?(?:an?\s+|new\s+)?(?:alert|alarm|trigger|notification)"
+    r"|\bheads[\s-]?up\s+(?:when|if)\b"
+)
+_ALERT_LIST_RE: Final = re.compile(
+    r"\b(?:list|show|see|view)\s+(?:me\s+)?(?:all\s+)?(?:my|the|our|existing|active|current)\s+"
+    r"(?:alerts?|alert\s+rules|rules)\b|\b(?:my|our)\s+(?:alerts|alert\s+rules)\b|\bwhat\s+alerts\s+(?:do|have)\b"
+    r"|\balerts?\s+(?:i|we)\s+(?:have|set|created)\b"
+)
+#: Alert metrics by the words that name them, checked in order.
+_ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
+    ("imbalance", re.compile(r"\bimbalance")),
+    ("spread_bps", re.compile(r"\bspreads?\b")),
+    ("depth_notional", re.compile(r"\bdepth|\bliquidity\b|\bbook\s+(?:gets?\s+)?thin")),
+    ("volatility", re.compile(r"vol[ai]til")),
+    ("volume", re.compile(r"\bvolume\b")),
+    (
+        "mid_price",
+        re.compile(r"\bprices?\b|\bmid\b|\btrades?\s+(?:above|below|over|under)|\b(?:hits?|reach(?:es)?)\b"),
+    ),
+)
+_ALERT_ABOVE_RE: Final = re.compile(
+    r"\b(?:above|over|exceeds?|exceeding|wider|widens?|greater|more\s+than|higher|rises?|goes\s+up|tops?"
+    r"|hits?|reach(?:es)?)\b|>"
+)
+_ALERT_BELOW_RE: Final = re.compile(
+    r"\b(?:below|under|less\s+than|lower|drops?|falls?|thinner|thins?|shrinks?|dips?|goes\s+down)\b|<"
+)
+
+
+def _alert_spec(ex: _Extraction) -> dict[str, Any]:
+    """What an alerts question asks for: ``alert_action`` (create / list / recent) and, to create a
+    rule, ``metric``, ``comparison`` and ``threshold`` in the metric's unit (bps for spread and
+    volatility, quote for depth and price)."""
+    low = ex.low
+    if _ALERT_LIST_RE.search(low) and not _ALERT_CREATE_RE.search(low):
+        return {"alert_action": "list"}
+    if not _ALERT_CREATE_RE.search(low):
+        return {"alert_action": "recent"}
+    out: dict[str, Any] = {"alert_action": "create"}
+    metric = next((m for m, rx in _ALERT_METRICS if rx.search(low)), None)
+    if metric is not None:
+        out["metric"] = metric
+    above, below = _ALERT_ABOVE_RE.search(low), _ALERT_BELOW_RE.search(low)
+    if above and below:
+        out["comparison"] = "above" if above.start() < below.start() else "below"
+    elif above or below:
+        out["comparison"] = "above" if above else "below"
+    bps_metric = metric in ("spread_bps", "volatility")
+    if ex.window_bps is not None and not bps_metric:
+        out["window_bps"] = ex.window_bps  # "depth within 25 bps drops below $500k"
+    if bps_metric and ex.window_bps is not None:
+        threshold = ex.window_bps
+    elif metric in ("depth_notional", "mid_price") and ex.notional is not None:
+        threshold = ex.notional
+    elif ex.bare_number is not None:
+        threshold = ex.bare_number
+    else:
+        threshold = ex.size if metric not in ("depth_notional", "mid_price") else None
+    if threshold is not None:
+        out["threshold"] = threshold
+    return out
+
+
 def _filter(capability: str, args: dict[str, Any]) -> dict[str, Any]:
     allowed = _ALLOWED_ARGS[capability]
     return {k: v for k, v in args.items() if k in allowed and v is not None}
@@ -1114,8 +1182,10 @@ def _merge(previous: ParsedQuery, ex: _Extraction, match: _Match | None) -> Pars
         args.pop("lookback_hours", None)
     if ex.lookback_hours is not None:
         args.pop("lookback_days", None)
+    # what to do with alerts (list, create, recent) is always the new text's
+    extra = _alert_spec(ex) if capability == "alerts" else {}
     return ParsedQuery(
-        capability, _filter(capability, args), f"follow-up to the previous {previous.capability} query"
+        capability, _filter(capability, args), f"follow-up to the previous {previous.capability} query", extra
     )
 
 
@@ -1144,4 +1214,5 @@ def parse_query(text: str, previous: ParsedQuery | None = None) -> ParsedQuery:
         return _merge(previous, ex, match)
     if match is None:
         return ParsedQuery("refuse", {}, _SMALLTALK if _SMALLTALK_RE.search(ex.low) else _OFF_TOPIC)
-    return ParsedQuery(match.capability, _args_for(match.capability, ex))
+    extra = _alert_spec(ex) if match.capability == "alerts" else {}
+    return ParsedQuery(match.capability, _args_for(match.capability, ex), extra=extra)

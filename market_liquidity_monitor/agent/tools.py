@@ -17,6 +17,7 @@ from typing import Any
 from pydantic_ai import ModelRetry, RunContext
 
 from market_liquidity_monitor import analytics
+from market_liquidity_monitor.analytics import venues as analytics_venues
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import (
     BookNotReadyError,
@@ -28,7 +29,7 @@ from market_liquidity_monitor.domain.errors import (
 )
 from market_liquidity_monitor.domain.instrument import InstrumentId, Side
 from market_liquidity_monitor.ingest.clock import iso_ns
-from market_liquidity_monitor.market_data import MarketData
+from market_liquidity_monitor.market_data import USD_LIKE, MarketData
 from market_liquidity_monitor.storage.history import InsufficientHistoryError, NoHistoryError
 
 
@@ -53,6 +54,8 @@ class AgentDeps:
     history: Any = None
     # The ccxt data engine (circuit breakers per venue); None when not configured.
     engine: Any = None
+    # The AlertService (rules, events, crunches); None when alerts are not available.
+    alerts: Any = None
 
 
 def _quality_warning(q: dict) -> str | None:
@@ -205,6 +208,138 @@ def market_impact(
     return _record(deps, "market_impact", args, res)
 
 
+# ------------------------------------------------------------ multi-venue helpers
+
+#: Default order for a venue comparison when the question names no size: quote units (the answer
+#: says it is a reference order the assistant chose).
+REFERENCE_NOTIONAL_QUOTE = 10_000.0
+
+#: ccxt class names that differ from the venue id the app uses.
+_CCXT_CLASS = {"gateio": "gate"}
+
+
+def taker_fee_bps(deps: AgentDeps, inst: InstrumentId) -> tuple[float | None, str]:
+    """Taker fee of ``inst``'s venue in bps and where it comes from.
+
+    ``analytics.venues.taker_fee``: the settings override ``analytics.taker_fee_bps`` (keys
+    ``"venue:market"`` then ``"venue"``), then the venue's published base-tier rate
+    (``DEFAULT_TAKER_FEES``, with its source). A venue none of those know falls back to ccxt's
+    exchange-wide public rate (``exchange.fees["trading"]["taker"]``, a fraction -> bps, no network);
+    ``(None, reason)`` when nothing knows it.
+    """
+    venue, market = inst.venue, inst.market_type.value
+    overrides = dict(getattr(deps.settings.analytics, "taker_fee_bps", {}) or {})
+    lookup = getattr(analytics_venues, "taker_fee", None)
+    if lookup is not None:
+        try:
+            fee = lookup(venue, market, overrides=overrides)
+            return float(fee.fee_bps), fee.source
+        except InvalidInputError:
+            pass
+    for key in (f"{venue}:{market}", venue):
+        if key in overrides:
+            return float(overrides[key]), f"settings analytics.taker_fee_bps[{key!r}]"
+    exchange = None
+    if deps.engine is not None:
+        try:
+            exchange = deps.engine.exchange(venue)
+        except MLMError:
+            exchange = None
+    if exchange is None:
+        try:
+            import ccxt
+
+            cls = getattr(ccxt, _CCXT_CLASS.get(venue, venue), None)
+            exchange = cls() if cls is not None else None
+        except Exception:  # a ccxt class that cannot be built just has no fee
+            exchange = None
+    taker = ((getattr(exchange, "fees", None) or {}).get("trading") or {}).get("taker")
+    if taker is None:
+        return None, f"no public taker fee known for {venue}"
+    return round(float(taker) * 10_000, 6), f"ccxt {venue} exchange-wide public base-tier taker fee"
+
+
+def _fee_table(deps: AgentDeps, views) -> tuple[dict[str, float], dict[str, str]]:
+    fees, sources = {}, {}
+    for v in views:
+        bps, source = taker_fee_bps(deps, v.instrument)
+        fees[v.instrument.venue] = 0.0 if bps is None else bps
+        sources[v.instrument.venue] = source if bps is not None else f"{source}; assumed 0"
+    return fees, sources
+
+
+def _quote_group(symbol: str) -> tuple[str, ...]:
+    """Quotes whose prices are comparable with what the user asked for: USD-like unless a pair
+    with another quote was named."""
+    if "/" in symbol:
+        quote = symbol.upper().split("/")[1].split(":")[0]
+        return USD_LIKE if quote in USD_LIKE else (quote,)
+    return USD_LIKE
+
+
+def venue_books(deps: AgentDeps, symbol: str, venues: list[str]) -> tuple[list, list[dict]]:
+    """One synced book of ``symbol`` per venue (USD-like quotes unless the pair says otherwise).
+
+    Returns ``(views, unavailable)``; ``unavailable`` rows are ``{"venue", "reason"}`` naming what
+    the venue has instead.
+    """
+    market = deps.market
+    group = _quote_group(symbol)
+    views, missing = [], []
+    for venue in venues:
+        try:
+            inst = market.resolve(symbol, venue)
+        except (UnknownVenueError, UnknownSymbolError) as exc:
+            missing.append({"venue": venue, "reason": str(exc)})
+            continue
+        if inst.quote not in group:
+            missing.append(
+                {
+                    "venue": venue,
+                    "reason": f"{venue} has {inst.symbol} only, quoted in {inst.quote}: its prices are "
+                    f"not comparable with books quoted in {'/'.join(group)}",
+                }
+            )
+            continue
+        try:
+            view = market.view(inst)
+            analytics.top_of_book(view)
+        except MLMError as exc:
+            missing.append({"venue": venue, "reason": f"{inst}: {exc}"})
+            continue
+        views.append(view)
+    return views, missing
+
+
+def assets_on_several_venues(market: MarketData) -> str:
+    """``"BTC (6 venues), ETH (5 venues)"``: bases with a USD-quoted book on two or more venues."""
+    by_base: dict[str, set[str]] = {}
+    for i in market.instruments():
+        if i.quote in USD_LIKE:
+            by_base.setdefault(i.base, set()).add(i.venue)
+    ranked = sorted(((b, len(v)) for b, v in by_base.items() if len(v) >= 2), key=lambda x: (-x[1], x[0]))
+    return ", ".join(f"{b} ({n} venues)" for b, n in ranked) or "none"
+
+
+def _book_row(view) -> dict:
+    return {
+        "venue": view.instrument.venue,
+        "symbol": view.instrument.symbol,
+        "market_type": view.instrument.market_type.value,
+        "book_ts": view.book_ts_iso,
+        "quality": view.quality,
+        "quality_warning": _quality_warning(view.quality),
+    }
+
+
+def _time_spread(views) -> dict:
+    ts = [v.book_ts_ns for v in views if v.book_ts_ns is not None]
+    if len(ts) < 2:
+        return {"book_ts_span_s": 0.0, "books_contemporaneous": True}
+    span = (max(ts) - min(ts)) / 1e9
+    return {"book_ts_span_s": round(span, 3), "books_contemporaneous": span * 1000 <= 2_000}
+
+
 @_logged
 def compare_venues(
     ctx: RunContext[AgentDeps],
@@ -213,19 +348,24 @@ def compare_venues(
     size: float | None = None,
     notional: float | None = None,
     venues: list[str] | None = None,
+    venue: str | None = None,
     window_bps: float | None = None,
 ) -> dict:
-    """Compare one asset across venues: per venue spread_bps, depth within a window and, when a
-    size or notional is given, the VWAP and slippage_bps of that order; names the cheapest venue.
-
-    Books come from different venues and possibly different times: each row carries its book_ts.
+    """Compare one asset across venues: the same taker order walked through each venue's book,
+    fee-adjusted cost vs that venue's mid (cost_bps = slippage + taker fee), spread_bps, depth within
+    a window, arbitrage between contemporaneous books (net of both taker fees) and the
+    concentration of liquidity (HHI). Each row carries its book_ts and quality: recordings of
+    different venues are from different times.
 
     Args:
-        symbol: base asset ("SOL") or unified pair.
-        side: "buy" or "sell" (default "buy" when a size is given).
-        size: order size in base units. notional: order size in quote units.
-        venues: ccxt ids to compare; all venues with a book for the asset if omitted.
-        window_bps: depth window (default 50).
+        symbol: base asset ("ETH") or unified pair ("ETH/USD"); books quoted in USD, USDT, USDC...
+            are compared together (a pair with another quote compares that quote only).
+        side: "buy" or "sell" (default "buy").
+        size: order size in base units. notional: order size in quote units. With neither, a
+            reference order of 10,000 quote units is used (and reported as such).
+        venues: ccxt ids to compare (two or more); all venues with a book for the asset if omitted.
+        venue: one venue of interest: it is compared against every other venue with a book.
+        window_bps: depth window in bps (default 50).
     """
     deps = ctx.deps
     args = {
@@ -234,77 +374,73 @@ def compare_venues(
         "size": size,
         "notional": notional,
         "venues": venues,
+        "venue": venue,
         "window_bps": window_bps,
     }
     _size_args(size, notional)
-    side_e = Side.parse(side) if side else Side.BUY
+    try:
+        side_e = Side.parse(side) if side else Side.BUY
+    except InvalidInputError as exc:
+        raise ModelRetry(str(exc)) from exc
+    if window_bps is not None and not (isinstance(window_bps, int | float) and 0 < window_bps <= 10_000):
+        raise ModelRetry(f"window_bps must be in (0, 10000], got {window_bps!r}.")
     window = float(window_bps or deps.settings.analytics.default_window_bps)
     market = deps.market
-    wanted = [v.lower() for v in venues] if venues else market.venues()
-    rows, missing = [], []
-    for venue in wanted:
-        try:
-            inst = market.resolve(symbol, venue)
-            view = market.view(inst)
-        except UnknownVenueError as exc:
-            missing.append({"venue": venue, "reason": str(exc)})
-            continue
-        except (UnknownSymbolError, BookNotReadyError) as exc:
-            missing.append({"venue": venue, "reason": str(exc)})
-            continue
-        try:
-            tob = analytics.top_of_book(view)
-            depth = analytics.depth_within_bps(view, window)
-        except MLMError as exc:
-            missing.append({"venue": venue, "reason": str(exc)})
-            continue
-        row = {
-            "venue": inst.venue,
-            "symbol": inst.symbol,
-            "book_ts": view.book_ts_iso,
-            "mid_price": tob.mid_price,
-            "spread_bps": tob.spread_bps,
-            "bid_depth_notional": depth.bid_notional,
-            "ask_depth_notional": depth.ask_notional,
-            "window_bps": window,
-            "quality_warning": _quality_warning(view.quality),
-        }
-        if size is not None or notional is not None:
-            try:
-                imp = analytics.market_impact(view, side_e, size=size, notional=notional)
-                row.update(
-                    vwap=imp.vwap,
-                    slippage_bps=imp.slippage_bps,
-                    filled_size=imp.filled_size,
-                    fully_filled=imp.fully_filled,
-                )
-            except MLMError as exc:
-                row.update(error=str(exc))
-        rows.append(row)
-    if not rows:
+    named = [v.strip().lower() for v in (venues or [])]
+    focus = venue.strip().lower() if venue else (named[0] if len(named) == 1 else None)
+    wanted = named if len(named) >= 2 else market.venues()
+    if focus and focus not in wanted:
+        wanted = [focus, *wanted]
+    views, missing = venue_books(deps, symbol, wanted)
+    if not views:
         raise ModelRetry(
-            f"No venue has a book for {symbol!r}: "
-            + "; ".join(m["reason"] for m in missing)
-            + f". Venues with books: {', '.join(market.venues())}."
+            f"No venue has a comparable book for {symbol!r}"
+            + (f" among {', '.join(wanted)}" if named else "")
+            + ": "
+            + "; ".join(m["reason"] for m in missing[:6])
+            + f". Assets with USD-quoted books on several venues: {assets_on_several_venues(market)}."
         )
-    best = None
-    if size is not None or notional is not None:
-        ok = [r for r in rows if r.get("fully_filled")]
-        if ok:
-            best = min(ok, key=lambda r: r["slippage_bps"])
-    else:
-        best = min(rows, key=lambda r: r["spread_bps"])
-    res = {
-        "symbol": symbol,
-        "side": side_e.value if (size or notional) else side,
-        "size": size,
-        "notional": notional,
-        "rows": rows,
-        "unavailable": missing,
-        "best_venue": best["venue"] if best else None,
-        "best_symbol": best["symbol"] if best else None,
-        "ranked_by": "slippage_bps" if (size or notional) else "spread_bps",
-    }
+    defaulted = size is None and notional is None
+    amount = {"size": size, "notional": notional} if not defaulted else {"notional": REFERENCE_NOTIONAL_QUOTE}
+    fees, fee_sources = _fee_table(deps, views)
+    try:
+        cmp = analytics_venues.compare_venues(
+            views,
+            side_e,
+            fees_bps=fees,
+            window_bps=window,
+            max_book_age_diff_ms=float(deps.settings.analytics.max_book_age_diff_ms),
+            **amount,
+        )
+    except MLMError as exc:
+        raise ModelRetry(str(exc)) from exc
+    res = cmp.model_dump(mode="json")
+    books = {v.instrument.venue: _book_row(v) for v in views}
+    for row in res["venues"]:
+        row.update(
+            {k: books[row["venue"]][k] for k in ("market_type", "quality", "quality_warning")},
+            fee_source=fee_sources[row["venue"]],
+        )
+    ranked = sorted((r for r in res["venues"] if r["fully_filled"]), key=lambda r: r["cost_bps"])
+    for n, r in enumerate(ranked, 1):
+        r["rank"] = n
+    arbs = res.pop("arbitrage")
+    res.update(
+        symbol_requested=symbol,
+        focus_venue=focus,
+        venues_compared=len(views),
+        unavailable=missing,
+        reference_order_defaulted=defaulted,
+        cost_includes_taker_fees=True,
+        max_book_age_diff_ms=deps.settings.analytics.max_book_age_diff_ms,
+        arbitrage_opportunities=[a for a in arbs if a["opportunity"]],
+        arbitrage_pairs_checked=sum(1 for a in arbs if a["contemporaneous"]),
+        arbitrage_pairs_not_contemporaneous=sum(1 for a in arbs if not a["contemporaneous"]),
+        arbitrage_best_edge=max(
+            (a for a in arbs if a["contemporaneous"]), key=lambda a: a["edge_bps"], default=None
+        ),
+        **_time_spread(views),
+    )
     return _record(deps, "compare_venues", args, res)
 
 

@@ -65,6 +65,7 @@ from market_liquidity_monitor.analytics.routing import (
     RoutingPlan,
     RoutingResult,
     route_order,
+    routing_exclusions,
 )
 from market_liquidity_monitor.analytics.venues import (
     DEFAULT_TAKER_FEES,
@@ -203,6 +204,7 @@ __all__ = [
     "pair_trade_cost",
     "required_windows",
     "route_order",
+    "routing_exclusions",
     "sample_observation",
     "taker_fee",
     "taker_fees_for",

@@ -45,7 +45,7 @@ positive = routing is better) and ``savings_quote = s * (avg_baseline - avg_rout
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -62,6 +62,7 @@ from market_liquidity_monitor.analytics.liquidity import (
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.instrument import Side
+from market_liquidity_monitor.domain.time import iso_ns
 
 __all__ = [
     "BaselineComparison",
@@ -70,6 +71,7 @@ __all__ = [
     "RoutingPlan",
     "RoutingResult",
     "route_order",
+    "routing_exclusions",
 ]
 
 BPS = 1e4
@@ -462,3 +464,42 @@ def route_order(
         baselines=tuple(_savings(side, routed, plans[name]) for name in BASELINES),
         reason=reason,
     )
+
+
+def routing_exclusions(
+    views: Sequence[BookView],
+    *,
+    max_age_diff_ms: float,
+    open_venues: Iterable[str] = (),
+    requested: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Venues whose books a router must not use, with the reason (``{venue: reason}``).
+
+    In order: ``requested`` exclusions (venue -> reason, e.g. the user's own), venues in
+    ``open_venues`` (circuit breaker open), books that are not synced, crossed or stale (from
+    ``BookView.quality``), and books more than ``max_age_diff_ms`` older than the freshest one
+    (not contemporaneous: a split across books from different moments is not a plan). Pure.
+    """
+    out: dict[str, str] = dict(requested or {})
+    open_set = set(open_venues)
+    newest = max((v.book_ts_ns for v in views if v.book_ts_ns is not None), default=None)
+    for v in views:
+        venue, q = v.instrument.venue, v.quality or {}
+        if venue in out:
+            continue
+        if venue in open_set:
+            out[venue] = "its REST circuit breaker is open"
+        elif not q.get("synced", True):
+            out[venue] = f"the {v.instrument.symbol} book is not synced (resyncing)"
+        elif q.get("crossed"):
+            out[venue] = f"the {v.instrument.symbol} book is crossed (best bid >= best ask)"
+        elif q.get("stale"):
+            out[venue] = f"the {v.instrument.symbol} book is stale (no update for {q.get('age_ms')} ms)"
+        elif (
+            newest is not None and v.book_ts_ns is not None and newest - v.book_ts_ns > max_age_diff_ms * 1e6
+        ):
+            out[venue] = (
+                f"its {v.instrument.symbol} book ({v.book_ts_iso}) is {(newest - v.book_ts_ns) / 1e9:,.0f} s "
+                f"older than the freshest book ({iso_ns(newest)}): not contemporaneous"
+            )
+    return out

@@ -1,20 +1,46 @@
-"""FastAPI application: ``create_app(settings)`` + lifespan that builds and closes every client."""
+"""FastAPI application: ``create_app(settings)`` + lifespan that builds and closes every client.
+
+Endpoints (OpenAPI at ``/docs``): ``GET /api/health``, ``GET /api/status``, ``POST /api/chat``,
+``GET /api/orderbook/{venue}/{symbol}``, ``POST /api/impact``, ``POST /api/compare``,
+``POST /api/execute``, ``POST /api/backtest``, ``GET /api/pairs``, ``GET /api/history/candles``,
+``GET /api/history/trades``, ``GET /api/export``, the alert endpoints (``api/alerts.py``) and the
+WebSocket ``/ws/stream`` (``api/stream.py``). With ``settings.api.token`` set, every ``/api``
+endpoint and the WebSocket need it (``api/security.py``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Query, Request, WebSocket
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from market_liquidity_monitor import __version__, analytics
 from market_liquidity_monitor.agent.assistant import Assistant
-from market_liquidity_monitor.api.schemas import ChatRequest, ChatResponse, HealthResponse, ImpactRequest
+from market_liquidity_monitor.api import routes
+from market_liquidity_monitor.api.alerts import router as alerts_router
+from market_liquidity_monitor.api.alerts import start_alerts
+from market_liquidity_monitor.api.deps import AssistantDep, MarketDep, StatusDep
+from market_liquidity_monitor.api.schemas import (
+    ChatRequest,
+    ChatResponse,
+    HealthResponse,
+    ImpactRequest,
+    StatusResponse,
+)
+from market_liquidity_monitor.api.security import add_cors, check_websocket, require_token
+from market_liquidity_monitor.api.status import Readiness, compute_status
+from market_liquidity_monitor.api.stream import StreamHub, parse_window, serve_client
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.cache import build_cache
 from market_liquidity_monitor.data_engine.engine import DataEngine
+from market_liquidity_monitor.data_engine.errors import VenueRequestError, VenueUnreachableError
 from market_liquidity_monitor.domain.errors import (
     BookNotReadyError,
     InsufficientLiquidityError,
@@ -24,18 +50,10 @@ from market_liquidity_monitor.domain.errors import (
 )
 from market_liquidity_monitor.history_service import HistoryService
 from market_liquidity_monitor.market_data import MarketData
+from market_liquidity_monitor.observability import configure_observability
+from market_liquidity_monitor.storage.history import InsufficientHistoryError, NoHistoryError
 
-
-def get_market(request: Request) -> MarketData:
-    return request.app.state.market
-
-
-def get_assistant(request: Request) -> Assistant:
-    return request.app.state.assistant
-
-
-MarketDep = Annotated[MarketData, Depends(get_market)]
-AssistantDep = Annotated[Assistant, Depends(get_assistant)]
+log = logging.getLogger(__name__)
 
 
 def build_market(settings: Settings) -> MarketData:
@@ -44,22 +62,83 @@ def build_market(settings: Settings) -> MarketData:
     return MarketData(settings)
 
 
+def _writer_stats(app: FastAPI) -> dict[str, Any] | None:
+    writer = getattr(app.state, "writer", None)
+    if writer is None:
+        return None
+    d = writer.stats().to_dict()
+    cap = getattr(writer, "max_buffer_rows", None)
+    d["max_buffer_rows"] = cap
+    d["buffer_use_pct"] = None if not cap else round(100.0 * d["buffered"] / cap, 2)
+    return d
+
+
+def _feeds(app: FastAPI) -> list[dict[str, Any]] | None:
+    feed = getattr(app.state, "feed", None)
+    if feed is None:
+        return None
+    try:
+        return [
+            {"venue": c.get("venue"), "connected": c.get("connected")} for c in feed.status()["connections"]
+        ]
+    except Exception:  # a feed in an odd state must not break /api/status
+        log.exception("feed status failed")
+        return None
+
+
+def _redactor(settings: Settings):
+    """A function that removes every configured secret value from a text."""
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.api.token, settings.agent.api_key)
+        if s is not None and s.get_secret_value()
+    ]
+    pattern = re.compile("|".join(re.escape(s) for s in secrets)) if secrets else None
+
+    def redact(text: str) -> str:
+        return pattern.sub("***", text) if pattern else text
+
+    return redact
+
+
 def create_app(settings: Settings | None = None, market: MarketData | None = None) -> FastAPI:
-    """The API app. With ``settings.data_dir`` set, everything runs on that recorded data."""
+    """The API app. With ``settings.data_dir`` set, everything runs on that recorded data.
+
+    ``market``: an already built ``MarketData`` to serve (tests, ``mlm up``); else built here.
+    """
     settings = settings or Settings()
+    redact = _redactor(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         md = market or build_market(settings)
         engine = DataEngine(settings, build_cache(settings))
         history = HistoryService(settings)
+        readiness = Readiness(settings, md)
+        hub = StreamHub(settings, md, readiness)
         app.state.settings = settings
         app.state.market = md
         app.state.engine = engine
+        app.state.history = history
+        app.state.readiness = readiness
+        app.state.hub = hub
         app.state.assistant = Assistant(settings, md, history=history, engine=engine)
+        app.state.status = lambda: compute_status(
+            readiness,
+            breakers=[h.to_dict() for h in engine.health()],
+            websocket=hub.stats(),
+            writer=_writer_stats(app),
+            feeds=_feeds(app),
+        )
+        readiness.start()
+        await hub.start()
+        alerts_stop = await start_alerts(app, settings, md, hub)
+        app.state.assistant.alerts = app.state.alerts  # one set of rules for chat and REST
         try:
             yield
         finally:
+            await alerts_stop()
+            await hub.stop()
             await engine.close()
             await history.close()
             await engine.cache.close()
@@ -67,25 +146,55 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
     app = FastAPI(
         title="Market Liquidity Monitor",
         version=__version__,
-        description="Liquidity analytics over real L2 order books, and an assistant that answers from them.",
+        description=(
+            "Liquidity analytics over real L2 order books (spread, depth within bps windows, imbalance, "
+            "market impact, venue comparison, simulated smart order routing, execution backtests, pairs "
+            "statistics), candle history, alerts, a live metrics WebSocket (`/ws/stream`) and an "
+            "assistant that answers from tool results. Sizes are base units, notionals quote units, "
+            "`_bps` basis points, times ISO 8601 UTC. With an API token configured, send "
+            "`Authorization: Bearer <token>`."
+        ),
         lifespan=lifespan,
+        dependencies=[Depends(require_token)],
     )
+    app.state.settings = settings
+    add_cors(app, settings)
+    configure_observability(settings, app)  # Logfire spans in-process; sent only with a token
+
+    def _json(status: int, detail: Any, **extra: Any) -> JSONResponse:
+        if isinstance(detail, str):
+            detail = redact(detail)
+        return JSONResponse(status_code=status, content={"detail": detail, **extra})
 
     @app.exception_handler(UnknownVenueError)
     @app.exception_handler(UnknownSymbolError)
     async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            status_code=404, content={"detail": str(exc), "valid": getattr(exc, "valid", [])[:50]}
-        )
+        return _json(404, str(exc), valid=getattr(exc, "valid", [])[:50])
+
+    @app.exception_handler(NoHistoryError)
+    async def _no_history(request: Request, exc: NoHistoryError) -> JSONResponse:
+        return _json(404, str(exc), available=exc.available[:50])
 
     @app.exception_handler(InvalidInputError)
+    @app.exception_handler(InsufficientHistoryError)
     async def _invalid(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
+        return _json(422, str(exc))
 
     @app.exception_handler(BookNotReadyError)
     @app.exception_handler(InsufficientLiquidityError)
+    @app.exception_handler(VenueUnreachableError)
     async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
+        return _json(503, str(exc))
+
+    @app.exception_handler(VenueRequestError)
+    async def _venue_refused(request: Request, exc: Exception) -> JSONResponse:
+        return _json(502, str(exc))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # Never echo an unexpected exception: it may carry a URL, a key or a path.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _json(500, "internal error; the server log has the details")
 
     # Sync endpoints run in FastAPI's threadpool, so a first request that replays a recording
     # does not block the event loop.
@@ -100,11 +209,43 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
             circuit_breakers=[h.to_dict() for h in request.app.state.engine.health()],
         )
 
-    @app.post("/api/chat", response_model=ChatResponse, tags=["assistant"])
-    async def chat(body: ChatRequest, assistant: AssistantDep) -> ChatResponse:
-        """Ask the assistant. The answer's numbers come from the listed tool calls."""
-        res = await assistant.ask(body.message, body.session_id)
-        return ChatResponse(**res.as_dict())
+    @app.get("/api/status", response_model=StatusResponse, tags=["status"])
+    def status(status: StatusDep) -> dict:
+        """Readiness of the system: ``warming`` while the watched books (``api.watch_symbols`` on
+        every venue of ``venues``) load or await their first snapshot, ``live`` once each is synced
+        and fresh, ``degraded`` (with ``reasons``) when some are not. Also per-venue connection
+        state, per-book quality, REST circuit breakers, storage-writer buffer use and the
+        WebSocket stream's client count and dropped frames."""
+        return status()
+
+    @app.post(
+        "/api/chat",
+        response_model=ChatResponse,
+        tags=["assistant"],
+        responses={
+            200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream=true"}
+        },
+    )
+    async def chat(body: ChatRequest, assistant: AssistantDep):
+        """Ask the assistant. The answer's numbers come from the listed tool calls.
+
+        ``stream=true``: ``text/event-stream`` with ``event: chunk`` (``{"text"}``, pieces of the
+        answer in order) then ``event: done`` (``{"answer", "tool_calls", "session_id",
+        "grounding"}``). The answer is checked against the tool results before it is streamed.
+        """
+        if not body.stream:
+            res = await assistant.ask(body.message, body.session_id)
+            return ChatResponse(**res.as_dict())
+
+        async def events() -> AsyncIterator[str]:
+            res = await assistant.ask(body.message, body.session_id)
+            for piece in re.findall(r"\S+\s*|\s+", res.answer):
+                yield f"event: chunk\ndata: {json.dumps({'text': piece})}\n\n"
+            yield f"event: done\ndata: {json.dumps(res.as_dict(), default=str)}\n\n"
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     @app.get("/api/orderbook/{venue}/{symbol:path}", tags=["analytics"])
     def orderbook(
@@ -117,6 +258,8 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
         """Order-book summary (top of book, depth within bps windows, imbalance) and the top levels.
 
         ``symbol`` is a unified symbol (``BTC/USDT``; ``BTC-USDT`` also accepted) or a base asset.
+        ``bids``/``asks``: ``[[price, size], ...]`` best first (quote units, base units).
+        Errors: 404 unknown venue/symbol (lists the valid ones); 503 book not synced.
         """
         inst = market.resolve(symbol.replace("-", "/") if "/" not in symbol else symbol, venue)
         view = market.view(inst)
@@ -134,7 +277,8 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
 
     @app.post("/api/impact", tags=["analytics"])
     def impact(body: ImpactRequest, market: MarketDep) -> dict:
-        """Market impact of a taker order walked through the visible book (VWAP, slippage_bps)."""
+        """Market impact of a taker order walked through the visible book (VWAP, slippage_bps).
+        Errors: 404 unknown venue/symbol; 422 bad amount; 503 book not synced or its side empty."""
         inst = market.resolve(body.symbol, body.venue)
         view = market.view(inst)
         res = analytics.market_impact(view, body.side, size=body.size, notional=body.notional)
@@ -142,4 +286,31 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
         out["quality"] = view.quality
         return out
 
+    app.include_router(routes.router)
+    app.include_router(alerts_router)
+
+    @app.websocket("/ws/stream")
+    async def ws_stream(ws: WebSocket, symbol: str = "BTC/USDT", window: str | None = None) -> None:
+        """Live metrics frames at ``analytics.tick_hz`` (see ``api/stream.py`` for the frames)."""
+        if not await check_websocket(ws, settings):
+            return
+        try:
+            w = parse_window(window, settings.analytics.default_window_bps)
+        except InvalidInputError as exc:
+            await ws.accept()
+            await ws.send_text(json.dumps({"type": "error", "detail": str(exc)}))
+            await ws.close(code=1008)
+            return
+        if len(symbol) > 40 or not symbol.strip():
+            await ws.accept()
+            await ws.send_text(json.dumps({"type": "error", "detail": "symbol must be 1-40 characters"}))
+            await ws.close(code=1008)
+            return
+        await ws.accept()
+        with contextlib.suppress(Exception):
+            await serve_client(ws, ws.app.state.hub, symbol, w)
+
     return app
+
+
+__all__ = ["build_market", "create_app"]

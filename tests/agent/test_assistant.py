@@ -136,11 +136,11 @@ async def test_follow_ups_reuse_the_context(assistant):
 async def test_compare_across_binance_markets_states_each_book_time(assistant):
     r = await assistant.ask("Which venue is best to sell 200 ETH?")
     (call,) = r.tool_calls
-    rows = call["result"]["rows"]
+    rows = call["result"]["venues"]
     assert {row["venue"] for row in rows} >= {"binance", "binanceusdm", "binancecoinm"}
     for row in rows:
         assert row["book_ts"] in r.answer
-    best = min((row for row in rows if row["fully_filled"]), key=lambda row: row["slippage_bps"])
+    best = min((row for row in rows if row["fully_filled"]), key=lambda row: row["cost_bps"])
     assert call["result"]["best_venue"] == best["venue"]
     assert r.grounding["grounded"]
 

@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
-from pydantic_ai import models
 
-from market_liquidity_monitor.api.app import create_app
-from market_liquidity_monitor.config import Settings
-
-models.ALLOW_MODEL_REQUESTS = False
-
-
-@pytest.fixture(scope="module")
-def client(data_dir):
-    with TestClient(create_app(Settings(data_dir=data_dir))) as c:
-        yield c
+# ``client`` (default venues, on the recorded data) comes from tests/api/conftest.py.
 
 
 def test_health(client):

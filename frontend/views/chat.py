@@ -1,0 +1,171 @@
+"""Chat: ask the assistant (POST /api/chat); each answer shows its tool calls and, where it helps,
+a chart drawn from API data (impact curve, depth, venue costs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+from mlm_ui import charts
+from mlm_ui.client import ApiClient
+from mlm_ui.common import client, page_header, raw_json, show_failure
+from mlm_ui.shapes import is_number, records
+
+EXAMPLES = (
+    "How much slippage would a 5 BTC market buy cause on Binance?",
+    "Show me the order book depth for BTC/USDT",
+    "Which venue is best to sell 200 ETH?",
+    "Is there enough liquidity to execute a 10 ETH sell order?",
+)
+# Multiples of the asked size for the impact curve drawn under a market-impact answer.
+CURVE_MULTIPLES = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def impact_curve(api: ApiClient, result: dict[str, Any]) -> dict[str, Any] | None:
+    """Impact of multiples of the asked order on the same book (POST /api/impact per point)."""
+    venue, symbol, side = result.get("venue"), result.get("symbol"), result.get("side")
+    size, notional = result.get("size"), result.get("notional_requested")
+    key, base = ("size", size) if is_number(size) else ("notional", notional)
+    if not (venue and symbol and side and is_number(base)):
+        return None
+    points = []
+    for m in CURVE_MULTIPLES:
+        amount = round(base * m, 10)
+        resp = api.impact({"venue": venue, "symbol": symbol, "side": side, key: amount})
+        if not resp.ok:
+            continue
+        points.append({**resp.data, "x": amount})
+    if len(points) < 2:
+        return None
+    unit = "base units" if key == "size" else "quote units"
+    return {
+        "kind": "impact_curve",
+        "points": points,
+        "highlight": round(base, 10),
+        "x_label": f"order {key} ({unit})",
+        "title": f"Impact curve — {side} {symbol} on {venue} (book {result.get('book_ts')})",
+    }
+
+
+def chart_for(api: ApiClient, tool_calls: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The data of one chart for an answer, fetched once (kept in the message history)."""
+    for call in tool_calls:
+        tool, result = call.get("tool"), call.get("result") or {}
+        if not isinstance(result, dict) or result.get("error"):
+            continue
+        if tool == "market_impact":
+            chart = impact_curve(api, result)
+            if chart:
+                return chart
+        if tool == "order_book" and result.get("venue") and result.get("symbol"):
+            resp = api.orderbook(result["venue"], result["symbol"], levels=200)
+            if resp.ok:
+                return {
+                    "kind": "depth",
+                    "book": resp.data,
+                    "title": f"Depth — {result['symbol']} on {result['venue']} (book {resp.data.get('book_ts')})",
+                }
+        if tool == "compare_venues" and records(result.get("rows")):
+            metric = result.get("ranked_by") or "spread_bps"
+            return {
+                "kind": "bars",
+                "rows": result["rows"],
+                "metric": metric,
+                "best": result.get("best_venue"),
+                "title": f"{metric} by venue — {result.get('symbol')}",
+            }
+    return None
+
+
+def render_chart(chart: dict[str, Any], key: str) -> None:
+    if chart["kind"] == "impact_curve":
+        fig = charts.impact_curve_figure(
+            chart["points"],
+            x_key="x",
+            title=chart["title"],
+            highlight_x=chart["highlight"],
+            x_label=chart["x_label"],
+        )
+    elif chart["kind"] == "depth":
+        fig = charts.depth_figure(chart["book"], title=chart["title"])
+    elif chart["kind"] == "bars":
+        fig = charts.bar_figure(
+            chart["rows"], "venue", chart["metric"], title=chart["title"], highlight=chart.get("best")
+        )
+    else:
+        return
+    st.plotly_chart(fig, key=key)
+
+
+def render_tool_calls(tool_calls: list[dict[str, Any]], grounding: Any) -> None:
+    label = f"Tool calls ({len(tool_calls)})" + (
+        " — grounded" if isinstance(grounding, dict) and grounding.get("grounded") else ""
+    )
+    with st.expander(label, expanded=False):
+        if not tool_calls:
+            st.caption("The assistant answered without calling a tool.")
+        for i, call in enumerate(tool_calls, 1):
+            st.markdown(f"**{i}. `{call.get('tool')}`** — args `{call.get('args')}`")
+            st.json(call.get("result"), expanded=False)
+        if grounding:
+            raw_json(grounding, "Grounding check", in_expander=False)
+
+
+def render_message(msg: dict[str, Any], idx: int) -> None:
+    with st.chat_message(msg["role"]):
+        if msg["role"] == "user":
+            st.markdown(msg["content"])
+            return
+        if msg.get("failure") is not None:
+            show_failure(msg["failure"], "The assistant")
+            return
+        st.markdown(msg["content"])
+        if msg.get("chart"):
+            render_chart(msg["chart"], key=f"chat-chart-{idx}")
+        render_tool_calls(msg.get("tool_calls") or [], msg.get("grounding"))
+
+
+def ask(api: ApiClient, question: str) -> dict[str, Any]:
+    resp = api.chat(question, st.session_state.get("chat_session_id"))
+    if not resp.ok:
+        return {"role": "assistant", "failure": resp}
+    data = resp.data if isinstance(resp.data, dict) else {}
+    if data.get("session_id"):
+        st.session_state["chat_session_id"] = data["session_id"]
+    tool_calls = [c for c in data.get("tool_calls") or [] if isinstance(c, dict)]
+    return {
+        "role": "assistant",
+        "content": data.get("answer") or "_(empty answer)_",
+        "tool_calls": tool_calls,
+        "grounding": data.get("grounding"),
+        "chart": chart_for(api, tool_calls),
+    }
+
+
+page_header(
+    "Chat",
+    "Ask about liquidity in plain language. Every number comes from a tool call on a real order book.",
+)
+api = client()
+history: list[dict[str, Any]] = st.session_state.setdefault("chat_history", [])
+
+hint = st.empty()
+if not history:
+    hint.info("Try: " + " · ".join(f"*{q}*" for q in EXAMPLES), icon=":material/lightbulb:")
+elif st.sidebar.button("New conversation"):
+    history.clear()
+    st.session_state.pop("chat_session_id", None)
+    st.rerun()
+
+for i, m in enumerate(history):
+    render_message(m, i)
+
+question = st.chat_input("Ask about spread, depth, slippage, venues…")
+if question:
+    hint.empty()
+    history.append({"role": "user", "content": question})
+    render_message(history[-1], len(history) - 1)
+    with st.spinner("Asking the assistant…"):
+        answer = ask(api, question)
+    history.append(answer)
+    render_message(answer, len(history) - 1)

@@ -1,0 +1,128 @@
+"""Pairs: hedge ratio, spread, z-score, correlation and cointegration of two assets
+(GET /api/pairs), with the round-trip cost of trading the pair when the API gives it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+from mlm_ui import charts
+from mlm_ui.common import client, fmt, page_header, raw_json, scalars_table, show_failure, table
+from mlm_ui.shapes import find_series, pick, records, time_key
+
+SERIES_KEYS = ("series", "points", "history", "rows", "data")
+LEG_COLS = [
+    "leg",
+    "phase",
+    "venue",
+    "symbol",
+    "side",
+    "size",
+    "vwap",
+    "slippage_bps",
+    "fee_bps",
+    "cost_quote",
+]
+
+
+def render_pairs(data: dict[str, Any]) -> None:
+    an = data.get("analysis") if isinstance(data.get("analysis"), dict) else data
+    m = st.columns(5)
+    m[0].metric("Hedge ratio (OLS)", fmt(an.get("hedge_ratio_ols"), 4))
+    m[1].metric("z-score (last)", fmt(an.get("zscore_last"), 2))
+    m[2].metric("Return corr. (last)", fmt(an.get("return_corr_last"), 3))
+    coint = an.get("coint") or {}
+    m[3].metric("Cointegration p", fmt(coint.get("p_value"), 3), help="Engle-Granger; < 0.05 = cointegrated")
+    hl = an.get("half_life") or {}
+    m[4].metric("Half-life", fmt(hl.get("half_life_hours"), 1, " h"))
+    st.caption(
+        f"{an.get('name_a', '?')} vs {an.get('name_b', '?')} · {an.get('n_obs', '?')} points · "
+        f"{an.get('start')} → {an.get('end')}"
+    )
+    if an.get("zscore_reason"):
+        st.caption(f"z-score: {an['zscore_reason']}")
+    rows = find_series(data, SERIES_KEYS)
+    if rows:
+        tk = time_key(rows)
+        spread_col = next((k for k in ("spread", "log_spread", "spread_log") if k in rows[0]), None)
+        z_col = next((k for k in ("zscore", "z", "z_score") if k in rows[0]), None)
+        corr_col = next(
+            (k for k in ("return_corr", "corr", "correlation", "rolling_corr") if k in rows[0]), None
+        )
+        if spread_col:
+            st.plotly_chart(
+                charts.timeseries_figure(rows, tk, [spread_col], title="Spread (log a - beta log b - alpha)"),
+                key="pairs-spread",
+            )
+        if z_col:
+            st.plotly_chart(
+                charts.timeseries_figure(
+                    rows,
+                    tk,
+                    [z_col],
+                    title="Rolling z-score of the spread",
+                    hlines=[(2.0, "+2"), (-2.0, "-2")],
+                ),
+                key="pairs-zscore",
+            )
+        if corr_col:
+            st.plotly_chart(
+                charts.timeseries_figure(rows, tk, [corr_col], title="Rolling return correlation"),
+                key="pairs-corr",
+            )
+    else:
+        st.info(
+            "The API returned statistics only (no spread / z-score series to plot).",
+            icon=":material/show_chart:",
+        )
+    cost = pick(data, "trade_cost", "cost")
+    if not isinstance(cost, dict) and data.get("trade_cost_reason"):
+        st.caption(f"Round-trip cost: {data['trade_cost_reason']}")
+    if isinstance(cost, dict):
+        st.subheader("Round trip of the pair trade")
+        c = st.columns(3)
+        c[0].metric("Round-trip cost", fmt(cost.get("round_trip_cost_bps"), 2, " bps"))
+        c[1].metric("Cost in quote", fmt(cost.get("round_trip_cost_quote"), 2))
+        c[2].metric("Break-even z move", fmt(cost.get("breakeven_zscore_move"), 2))
+        legs = records(cost.get("legs"))
+        if legs:
+            table(
+                [
+                    {**{k: v for k, v in leg.items() if k != "impact"}, **(leg.get("impact") or {})}
+                    for leg in legs
+                ],
+                LEG_COLS,
+            )
+    with st.expander("Tests and all fields"):
+        scalars_table(an, exclude=SERIES_KEYS)
+
+
+page_header("Pairs", "Spread, z-score and correlation of two assets from candle history.")
+with st.form("pairs_form"):
+    c1, c2, c3, c4, c5 = st.columns(5)
+    a = c1.text_input("Symbol A", "BTC/USDT", key="pairs_a")
+    b = c2.text_input("Symbol B", "ETH/USDT", key="pairs_b")
+    timeframe = c3.selectbox("Timeframe", ["auto", "1m", "5m", "15m", "1h", "4h", "1d"], key="pairs_tf")
+    lookback = c4.number_input("Lookback (days)", min_value=0.1, value=7.0, key="pairs_lookback")
+    size = c5.number_input(
+        "Size of A (base, for costs)", min_value=0.0, value=1.0, format="%.6g", key="pairs_size"
+    )
+    submitted = st.form_submit_button("Analyse", type="primary", key="pairs_submit")
+if submitted:
+    params: dict[str, Any] = {"symbol_a": a.strip(), "symbol_b": b.strip(), "lookback_days": lookback}
+    if timeframe != "auto":
+        params["timeframe"] = timeframe
+    if size > 0:
+        params["size"] = size
+    st.session_state["pairs_last"] = (params, client().pairs(**params))
+if "pairs_last" in st.session_state:
+    req, resp = st.session_state["pairs_last"]
+    if resp.ok and isinstance(resp.data, dict):
+        render_pairs(resp.data)
+        raw_json(resp.data)
+    elif resp.ok:
+        raw_json(resp.data, expanded=True)
+    else:
+        show_failure(resp, "Pairs analysis")
+else:
+    st.caption("Pick two symbols and press **Analyse**.")

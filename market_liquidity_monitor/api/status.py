@@ -1,0 +1,225 @@
+"""System status: is every watched book synced and fresh?
+
+The watched instruments are ``settings.api.watch_symbols`` on every venue of ``settings.venues``
+(``BTC/USDT`` resolves per venue, e.g. to ``BTC/USDT:USDT`` on ``binanceusdm``). Overall status:
+
+- ``warming``: the books are still being loaded (recorded data replayed at start-up) or have not
+  had their first snapshot yet (live feeds);
+- ``live``: every watched instrument has a synced, fresh (``age_ms <= stale_after_ms``), uncrossed
+  book;
+- ``degraded``: warm-up is over and at least one does not; ``reasons`` says which and why.
+
+On recorded data "fresh" is measured against the recording's own clock: a book whose capture ends
+earlier than the others of the same session is stale (the Binance USD-M capture of ``../shared/data``
+stops five minutes before spot and COIN-M, so the default venues give ``degraded``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.domain.errors import MLMError
+from market_liquidity_monitor.domain.instrument import InstrumentId
+from market_liquidity_monitor.market_data import MarketData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Watch:
+    """One watched (venue, symbol): the instrument it resolved to, or why it did not."""
+
+    venue: str
+    symbol: str
+    instrument: InstrumentId | None = None
+    error: str | None = None
+
+
+@dataclass
+class Readiness:
+    """Which watched books are loaded, filled by the warm-up thread (recorded data) or taken from
+    the store as feeds sync them (live). Thread-safe: the warm-up runs in its own thread."""
+
+    settings: Settings
+    market: MarketData
+    watches: list[Watch] = field(default_factory=list)
+    ready: set[InstrumentId] = field(default_factory=set)
+    warming: bool = True
+    started_s: float = field(default_factory=time.monotonic)
+    finished_s: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """On recorded data, resolve the watch list and load those books in a background thread.
+        Live: nothing to load; the watch list is resolved against the store at each ``snapshot()``."""
+        if not self.market.is_recorded:
+            self.warming = False  # nothing to load; pending books are found by snapshot()
+            return
+        self._thread = threading.Thread(target=self._warm, name="mlm-warmup", daemon=True)
+        self._thread.start()
+
+    def _warm(self) -> None:
+        try:
+            for venue in self.settings.venues:
+                for symbol in self.settings.api.watch_symbols:
+                    w = Watch(venue, symbol)
+                    try:
+                        w.instrument = self.market.resolve(symbol, venue)
+                        if self.market.is_recorded:
+                            self.market.ensure_loaded(w.instrument)
+                            self.mark_ready(w.instrument)
+                    except MLMError as exc:
+                        w.error = str(exc)
+                    except Exception as exc:  # a broken recording must not kill the API
+                        log.exception("warm-up of %s on %s failed", symbol, venue)
+                        w.error = f"loading failed: {type(exc).__name__}"
+                    with self._lock:
+                        self.watches.append(w)
+        finally:
+            with self._lock:
+                self.warming = False
+                self.finished_s = time.monotonic()
+            log.info("warm-up done in %.1f s", self.finished_s - self.started_s)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until warm-up is over (tests, CLI). True if it is."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        return not self.warming
+
+    def mark_ready(self, inst: InstrumentId) -> None:
+        with self._lock:
+            self.ready.add(inst)
+
+    def is_ready(self, inst: InstrumentId) -> bool:
+        """A book that may be read without triggering (or racing) a replay."""
+        if not self.market.is_recorded:
+            return inst in set(self.market.store.instruments())
+        with self._lock:
+            return inst in self.ready
+
+    def snapshot(self) -> tuple[bool, list[Watch]]:
+        """``(warming, watches)``. Live: an instrument not in the store yet is pending (warming)."""
+        if not self.market.is_recorded:
+            watches, pending = [], False
+            for venue in self.settings.venues:
+                for symbol in self.settings.api.watch_symbols:
+                    w = Watch(venue, symbol)
+                    try:
+                        w.instrument = self.market.resolve(symbol, venue)
+                    except MLMError:
+                        w.error = "waiting for the first snapshot"
+                        pending = True
+                    watches.append(w)
+            return pending, watches
+        with self._lock:
+            return self.warming, list(self.watches)
+
+
+def book_state(market: MarketData, inst: InstrumentId) -> dict[str, Any]:
+    """Quality of one book as shown by /api/status, with ``ok`` and a ``problem`` sentence."""
+    e = market.store.find(inst.venue, inst.symbol)
+    q = market.store.quality(e)
+    stale_after = market.settings.analytics.stale_after_ms
+    problem = None
+    if not q.get("synced"):
+        problem = f"not synced (waiting for a snapshot; gaps={q.get('gaps', 0)})"
+    elif q.get("crossed"):
+        problem = "crossed (best bid >= best ask)"
+    elif q.get("stale"):
+        problem = f"stale: last update {q.get('age_ms')} ms ago (> {stale_after} ms)"
+    return {
+        "venue": inst.venue,
+        "symbol": inst.symbol,
+        "ok": problem is None,
+        "problem": problem,
+        "book_ts": e.book.view(1).book_ts_iso if q.get("synced") else None,
+        "synced": bool(q.get("synced")),
+        "stale": bool(q.get("stale")),
+        "crossed": bool(q.get("crossed")),
+        "age_ms": q.get("age_ms"),
+        "resyncs": q.get("resyncs", 0),
+        "gaps": q.get("gaps", 0),
+        "checksum_failures": q.get("checksum_failures", 0),
+        "messages": q.get("messages", 0),
+    }
+
+
+def compute_status(
+    readiness: Readiness,
+    *,
+    breakers: list[dict[str, Any]],
+    websocket: dict[str, Any],
+    writer: dict[str, Any] | None,
+    feeds: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The /api/status body (see ``StatusResponse`` for the shape)."""
+    market = readiness.market
+    warming, watches = readiness.snapshot()
+    reasons: list[str] = []
+    books: list[dict[str, Any]] = []
+    pending = 0
+    for w in watches:
+        if w.instrument is None and not market.is_recorded:
+            pending += 1
+            books.append({"venue": w.venue, "symbol": w.symbol, "ok": False, "problem": w.error})
+            continue
+        if w.instrument is None:
+            reasons.append(f"{w.symbol} on {w.venue}: {w.error}")
+            books.append({"venue": w.venue, "symbol": w.symbol, "ok": False, "problem": w.error})
+            continue
+        if not readiness.is_ready(w.instrument) or (
+            not market.is_recorded and not market.store.find(w.venue, w.instrument.symbol).book.quality.synced
+        ):
+            pending += 1
+            books.append({"venue": w.venue, "symbol": w.instrument.symbol, "ok": False, "problem": "loading"})
+            continue
+        row = book_state(market, w.instrument)
+        books.append(row)
+        if not row["ok"]:
+            reasons.append(f"{w.instrument}: {row['problem']}")
+    if warming or (pending and not market.is_recorded):
+        overall = "warming"
+        reasons.insert(0, "loading books" if market.is_recorded else "waiting for the first snapshots")
+    elif reasons or not watches:
+        overall = "degraded"
+        if not watches:
+            reasons.append("no instrument is watched (settings.venues or api.watch_symbols is empty)")
+    else:
+        overall = "live"
+    by_venue: dict[str, dict[str, Any]] = {}
+    for venue in readiness.settings.venues:
+        vb = [b for b in books if b["venue"] == venue]
+        conns = [f for f in feeds or [] if f.get("venue") == venue]
+        if conns:
+            up = sum(1 for f in conns if f.get("connected"))
+            conn = "connected" if up == len(conns) else ("partial" if up else "disconnected")
+        elif market.is_recorded:
+            conn = "replay"
+        else:
+            conn = "not_connected"
+        by_venue[venue] = {
+            "venue": venue,
+            "connection": conn,
+            "books_ok": sum(1 for b in vb if b.get("ok")),
+            "books_total": len(vb),
+        }
+    return {
+        "status": overall,
+        "reasons": reasons,
+        "mode": "recorded" if market.is_recorded else "live",
+        "warmup_s": None
+        if readiness.finished_s is None
+        else round(readiness.finished_s - readiness.started_s, 3),
+        "venues": list(by_venue.values()),
+        "books": books,
+        "circuit_breakers": breakers,
+        "writer": writer,
+        "websocket": websocket,
+    }

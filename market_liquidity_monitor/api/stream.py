@@ -1,0 +1,412 @@
+"""Live metrics over WebSocket: one producer, bounded per-client queues.
+
+``StreamHub`` runs one producer task. Every ``1 / settings.analytics.tick_hz`` seconds it builds one
+frame per subscribed ``(symbol, window_bps)`` (in a worker thread, from the books of every venue of
+``settings.venues``), serialises it once and offers it to each subscriber's bounded queue with
+``put_nowait``. A client that does not keep up skips frames (the oldest queued frame is dropped and
+counted); one whose queue stays full for ``settings.api.ws_stall_timeout_s`` is disconnected. The
+producer never awaits a client, so a stalled client never slows the others. Every
+``settings.api.ws_heartbeat_s`` seconds a heartbeat frame goes to every client; alert events are
+fanned out the same way as they fire.
+
+Frames (JSON text, each under 2 KB; prices to 8 significant digits, spread_bps to 4):
+
+- ``{"type": "hello", "symbol", "window_bps", "tick_hz", "heartbeat_s", "venues": [...]}`` once;
+- ``{"type": "metrics", "seq", "ts", "symbol", "window_bps", "venues": [{"venue", "symbol",
+  "book_ts", "mid", "spread_bps", "bid_depth_notional", "ask_depth_notional", "imbalance", "share",
+  "q": {"synced", "stale", "crossed", "age_ms", "resyncs"}}], "hhi", "effective_venues",
+  "unavailable": {venue: reason}}``. ``*_depth_notional`` is quote units within ``window_bps`` of
+  that venue's mid; ``imbalance = (bid_size - ask_size) / (bid_size + ask_size)`` within the window
+  (base units, as ``analytics.imbalance``; in [-1, 1]);
+  ``share`` is the venue's part of the summed depth, ``hhi = sum share^2`` (``analytics.venues``);
+- ``{"type": "heartbeat", "ts", "seq", "clients"}`` every ``heartbeat_s``;
+- ``{"type": "alert", "event": {...}}`` when an alert fires;
+- ``{"type": "error", "detail"}`` then close, for a bad request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from market_liquidity_monitor import analytics
+from market_liquidity_monitor.analytics.venues import herfindahl
+from market_liquidity_monitor.api.status import Readiness
+from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.domain.errors import InvalidInputError, MLMError
+from market_liquidity_monitor.domain.instrument import InstrumentId
+from market_liquidity_monitor.market_data import MarketData
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 2048
+_CLOSE = object()  # queue sentinel: the hub asks the client's sender to stop
+
+
+def parse_window(text: str | None, default: float) -> float:
+    """``"50bps"``, ``"50"`` or ``"12.5bps"`` -> 50.0; ``InvalidInputError`` unless in (0, 10000]."""
+    if text is None or text == "":
+        return float(default)
+    raw = text.strip().lower().removesuffix("bps").strip()
+    try:
+        w = float(raw)
+    except ValueError:
+        raise InvalidInputError(
+            f"window must be a number of basis points like '50bps' or '50'; got {text!r}"
+        ) from None
+    if not math.isfinite(w) or not 0 < w <= 10_000:
+        raise InvalidInputError(f"window must be in (0, 10000] bps; got {text!r}")
+    return w
+
+
+def _sig(x: float | None, digits: int = 8) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return float(f"{x:.{digits}g}")
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _imbalance(bid_size: float, ask_size: float) -> float | None:
+    total = bid_size + ask_size
+    return round((bid_size - ask_size) / total, 4) if total > 0 else None
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def build_metrics(
+    market: MarketData, instruments: list[InstrumentId], window_bps: float
+) -> tuple[list[dict[str, Any]], dict[str, str], float | None, dict[str, float]]:
+    """Per-venue rows, unavailable venues (reason), HHI and venue shares of depth within the window."""
+    rows: list[dict[str, Any]] = []
+    missing: dict[str, str] = {}
+    depth: dict[str, float] = {}
+    for inst in instruments:
+        try:
+            view = market.store.view(inst.venue, inst.symbol)
+            top = analytics.top_of_book(view)
+            d = analytics.depth_within_bps(view, window_bps)
+        except MLMError as exc:
+            missing[inst.venue] = str(exc)[:120]
+            continue
+        except RuntimeError as exc:  # the store changed under us (a replay thread adding books)
+            missing[inst.venue] = f"book busy: {exc}"[:120]
+            continue
+        bid, ask = d.bid_notional, d.ask_notional
+        q = view.quality
+        depth[inst.venue] = bid + ask
+        rows.append(
+            {
+                "venue": inst.venue,
+                "symbol": inst.symbol,
+                "book_ts": view.book_ts_iso,
+                "mid": _sig(top.mid_price),
+                "spread_bps": _sig(top.spread_bps, 4),
+                "bid_depth_notional": round(bid, 2),
+                "ask_depth_notional": round(ask, 2),
+                "imbalance": _imbalance(d.bid_size, d.ask_size),
+                "q": {
+                    "synced": bool(q.get("synced")),
+                    "stale": bool(q.get("stale")),
+                    "crossed": bool(q.get("crossed")),
+                    "age_ms": None if q.get("age_ms") is None else round(q["age_ms"]),
+                    "resyncs": q.get("resyncs", 0),
+                },
+            }
+        )
+    hhi, shares = herfindahl(depth) if depth else (None, {})
+    for r in rows:
+        r["share"] = round(shares[r["venue"]], 4) if hhi is not None else None
+    return rows, missing, hhi, shares
+
+
+@dataclass(eq=False)
+class Client:
+    """One WebSocket subscriber: its stream key and bounded queue of serialised frames."""
+
+    id: int
+    key: tuple[str, float]
+    queue: asyncio.Queue
+    full_since: float | None = None
+    sent: int = 0
+    skipped: int = 0
+    kicked: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, frame: str, now: float) -> None:
+        """Queue ``frame`` without waiting; when full, drop the oldest queued frame (a skip)."""
+        if self.queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.skipped += 1
+            if self.full_since is None:
+                self.full_since = now
+        else:
+            self.full_since = None
+        self.queue.put_nowait(frame)
+
+
+class StreamHub:
+    """The producer and its subscribers. ``start()``/``stop()`` from the app's lifespan."""
+
+    def __init__(self, settings: Settings, market: MarketData, readiness: Readiness, clock=time.monotonic):
+        self.settings = settings
+        self.market = market
+        self.readiness = readiness
+        self.clock = clock
+        self.clients: dict[int, Client] = {}
+        self._ids = itertools.count(1)
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._resolved: dict[str, tuple[list[InstrumentId], dict[str, str]]] = {}
+        self.seq = 0
+        self.frames_built = 0
+        self.dropped_clients = 0
+        self.last_tick_ms: float | None = None
+        self.max_frame_bytes = 0
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name="mlm-stream-producer")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for c in list(self.clients.values()):
+            self._kick(c)
+
+    # ---------------------------------------------------------------- clients
+    def resolve(self, symbol: str) -> tuple[list[InstrumentId], dict[str, str]]:
+        """Instruments of ``symbol`` on each configured venue; venues without it -> reason.
+
+        Raises ``InvalidInputError`` when no configured venue lists the symbol."""
+        key = symbol.strip().upper()
+        if key in self._resolved:
+            return self._resolved[key]
+        insts, missing = [], {}
+        for venue in self.settings.venues:
+            try:
+                insts.append(self.market.resolve(key, venue))
+            except MLMError as exc:
+                missing[venue] = str(exc)[:120]
+        if not insts:
+            raise InvalidInputError(
+                f"no configured venue ({', '.join(self.settings.venues)}) has a book for {symbol!r}: "
+                + "; ".join(missing.values())
+            )
+        if not missing or self.market.is_recorded:  # live: retry venues whose feed has not synced yet
+            self._resolved[key] = (insts, missing)
+        return insts, missing
+
+    def register(self, symbol: str, window_bps: float) -> Client:
+        if len(self.clients) >= self.settings.api.ws_max_clients:
+            raise OverflowError(f"too many WebSocket clients (max {self.settings.api.ws_max_clients})")
+        c = Client(
+            next(self._ids),
+            (symbol.strip().upper(), window_bps),
+            asyncio.Queue(maxsize=self.settings.api.ws_client_queue),
+        )
+        self.clients[c.id] = c
+        return c
+
+    def unregister(self, c: Client) -> None:
+        self.clients.pop(c.id, None)
+
+    def _kick(self, c: Client) -> None:
+        c.kicked.set()
+        with contextlib.suppress(asyncio.QueueFull):
+            c.queue.put_nowait(_CLOSE)
+
+    def stats(self) -> dict[str, Any]:
+        cl = list(self.clients.values())
+        return {
+            "clients": len(cl),
+            "max_clients": self.settings.api.ws_max_clients,
+            "tick_hz": self.settings.analytics.tick_hz,
+            "heartbeat_s": self.settings.api.ws_heartbeat_s,
+            "frames_built": self.frames_built,
+            "frames_skipped": sum(c.skipped for c in cl),
+            "clients_lagging": sum(1 for c in cl if c.full_since is not None),
+            "clients_dropped": self.dropped_clients,
+            "last_tick_ms": self.last_tick_ms,
+            "max_frame_bytes": self.max_frame_bytes,
+        }
+
+    # ---------------------------------------------------------------- producer
+    def _frames(self, keys: set[tuple[str, float]]) -> dict[tuple[str, float], str]:
+        """One serialised metrics frame per key (runs in a worker thread)."""
+        out = {}
+        ts = _now_iso()
+        for symbol, window in keys:
+            insts, missing = self.resolve(symbol)
+            ready = [i for i in insts if self.readiness.is_ready(i)]
+            rows, unavailable, hhi, _ = build_metrics(self.market, ready, window)
+            unavailable = {**missing, **unavailable}
+            for i in insts:
+                if i not in ready:
+                    unavailable[i.venue] = "loading"
+            frame = {
+                "type": "metrics",
+                "seq": self.seq,
+                "ts": ts,
+                "symbol": symbol,
+                "window_bps": window,
+                "venues": rows,
+                "hhi": None if hhi is None else round(hhi, 4),
+                "effective_venues": None if not hhi else round(1 / hhi, 3),
+                "unavailable": {k: v[:80] for k, v in unavailable.items()},
+            }
+            text = dumps(frame)
+            if len(text.encode()) > MAX_FRAME_BYTES:  # many venues: drop the reasons first
+                frame["unavailable"] = {k: "" for k in unavailable}
+                text = dumps(frame)
+            self.max_frame_bytes = max(self.max_frame_bytes, len(text.encode()))
+            out[(symbol, window)] = text
+        return out
+
+    async def _run(self) -> None:
+        """Tick at ``tick_hz`` and beat every ``ws_heartbeat_s`` on their own deadlines; a slow tick
+        skips the missed ticks instead of bursting."""
+        period = 1.0 / self.settings.analytics.tick_hz
+        hb_every = self.settings.api.ws_heartbeat_s
+        next_t = self.clock()
+        next_hb = next_t + hb_every
+        while True:
+            try:
+                now = self.clock()
+                if now >= next_hb:
+                    next_hb = max(next_hb + hb_every, now)
+                    self._heartbeat(now)
+                if now >= next_t:
+                    next_t += period
+                    if next_t < now:
+                        next_t = now + period
+                    await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad tick must not stop the stream
+                log.exception("stream tick failed")
+            await asyncio.sleep(max(0.0, min(next_t, next_hb) - self.clock()))
+
+    def _heartbeat(self, now: float) -> None:
+        hb = dumps({"type": "heartbeat", "ts": _now_iso(), "seq": self.seq, "clients": len(self.clients)})
+        for c in list(self.clients.values()):
+            if not c.kicked.is_set():
+                c.offer(hb, now)
+
+    async def _tick(self) -> None:
+        self.seq += 1
+        keys = {c.key for c in self.clients.values()}
+        t0 = self.clock()
+        frames = await asyncio.to_thread(self._frames, keys) if keys else {}
+        now = self.clock()
+        self.last_tick_ms = round((now - t0) * 1000, 2)
+        self.frames_built += len(frames)
+        stall_s = self.settings.api.ws_stall_timeout_s
+        for c in list(self.clients.values()):
+            if c.kicked.is_set():
+                continue
+            frame = frames.get(c.key)
+            if frame is not None:
+                c.offer(frame, now)
+            if c.full_since is not None and now - c.full_since > stall_s:
+                log.warning("dropping WebSocket client %d: queue full for %.0f s", c.id, stall_s)
+                self.dropped_clients += 1
+                self._kick(c)
+
+    # ---------------------------------------------------------------- alerts
+    def publish(self, message: dict[str, Any]) -> None:
+        """Fan an event (e.g. ``{"type": "alert", ...}``) out to every client; thread-safe."""
+        text = dumps(message)
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._fanout(text)
+        else:
+            loop.call_soon_threadsafe(self._fanout, text)
+
+    def _fanout(self, text: str) -> None:
+        now = self.clock()
+        for c in list(self.clients.values()):
+            if not c.kicked.is_set():
+                c.offer(text, now)
+
+
+async def serve_client(ws, hub: StreamHub, symbol: str, window_bps: float) -> None:
+    """Run one accepted WebSocket: a sender task draining the client's queue, and a receive loop
+    that notices the client leaving. Returns when either ends or the hub kicks the client."""
+    try:
+        insts, missing = await asyncio.to_thread(hub.resolve, symbol)
+    except InvalidInputError as exc:
+        await ws.send_text(dumps({"type": "error", "detail": str(exc)}))
+        await ws.close(code=1008)
+        return
+    try:
+        client = hub.register(symbol, window_bps)
+    except OverflowError as exc:
+        await ws.send_text(dumps({"type": "error", "detail": str(exc)}))
+        await ws.close(code=1013)
+        return
+    s = hub.settings
+    await ws.send_text(
+        dumps(
+            {
+                "type": "hello",
+                "symbol": client.key[0],
+                "window_bps": window_bps,
+                "tick_hz": s.analytics.tick_hz,
+                "heartbeat_s": s.api.ws_heartbeat_s,
+                "queue_frames": s.api.ws_client_queue,
+                "venues": [{"venue": i.venue, "symbol": i.symbol} for i in insts],
+                "unavailable": {k: v[:80] for k, v in missing.items()},
+            }
+        )
+    )
+
+    async def sender() -> None:
+        while True:
+            msg = await client.queue.get()
+            if msg is _CLOSE:
+                return
+            await ws.send_text(msg)
+            client.sent += 1
+
+    async def receiver() -> None:
+        while True:
+            m = await ws.receive()
+            if m["type"] == "websocket.disconnect":
+                return
+
+    tasks = [asyncio.create_task(sender()), asyncio.create_task(receiver())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.unregister(client)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        if client.kicked.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code=1013), timeout=1.0)

@@ -1,0 +1,155 @@
+"""Observability: nothing is sent without a token, spans are made in-process, logs name the
+instrument, and configured secrets never reach a log line."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+
+import logfire
+import pytest
+import requests
+from fastapi.testclient import TestClient
+from logfire.testing import SimpleSpanProcessor, TestExporter
+from pydantic_ai import models
+
+from market_liquidity_monitor.agent.assistant import Assistant
+from market_liquidity_monitor.api.app import create_app
+from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.domain.instrument import InstrumentId
+from market_liquidity_monitor.market_data import MarketData
+from market_liquidity_monitor.observability import (
+    RedactSecretsFilter,
+    configure_logging,
+    configure_observability,
+    instrument_logger,
+    log_context,
+    logfire_options,
+    secret_values,
+)
+
+models.ALLOW_MODEL_REQUESTS = False
+
+
+@pytest.fixture
+def exporter():
+    exp = TestExporter()
+    yield exp
+    # Leave logfire configured, but without this test's exporter.
+    logfire.configure(send_to_logfire=False, console=False, metrics=False)
+
+
+@pytest.fixture
+def no_http_out(monkeypatch):
+    """Every HTTP request made through ``requests`` (Logfire's OTLP exporter) is recorded and refused."""
+    calls: list[str] = []
+
+    def refuse(self, request, *args, **kwargs):
+        calls.append(request.url)
+        raise requests.ConnectionError(f"test: no network ({request.url})")
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", refuse)
+    return calls
+
+
+@pytest.fixture
+def root_logging():
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
+
+
+def test_options_send_only_with_a_token():
+    assert logfire_options(Settings())["send_to_logfire"] == "if-token-present"
+    assert logfire_options(Settings())["token"] is None
+    assert logfire_options(Settings())["console"] is False
+    s = Settings(observability={"logfire_token": "pylf_v1_test_token"})
+    assert logfire_options(s)["token"] == "pylf_v1_test_token"
+    assert "pylf_v1_test_token" not in repr(s) and "pylf_v1_test_token" not in s.model_dump_json()
+
+
+def test_without_token_spans_stay_in_process_and_nothing_is_sent(exporter, no_http_out, monkeypatch):
+    monkeypatch.delenv("LOGFIRE_TOKEN", raising=False)
+    settings = Settings(venues=(), api={"watch_symbols": ()})
+    app = create_app(settings)
+    report = configure_observability(
+        settings, app, additional_span_processors=[SimpleSpanProcessor(exporter)]
+    )
+    assert report["send_to_logfire"] is False and report["fastapi"] in (True, "native", "middleware")
+    assert app.state.observability is report
+    cfg = logfire.DEFAULT_LOGFIRE_INSTANCE.config
+    assert cfg.send_to_logfire == "if-token-present" and not cfg.token
+
+    with TestClient(app) as client:
+        assert client.get("/api/health").status_code == 200
+    logfire.force_flush()
+
+    spans = exporter.exported_spans_as_dict()
+    routes = {s["attributes"].get("http.route") for s in spans}
+    assert "/api/health" in routes, [s["name"] for s in spans]
+    assert no_http_out == []  # no exporter tried to reach Logfire (or anything else)
+
+
+def test_agent_runs_and_tool_calls_make_spans(exporter, no_http_out, data_dir):
+    settings = Settings()
+    report = configure_observability(settings, additional_span_processors=[SimpleSpanProcessor(exporter)])
+    assert report["pydantic_ai"] is True
+    assistant = Assistant(settings, MarketData.from_recordings(settings, data_dir))
+    res = asyncio.run(assistant.ask("How much slippage would a 5 BTC market buy cause on Binance?"))
+    assert res.tool_calls and res.tool_calls[0]["tool"] == "market_impact"
+    logfire.force_flush()
+
+    spans = exporter.exported_spans_as_dict()
+    tool_spans = [s for s in spans if s["attributes"].get("gen_ai.tool.name") == "market_impact"]
+    assert tool_spans, [s["name"] for s in spans]
+    assert any("agent" in s["name"] for s in spans), [s["name"] for s in spans]
+    assert no_http_out == []
+
+
+def test_log_lines_name_venue_and_symbol(root_logging):
+    stream = io.StringIO()
+    configure_logging(Settings(log_level="DEBUG"), stream=stream)
+    log = logging.getLogger("market_liquidity_monitor.test")
+
+    log.warning("book discarded: %s gap", InstrumentId("binance", "BTC/USDT"))
+    instrument_logger(log, "okx", "ETH/USDT").info("snapshot late")
+    with log_context(venue="kraken", symbol="XBT/USD"):
+        log.debug("resync")
+    log.info("no instrument here")
+
+    lines = stream.getvalue().splitlines()
+    assert "[binance BTC/USDT]: book discarded" in lines[0]
+    assert "[okx ETH/USDT]: snapshot late" in lines[1]
+    assert "[kraken XBT/USD]: resync" in lines[2]
+    assert "market_liquidity_monitor.test: no instrument here" in lines[3]
+
+
+def test_configured_secrets_are_redacted_from_log_lines(root_logging):
+    key, pw = "sk-test-PLANTED-redact-0123456789", "PLANTEDpw42"
+    settings = Settings(
+        agent={"api_key": key},
+        database_url=f"postgresql+asyncpg://mlm:{pw}@db:5432/mlm",
+    )
+    assert set(secret_values(settings)) >= {key, pw}
+    stream = io.StringIO()
+    configure_logging(settings, stream=stream)
+    log = logging.getLogger("market_liquidity_monitor.test")
+    log.error("provider said: bad key %s", key)
+    try:
+        raise RuntimeError(f"cannot connect to postgresql+asyncpg://mlm:{pw}@db:5432/mlm")
+    except RuntimeError:
+        log.exception("database down")
+    text = stream.getvalue()
+    assert key not in text and pw not in text
+    assert "bad key ***" in text and "mlm:***@db" in text and "RuntimeError" in text
+
+
+def test_redaction_filter_leaves_other_records_alone():
+    f = RedactSecretsFilter(["s3cr3t-value"])
+    rec = logging.LogRecord("x", logging.INFO, __file__, 1, "mid %s at %s", (1.5, "binance"), None)
+    assert f.filter(rec) and rec.getMessage() == "mid 1.5 at binance"
