@@ -131,6 +131,9 @@ class VenueCost(_BookRef):
     depth_share: float | None  # of the venues' summed depth_notional
     depth_windows: tuple[VenueDepth, ...] = ()  # one per requested windows_bps
     reason: str | None = None
+    # Why this book is not trustworthy (not synced / crossed / stale, from BookView.quality);
+    # such a venue is reported but never chosen as best_venue.
+    book_warning: str | None = None
 
 
 class ArbitrageCheck(_Result):
@@ -314,6 +317,19 @@ def _arbitrage(
     return out
 
 
+def _book_warning(view: BookView) -> str | None:
+    """Why a book should not be trusted for a decision, from its quality flags; None if it can be."""
+    q = view.quality or {}
+    problems = []
+    if not q.get("synced", True):
+        problems.append("not synced")
+    if q.get("crossed"):
+        problems.append("crossed")
+    if q.get("stale"):
+        problems.append(f"stale ({q.get('age_ms')} ms without an update)")
+    return ", ".join(problems) or None
+
+
 def compare_venues(
     views: Sequence[BookView],
     side: Side | str,
@@ -334,7 +350,9 @@ def compare_venues(
     spread_bps and depth; across venues: the best venue and why, arbitrage after both taker fees
     between books at most ``max_book_age_diff_ms`` apart (else "not contemporaneous"), venue
     shares of depth, HHI and effective venue count. See the module docstring for the formulas.
-    ``best_venue`` is None, with the reason, when no venue fills the whole order.
+    ``best_venue`` is None, with the reason, when no venue fills the whole order. A book that is
+    not synced, crossed or stale (``BookView.quality``) is reported with ``book_warning`` and is
+    never the best venue; the reason names it when it would have been cheaper.
 
     Raises ``InvalidInputError`` for no views, two books of one venue, a bad amount, window, fee
     table or ``max_book_age_diff_ms < 0``; ``BookNotReadyError`` if a book lacks a side.
@@ -420,11 +438,21 @@ def compare_venues(
                 depth_share=shares[venue] if hhi is not None else None,
                 depth_windows=tuple(venue_windows[venue]),
                 reason=imp.reason,
+                book_warning=_book_warning(v),
             )
         )
-    full = sorted((r for r in rows if r.fully_filled), key=lambda r: r.cost_bps)
+    fills = sorted((r for r in rows if r.fully_filled), key=lambda r: r.cost_bps)
+    full = [r for r in fills if r.book_warning is None]
+    untrusted = [r for r in fills if r.book_warning is not None]
     if not full:
-        best, why, best_px = None, "no venue's visible book fills the whole order", None
+        best, best_px = None, None
+        why = "no venue's visible book fills the whole order"
+        if untrusted:
+            why = (
+                "no venue with a trustworthy book fills the whole order ("
+                + "; ".join(f"{r.venue}: {r.book_warning}" for r in untrusted)
+                + ")"
+            )
     else:
         best = full[0].venue
         if len(full) == 1:
@@ -435,6 +463,11 @@ def compare_venues(
                 f"{best} has the lowest fee-adjusted cost vs its own mid: {full[0].cost_bps:.3f} bps "
                 f"(slippage {full[0].slippage_bps:.3f} + fee {full[0].fee_bps:g}) vs {nxt.venue} "
                 f"{nxt.cost_bps:.3f} bps (slippage {nxt.slippage_bps:.3f} + fee {nxt.fee_bps:g})"
+            )
+        cheaper = [r for r in untrusted if r.cost_bps < full[0].cost_bps]
+        if cheaper:
+            why += "; not chosen although cheaper: " + "; ".join(
+                f"{r.venue} ({r.cost_bps:.3f} bps, book {r.book_warning})" for r in cheaper
             )
         best_px = min(full, key=lambda r: s * r.vwap_incl_fees).venue
     ts_diff, together, note = _contemporaneity(views, max_diff)

@@ -27,6 +27,10 @@ instrument when None):
 ``DROP``        the update is not sent: the book diverges, the next update's checksum fails
 ``DISCONNECT``  every connection is aborted (TCP reset, no close frame) instead of sending it
 ==============  ===================================================================================
+
+``LoopbackVenue`` holds what the push-snapshot fakes share (server lifecycle, one send queue per
+client, production at a capped rate with faults, aborts, idle heartbeats); ``FakeKrakenVenue``
+(``fake_kraken.py``) builds on it too.
 """
 
 from __future__ import annotations
@@ -60,23 +64,29 @@ class _Frame:
 
 
 @dataclass(slots=True)
-class _OkxClient:
+class _Client:
     conn: ServerConnection
     queue: asyncio.Queue
     subs: set[tuple[str, str]] = field(default_factory=set)
     active: bool = True
+    last_sent: float = 0.0  # loop time of the last frame sent (idle heartbeats)
+    sent: int = 0  # frames sent on this connection
 
 
 @dataclass(slots=True)
-class FakeOkxStats:
+class FakeVenueStats:
     connections: int = 0
     frames_produced: int = 0
-    frames_sent: int = 0
+    frames_sent: int = 0  # every frame sent: data, acks, snapshots, pongs, heartbeats
     snapshots_served: int = 0
     subscribes: int = 0
     unsubscribes: int = 0
     pings: int = 0
+    heartbeats: int = 0
     faults_applied: list[str] = field(default_factory=list)
+
+
+FakeOkxStats = FakeVenueStats
 
 
 class _TrueBook:
@@ -111,10 +121,205 @@ class _TrueBook:
         return {"asks": asks, "bids": bids, "ts": self.ts, "checksum": checksum}
 
 
-class FakeOkxVenue:
+class LoopbackVenue:
+    """Shared machinery of the loopback venues that push a book snapshot on subscribe.
+
+    A subclass loads ``self.frames`` (``_Frame``: wire text, ``(channel, instrument)`` key, and for
+    a book update the payload its true book applies) and ``self.truth`` (instrument -> true book
+    with ``apply(update)``), sets ``path`` and speaks its protocol in ``_on_message`` (and
+    ``_on_open``). Here: the server, one send queue per client, production of the frames at most
+    ``max_rate_per_s`` (starting when ``_subscribed`` is set), faults (``_queue_fault``; a fault
+    hits the next book update of its instrument that ``_eligible`` accepts, after ``skip`` such
+    updates; ``_corrupt`` renders ``CHECKSUM``), aborts, and ``heartbeat_text`` after
+    ``heartbeat_s`` without a frame to a client (None: no heartbeats).
+    """
+
+    path = "/"
+    heartbeat_text: str | None = None
+
+    def __init__(
+        self,
+        *,
+        max_rate_per_s: float | None,
+        queue_size: int,
+        host: str,
+        port: int,
+        heartbeat_s: float | None = None,
+    ):
+        self.max_rate_per_s = max_rate_per_s
+        self.queue_size = queue_size
+        self.host = host
+        self.port = port
+        self.heartbeat_s = heartbeat_s
+        self.frames: list[_Frame] = []
+        self.truth: dict = {}
+        self.position = 0
+        self.stats = FakeVenueStats()
+        self._faults: deque[list] = deque()  # [fault, instrument | None, updates still to skip]
+        self._clients: list[_Client] = []
+        self._subscribed = asyncio.Event()
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.done = asyncio.Event()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}{self.path}"
+
+    def _queue_fault(self, fault: Fault | str, inst: str | None, skip: int = 0) -> None:
+        fault = Fault(fault)
+        if fault not in _FAULTS:
+            raise ValueError(f"{fault.value}: this fake venue supports {sorted(f.value for f in _FAULTS)}")
+        if inst is not None and inst not in self.truth:
+            raise ValueError(f"{inst!r} is not in the recording; valid: {sorted(self.truth)}")
+        if skip < 0:
+            raise ValueError(f"skip must be >= 0, got {skip}")
+        self._faults.append([fault, inst, skip])
+
+    async def start(self):
+        self._server = await serve(self._handler, self.host, self.port, ping_interval=None, compression=None)
+        self.port = self._server.sockets[0].getsockname()[1]
+        name = type(self).__name__
+        self._tasks.append(asyncio.create_task(self._produce(), name=f"{name}:producer"))
+        if self.heartbeat_s and self.heartbeat_text:
+            self._tasks.append(asyncio.create_task(self._heartbeats(), name=f"{name}:heartbeat"))
+        return self
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await self._server.wait_closed()
+
+    async def __aenter__(self):
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    # ---------------------------------------------------------------------------- producing
+
+    async def _produce(self) -> None:
+        await self._subscribed.wait()
+        step = 1.0 / self.max_rate_per_s if self.max_rate_per_s else 0.0
+        for f in self.frames:
+            if step:
+                await asyncio.sleep(step)
+            self.position += 1
+            self.stats.frames_produced += 1
+            text = f.text
+            if f.update is not None:
+                fault = self._take_fault(f)
+                self.truth[f.key[1]].apply(f.update)
+                if fault is Fault.DROP:
+                    continue
+                if fault is Fault.DISCONNECT:
+                    for c in list(self._clients):
+                        self._drop(c, abort=True)
+                    continue
+                if fault is Fault.CHECKSUM:
+                    text = self._corrupt(f)
+            for c in list(self._clients):
+                if c.active and f.key in c.subs:
+                    await c.queue.put(text)
+        self.done.set()
+
+    def _eligible(self, f: _Frame, fault: Fault) -> bool:
+        """May the queued ``fault`` hit this book update? (every update here)"""
+        return True
+
+    def _corrupt(self, f: _Frame) -> str:
+        raise NotImplementedError
+
+    def _take_fault(self, f: _Frame) -> Fault | None:
+        if not self._faults:
+            return None
+        pending = self._faults[0]
+        inst = f.key[1]
+        if pending[1] not in (None, inst) or not self._eligible(f, pending[0]):
+            return None
+        if pending[2] > 0:
+            pending[2] -= 1
+            return None
+        self._faults.popleft()
+        fault = pending[0]
+        self.stats.faults_applied.append(fault.value)
+        log.info("%s: fault %s on %s at frame %d", type(self).__name__, fault.value, inst, self.position)
+        return fault
+
+    async def _heartbeats(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.heartbeat_s / 4)
+            now = loop.time()
+            for c in list(self._clients):
+                if c.active and c.queue.empty() and now - c.last_sent >= self.heartbeat_s:
+                    c.last_sent = now
+                    self.stats.heartbeats += 1
+                    await c.queue.put(self.heartbeat_text)
+
+    # ---------------------------------------------------------------------------- WebSocket
+
+    async def _handler(self, conn: ServerConnection) -> None:
+        if conn.request.path.rstrip("/") != self.path.rstrip("/"):
+            await conn.close(1008, "unknown path")
+            return
+        client = _Client(conn, asyncio.Queue(self.queue_size), last_sent=asyncio.get_running_loop().time())
+        self._clients.append(client)
+        self.stats.connections += 1
+        sender = asyncio.create_task(self._send_loop(client))
+        try:
+            await self._on_open(client)
+            async for msg in conn:
+                await self._on_message(client, msg if isinstance(msg, str) else msg.decode())
+        except ConnectionClosed:
+            pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            self._drop(client, abort=False)
+
+    async def _send_loop(self, c: _Client) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                text = await c.queue.get()
+                await c.conn.send(text)
+                c.last_sent = loop.time()
+                c.sent += 1
+                self.stats.frames_sent += 1
+        except ConnectionClosed:
+            pass
+
+    async def _on_open(self, c: _Client) -> None:
+        """Frames a venue sends on connect (none here)."""
+
+    async def _on_message(self, c: _Client, text: str) -> None:
+        raise NotImplementedError
+
+    def _drop(self, c: _Client, abort: bool) -> None:
+        c.active = False
+        if c in self._clients:
+            self._clients.remove(c)
+        while not c.queue.empty():
+            c.queue.get_nowait()
+        if abort and c.conn.transport is not None:
+            c.conn.transport.abort()
+
+
+class FakeOkxVenue(LoopbackVenue):
     """See the module docstring. ``async with FakeOkxVenue(records) as venue:``; point the client's
     ``ws_url`` at ``venue.ws_url``. ``records``: ``ws`` records of an OKX capture (``read_cryptofeed``
     of ``cryptofeed/OKX.ws.1.0.gz``). Raises ``ValueError`` when the records hold no book snapshot."""
+
+    path = "/ws/v5/public"
 
     def __init__(
         self,
@@ -125,21 +330,9 @@ class FakeOkxVenue:
         host: str = "127.0.0.1",
         port: int = 0,
     ):
-        self.max_rate_per_s = max_rate_per_s
-        self.queue_size = queue_size
-        self.host = host
-        self.port = port
-        self.frames: list[_Frame] = []
+        super().__init__(max_rate_per_s=max_rate_per_s, queue_size=queue_size, host=host, port=port)
         self.truth: dict[str, _TrueBook] = {}
         self._load(records)
-        self.position = 0
-        self.stats = FakeOkxStats()
-        self._faults: deque[tuple[Fault, str | None]] = deque()
-        self._clients: list[_OkxClient] = []
-        self._subscribed = asyncio.Event()
-        self._server: Server | None = None
-        self._producer: asyncio.Task | None = None
-        self.done = asyncio.Event()
 
     def _load(self, records: Iterable[RawRecord]) -> None:
         for rec in records:
@@ -171,19 +364,11 @@ class FakeOkxVenue:
 
     # ----------------------------------------------------------------------------- control
 
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ws/v5/public"
-
-    def inject(self, fault: Fault | str, inst_id: str | None = None) -> None:
+    def inject(self, fault: Fault | str, inst_id: str | None = None, *, skip: int = 0) -> None:
         """Queue ``CHECKSUM``, ``DROP`` or ``DISCONNECT`` for the next book update of ``inst_id``
-        (any instrument when None). Raises ``ValueError`` for other faults or unknown instruments."""
-        fault = Fault(fault)
-        if fault not in _FAULTS:
-            raise ValueError(f"{fault.value}: the fake OKX venue supports {sorted(f.value for f in _FAULTS)}")
-        if inst_id is not None and inst_id not in self.truth:
-            raise ValueError(f"{inst_id!r} is not in the recording; valid: {sorted(self.truth)}")
-        self._faults.append((fault, inst_id))
+        (any instrument when None), after ``skip`` of them. Raises ``ValueError`` for other faults
+        or unknown instruments."""
+        self._queue_fault(fault, inst_id, skip)
 
     def reference_levels(self, inst_id: str) -> tuple[list, list]:
         """The true book after the whole recording (original strings), replayed offline."""
@@ -193,97 +378,14 @@ class FakeOkxVenue:
                 book.apply(f.update)
         return book.levels()
 
-    async def start(self) -> FakeOkxVenue:
-        self._server = await serve(self._handler, self.host, self.port, ping_interval=None, compression=None)
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._producer = asyncio.create_task(self._produce(), name="fake-okx:producer")
-        return self
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            self._producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._producer
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await self._server.wait_closed()
-
-    async def __aenter__(self) -> FakeOkxVenue:
-        return await self.start()
-
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()
-
-    # ---------------------------------------------------------------------------- producing
-
-    async def _produce(self) -> None:
-        await self._subscribed.wait()
-        step = 1.0 / self.max_rate_per_s if self.max_rate_per_s else 0.0
-        for f in self.frames:
-            if step:
-                await asyncio.sleep(step)
-            self.position += 1
-            self.stats.frames_produced += 1
-            text = f.text
-            if f.update is not None:
-                fault = self._take_fault(f.key[1])
-                self.truth[f.key[1]].apply(f.update)
-                if fault is Fault.DROP:
-                    continue
-                if fault is Fault.DISCONNECT:
-                    for c in list(self._clients):
-                        self._drop(c, abort=True)
-                    continue
-                if fault is Fault.CHECKSUM:
-                    msg = orjson.loads(text)
-                    msg["data"][0]["checksum"] = int(msg["data"][0].get("checksum") or 0) + 1
-                    text = orjson.dumps(msg).decode()
-            for c in list(self._clients):
-                if c.active and f.key in c.subs:
-                    await c.queue.put(text)
-        self.done.set()
-
-    def _take_fault(self, inst_id: str) -> Fault | None:
-        if self._faults and self._faults[0][1] in (None, inst_id):
-            fault, _ = self._faults.popleft()
-            self.stats.faults_applied.append(fault.value)
-            log.info("fake okx: fault %s on %s at frame %d", fault.value, inst_id, self.position)
-            return fault
-        return None
+    def _corrupt(self, f: _Frame) -> str:
+        msg = orjson.loads(f.text)
+        msg["data"][0]["checksum"] = int(msg["data"][0].get("checksum") or 0) + 1
+        return orjson.dumps(msg).decode()
 
     # ---------------------------------------------------------------------------- WebSocket
 
-    async def _handler(self, conn: ServerConnection) -> None:
-        if conn.request.path.rstrip("/") != "/ws/v5/public":
-            await conn.close(1008, "unknown path")
-            return
-        client = _OkxClient(conn, asyncio.Queue(self.queue_size))
-        self._clients.append(client)
-        self.stats.connections += 1
-        sender = asyncio.create_task(self._send_loop(client))
-        try:
-            async for msg in conn:
-                await self._on_message(client, msg if isinstance(msg, str) else msg.decode())
-        except ConnectionClosed:
-            pass
-        finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
-            self._drop(client, abort=False)
-
-    async def _send_loop(self, c: _OkxClient) -> None:
-        try:
-            while True:
-                text = await c.queue.get()
-                await c.conn.send(text)
-                self.stats.frames_sent += 1
-        except ConnectionClosed:
-            pass
-
-    async def _on_message(self, c: _OkxClient, text: str) -> None:
+    async def _on_message(self, c: _Client, text: str) -> None:
         if text == "ping":
             self.stats.pings += 1
             await c.queue.put("pong")
@@ -312,12 +414,3 @@ class FakeOkxVenue:
                 self.stats.unsubscribes += 1
                 c.subs.discard(key)
                 await c.queue.put(orjson.dumps({"event": "unsubscribe", "arg": arg}).decode())
-
-    def _drop(self, c: _OkxClient, abort: bool) -> None:
-        c.active = False
-        if c in self._clients:
-            self._clients.remove(c)
-        while not c.queue.empty():
-            c.queue.get_nowait()
-        if abort and c.conn.transport is not None:
-            c.conn.transport.abort()

@@ -4,7 +4,8 @@ One ``VenueConnection`` serves one adapter and a list of symbols over one WebSoc
 
 1. connect to ``adapter.stream_url(symbols)`` (host overridable: ``ws_url``), send
    ``adapter.subscribe_messages(symbols)`` paced under the venue's incoming-message limit;
-2. for every frame: stamp ``ts_recv`` from the injected ``Clock``, decode with orjson, hand
+2. for every frame: stamp ``ts_recv`` from the injected ``Clock``, decode with orjson (or the
+   adapter's ``decode_frame``: Kraken v2 numbers to ``Decimal``), hand
    ``adapter.parse_message`` events to the store. Undecodable frames, unknown frames and events the
    book cannot apply are counted and logged, never raised; an event that failed half-way through a
    book invalidates that book (resync);
@@ -344,6 +345,9 @@ class VenueConnection:
         self._entries: dict[InstrumentId, BookEntry] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shutdown_check = getattr(adapter, "is_shutdown_notice", None) or _default_shutdown_notice
+        # Frames are decoded with orjson unless the adapter brings its own decoder (Kraken v2:
+        # JSON numbers with full precision -> Decimal, for the checksum). Either raises ValueError.
+        self._loads: Callable[[bytes], Any] = getattr(adapter, "decode_frame", None) or orjson.loads
         self.last_error: str | None = None
         self.running = False
 
@@ -778,8 +782,8 @@ class VenueConnection:
 
     def _decode(self, link: _Link, raw: bytes, ts: int) -> list[Event] | None:
         try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            msg = self._loads(raw)
+        except ValueError:  # orjson.JSONDecodeError, json.JSONDecodeError, UnicodeDecodeError
             self.counters.malformed_frames += 1
             if self.counters.malformed_frames <= 5 or self.counters.malformed_frames % 1000 == 0:
                 log.warning(

@@ -33,7 +33,9 @@ message in array order, then truncate to the subscribed depth (parsed from ``boo
 not receive qty 0 for levels that fall out of scope"), then verify the CRC32 of the top 10 asks
 (low->high) + top 10 bids (high->low), digits without ``.`` and leading zeros, unsigned. v1 sends
 ``c`` on updates only; v2 on snapshots and updates. No sequence numbers exist (v1 or v2): the
-checksum is the only loss detector (``NoSequenceRule``). Keepalive: Kraken sends a heartbeat ~1/s
+checksum is the only loss detector (``NoSequenceRule``), and it only sees the top 10 levels. Repair
+(``resubscribe_messages``): unsubscribe + subscribe that one book on the open socket, which pushes a
+fresh snapshot; the other books are untouched. Keepalive: Kraken sends a heartbeat ~1/s
 when idle; treat 5 s of silence as a dead connection (Kraken's reconnection guide).
 Symbols: v1 writes ``XBT/CHF`` (-> ``BTC/CHF``) and ``XDG`` for DOGE; v2 writes ``BTC/USD``.
 """
@@ -136,6 +138,35 @@ class Kraken(AdapterBase):
                 {"method": "subscribe", "params": {"channel": "ticker", "symbol": pairs}},
             ]
         return [orjson.dumps(m).decode() for m in msgs]
+
+    def resubscribe_messages(self, symbol: str) -> list[str]:
+        """Frames that make Kraken push a fresh book snapshot for one pair on the open socket:
+        unsubscribe, then subscribe its ``book`` channel at the same depth (the runtime sends them
+        after a checksum failure). Neither v1 nor v2 has a per-book "resend snapshot" request; a
+        subscription starts with a snapshot ("the first message is a snapshot of the current book,
+        subsequent messages are updates" [DOC websocket-v2/book]; v1 likewise)."""
+        pair = [self.venue_symbol(symbol)]
+        if self.version == 1:
+            sub = {"name": "book", "depth": self.depth}
+            msgs = [{"event": op, "pair": pair, "subscription": sub} for op in ("unsubscribe", "subscribe")]
+        else:
+            params = {"channel": "book", "symbol": pair, "depth": self.depth}
+            msgs = [{"method": op, "params": params} for op in ("unsubscribe", "subscribe")]
+        return [orjson.dumps(m).decode() for m in msgs]
+
+    def reset_connection(self) -> None:
+        """Forget per-book wire state (subscribed depth, wire decimals): a new socket starts with
+        new snapshots, which set them again."""
+        self._depth.clear()
+        self._wire_dec.clear()
+
+    def decode_frame(self, raw: bytes | str) -> Any:
+        """The live runtime's decoder for this adapter. v2 numbers carry full precision, so they
+        are decoded to ``Decimal`` (orjson would give floats and lose trailing zeros the checksum
+        needs); v1 sends strings, orjson is exact. Raises ``ValueError`` for undecodable frames."""
+        if self.version == 2:
+            return json.loads(raw, parse_float=Decimal)
+        return orjson.loads(raw)
 
     def snapshot_request(self, symbol: str, limit: int = 1000) -> SnapshotRequest | None:
         return None  # the book channel pushes its snapshot on the socket

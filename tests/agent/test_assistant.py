@@ -140,7 +140,12 @@ async def test_compare_across_binance_markets_states_each_book_time(assistant):
     assert {row["venue"] for row in rows} >= {"binance", "binanceusdm", "binancecoinm"}
     for row in rows:
         assert row["book_ts"] in r.answer
-    best = min((row for row in rows if row["fully_filled"]), key=lambda row: row["cost_bps"])
+    # A stale/crossed/unsynced book is reported with its warning but never chosen as best.
+    trusted = [row for row in rows if row["fully_filled"] and not row["book_warning"]]
+    best = min(trusted, key=lambda row: row["cost_bps"])
+    for row in rows:
+        q = assistant.market.quality(assistant.market.resolve(row["symbol"], row["venue"]))
+        assert bool(row["book_warning"]) == bool(q["stale"] or q["crossed"] or not q["synced"])
     assert call["result"]["best_venue"] == best["venue"]
     assert r.grounding["grounded"]
 
