@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -62,6 +62,12 @@ def _market(settings: Settings, console: Console):
     return MarketData.from_recordings(settings, settings.data_dir)
 
 
+def _provider_failed(console: Console, exc: Exception) -> NoReturn:
+    """One line on stderr (no traceback, no key) and exit code 2."""
+    console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from None
+
+
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="A liquidity question in plain language.")],
@@ -71,7 +77,7 @@ def ask(
     ] = False,
 ) -> None:
     """Answer one question from real order books."""
-    from market_liquidity_monitor.agent.assistant import Assistant
+    from market_liquidity_monitor.agent.assistant import Assistant, ModelProviderError
 
     console = Console(stderr=True)
     settings = _settings(data)
@@ -94,7 +100,11 @@ def ask(
             progress.update(tasks[name], completed=n)
 
         market.progress = on_progress
-        result = asyncio.run(assistant.ask(question))
+        try:
+            result = asyncio.run(assistant.ask(question))
+        except ModelProviderError as exc:
+            progress.stop()
+            _provider_failed(console, exc)
     if as_json:
         sys.stdout.write(
             json.dumps({"answer": result.answer, "tool_calls": result.tool_calls}, default=str) + "\n"
@@ -112,7 +122,7 @@ def eval_(
     ] = False,
 ) -> None:
     """Measure routing accuracy (right tool, right arguments) and grounding on a query file."""
-    from market_liquidity_monitor.agent.assistant import Assistant
+    from market_liquidity_monitor.agent.assistant import Assistant, ModelProviderError
     from market_liquidity_monitor.agent.evaluation import run_eval
 
     console = Console(stderr=True)
@@ -120,6 +130,8 @@ def eval_(
     market = _market(settings, console)
     try:
         report = run_eval(Assistant(settings, market), file)
+    except ModelProviderError as exc:
+        _provider_failed(console, exc)
     except (OSError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

@@ -168,10 +168,17 @@ def timeseries_figure(
 
 
 def risk_series_figure(
-    rows: Sequence[Mapping[str, Any]], t_key: str, v_key: str, threshold: float | None, title: str | None
+    rows: Sequence[Mapping[str, Any]],
+    t_key: str,
+    v_key: str,
+    threshold: float | None,
+    title: str | None,
+    bands: Sequence[tuple[Any, Any]] | None = None,
 ) -> go.Figure:
-    """``v_key`` over time with the periods above ``threshold`` shaded (backtest risk periods)."""
-    bands = threshold_periods(rows, t_key, v_key, threshold) if threshold is not None else []
+    """``v_key`` over time with risk periods shaded: ``bands`` ``(start, end)`` when given (e.g. the
+    API's own risk periods, computed on the full series), else the runs of ``rows`` above ``threshold``."""
+    if bands is None:
+        bands = threshold_periods(rows, t_key, v_key, threshold) if threshold is not None else []
     hlines = [(threshold, f"high risk > {threshold:g}")] if threshold is not None else []
     return timeseries_figure(rows, t_key, [v_key], title=title, bands=bands, hlines=hlines)
 

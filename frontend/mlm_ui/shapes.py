@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 TIME_KEYS = ("ts", "time", "timestamp", "t", "start", "date", "datetime", "ts_event", "book_ts", "open_time")
@@ -132,6 +133,30 @@ def threshold_periods(
         prev = r.get(t_key)
     if start is not None:
         out.append((start, prev))
+    return out
+
+
+TIMEFRAME_S = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14_400, "1d": 86_400}
+
+
+def period_bands(periods: Sequence[Mapping[str, Any]], step_s: float | None = None) -> list[tuple[str, str]]:
+    """``[{"start", "end", ...}]`` (ISO times of a run's first and last interval, as the backtest's
+    ``risk_periods``) as shaded ``(start, end)`` spans; with ``step_s`` (the candle length) the span
+    reaches the end of the last interval, so a one-interval period is visible too. Entries
+    without both times are skipped."""
+    out = []
+    for p in periods:
+        start, end = p.get("start"), p.get("end")
+        if not (isinstance(start, str) and isinstance(end, str)):
+            continue
+        if step_s:
+            try:
+                t = datetime.fromisoformat(end.replace("Z", "+00:00")) + timedelta(seconds=step_s)
+            except ValueError:
+                pass
+            else:
+                end = t.isoformat().replace("+00:00", "Z") if end.endswith("Z") else t.isoformat()
+        out.append((start, end))
     return out
 
 

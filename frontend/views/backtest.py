@@ -8,7 +8,15 @@ from typing import Any
 import streamlit as st
 from mlm_ui import charts
 from mlm_ui.common import client, fmt, page_header, raw_json, scalars_table, show_failure, table
-from mlm_ui.shapes import find_series, is_number, numeric_columns, records, time_key
+from mlm_ui.shapes import (
+    TIMEFRAME_S,
+    find_series,
+    is_number,
+    numeric_columns,
+    period_bands,
+    records,
+    time_key,
+)
 
 SERIES_KEYS = ("series", "intervals_detail", "points", "slippage_series", "rows", "data")
 VALUE_KEYS = ("slippage_bps", "cost_bps", "impact_bps")
@@ -79,10 +87,18 @@ def render_backtest(answer: dict[str, Any]) -> None:
     )
     threshold = data.get("high_risk_threshold_bps")
     rows = find_series(data, SERIES_KEYS) or find_series(answer, SERIES_KEYS)
+    periods = records(data.get("risk_periods")) or records(data.get("high_risk_periods"))
     if rows:
         tk = time_key(rows)
         vk = next((k for k in VALUE_KEYS if k in rows[0]), None) or (numeric_columns(rows, [tk]) or [None])[0]
         if tk and vk:
+            # The API's risk periods come from every interval (the series may be downsampled);
+            # each band runs to the end of its last candle.
+            bands = (
+                period_bands(periods, TIMEFRAME_S.get(str(answer.get("timeframe"))))
+                if isinstance(data.get("risk_periods"), list)
+                else None
+            )
             st.plotly_chart(
                 charts.risk_series_figure(
                     rows,
@@ -90,9 +106,16 @@ def render_backtest(answer: dict[str, Any]) -> None:
                     vk,
                     threshold if is_number(threshold) else None,
                     f"{vk} over time (high-risk shaded)",
+                    bands=bands,
                 ),
                 key="bt-series",
             )
+            bucket = data.get("series_bucket_intervals")
+            if is_number(bucket) and bucket > 1:
+                st.caption(
+                    f"{len(rows):,} points: each the worst of {bucket:g} consecutive intervals "
+                    f"({fmt(data.get('intervals'), 0)} in all); risk periods from every interval."
+                )
     else:
         st.info(
             "The API returns summary statistics only (no per-interval slippage series): below, the price "
@@ -100,7 +123,6 @@ def render_backtest(answer: dict[str, Any]) -> None:
             icon=":material/show_chart:",
         )
         price_context(answer, data)
-    periods = records(data.get("risk_periods")) or records(data.get("high_risk_periods"))
     if periods:
         st.subheader("Risk periods")
         table(periods)

@@ -14,7 +14,8 @@ How a question is read, in order:
    basis-point windows (``50 bps``, ``0.5%``), notionals (``$150k``, ``150k USDT worth``),
    sizes (``10k ETH``, ``2.5 btc``), unified pairs (``eth-usd``, ``ETHUSDT``), venues, assets, side.
 3. **Refuse** unsafe or off-topic text first (prompt injection, credentials, real orders,
-   investment advice, jokes and weather).
+   investment advice, jokes and weather), and an order whose size or notional is negative or zero
+   ("buy -5 BTC", "sell 0 ETH": ``invalid_size``) instead of reading "-5" as 5.
 4. **Classify** with an ordered rule table (:data:`_RULES`): each capability has explicit cue words
    and, for some, an inference from the extracted arguments (two venues -> compare, an order
    -> market impact, a lookback on one asset -> history). The first rule that fires wins.
@@ -389,7 +390,12 @@ _SIZE_WORDS_RE: Final = re.compile(
     rf"(?P<scale>hundred|thousand|million)?\s*(?=(?:{_ASSET_ALT})(?![a-z0-9]))"
 )
 _SIZE_UNITS_RE: Final = re.compile(_quantity("q") + r"\s*(?:coins?|tokens?|units?|contracts?|lots?)\b")
-_SIZE_KEYWORD_RE: Final = re.compile(r"\b(?:size|qty|quantity|amount)\s*(?:of|=|:|is)?\s*" + _quantity("q"))
+_SIZE_KEYWORD_RE: Final = re.compile(
+    r"\b(?:size|qty|quantity|amount)\s*(?:of|=|:|is)?\s*(?:-\s?)?" + _quantity("q")
+)
+#: A minus sign (or "minus") right before a quantity: "-5 btc", "size of -3", "-$150k", "minus 2 eth".
+#: Not after a digit/letter ("5-10 btc" is a range, "btc-5" a name).
+_NEGATIVE_BEFORE_RE: Final = re.compile(r"(?:(?<![\w.,)\]])-|\bminus)\s?(?:\$|us\$|€|£)?\s?$")
 _BARE_NUMBER_RE: Final = re.compile(_quantity("q") + r"(?![\w.%])")
 
 #: Phrases that contain buy/sell but do not give an order side.
@@ -437,7 +443,7 @@ _SIDE_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
 )
 _SIDE_VERB_NUMBER_RE: Final = re.compile(
     r"\b(?:buy|buying|sell|selling|dump|dumping|offload|unload|purchase|short|long|route|split)\s+(?:another\s+)?"
-    + _quantity("q")
+    r"(?:-\s?)?" + _quantity("q")
 )
 
 
@@ -659,6 +665,10 @@ class _Extraction:
     lookback_hours: int | float | None = None
     timeframe: str | None = None
     bare_number: int | float | None = None
+    #: a size or notional written negative or zero, as written ("-5 btc", "0 eth"): not an order
+    bad_quantity: str | None = None
+    #: the bare number written negative or zero ("what about -3?"): bad only where it is the size
+    bad_bare_number: str | None = None
 
     @property
     def symbol(self) -> str | None:
@@ -804,11 +814,24 @@ def _extract_bps(ex: _Extraction, work: str) -> str:
     return work
 
 
+def _check_sign(
+    ex: _Extraction, work: str, m: re.Match[str], value: int | float, end: int | None = None
+) -> None:
+    """Note a quantity written negative ("-5", "minus 5", "-$5k") or zero in ``ex.bad_quantity``."""
+    neg = _NEGATIVE_BEFORE_RE.search(work, 0, m.start("qnum"))
+    if ex.bad_quantity is None and (neg is not None or value == 0):
+        start = neg.start() if neg is not None else m.start()
+        written = " ".join(ex.low[start : m.end() if end is None else end].split())
+        ex.bad_quantity = re.sub(r"(?:\s+(?:worth|of))+$", "", written)
+
+
 def _extract_money(ex: _Extraction, work: str) -> str:
     """Quote-currency amounts: "$150k", "150k USDT worth of", "1,000,000 USD", "500k dollars of"."""
     for regex in _MONEY_RES:
         for m in regex.finditer(work):
-            ex.notional = ex.notional if ex.notional is not None else _quantity_value(m)
+            value = _quantity_value(m)
+            _check_sign(ex, work, m, value)
+            ex.notional = ex.notional if ex.notional is not None else value
             work = _mask(work, *m.span())
     return work
 
@@ -816,7 +839,10 @@ def _extract_money(ex: _Extraction, work: str) -> str:
 def _extract_size(ex: _Extraction, work: str) -> str:
     """Base-unit amounts right before an asset ("10k ETH", "2.5 btc", "ten SOL"); the asset stays."""
     for m in _SIZE_RE.finditer(work):
-        ex.size = ex.size if ex.size is not None else _quantity_value(m)
+        value = _quantity_value(m)
+        asset = re.compile(r"\$?[a-z0-9]+").match(work, m.end())
+        _check_sign(ex, work, m, value, asset.end() if asset else None)
+        ex.size = ex.size if ex.size is not None else value
         work = _mask(work, m.start(), m.end())
     for m in _SIZE_WORDS_RE.finditer(work):
         small, scale = m.group("small"), m.group("scale")
@@ -845,7 +871,9 @@ def _extract_more_sizes(ex: _Extraction, work: str) -> str:
     """Sizes not right before an asset: "size of 10", "40 coins", "sell 40 on kraken"."""
     for regex in (_SIZE_KEYWORD_RE, _SIZE_UNITS_RE, _SIDE_VERB_NUMBER_RE):
         for m in regex.finditer(work):
-            ex.size = ex.size if ex.size is not None else _quantity_value(m)
+            value = _quantity_value(m)
+            _check_sign(ex, work, m, value)
+            ex.size = ex.size if ex.size is not None else value
             work = _mask(work, *m.span("qnum"))
     return work
 
@@ -909,6 +937,9 @@ def _extract(text: str) -> _Extraction:
     _extract_side(ex)
     if (m := _BARE_NUMBER_RE.search(work)) is not None:
         ex.bare_number = _quantity_value(m)
+        neg = _NEGATIVE_BEFORE_RE.search(work, 0, m.start("qnum"))
+        if neg is not None or ex.bare_number == 0:
+            ex.bad_bare_number = " ".join(ex.low[neg.start() if neg else m.start() : m.end()].split())
     return ex
 
 
@@ -1211,8 +1242,28 @@ def parse_query(text: str, previous: ParsedQuery | None = None) -> ParsedQuery:
         return ParsedQuery("refuse", {}, refusal)
     match = _classify(ex)
     if previous is not None and _is_follow_up(ex, match, previous):
-        return _merge(previous, ex, match)
+        if ex.size is None and ex.notional is None and ex.bad_bare_number is not None:
+            ex.bad_quantity = ex.bad_bare_number  # "what about -3?": the bare number is the new size
+        return _sized(_merge(previous, ex, match), ex)
     if match is None:
         return ParsedQuery("refuse", {}, _SMALLTALK if _SMALLTALK_RE.search(ex.low) else _OFF_TOPIC)
     extra = _alert_spec(ex) if match.capability == "alerts" else {}
-    return ParsedQuery(match.capability, _args_for(match.capability, ex), extra=extra)
+    return _sized(ParsedQuery(match.capability, _args_for(match.capability, ex), extra=extra), ex)
+
+
+def _sized(parsed: ParsedQuery, ex: _Extraction) -> ParsedQuery:
+    """``refuse`` (``invalid_size``) when an order question states a negative or zero size/notional.
+
+    Only for capabilities that take an order amount: an alert threshold may be negative
+    ("imbalance below -0.5")."""
+    allowed = _ALLOWED_ARGS[parsed.capability]
+    if ex.bad_quantity is None or not ("size" in allowed or "notional" in allowed):
+        return parsed
+    return ParsedQuery(
+        "refuse",
+        {},
+        # No digit of its own in the text: the answer's grounding check accepts only numbers from
+        # the question or a tool result.
+        f"invalid_size: order sizes must be greater than zero, and the question asks for "
+        f'"{ex.bad_quantity}"; ask again with a positive size',
+    )

@@ -22,6 +22,12 @@ Candle history has no order book, so each candle gets a *modelled* book:
 measurement: half-spread 2 bps and 0.05 % of a candle's volume per bp of distance on each side,
 referenced to 100 bps ATR; results from it say so in ``model_source``.
 
+Per interval (``backtest_execution(..., series=True)``): ``BacktestSeries`` holds each candle's
+time, slippage, fill price and risk flags (high risk ``> HIGH_RISK_BPS``, optimal ``< OPTIMAL_BPS``),
+and ``risk_periods`` the contiguous runs of high-risk intervals (start, end, max slippage).
+``downsample_series`` caps the series for display: equal-count buckets of consecutive intervals,
+each represented by its interval of maximum slippage (so peaks and risk flags survive).
+
 ``validate_book_model`` measures the model against real books: slippage (bps vs mid) of the model at
 its calibration conditions vs ``market_impact`` on each real book, for the same sizes.
 """
@@ -50,12 +56,15 @@ __all__ = [
     "HIGH_RISK_BPS",
     "OPTIMAL_BPS",
     "BacktestResult",
+    "BacktestSeries",
     "BookModel",
     "BookModelValidation",
+    "RiskPeriod",
     "ValidationPoint",
     "atr_bps",
     "backtest_execution",
     "calibrate_book_model",
+    "downsample_series",
     "model_slippage_bps",
     "validate_book_model",
 ]
@@ -93,6 +102,37 @@ DEFAULT_BOOK_MODEL = BookModel(
 )
 
 
+class BacktestSeries(_Result):
+    """Per-interval values of a backtest, columnar, in time order (one entry per simulated candle,
+    or per bucket's worst candle after ``downsample_series``)."""
+
+    ts: tuple[str, ...]  # ISO 8601 UTC of the candle
+    slippage_bps: tuple[float, ...]  # VWAP slippage vs mid (the close) of the order on the model book
+    fill_price: tuple[float, ...]  # quote per base unit
+    high_risk: tuple[bool, ...]  # slippage > HIGH_RISK_BPS
+    optimal: tuple[bool, ...]  # slippage < OPTIMAL_BPS
+    bucket_intervals: int = 1  # consecutive intervals each point stands for (1 = not downsampled)
+
+    def records(self) -> list[dict]:
+        """The series as one dict per point (``ts``, ``slippage_bps``, ``fill_price``, flags)."""
+        return [
+            {"ts": t, "slippage_bps": s, "fill_price": f, "high_risk": h, "optimal": o}
+            for t, s, f, h, o in zip(
+                self.ts, self.slippage_bps, self.fill_price, self.high_risk, self.optimal, strict=True
+            )
+        ]
+
+
+class RiskPeriod(_Result):
+    """A contiguous run of high-risk intervals (slippage > HIGH_RISK_BPS) of the full series."""
+
+    start: str  # ISO 8601 UTC of the run's first candle
+    end: str  # ISO 8601 UTC of the run's last candle
+    intervals: int
+    max_slippage_bps: float
+    worst_interval: str
+
+
 class BacktestResult(_Result):
     """The order simulated at each candle of the window."""
 
@@ -121,6 +161,9 @@ class BacktestResult(_Result):
     atr_bps_percentiles: dict[str, float]
     slippage_bps_percentiles: dict[str, float]
     worst_interval: str  # ISO time of the max slippage
+    # per interval, only with backtest_execution(..., series=True); risk_periods from the full series
+    series: BacktestSeries | None = None
+    risk_periods: tuple[RiskPeriod, ...] | None = None
 
 
 class ValidationPoint(_Result):
@@ -274,6 +317,7 @@ def backtest_execution(
     notional: float | None = None,
     lookback: timedelta | pd.Timedelta | None = None,
     atr_window: int = 14,
+    series: bool = False,
 ) -> BacktestResult:
     """Simulate a taker order of ``size`` (base) or ``notional`` (quote, converted at each close) at
     every candle of the last ``lookback`` of ``candles`` (relative to the data's own last timestamp;
@@ -282,6 +326,9 @@ def backtest_execution(
     ``candles``: columns open/high/low/close/volume, a DatetimeIndex or a ``date`` column.
     Raises ``InvalidInputError`` for missing columns, a bad amount, fewer than ``atr_window + 1``
     candles, or a lookback that leaves no candle after the ATR warm-up.
+
+    ``series=True`` adds the per-interval ``series`` (every candle, not downsampled) and the
+    ``risk_periods``; off by default to keep the result small (e.g. for the assistant's tools).
     """
     side = Side.parse(side)
     if (size is None) == (notional is None):
@@ -311,6 +358,17 @@ def backtest_execution(
     fill = close * (1 + s * slip / BPS)
     notional_filled = fill * sizes
     worst = int(np.argmax(slip))
+    per_interval = periods = None
+    if series:
+        ts_iso = tuple(_iso(df.index))
+        per_interval = BacktestSeries(
+            ts=ts_iso,
+            slippage_bps=tuple(slip.tolist()),
+            fill_price=tuple(fill.tolist()),
+            high_risk=tuple((slip > HIGH_RISK_BPS).tolist()),
+            optimal=tuple((slip < OPTIMAL_BPS).tolist()),
+        )
+        periods = _risk_periods(ts_iso, slip)
     return BacktestResult(
         side=side,
         size=amount if size is not None else None,
@@ -337,6 +395,58 @@ def backtest_execution(
         atr_bps_percentiles=_pct(df["atr_bps"].to_numpy()),
         slippage_bps_percentiles=_pct(slip),
         worst_interval=df.index[worst].isoformat().replace("+00:00", "Z"),
+        series=per_interval,
+        risk_periods=periods,
+    )
+
+
+def _iso(idx: pd.DatetimeIndex) -> list[str]:
+    """ISO 8601 UTC strings ("...Z"), formatted like ``start``/``end``."""
+    return [t.isoformat().replace("+00:00", "Z") for t in idx]
+
+
+def _risk_periods(ts: Sequence[str], slip: np.ndarray) -> tuple[RiskPeriod, ...]:
+    """Contiguous runs of ``slip > HIGH_RISK_BPS`` as ``RiskPeriod`` s."""
+    high = np.concatenate(([False], slip > HIGH_RISK_BPS, [False])).astype(np.int8)
+    edges = np.diff(high)
+    starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]  # run = [start, end)
+    out = []
+    for a, b in zip(starts, ends, strict=True):
+        k = a + int(np.argmax(slip[a:b]))
+        out.append(
+            RiskPeriod(
+                start=ts[a],
+                end=ts[b - 1],
+                intervals=int(b - a),
+                max_slippage_bps=float(slip[k]),
+                worst_interval=ts[k],
+            )
+        )
+    return tuple(out)
+
+
+def downsample_series(series: BacktestSeries, max_points: int) -> BacktestSeries:
+    """At most ``max_points`` points of ``series``: consecutive intervals grouped in buckets of
+    ``ceil(n / max_points)``, each bucket represented by its interval of maximum slippage (its own
+    ts, fill price and flags), so the peaks and high-risk points are kept. Unchanged if it fits.
+
+    Raises ``InvalidInputError`` for ``max_points < 1``.
+    """
+    if not isinstance(max_points, int) or max_points < 1:
+        raise InvalidInputError(f"max_points must be an integer >= 1; got {max_points!r}")
+    n = len(series.ts)
+    if n <= max_points:
+        return series
+    bucket = -(-n // max_points)
+    slip = np.asarray(series.slippage_bps, dtype=float)
+    keep = [a + int(np.argmax(slip[a : a + bucket])) for a in range(0, n, bucket)]
+    return BacktestSeries(
+        ts=tuple(series.ts[i] for i in keep),
+        slippage_bps=tuple(series.slippage_bps[i] for i in keep),
+        fill_price=tuple(series.fill_price[i] for i in keep),
+        high_risk=tuple(series.high_risk[i] for i in keep),
+        optimal=tuple(series.optimal[i] for i in keep),
+        bucket_intervals=bucket * series.bucket_intervals,
     )
 
 

@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from market_liquidity_monitor import __version__, analytics
-from market_liquidity_monitor.agent.assistant import Assistant
+from market_liquidity_monitor.agent.assistant import Assistant, ModelProviderError
 from market_liquidity_monitor.api import routes
 from market_liquidity_monitor.api.alerts import router as alerts_router
 from market_liquidity_monitor.api.alerts import start_alerts
@@ -181,6 +181,7 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
         return _json(422, str(exc))
 
     @app.exception_handler(BookNotReadyError)
+    @app.exception_handler(ModelProviderError)  # the LLM provider is unreachable or refused: /api/chat
     @app.exception_handler(InsufficientLiquidityError)
     @app.exception_handler(VenueUnreachableError)
     async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
@@ -232,13 +233,14 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
         ``stream=true``: ``text/event-stream`` with ``event: chunk`` (``{"text"}``, pieces of the
         answer in order) then ``event: done`` (``{"answer", "tool_calls", "session_id",
         "grounding"}``). The answer is checked against the tool results before it is streamed.
+        Errors: 503 when the LLM provider is unreachable or refuses the request (the model, its base
+        URL and what to do; never the key), in both modes.
         """
+        res = await assistant.ask(body.message, body.session_id)  # before any byte is streamed
         if not body.stream:
-            res = await assistant.ask(body.message, body.session_id)
             return ChatResponse(**res.as_dict())
 
         async def events() -> AsyncIterator[str]:
-            res = await assistant.ask(body.message, body.session_id)
             for piece in re.findall(r"\S+\s*|\s+", res.answer):
                 yield f"event: chunk\ndata: {json.dumps({'text': piece})}\n\n"
             yield f"event: done\ndata: {json.dumps(res.as_dict(), default=str)}\n\n"

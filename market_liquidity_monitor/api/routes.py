@@ -25,6 +25,7 @@ from market_liquidity_monitor.analytics.backtest import (
     atr_bps,
     backtest_execution,
     calibrate_book_model,
+    downsample_series,
 )
 from market_liquidity_monitor.analytics.pairs import analyze_pair, pair_series, pair_trade_cost
 from market_liquidity_monitor.analytics.routing import route_order, routing_exclusions
@@ -249,6 +250,10 @@ def execute(body: ExecuteRequest, market: MarketDep, settings: SettingsDep, stat
 # ------------------------------------------------------------------------------------ backtest
 
 
+# Points of the per-interval series in a backtest answer (~120 bytes of JSON each).
+BACKTEST_MAX_POINTS = 2000
+
+
 @router.post("/backtest", response_model=BacktestResponse, tags=["analytics"])
 async def backtest(
     body: BacktestRequest, market: MarketDep, settings: SettingsDep, history: HistoryDep
@@ -259,7 +264,12 @@ async def backtest(
     when no real book or no candle covers it, the documented default model (``model_source`` says so).
 
     Result: slippage statistics in bps (avg/median/min/max, percentiles), high-risk (> 200 bps) and
-    optimal (< 50 bps) interval counts, fill price and cost in quote units.
+    optimal (< 50 bps) interval counts, fill price and cost in quote units; ``result.series``: one
+    record per interval (``ts`` ISO UTC, ``slippage_bps``, ``fill_price``, ``high_risk``,
+    ``optimal``), downsampled to at most ``BACKTEST_MAX_POINTS`` points by keeping the interval of
+    maximum slippage of each bucket of consecutive intervals (``result.series_bucket_intervals``
+    intervals per point, 1 = every interval); ``result.risk_periods``: the contiguous runs of
+    high-risk intervals of the full series (start, end, intervals, max_slippage_bps).
     Errors: 404 no stored candles (lists what is stored); 422 bad input or too few candles.
     """
     venue = (body.venue or settings.agent.default_venue).lower()
@@ -270,14 +280,18 @@ async def backtest(
     if model is None:
         model = await _model_from_stored(market, history, venue, pair, tf)
     res = backtest_execution(
-        candles, model, body.side, size=body.size, lookback=pd.Timedelta(days=body.lookback_days)
+        candles, model, body.side, size=body.size, lookback=pd.Timedelta(days=body.lookback_days), series=True
     )
+    shown = downsample_series(res.series, BACKTEST_MAX_POINTS)
+    result = res.model_dump(mode="json", exclude={"series"})
+    result["series"] = shown.records()
+    result["series_bucket_intervals"] = shown.bucket_intervals
     return {
         "venue": venue,
         "symbol": pair,
         "timeframe": tf,
         "lookback_days": body.lookback_days,
-        "result": res.model_dump(mode="json"),
+        "result": result,
         "model": model.model_dump(mode="json"),
     }
 

@@ -261,7 +261,12 @@ class BacktestResponse(BaseModel):
     symbol: str
     timeframe: str
     lookback_days: float
-    result: dict[str, Any]
+    result: dict[str, Any] = Field(
+        description="Statistics (analytics.backtest.BacktestResult); series: [{ts, slippage_bps, fill_price, "
+        "high_risk, optimal}], at most 2000 points (max slippage of each bucket of "
+        "series_bucket_intervals consecutive intervals); risk_periods: [{start, end, intervals, "
+        "max_slippage_bps, worst_interval}] of the full series"
+    )
     model: dict[str, Any] = Field(
         description="Book model: grid_bps, depth fractions, half_spread_bps, model_source"
     )

@@ -101,6 +101,27 @@ def test_threshold_periods():
     assert shapes.threshold_periods(rows, "t", "v", 1000) == []
 
 
+def test_period_bands_reach_the_end_of_the_last_interval():
+    periods = [
+        {"start": "2024-09-05T10:00:00Z", "end": "2024-09-05T10:00:00Z", "max_slippage_bps": 250},
+        {"start": "2024-09-05T12:05:00Z", "end": "2024-09-05T12:20:00Z"},
+        {"start": "2024-09-05T13:00:00Z"},
+    ]
+    assert shapes.period_bands(periods, 300) == [
+        ("2024-09-05T10:00:00Z", "2024-09-05T10:05:00Z"),
+        ("2024-09-05T12:05:00Z", "2024-09-05T12:25:00Z"),
+    ]
+    assert shapes.period_bands(periods) == [
+        ("2024-09-05T10:00:00Z", "2024-09-05T10:00:00Z"),
+        ("2024-09-05T12:05:00Z", "2024-09-05T12:20:00Z"),
+    ]
+    rows = [{"t": i, "v": v} for i, v in enumerate([1, 300, 5])]
+    fig = charts.risk_series_figure(rows, "t", "v", 200, "x", bands=[(0, 2)])
+    assert [(s.x0, s.x1) for s in fig.layout.shapes if s.type == "rect"] == [(0, 2)]
+    fig = charts.risk_series_figure(rows, "t", "v", 200, "x")  # no bands given: runs above 200
+    assert [(s.x0, s.x1) for s in fig.layout.shapes if s.type == "rect"] == [(1, 1)]
+
+
 def test_request_schema_resolves_refs_and_optional_enums():
     spec = {
         "paths": {

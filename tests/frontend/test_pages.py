@@ -11,6 +11,7 @@ import re
 from typing import Literal
 
 import httpx
+import pandas as pd
 import pytest
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
@@ -227,6 +228,8 @@ def test_route_page_explains_a_409_when_the_api_is_not_live(monkeypatch):
 def test_backtest_page(api_url):
     at = run_page("backtest")
     at.number_input(key="bt_lookback").set_value(2.0)
+    # 100 BTC per candle: large enough for high-risk (> 200 bps) periods in two days.
+    at.number_input(key="bt_size").set_value(100.0)
     submit(at, "bt_submit")
     if not served(api_url, "/api/backtest", "post"):
         assert_not_available(at, api_url, "/api/backtest")
@@ -234,18 +237,33 @@ def test_backtest_page(api_url):
     assert not at.error, texts(at.error)
     expected = httpx.post(
         f"{api_url}/api/backtest",
-        json={"symbol": "BTC/USDT", "side": "buy", "size": 5, "lookback_days": 2},
+        json={"symbol": "BTC/USDT", "side": "buy", "size": 100, "lookback_days": 2},
         timeout=120,
     ).json()
     res = expected.get("result", expected)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Avg slippage"] == f"{res['avg_slippage_bps']:,.2f} bps"
     assert metrics["Intervals"] == f"{res['intervals']:,}"
-    titles = [f["layout"]["title"]["text"] for f in figures(at)]
-    # Slippage over time when the API gives a series, else the window's prices with the worst
-    # interval marked; the percentiles in both cases.
-    assert any("over time" in t or "worst interval" in t for t in titles), titles
+    figs = figures(at)
+    titles = [f["layout"]["title"]["text"] for f in figs]
     assert "Slippage percentiles (bps)" in titles
+    # Slippage over time is the API's own per-interval series, with the API's risk periods shaded
+    # (each band from the period's first candle to the end of its last one).
+    series, periods, bucket = res["series"], res["risk_periods"], res["series_bucket_intervals"]
+    assert len(series) == -(-res["intervals"] // bucket) <= 2000 and periods
+    fig = figs[titles.index("slippage_bps over time (high-risk shaded)")]
+    (line,) = fig["data"]
+    assert line["x"] == [p["ts"] for p in series]
+    assert line["y"] == [p["slippage_bps"] for p in series]
+    rects = [s for s in fig["layout"]["shapes"] if s.get("type") == "rect"]
+    step = pd.Timedelta(expected["timeframe"])
+    assert [(r["x0"], pd.Timestamp(r["x1"])) for r in rects] == [
+        (p["start"], pd.Timestamp(p["end"]) + step) for p in periods
+    ]
+    assert "The API returns summary statistics only" not in texts(at.info)
+    if bucket > 1:  # downsampled: the page says how
+        assert f"each the worst of {bucket} consecutive intervals" in texts(at.caption)
+    assert len(at.dataframe) >= 1  # the risk periods table
 
 
 def test_pairs_page(api_url):
