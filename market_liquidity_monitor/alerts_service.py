@@ -55,8 +55,9 @@ from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import BookNotReadyError, InvalidInputError, MLMError
 from market_liquidity_monitor.domain.instrument import InstrumentId
+from market_liquidity_monitor.domain.time import iso_ns
 from market_liquidity_monitor.ingest.store import BookStore
-from market_liquidity_monitor.market_data import MarketData
+from market_liquidity_monitor.market_data import DepthHistory, MarketData
 from market_liquidity_monitor.storage.db import Database
 from market_liquidity_monitor.storage.models import AlertEventRow, AlertRow
 from market_liquidity_monitor.storage.repositories import AlertRepository
@@ -248,6 +249,12 @@ class AlertService:
             self._next_id += 1
         self._rules[rule.id] = rule
         self._refresh()
+        # Evaluate the new rule on the books as they are now: forget when its books were last
+        # sampled, so the next sample observes them again even if they have not changed since
+        # (a recorded book never changes; a quiet live book may not for a while).
+        for inst in list(self._last_book_ts):
+            if inst.symbol == rule.symbol and rule.venue in (None, inst.venue):
+                del self._last_book_ts[inst]
         return rule
 
     async def list_rules(self) -> list[AlertRule]:
@@ -492,6 +499,10 @@ class AlertService:
         One point per ``sample()`` round (each venue's latest observation; the last ``history``
         rounds are kept). Across venues (``venue`` None): the summed depth of the rounds in which
         every venue of the symbol had been observed, with HHI per episode; one venue: its series.
+        On recorded data, when the service has observed the symbol no more than ``baseline_n``
+        times, the depth sampled during the replay is used instead (``MarketData.depth_history``:
+        one point per sample, stamped with the book's receive time; across venues only over the
+        time their recordings share, each venue's latest sample at each point).
         Definitions: ``analytics.alerts.detect_liquidity_crunches``. Raises ``InvalidInputError``
         for a symbol with no observation (listing those with one) or a window that is not sampled
         (listing the sampled windows).
@@ -504,6 +515,13 @@ class AlertService:
                 f"{', '.join(f'{x:g}' for x in self.windows_bps)}"
             )
         ticks = list(self._ticks.get(sym, ()))
+        if len(ticks) <= baseline_n:
+            hist = self._replay_history(sym, venue)
+            if hist:
+                return self._crunches_from_history(
+                    sym, hist, w, unit, baseline_n=baseline_n, drop_ratio=drop_ratio,
+                    recovery_ratio=recovery_ratio,
+                )  # fmt: skip
         if not ticks:
             raise InvalidInputError(
                 f"no observation of {sym} yet; observed: {', '.join(sorted(self._ticks)) or 'none'} "
@@ -536,3 +554,61 @@ class AlertService:
             window_bps=w,
             unit=unit,
         )
+
+    def _replay_history(self, sym: str, venue: str | None) -> dict[str, DepthHistory]:
+        """Per venue, the depth sampled while the recordings of ``sym``'s books replayed."""
+        if self.market is None:
+            return {}
+        out = {}
+        for inst in self.store.instruments():
+            if inst.symbol == sym and (venue is None or inst.venue == venue):
+                h = self.market.depth_history(inst)
+                if h is not None:
+                    out[inst.venue] = h
+        return out
+
+    def _crunches_from_history(
+        self,
+        sym: str,
+        hist: dict[str, DepthHistory],
+        w: float,
+        unit: str,
+        **params: Any,
+    ) -> LiquidityCrunchReport:
+        venues = sorted(hist)
+        per: dict[str, tuple[list[int], list[float | None]]] = {}
+        for v in venues:
+            h = hist[v]
+            if w not in h.windows_bps:
+                raise InvalidInputError(
+                    f"depth within {w:g} bps was not sampled during the replay of {v} {sym}; sampled "
+                    f"windows (bps): {', '.join(f'{x:g}' for x in h.windows_bps)}"
+                )
+            per[v] = (list(h.ts_ns), h.series(w, unit))
+        if len(venues) == 1:
+            (v,) = venues
+            ts, vals = per[v]
+            keep = [i for i, x in enumerate(vals) if x is not None]
+            series = {v: [vals[i] for i in keep]}
+            ts = [ts[i] for i in keep]
+        else:
+            start = max(per[v][0][0] for v in venues)
+            end = min(per[v][0][-1] for v in venues)
+            if start > end:
+                spans = "; ".join(f"{v} {iso_ns(per[v][0][0])}..{iso_ns(per[v][0][-1])}" for v in venues)
+                raise InvalidInputError(
+                    f"the {sym} books were recorded at different times ({spans}): their depth cannot "
+                    "be summed; ask per venue"
+                )
+            # as-of merge: at each sample time in [start, end], every venue's latest sample
+            events = sorted((t, v, x) for v in venues for t, x in zip(*per[v], strict=True) if t <= end)
+            latest: dict[str, float | None] = {}
+            ts, series = [], {v: [] for v in venues}
+            for t, v, x in events:
+                latest[v] = x
+                if t < start or len(latest) < len(venues) or any(y is None for y in latest.values()):
+                    continue
+                ts.append(t)
+                for u in venues:
+                    series[u].append(latest[u])
+        return detect_liquidity_crunches(ts, venue_depth=series, window_bps=w, unit=unit, **params)

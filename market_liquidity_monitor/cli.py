@@ -82,7 +82,16 @@ def ask(
     console = Console(stderr=True)
     settings = _settings(data)
     market = _market(settings, console)
-    assistant = Assistant(settings, market)
+    # Alert rules created here are stored in the history database, so a later `mlm ask` (or the
+    # API) sees them.
+    assistant = Assistant(settings, market, persist_alerts=True)
+
+    async def run():
+        try:
+            return await assistant.ask(question)
+        finally:
+            await assistant.close()
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -101,7 +110,7 @@ def ask(
 
         market.progress = on_progress
         try:
-            result = asyncio.run(assistant.ask(question))
+            result = asyncio.run(run())
         except ModelProviderError as exc:
             progress.stop()
             _provider_failed(console, exc)
@@ -110,7 +119,8 @@ def ask(
             json.dumps({"answer": result.answer, "tool_calls": result.tool_calls}, default=str) + "\n"
         )
     else:
-        Console().print(result.answer, markup=False, highlight=False)
+        # emoji=False: "LINK/USD:LINK" must not become "LINK/USD🔗".
+        Console().print(result.answer, markup=False, highlight=False, emoji=False)
 
 
 @app.command("eval")
@@ -178,7 +188,11 @@ def export_(
     if kind not in ("candles", "trades", "metrics"):
         raise typer.BadParameter(f"{kind!r}: valid kinds are candles, trades, metrics", param_hint="KIND")
     res = export(Settings(), kind, out, venue=venue, symbol=symbol, timeframe=timeframe)
-    Console(stderr=True).print(f"wrote {res}")
+    Console(stderr=True).print(
+        f"wrote {res.rows:,} row{'' if res.rows == 1 else 's'} of {res.kind} as {res.fmt} to {res.path}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command()

@@ -3,18 +3,26 @@
 It resolves what a user typed ("BTC" on "binance") to an instrument that has a book, makes sure
 that book is loaded (replaying its recording on first use when running on recorded data), and
 hands out ``BookView`` images with their quality. Live ingest fills the same ``BookStore``.
+
+On recorded data it also samples each book while its recording replays (``depth_history``): every
+``depth_sample_every`` depth updates of an instrument, the book's receive time and its depth
+within the store's windows (the store's incremental window totals, not a view), so that
+liquidity-crunch detection has a history although the replay runs in one go.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.config import Settings
-from market_liquidity_monitor.domain.errors import UnknownSymbolError, UnknownVenueError
+from market_liquidity_monitor.domain.errors import MLMError, UnknownSymbolError, UnknownVenueError
+from market_liquidity_monitor.domain.events import L2Delta, L2Snapshot
 from market_liquidity_monitor.domain.instrument import InstrumentId, MarketType
 from market_liquidity_monitor.ingest.clock import Clock, ReplayClock, WallClock
 from market_liquidity_monitor.ingest.replay import ReadStats, RecordingGroup, Replayer, discover
@@ -27,6 +35,43 @@ log = logging.getLogger(__name__)
 QUOTE_PREFERENCE = ("USDT", "USD", "USDC", "FDUSD", "BUSD", "EUR", "GBP", "BTC", "ETH")
 # USD-like quotes are interchangeable for "ETH/USD"-style requests when the exact quote is absent.
 USD_LIKE = ("USD", "USDT", "USDC", "FDUSD", "BUSD")
+#: Depth updates (deltas and snapshots routed to an instrument) between two replay depth samples.
+DEPTH_SAMPLE_EVERY = 2
+#: Depth samples kept per instrument and recording (the oldest are dropped beyond).
+DEPTH_HISTORY_MAX = 16_384
+
+
+@dataclass(slots=True)
+class DepthHistory:
+    """Depth of one book sampled during the replay of one recording, oldest first.
+
+    ``ts_ns``: the book's receive time at each sample (recording time, ns; non-decreasing).
+    ``book_ts_ns``: the venue's event time of the book at each sample (None when the venue sends none).
+    ``depth``: per sample, ``(bid_size, bid_notional, ask_size, ask_notional)`` within each of
+    ``windows_bps`` (same order), floats; sizes in base units and notionals in quote units for
+    spot/linear books; for inverse contracts the sizes are ``None`` and the notionals are
+    contracts x contract size (quote currency). ``every``: depth updates between samples.
+    """
+
+    instrument: InstrumentId
+    recording: str
+    windows_bps: tuple[float, ...]
+    every: int
+    ts_ns: deque[int]
+    book_ts_ns: deque[int | None]
+    depth: deque[tuple[tuple[float | None, float, float | None, float], ...]]
+
+    def __len__(self) -> int:
+        return len(self.ts_ns)
+
+    def series(self, window_bps: float, unit: str = "notional") -> list[float | None]:
+        """Bid + ask depth within ``window_bps`` at each sample (``unit``: notional or size).
+
+        Raises ``ValueError`` for a window that was not sampled."""
+        i = self.windows_bps.index(window_bps)
+        if unit == "size":
+            return [None if d[i][0] is None else d[i][0] + d[i][2] for d in self.depth]
+        return [d[i][1] + d[i][3] for d in self.depth]
 
 
 class MarketData:
@@ -60,6 +105,9 @@ class MarketData:
         self._session_clocks: dict[str, ReplayClock] = {}
         self.read_stats = ReadStats()
         self.progress: Callable[[str, int], None] | None = None
+        self.depth_sample_every = DEPTH_SAMPLE_EVERY  # 0 turns replay sampling off
+        self.depth_history_max = DEPTH_HISTORY_MAX
+        self._depth: dict[InstrumentId, dict[str, DepthHistory]] = {}
         for g in self._groups:
             if g.venue_symbols:
                 try:
@@ -103,13 +151,74 @@ class MarketData:
                 def cb(n: int) -> None:
                     prog(name, n)
 
-            rp.run(group.records(self.read_stats), progress=cb)
+            on_record = self._depth_sampler(group.name) if self.depth_sample_every > 0 else None
+            rp.run(group.records(self.read_stats), on_record=on_record, progress=cb)
             if isinstance(self.clock, ReplayClock):
                 self.clock.advance(clock.now_ns())
             self._loaded.add(group.name)
             for inst in set(self.store.instruments()) - before:
                 self._known.setdefault(inst, group)
                 self.store.set_clock(inst, clock)
+
+    def _depth_sampler(self, recording: str) -> Callable:
+        """The replay's ``on_record`` hook: every ``depth_sample_every`` depth events routed to an
+        instrument, sample that book's depth if it is synced and changed since its last sample."""
+        every, store = self.depth_sample_every, self.store
+        windows = tuple(float(w) for w in self.settings.analytics.depth_windows_bps)
+        counts: dict[InstrumentId, int] = {}
+        series: dict[InstrumentId, DepthHistory] = {}
+        maxlen = self.depth_history_max
+
+        def sample(inst: InstrumentId) -> None:
+            book = store.entry(inst).book
+            if not book.quality.synced:
+                return
+            h = series.get(inst)
+            if h is None:
+                h = series[inst] = DepthHistory(
+                    inst, recording, windows, every, deque(maxlen=maxlen), deque(maxlen=maxlen),
+                    deque(maxlen=maxlen),
+                )  # fmt: skip
+                self._depth.setdefault(inst, {})[recording] = h
+                for w in windows:
+                    book.track_window(w)  # idempotent: the store tracks its windows already
+            ts = book.ts_recv_ns
+            if ts is None or (h.ts_ns and h.ts_ns[-1] == ts):
+                return  # nothing applied since the last sample
+            try:
+                if book.contract_size:
+                    cs = book.contract_size
+                    row = []
+                    for w in windows:
+                        d = book.depth(w)
+                        row.append((None, d["bid_size"] * cs, None, d["ask_size"] * cs))
+                else:
+                    row = []
+                    for w in windows:
+                        d = book.depth(w)
+                        row.append((d["bid_size"], d["bid_notional"], d["ask_size"], d["ask_notional"]))
+            except MLMError:  # a side is empty: nothing to measure now
+                return
+            h.ts_ns.append(ts)
+            h.book_ts_ns.append(book.ts_event_ns)
+            h.depth.append(tuple(row))
+
+        def on_record(rec, events) -> None:
+            for ev in events:
+                if isinstance(ev, L2Delta | L2Snapshot):
+                    inst = ev.instrument
+                    n = counts.get(inst, 0) + 1
+                    counts[inst] = n
+                    if n % every == 0:
+                        sample(inst)
+
+        return on_record
+
+    def depth_history(self, inst: InstrumentId) -> DepthHistory | None:
+        """The depth sampled while ``inst``'s recording replayed (the recording with the most
+        samples when several fed the book), or None (not recorded data, not loaded, never synced)."""
+        found = [h for h in self._depth.get(inst, {}).values() if len(h)]
+        return max(found, key=len) if found else None
 
     def _load_unknown_groups(self, venue: str | None = None) -> None:
         """Load groups whose instruments are not known from file names (small captures)."""

@@ -102,13 +102,17 @@ class Assistant:
         history: HistoryService | None = None,
         engine: Any = None,
         alerts: Any = None,
+        persist_alerts: bool = False,
     ):
         self.settings = settings
         self.market = market
         self.history = history if history is not None else HistoryService(settings)
         self.engine = engine
-        # An AlertService; None builds an in-memory one on first use (rules live with this Assistant).
+        # An AlertService; None builds one on first use: backed by the history database when
+        # ``persist_alerts`` (rules outlive the process, as under the API), else in memory (rules
+        # live with this Assistant).
         self.alerts = alerts
+        self.persist_alerts = persist_alerts
         self.agent = agent or build_agent(settings)
         self._sessions: dict[str, list[ModelMessage]] = {}
         self._max_sessions = max_sessions
@@ -121,7 +125,11 @@ class Assistant:
         sid = session_id or uuid.uuid4().hex
         history = self._sessions.get(sid, [])
         deps = AgentDeps(
-            self.settings, self.market, history=self.history, engine=self.engine, alerts=self._alert_service()
+            self.settings,
+            self.market,
+            history=self.history,
+            engine=self.engine,
+            alerts=await self._alert_service(),
         )
         try:
             result = await self.agent.run(question, deps=deps, message_history=history)
@@ -141,12 +149,20 @@ class Assistant:
             )
         return AskResult(answer, calls, sid, report.as_dict())
 
-    def _alert_service(self) -> Any:
+    async def _alert_service(self) -> Any:
         if self.alerts is None:
             from market_liquidity_monitor.alerts_service import AlertService
 
-            self.alerts = AlertService(self.market, settings=self.settings)
+            # The same SQLite file (or database_url) as the API's rules: see api/alerts.start_alerts.
+            db = (await self.history.history()).db if self.persist_alerts else None
+            svc = AlertService(self.market, db=db, settings=self.settings)
+            await svc.start()  # loads the stored rules; a no-op in memory
+            self.alerts = svc
         return self.alerts
+
+    async def close(self) -> None:
+        """Release the history database (and with it the alert rules' connection)."""
+        await self.history.close()
 
     def _remember(self, sid: str, messages: list[ModelMessage]) -> None:
         self._sessions[sid] = messages[-40:]

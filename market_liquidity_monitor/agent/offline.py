@@ -56,7 +56,15 @@ def fmt_size(x: float | None) -> str:
 
 
 def fmt_bps(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
+    if x is None:
+        return "n/a"
+    shown = f"{x:.2f}"
+    return "0.00" if shown == "-0.00" else shown  # a rounded zero has no sign
+
+
+def _levels(n: int, what: str = "levels") -> str:
+    """``1 price level``, ``3 price levels``."""
+    return f"{n} {what[:-1] if n == 1 else what}"
 
 
 def fmt_notional(x: float | None) -> str:
@@ -91,13 +99,13 @@ def answer_market_impact(r: dict, args: dict) -> str:
             f"{verb} {amount} {where} would fill at a VWAP of {fmt_price(r['vwap'])} {quote}, "
             f"{fmt_bps(r['slippage_bps'])} bps {direction} the mid price of {fmt_price(r['mid_price'])} "
             f"(slippage vs the best {'ask' if r['side'] == 'buy' else 'bid'}: {fmt_bps(r['slippage_vs_best_bps'])} bps). "
-            f"It would consume {r['levels_consumed']} price levels, down to {fmt_price(r['worst_price'])}, "
+            f"It would consume {_levels(r['levels_consumed'], 'price levels')}, down to {fmt_price(r['worst_price'])}, "
             f"for a total of {fmt_notional(r['filled_notional'])} {quote}."
         )
     else:
         text = (
             f"There is not enough visible liquidity for {verb.lower()} {amount} {where}: the whole visible "
-            f"{'ask' if r['side'] == 'buy' else 'bid'} side ({r['levels_consumed']} levels) fills only "
+            f"{'ask' if r['side'] == 'buy' else 'bid'} side ({_levels(r['levels_consumed'])}) fills only "
             f"{fmt_size(r['filled_size'])} {base} at a VWAP of {fmt_price(r['vwap'])} {quote} "
             f"({fmt_bps(r['slippage_bps'])} bps from the mid of {fmt_price(r['mid_price'])}). "
             "Beyond that the book shows nothing, so the cost of the rest is unknown."
@@ -242,7 +250,7 @@ def answer_route(r: dict, args: dict) -> str:
         lines.append(
             f"- {c['venue']} {c['symbol']} (book as of {c['book_ts']}): {fmt_size(c['size'])} {base} at VWAP "
             f"{fmt_price(c['vwap'])}, fee {fmt_bps(c['fee_bps'])} bps ({fmt_price(c['fee_quote'])}), "
-            f"{c['levels_consumed']} levels"
+            f"{_levels(c['levels_consumed'])}"
         )
     if routed["fillable"]:
         lines.append(
@@ -417,22 +425,43 @@ def answer_liquidity_alerts(r: dict, args: dict) -> str:
             )
     else:
         lines.append(f"- No alert rule has fired ({r['rules_total']} rule(s) defined).")
+    drop = r.get("drop_ratio")
     for c in r["crunches"]:
+        where = f"{c['venue']} {c['symbol']}" if c.get("venue") else c["symbol"]
         if not c.get("available"):
-            lines.append(f"- Crunch detection for {c['symbol']}: not possible yet: {c['reason']}.")
-        elif c.get("episodes"):
+            lines.append(f"- Crunch detection for {where}: not possible yet: {c['reason']}.")
+            continue
+        params = (
+            f"depth within {r['window_bps']:g} bps (bid + ask), a crunch = below {c['drop_ratio']:g} x "
+            f"the median of the previous {c['baseline_n']} observations, recovered at "
+            f"{c['recovery_ratio']:g} x"
+        )
+        span = f"{c['n_observations']} observation(s) from {c['first_ts']} to {c['last_ts']}"
+        rep = c.get("sampled_during_replay")
+        if rep:
+            span += f", sampled every {rep['every_depth_updates']} depth updates of the {rep['recording']} recording"
+        if c.get("episodes"):
+            lines.append(f"- {len(c['episodes'])} liquidity crunch(es) in {where} ({params}; {span}):")
             for ep in c["episodes"]:
+                hhi = ""
+                if len(c.get("venues") or ()) > 1 and ep.get("hhi_change") is not None:
+                    hhi = f", venue HHI {ep['hhi_onset']:.3f} -> {ep['hhi_trough']:.3f} ({ep['hhi_change']:+.3f})"
                 lines.append(
-                    f"- Liquidity crunch in {c['symbol']} depth within {r['window_bps']:g} bps: from {ep['onset_ts']}, "
-                    f"trough {fmt_notional(ep['trough_depth'])} at {ep['trough_ts']} ({ep['drop_pct']:.1f}% below its "
-                    f"baseline of {fmt_notional(ep['baseline_depth'])})"
-                    + (f", recovered at {ep['recovery_ts']}" if ep.get("recovered") else ", not recovered")
+                    f"  - onset {ep['onset_ts']}, trough {fmt_notional(ep['trough_depth'])} at {ep['trough_ts']} "
+                    f"({ep['drop_pct']:.1f}% below its baseline of {fmt_notional(ep['baseline_depth'])})"
+                    + (
+                        f", recovered at {ep['recovery_ts']} ({ep['duration_s']:.1f} s)"
+                        if ep.get("recovered")
+                        else ", not recovered by the last observation"
+                    )
+                    + hhi
                     + "."
                 )
         else:
             lines.append(
-                f"- No liquidity crunch in {c['symbol']} depth within {r['window_bps']:g} bps over "
-                f"{c['n_observations']} observation(s)"
+                f"- No liquidity crunch found in {where} at {params}"
+                + (f" (drop_ratio {drop:g})" if drop is not None and c["drop_ratio"] != drop else "")
+                + f" over {span}"
                 + (f" ({c['reason']})" if c.get("reason") else "")
                 + "."
             )
@@ -443,6 +472,9 @@ def answer_liquidity_alerts(r: dict, args: dict) -> str:
 
 
 def answer_health(r: dict, args: dict) -> str:
+    asked = [args["venue"]] if args.get("venue") else list(args.get("venues") or [])
+    if not r["books"] and asked:
+        return f"No book of {', '.join(asked)} is recorded or connected, so there is nothing to report on."
     if not r["books"] and not r.get("circuit_breakers"):
         return "No books are loaded and no REST venue has been called yet, so there is nothing to report on."
     lines = [f"{r['healthy']} of {r['books_total']} books are healthy ({r['mode']} data)."]
@@ -507,7 +539,7 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
     if cap == "alerts":
         return _plan_alerts({**a, **q.extra})
     if cap == "health":
-        return "venue_health", {}
+        return "venue_health", {k: a[k] for k in ("venue", "venues") if a.get(k)}
     if cap == "pairs":
         sa, sb = a.get("symbol_a"), a.get("symbol_b")
         if not sa or not sb:

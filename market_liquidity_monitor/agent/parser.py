@@ -669,6 +669,8 @@ class _Extraction:
     bad_quantity: str | None = None
     #: the bare number written negative or zero ("what about -3?"): bad only where it is the size
     bad_bare_number: str | None = None
+    #: the bare number was written with a minus sign ("imbalance below -0.5"): kept for thresholds
+    bare_negative: bool = False
 
     @property
     def symbol(self) -> str | None:
@@ -938,6 +940,7 @@ def _extract(text: str) -> _Extraction:
     if (m := _BARE_NUMBER_RE.search(work)) is not None:
         ex.bare_number = _quantity_value(m)
         neg = _NEGATIVE_BEFORE_RE.search(work, 0, m.start("qnum"))
+        ex.bare_negative = neg is not None
         if neg is not None or ex.bare_number == 0:
             ex.bad_bare_number = " ".join(ex.low[neg.start() if neg else m.start() : m.end()].split())
     return ex
@@ -1070,6 +1073,7 @@ _ALERT_LIST_RE: Final = re.compile(
 )
 #: Alert metrics by the words that name them, checked in order.
 _ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
+    ("zscore", re.compile(r"\bz[\s-]?scores?\b")),
     ("imbalance", re.compile(r"\bimbalance")),
     ("spread_bps", re.compile(r"\bspreads?\b")),
     ("depth_notional", re.compile(r"\bdepth|\bliquidity\b|\bbook\s+(?:gets?\s+)?thin")),
@@ -1115,7 +1119,9 @@ def _alert_spec(ex: _Extraction) -> dict[str, Any]:
     elif metric in ("depth_notional", "mid_price") and ex.notional is not None:
         threshold = ex.notional
     elif ex.bare_number is not None:
-        threshold = ex.bare_number
+        # Imbalance (-1..1) and z-scores are signed: "drops below -0.5" is -0.5, not 0.5.
+        signed = metric in ("imbalance", "zscore") and ex.bare_negative
+        threshold = -ex.bare_number if signed else ex.bare_number
     else:
         threshold = ex.size if metric not in ("depth_notional", "mid_price") else None
     if threshold is not None:

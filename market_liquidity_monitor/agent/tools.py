@@ -444,17 +444,41 @@ def compare_venues(
     return _record(deps, "compare_venues", args, res)
 
 
-def venue_health(ctx: RunContext[AgentDeps]) -> dict:
-    """Health of every book we hold (synced, sequence gaps, resyncs, checksum failures, crossed
-    and stale flags, age of the last update, per venue and instrument) and the state of each
-    venue's REST circuit breaker (closed / open / half_open, consecutive failures, last error)."""
+@_logged
+def venue_health(
+    ctx: RunContext[AgentDeps], venue: str | None = None, venues: list[str] | None = None
+) -> dict:
+    """Health of every book (synced, sequence gaps, resyncs, checksum failures, crossed and stale
+    flags, age of the last update, per venue and instrument) and the state of each venue's REST
+    circuit breaker (closed / open / half_open, consecutive failures, last error).
+
+    Args:
+        venue: only this venue (ccxt id, e.g. binance); None for every venue.
+        venues: only these venues.
+    """
     deps = ctx.deps
     market = deps.market
+    asked = [v.lower() for v in ([venue] if venue else []) + list(venues or [])]
+    unknown = [v for v in asked if v not in market.registry.venues]
+    if unknown:
+        raise ModelRetry(
+            f"Unknown venue {', '.join(unknown)}; valid venues: {', '.join(market.registry.venues)}."
+        )
+    if market.is_recorded:
+        # Recordings load lazily: report on the books asked about, not only those loaded so far.
+        if asked:
+            for inst in (i for v in asked for i in market.instruments(v)):
+                market.ensure_loaded(inst)
+        else:
+            market.load_all()
     rows = []
     for inst in market.store.instruments():
+        if asked and inst.venue not in asked:
+            continue
         q = market.quality(inst)
         rows.append({"venue": inst.venue, "symbol": inst.symbol, **q, "warning": _quality_warning(q)})
     breakers = [h.to_dict() for h in deps.engine.health()] if deps.engine is not None else []
+    breakers = [b for b in breakers if not asked or b.get("venue") in asked]
     res = {
         "books": rows,
         "circuit_breakers": breakers,
@@ -464,7 +488,7 @@ def venue_health(ctx: RunContext[AgentDeps]) -> dict:
         "unhealthy": sum(1 for r in rows if r["warning"] is not None),
         "mode": "recorded" if market.is_recorded else "live",
     }
-    return _record(deps, "venue_health", {}, res)
+    return _record(deps, "venue_health", {"venue": venue, "venues": venues}, res)
 
 
 @_logged

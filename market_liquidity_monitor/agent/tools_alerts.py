@@ -4,7 +4,9 @@ crunches, through the ``AlertService`` in ``deps.alerts`` (analytics.alerts eval
 Rules live as long as the service (in memory, or in the database when the service has one). The
 service observes books when it is ticked; ``liquidity_alerts`` takes one observation of the
 asset's books now, so the answer always reflects the current books and says how many
-observations the crunch detection had.
+observations the crunch detection had. On recorded data the books were sampled while their
+recordings replayed (``MarketData.depth_history``); crunches are then detected per book, since
+the venues' captures are from different dates.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from market_liquidity_monitor.agent.tools import (
     venue_books,
 )
 from market_liquidity_monitor.domain.errors import MLMError, UnknownSymbolError, UnknownVenueError
+from market_liquidity_monitor.domain.instrument import InstrumentId
 
 #: Depth window (bps) used for crunch detection when the question names none.
 CRUNCH_WINDOW_BPS = 50.0
+#: Depth below this fraction of its rolling median starts a crunch (detect_liquidity_crunches default).
+CRUNCH_DROP_RATIO = 0.5
 
 
 def _service(deps: AgentDeps):
@@ -133,6 +138,7 @@ async def liquidity_alerts(
     symbol: str,
     venue: str | None = None,
     window_bps: float | None = None,
+    drop_ratio: float | None = None,
 ) -> dict:
     """Recent alert firings and liquidity anomalies of one asset: events fired by the rules,
     liquidity crunches (depth within ``window_bps`` falling below half its rolling median until it
@@ -143,9 +149,11 @@ async def liquidity_alerts(
         symbol: base asset ("BTC") or unified pair.
         venue: one ccxt id; every venue with a book of the asset if omitted.
         window_bps: depth window of the crunch detection (default 50).
+        drop_ratio: a crunch starts when depth falls below this fraction of its rolling median
+            (0..1, default 0.5).
     """
     deps = ctx.deps
-    args = {"symbol": symbol, "venue": venue, "window_bps": window_bps}
+    args = {"symbol": symbol, "venue": venue, "window_bps": window_bps, "drop_ratio": drop_ratio}
     service = _service(deps)
     venues = [venue.strip().lower()] if venue else deps.market.venues()
     views, missing = venue_books(deps, symbol, venues)
@@ -163,13 +171,28 @@ async def liquidity_alerts(
     except MLMError as exc:
         raise ModelRetry(str(exc)) from exc
     events, crunches = [], []
+    drop = float(drop_ratio or CRUNCH_DROP_RATIO)
+    recorded = deps.market.is_recorded
     for sym in sorted({v.instrument.symbol for v in views}):
         events += [e.model_dump(mode="json") for e in await service.recent_events(limit=50, symbol=sym)]
-        try:
-            rep = service.crunches(sym, window, venue=venue.strip().lower() if venue else None)
-            crunches.append({"symbol": sym, "available": True, **rep.model_dump(mode="json")})
-        except MLMError as exc:
-            crunches.append({"symbol": sym, "available": False, "reason": str(exc)})
+        # Recorded captures of different venues are from different dates: one series per book.
+        if recorded:
+            targets = [v.instrument.venue for v in views if v.instrument.symbol == sym]
+        else:
+            targets = [venue.strip().lower() if venue else None]
+        for ven in targets:
+            row = {"symbol": sym, "venue": ven}
+            hist = deps.market.depth_history(InstrumentId(ven, sym)) if ven and recorded else None
+            if hist is not None:
+                row["sampled_during_replay"] = {
+                    "recording": hist.recording,
+                    "every_depth_updates": hist.every,
+                }
+            try:
+                rep = service.crunches(sym, window, venue=ven, drop_ratio=drop)
+                crunches.append({**row, "available": True, **rep.model_dump(mode="json")})
+            except MLMError as exc:
+                crunches.append({**row, "available": False, "reason": str(exc)})
     books = [_book_row(v) for v in views]
     anomalies = [b for b in books if b["quality_warning"]]
     obs = {
@@ -181,6 +204,7 @@ async def liquidity_alerts(
     res = {
         "symbol": symbol,
         "window_bps": window,
+        "drop_ratio": drop,
         "books": books,
         "books_observed": len(books),
         "book_anomalies": len(anomalies),

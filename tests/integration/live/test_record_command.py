@@ -59,7 +59,7 @@ def fake_in_thread(records, drop_after_frames: int):
 
 def test_record_command_then_replay_reproduces_the_books(spot_records, reference, tmp_path):
     out = tmp_path / "btc.mlm.gz"
-    with fake_in_thread(spot_records, drop_after_frames=1500) as fake:
+    with fake_in_thread(spot_records, drop_after_frames=20) as fake:
         res = runner.invoke(
             app,
             ["record", "--venue", "binance", "--symbol", "BTC/USDT", "--out", str(out), "--duration-s", "4",

@@ -1,0 +1,122 @@
+"""Liquidity crunches on recorded data: the books are sampled while their recordings replay
+(``MarketData.depth_history``), and the assistant's answer reports what
+``analytics.alerts.detect_liquidity_crunches`` finds on that history.
+
+Cross-check: an independent replay of the Binance spot BTCUSDT recording (its own store, sampled
+every 2 depth updates with the float analytics on a full book view, not the incremental window
+totals) gives the same series, and the detector on it gives the episodes the service reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+import pytest
+
+from market_liquidity_monitor.agent.assistant import Assistant
+from market_liquidity_monitor.agent.offline import answer_liquidity_alerts
+from market_liquidity_monitor.alerts_service import AlertService
+from market_liquidity_monitor.analytics.alerts import detect_liquidity_crunches
+from market_liquidity_monitor.analytics.liquidity import depth_within_bps
+from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.domain.events import L2Delta, L2Snapshot
+from market_liquidity_monitor.domain.instrument import InstrumentId
+from market_liquidity_monitor.ingest.clock import ReplayClock
+from market_liquidity_monitor.ingest.replay import Replayer, discover
+from market_liquidity_monitor.ingest.store import BookStore
+from market_liquidity_monitor.market_data import DEPTH_SAMPLE_EVERY, MarketData
+from market_liquidity_monitor.venues.registry import AdapterRegistry
+
+SPOT = InstrumentId("binance", "BTC/USDT")
+
+
+@pytest.fixture(scope="module")
+def independent(data_dir: Path) -> dict[float, tuple[list[int], list[float]]]:
+    """Bid + ask notional within 10 and 50 bps, sampled by hand from a replay of the same files."""
+    (group,) = [g for g in discover(data_dir) if g.name == "hftbacktest/spot/btcusdt"]
+    reg = AdapterRegistry()
+    store = BookStore(reg, windows_bps=(), clock=ReplayClock())
+    out: dict[float, tuple[list[int], list[float]]] = {10.0: ([], []), 50.0: ([], [])}
+    n = itertools.count(1)
+    last: list[int | None] = [None]
+
+    def on_record(rec, evs) -> None:
+        for ev in evs:
+            if not isinstance(ev, L2Delta | L2Snapshot) or next(n) % DEPTH_SAMPLE_EVERY:
+                continue
+            book = store.entry(ev.instrument).book
+            if not book.quality.synced or book.ts_recv_ns == last[0]:
+                continue
+            view = store.view("binance", "BTC/USDT")
+            last[0] = book.ts_recv_ns
+            for w, (ts, depth) in out.items():
+                d = depth_within_bps(view, w)
+                ts.append(book.ts_recv_ns)
+                depth.append(d.bid_notional + d.ask_notional)
+
+    Replayer(store, reg, clock=ReplayClock()).run(group.records(), on_record=on_record)
+    return out
+
+
+@pytest.fixture(scope="module")
+def assistant(data_dir: Path) -> Assistant:
+    settings = Settings()
+    return Assistant(settings, MarketData.from_recordings(settings, data_dir))
+
+
+def test_replay_history_equals_independent_sampling(assistant: Assistant, independent) -> None:
+    market = assistant.market
+    market.ensure_loaded(SPOT)
+    hist = market.depth_history(SPOT)
+    assert hist is not None and hist.every == DEPTH_SAMPLE_EVERY
+    ts, depth = independent[10.0]
+    assert len(hist) == len(ts) > 1000
+    assert list(hist.ts_ns) == ts
+    assert hist.series(10.0) == pytest.approx(depth, rel=1e-9)
+    assert hist.series(50.0) == pytest.approx(independent[50.0][1], rel=1e-9)
+
+
+def test_ask_reports_no_crunch_at_defaults_honestly(assistant: Assistant, independent) -> None:
+    res = asyncio.run(assistant.ask("Any liquidity crunches on BTC?"))
+    (call,) = [c for c in res.tool_calls if c["tool"] == "liquidity_alerts"]
+    r = call["result"]
+    ts, depth = independent[r["window_bps"]]
+    ref = detect_liquidity_crunches(ts, depth, drop_ratio=r["drop_ratio"])
+    (row,) = [c for c in r["crunches"] if c.get("venue") == "binance" and c["symbol"] == "BTC/USDT"]
+    assert row["available"] and row["n_observations"] == len(ts) > ref.baseline_n
+    assert len(row["episodes"]) == len(ref.episodes)
+    assert "not possible yet" not in res.answer.split("binance BTC/USDT")[0]
+    line = next(x for x in res.answer.splitlines() if "in binance BTC/USDT" in x)
+    assert f"depth within {r['window_bps']:g} bps" in line and f"below {r['drop_ratio']:g} x" in line
+    assert row["first_ts"] in line and row["last_ts"] in line
+    if not ref.episodes:  # the recorded 50 bps depth never halves
+        assert line.startswith("- No liquidity crunch found in binance BTC/USDT at ")
+    assert res.grounding["grounded"], res.grounding
+
+
+def test_crunches_at_10_bps_match_detector_and_are_answered(assistant: Assistant, independent) -> None:
+    svc = AlertService(assistant.market)  # a fresh service: no observation of its own
+    assistant.market.ensure_loaded(SPOT)
+    rep = svc.crunches("BTC/USDT", 10, venue="binance", drop_ratio=0.6)
+    ts, depth = independent[10.0]
+    ref = detect_liquidity_crunches(ts, venue_depth={"binance": depth}, drop_ratio=0.6, window_bps=10)
+    assert len(ref.episodes) >= 1  # real drops of the 10 bps depth below 0.6 x its rolling median
+    key = [(e.onset_ts_ns, e.trough_ts_ns, e.recovery_ts_ns) for e in ref.episodes]
+    assert [(e.onset_ts_ns, e.trough_ts_ns, e.recovery_ts_ns) for e in rep.episodes] == key
+    for got, want in zip(rep.episodes, ref.episodes, strict=True):
+        assert got.drop_pct == pytest.approx(want.drop_pct, rel=1e-9)
+    # the answer writer renders every episode with its book times
+    result = {
+        "symbol": "BTC", "window_bps": 10.0, "drop_ratio": 0.6, "books_observed": 1, "events": [],
+        "rules_total": 0, "books": [],
+        "crunches": [{"symbol": "BTC/USDT", "venue": "binance", "available": True, **rep.model_dump(mode="json")}],
+    }  # fmt: skip
+    text = answer_liquidity_alerts(result, {})
+    assert f"{len(ref.episodes)} liquidity crunch(es) in binance BTC/USDT" in text
+    for e in rep.episodes:
+        assert f"onset {e.onset_ts}, trough" in text and f"at {e.trough_ts}" in text
+        assert f"{e.drop_pct:.1f}% below" in text
+        if e.recovered:
+            assert f"recovered at {e.recovery_ts}" in text
