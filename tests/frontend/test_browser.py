@@ -133,6 +133,8 @@ def test_live_book_in_the_browser(page, streamlit_url, shots):
     page.goto(f"{streamlit_url}/live_book")
     page.get_by_text("Cumulative depth — BTC/USDT on binance").first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
+    # Streamlit renders elements progressively: wait for the metric tiles before reading the page.
+    page.get_by_test_id("stMetricLabel").filter(has_text="Spread").first.wait_for()
     body = page.inner_text("body")
     assert "Mid" in body and "Spread" in body, body[:2000]
     assert_no_exception(page)
