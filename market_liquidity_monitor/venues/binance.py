@@ -56,12 +56,11 @@ _MS = 1_000_000  # ms -> ns
 
 class _BinanceBase(AdapterBase):
     venue: str
-    ws_base: str
+    ws_url: str
     rest_depth_url: str
     sequence_rule: SequenceRule
-    keepalive: KeepAlive
-    depth_suffix: str
-    depth_weight: int
+    keepalive = KeepAlive(interval_s=None, silence_timeout_s=30.0, max_connection_age_s=23.5 * 3600)
+    depth_suffix = "depth@100ms"
 
     def __init__(
         self, symbol_map: dict[str, str] | None = None, contract_sizes: dict[str, float] | None = None
@@ -71,10 +70,6 @@ class _BinanceBase(AdapterBase):
         self._to_wire: dict[str, str] = {v: k for k, v in self._to_unified.items()}
         self._contract_sizes = dict(contract_sizes or {})
         super().__init__()
-
-    @property
-    def ws_url(self) -> str:
-        return self.ws_base
 
     # -------------------------------------------------------------- symbols
 
@@ -114,7 +109,7 @@ class _BinanceBase(AdapterBase):
         return out
 
     def stream_url(self, symbols: list[str]) -> str:
-        return f"{self.ws_base}/stream?streams={'/'.join(self.stream_names(symbols))}"
+        return f"{self.ws_url}/stream?streams={'/'.join(self.stream_names(symbols))}"
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         return []  # streams are named in the combined-stream URL
@@ -125,7 +120,7 @@ class _BinanceBase(AdapterBase):
         )
 
     def _weight(self, limit: int) -> int:
-        return self.depth_weight
+        raise NotImplementedError  # per market, from the Binance docs
 
     # -------------------------------------------------------------- parsing
 
@@ -197,50 +192,40 @@ class _BinanceBase(AdapterBase):
 
 class BinanceSpot(_BinanceBase):
     venue = "binance"
-    ws_base = "wss://stream.binance.com:9443"
+    ws_url = "wss://stream.binance.com:9443"
     rest_depth_url = "https://api.binance.com/api/v3/depth"
     sequence_rule = BinanceSpotRule()
-    keepalive = KeepAlive(interval_s=None, silence_timeout_s=30.0, max_connection_age_s=23.5 * 3600)
-    depth_suffix = "depth@100ms"
 
     def _weight(self, limit: int) -> int:
         # GET /api/v3/depth weight by limit: 1-100 -> 5, 101-500 -> 25, 501-1000 -> 50, 1001-5000 -> 250.
         return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
-class BinanceUsdm(_BinanceBase):
-    venue = "binanceusdm"
-    ws_base = "wss://fstream.binance.com"
-    rest_depth_url = "https://fapi.binance.com/fapi/v1/depth"
+class _BinanceFutures(_BinanceBase):
     sequence_rule = BinanceFuturesRule()
-    keepalive = KeepAlive(interval_s=None, silence_timeout_s=30.0, max_connection_age_s=23.5 * 3600)
-    depth_suffix = "depth@100ms"
 
     def _weight(self, limit: int) -> int:
-        # GET /fapi/v1/depth: 5-50 -> 2, 100 -> 5, 500 -> 10, 1000 -> 20.
+        # GET /fapi/v1/depth and /dapi/v1/depth: 5-50 -> 2, 100 -> 5, 500 -> 10, 1000 -> 20.
         return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+
+
+class BinanceUsdm(_BinanceFutures):
+    venue = "binanceusdm"
+    ws_url = "wss://fstream.binance.com"
+    rest_depth_url = "https://fapi.binance.com/fapi/v1/depth"
 
     def _guess_unified(self, vs: str) -> str:
         spot = super()._guess_unified(vs.split("_")[0])
         return f"{spot}:{spot.split('/')[1]}"
 
-    def _guess_wire(self, symbol: str) -> str:
-        return symbol.split(":")[0].replace("/", "")
 
-
-class BinanceCoinm(_BinanceBase):
+class BinanceCoinm(_BinanceFutures):
     """COIN-M inverse contracts: sizes are contracts of ``contract_size`` USD face value each
     (BTC 100 USD, others 10 USD per Binance's contract specifications)."""
 
     venue = "binancecoinm"
-    ws_base = "wss://dstream.binance.com"
+    ws_url = "wss://dstream.binance.com"
     rest_depth_url = "https://dapi.binance.com/dapi/v1/depth"
-    sequence_rule = BinanceFuturesRule()
-    keepalive = KeepAlive(interval_s=None, silence_timeout_s=30.0, max_connection_age_s=23.5 * 3600)
-    depth_suffix = "depth@100ms"
-
-    def _weight(self, limit: int) -> int:
-        return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
 
     def _guess_unified(self, vs: str) -> str:
         pair, _, expiry = vs.partition("_")  # BTCUSD_PERP, BTCUSD_211231
