@@ -113,6 +113,10 @@ class AdapterBase:
             )
         return inst
 
+    def instrument_for(self, symbol: str) -> InstrumentId:
+        """The ``InstrumentId`` of a symbol given in unified (``BTC/USDT``) or wire form."""
+        return self.instrument(self.venue_symbol(symbol) if "/" in symbol else symbol)
+
     def contract_size(self, symbol: str) -> float | None:
         return None  # spot / linear: sizes are base units
 

@@ -126,7 +126,7 @@ class _BinanceBase(AdapterBase):
 
     def parse_snapshot(self, body: Any, symbol: str, ts_recv_ns: int) -> L2Snapshot:
         """REST ``/depth`` body -> ``L2Snapshot`` (``symbol`` unified or wire form)."""
-        inst = self.instrument(self.venue_symbol(symbol)) if "/" in symbol else self.instrument(symbol)
+        inst = self.instrument_for(symbol)
         ts = body.get("E")
         return L2Snapshot(
             instrument=inst,

@@ -113,7 +113,7 @@ class Bitfinex(AdapterBase):
 
     def parse_snapshot(self, body: Any, symbol: str, ts_recv_ns: int) -> L2Snapshot:
         """REST ``GET /v2/book/{symbol}/P0`` body: ``[[PRICE, COUNT, AMOUNT], …]`` (no sequence)."""
-        inst = self.instrument(self.venue_symbol(symbol) if "/" in symbol else symbol)
+        inst = self.instrument_for(symbol)
         bids, asks = self._levels(body)
         return L2Snapshot(inst, bids, asks, None, None, ts_recv_ns)
 

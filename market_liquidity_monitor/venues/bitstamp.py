@@ -85,7 +85,7 @@ class Bitstamp(AdapterBase):
 
     def parse_snapshot(self, body: Any, symbol: str, ts_recv_ns: int) -> L2Snapshot:
         """REST order book -> ``L2Snapshot`` with ``sequence = microtimestamp`` (µs)."""
-        inst = self.instrument(self.venue_symbol(symbol) if "/" in symbol else symbol)
+        inst = self.instrument_for(symbol)
         us = int(body["microtimestamp"])
         return L2Snapshot(inst, body["bids"], body["asks"], us, us * _US, ts_recv_ns)
 

@@ -242,7 +242,5 @@ class Bybit(AdapterBase):
             ts_recv_ns,
         )
 
-    # ------------------------------------------------------------ integrity
-
 
 ADAPTERS = {"bybit": Bybit}

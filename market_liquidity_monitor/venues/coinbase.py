@@ -72,6 +72,9 @@ class Coinbase(DelimitedSymbols, AdapterBase):
     venue = "coinbase"
     symbol_delimiter = "-"
     sequence_rule = LinkedRule()
+    # Both feeds send heartbeats every second once subscribed (Advanced Trade closes channels after
+    # 60-90 s idle; Exchange wants the subscribe within 5 s).
+    keepalive = KeepAlive(interval_s=None, silence_timeout_s=10.0)
 
     def __init__(self, feed: str = "advanced"):
         if feed not in _FEEDS:
@@ -79,12 +82,8 @@ class Coinbase(DelimitedSymbols, AdapterBase):
         self.feed = feed
         if feed == "advanced":
             self.ws_url = "wss://advanced-trade-ws.coinbase.com"
-            # Heartbeats arrive every second once subscribed; channels close after 60-90 s idle.
-            self.keepalive = KeepAlive(interval_s=None, silence_timeout_s=10.0)
         else:
             self.ws_url = "wss://ws-feed.exchange.coinbase.com"
-            # Subscribe within 5 s; the heartbeat channel sends 1 message/s per product.
-            self.keepalive = KeepAlive(interval_s=None, silence_timeout_s=10.0)
         super().__init__()
         self.connection_gaps = 0
         self.reset_connection()
@@ -93,8 +92,6 @@ class Coinbase(DelimitedSymbols, AdapterBase):
         """Forget the connection's ``sequence_num`` state (call on every new connection)."""
         self._conn_seq: int | None = None
         self._link: dict[str, int] = {}
-
-    # -------------------------------------------------------------- symbols
 
     # ----------------------------------------------------------- connection
 
@@ -121,7 +118,7 @@ class Coinbase(DelimitedSymbols, AdapterBase):
     def parse_snapshot(self, body: Any, symbol: str, ts_recv_ns: int) -> L2Snapshot:
         """REST ``GET /products/{id}/book?level=2`` body. Its ``sequence`` cannot be linked to
         ``l2update`` (which has none), so the snapshot carries no sequence."""
-        inst = self.instrument(self.venue_symbol(symbol) if "/" in symbol else symbol)
+        inst = self.instrument_for(symbol)
         return L2Snapshot(inst, body["bids"], body["asks"], None, None, ts_recv_ns)
 
     # -------------------------------------------------------------- parsing
@@ -251,8 +248,6 @@ class Coinbase(DelimitedSymbols, AdapterBase):
         elif channel not in ("heartbeats", "subscriptions"):
             self.errors.record("unknown", msg)
         return out
-
-    # ------------------------------------------------------------ integrity
 
 
 ADAPTERS = {"coinbase": Coinbase}

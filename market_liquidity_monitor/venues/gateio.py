@@ -64,8 +64,6 @@ class Gateio(DelimitedSymbols, AdapterBase):
         self._clock = clock  # injectable: the subscribe frames carry the current time in seconds
         super().__init__()
 
-    # -------------------------------------------------------------- symbols
-
     # ----------------------------------------------------------- connection
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
@@ -95,7 +93,7 @@ class Gateio(DelimitedSymbols, AdapterBase):
 
     def parse_snapshot(self, body: Any, symbol: str, ts_recv_ns: int) -> L2Snapshot:
         """REST order book (``with_id=true``) -> ``L2Snapshot`` with ``sequence = id``."""
-        inst = self.instrument(self.venue_symbol(symbol) if "/" in symbol else symbol)
+        inst = self.instrument_for(symbol)
         ts = body.get("current")
         return L2Snapshot(
             inst, body["bids"], body["asks"], int(body["id"]), ts * _MS if ts else None, ts_recv_ns

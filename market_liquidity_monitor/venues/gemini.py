@@ -49,9 +49,6 @@ class Gemini(AdapterBase):
     sequence_rule = NoSequenceRule()
     keepalive = KeepAlive(interval_s=None, silence_timeout_s=12.0)  # heartbeat every 5 s
 
-    def __init__(self) -> None:
-        super().__init__()
-
     # -------------------------------------------------------------- symbols
 
     def unified_symbol(self, venue_symbol: str) -> str:
@@ -78,7 +75,7 @@ class Gemini(AdapterBase):
 
     def parse_snapshot(self, body: Any, symbol: str, ts_recv_ns: int) -> L2Snapshot:
         """REST ``GET /v1/book/{symbol}`` body: ``{"bids":[{"price","amount","timestamp"}],…}``."""
-        inst = self.instrument(self.venue_symbol(symbol) if "/" in symbol else symbol)
+        inst = self.instrument_for(symbol)
         bids = [(lv["price"], lv["amount"]) for lv in body["bids"]]
         asks = [(lv["price"], lv["amount"]) for lv in body["asks"]]
         return L2Snapshot(inst, bids, asks, None, None, ts_recv_ns)

@@ -60,11 +60,6 @@ class Kucoin(DelimitedSymbols, AdapterBase):
     sequence_rule = KucoinRule()
     keepalive = KeepAlive(interval_s=18.0, client_ping='{"id":"ping","type":"ping"}', silence_timeout_s=28.0)
 
-    def __init__(self) -> None:
-        super().__init__()
-
-    # -------------------------------------------------------------- symbols
-
     # ----------------------------------------------------------- connection
 
     def bullet_request(self) -> SnapshotRequest:
@@ -99,7 +94,7 @@ class Kucoin(DelimitedSymbols, AdapterBase):
     def parse_snapshot(self, body: Any, symbol: str, ts_recv_ns: int) -> L2Snapshot:
         """REST level2 body -> ``L2Snapshot`` with ``sequence``."""
         d = body["data"]
-        inst = self.instrument(self.venue_symbol(symbol) if "/" in symbol else symbol)
+        inst = self.instrument_for(symbol)
         ts = d.get("time")
         return L2Snapshot(
             inst, d["bids"], d["asks"], int(d["sequence"]), ts * _MS if ts else None, ts_recv_ns

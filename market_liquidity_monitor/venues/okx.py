@@ -152,7 +152,7 @@ class Okx(AdapterBase):
     def parse_snapshot(self, body: Any, symbol: str, ts_recv_ns: int) -> L2Snapshot:
         """REST ``GET /api/v5/market/books?instId=…&sz=…`` body -> ``L2Snapshot`` (no seqId)."""
         d = body["data"][0]
-        inst = self.instrument(self.venue_symbol(symbol) if "/" in symbol else symbol)
+        inst = self.instrument_for(symbol)
         return L2Snapshot(inst, d["bids"], d["asks"], None, int(d["ts"]) * _MS, ts_recv_ns)
 
     # -------------------------------------------------------------- parsing
