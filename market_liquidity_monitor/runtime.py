@@ -42,6 +42,7 @@ from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import MLMError
 
 if TYPE_CHECKING:  # heavy imports stay inside the functions: `mlm --help` stays fast
+    from market_liquidity_monitor.ingest.live import FeedHandler
     from market_liquidity_monitor.ingest.replay import RecordingGroup
     from market_liquidity_monitor.market_data import MarketData
 
@@ -94,6 +95,18 @@ def live_feeds(settings: Settings) -> dict[str, list[str]]:
             else:
                 log.warning("live feed: no %s market on %s; not subscribed", symbol, venue)
     return feeds
+
+
+def live_feed_handler(settings: Settings, market: MarketData) -> tuple[FeedHandler, dict[str, list[str]]]:
+    """A ``FeedHandler`` filling ``market``'s store, with a feed per venue of ``live_feeds(settings)``
+    added (not started: ``await feed.run()``); and those feeds, ``{venue: [wire_symbol, ...]}``."""
+    from market_liquidity_monitor.ingest.live import FeedHandler
+
+    feeds = live_feeds(settings)
+    feed = FeedHandler(market.store, market.registry, settings.ingest, clock=market.clock)
+    for venue, symbols in feeds.items():
+        feed.add_feed(venue, symbols)
+    return feed, feeds
 
 
 @dataclass
@@ -334,15 +347,8 @@ class Runtime:
     stop_event: asyncio.Event | None = None
     ui_process: subprocess.Popen | None = None
 
-    def build_market(self) -> MarketData:
-        from market_liquidity_monitor.market_data import MarketData
-
-        if self.settings.data_dir is not None:
-            return MarketData.from_recordings(self.settings, self.settings.data_dir)
-        return MarketData(self.settings)
-
     async def run(self) -> int:
-        from market_liquidity_monitor.api.app import create_app
+        from market_liquidity_monitor.api.app import build_market, create_app
 
         loop = asyncio.get_running_loop()
         stop = self.stop_event = asyncio.Event()
@@ -362,12 +368,8 @@ class Runtime:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
 
-        market = self.build_market()
-        app = create_app(self.settings, market=market)
-        if getattr(app.state, "observability", None) is None:  # create_app may have done it
-            from market_liquidity_monitor.observability import configure_observability
-
-            configure_observability(self.settings, app)
+        market = build_market(self.settings)
+        app = create_app(self.settings, market=market)  # also configures observability
         server = _uvicorn_server(app, self.host, self.port, self.settings.log_level)
 
         async def serve() -> int:
@@ -394,12 +396,7 @@ class Runtime:
                 f", played at {self.speed:g}x" if self.speed > 0 else ", loading in the background"
             )
         else:
-            from market_liquidity_monitor.ingest.live import FeedHandler
-
-            feeds = live_feeds(self.settings)
-            feed = FeedHandler(market.store, market.registry, self.settings.ingest, clock=market.clock)
-            for venue, symbols in feeds.items():
-                feed.add_feed(venue, symbols)
+            feed, feeds = live_feed_handler(self.settings, market)
             app.state.feed = feed
             live_task = asyncio.create_task(feed.run(), name="live-ingest") if feed.connections else None
             source = "live venues: " + (
@@ -562,6 +559,7 @@ __all__ = [
     "Runtime",
     "ShutdownInProgress",
     "child_environment",
+    "live_feed_handler",
     "live_feeds",
     "register",
     "run_up",

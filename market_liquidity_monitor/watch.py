@@ -377,8 +377,7 @@ def _source(settings, symbol, venues, window_bps, size, notional, api, speed, on
     import asyncio
     import threading
 
-    from market_liquidity_monitor.ingest.live import FeedHandler
-    from market_liquidity_monitor.runtime import live_feeds
+    from market_liquidity_monitor.runtime import live_feed_handler
 
     market = MarketData(settings)
     s = settings.model_copy(
@@ -387,9 +386,7 @@ def _source(settings, symbol, venues, window_bps, size, notional, api, speed, on
             **({"venues": tuple(venues)} if venues else {}),
         }
     )
-    feed = FeedHandler(market.store, market.registry, settings.ingest, clock=market.clock)
-    for v, syms in live_feeds(s).items():
-        feed.add_feed(v, syms)
+    feed, _ = live_feed_handler(s, market)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(
         target=loop.run_until_complete, args=(feed.run(),), name="mlm-watch-feed", daemon=True
