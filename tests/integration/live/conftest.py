@@ -53,6 +53,31 @@ def reference(spot_records) -> L2Book:
     return book
 
 
+def checksum_reference(records: list[RawRecord]) -> BookStore:
+    """The books rebuilt offline from a clean capture of a checksum venue (no network, no faults):
+    every book must end synced with its checksums verified and none failed."""
+    reg = AdapterRegistry()
+    store = BookStore(reg, clock=ReplayClock())
+    Replayer(store, reg).run(records)
+    for inst in store.instruments():
+        q = store.entry(inst).book.quality
+        assert q.synced and q.checksum_failures == 0 and q.checksums_verified > 0, inst
+    return store
+
+
+@contextlib.asynccontextmanager
+async def running(conn: VenueConnection, sync_timeout_s: float):
+    """Run ``conn`` until the block exits; before entering it, every book must have synced."""
+    task = asyncio.create_task(conn.run())
+    try:
+        assert await conn.wait_synced(sync_timeout_s), conn.status()
+        yield conn
+    finally:
+        conn.stop()
+        async with asyncio.timeout(5):
+            await task
+
+
 @dataclass
 class Session:
     fake: FakeBinanceVenue

@@ -21,17 +21,16 @@ import functools
 import pytest
 
 from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.ingest.clock import ReplayClock
 from market_liquidity_monitor.ingest.fake_kraken import FakeKrakenVenue
 from market_liquidity_monitor.ingest.fake_venue import Fault
 from market_liquidity_monitor.ingest.live import VenueConnection
-from market_liquidity_monitor.ingest.replay import Replayer, discover
+from market_liquidity_monitor.ingest.replay import discover
 from market_liquidity_monitor.ingest.store import BookStore
 from market_liquidity_monitor.venues.checksums import KRAKEN_CHECKSUM_LEVELS
 from market_liquidity_monitor.venues.kraken import Kraken
 from market_liquidity_monitor.venues.registry import AdapterRegistry
 
-from .conftest import FAST
+from .conftest import FAST, checksum_reference, running
 
 RATE = None  # as fast as the client reads (the fake's send queue applies backpressure)
 # The runtime paces its own frames at 80 % of Kraken's assumed 1 message/s (ratelimit.py): three
@@ -50,13 +49,7 @@ def kraken_records(data_dir):
 @pytest.fixture(scope="module")
 def kraken_reference(kraken_records) -> BookStore:
     """The books rebuilt from the clean v1 recording by the v1 adapter (no network, no faults)."""
-    reg = AdapterRegistry()
-    store = BookStore(reg, clock=ReplayClock())
-    Replayer(store, reg).run(kraken_records)
-    for inst in store.instruments():
-        q = store.entry(inst).book.quality
-        assert q.synced and q.checksum_failures == 0 and q.checksums_verified > 0, inst
-    return store
+    return checksum_reference(kraken_records)
 
 
 @contextlib.asynccontextmanager
@@ -68,14 +61,8 @@ async def kraken_session(records, before_start=None):
         adapter = reg("kraken")
         store = BookStore(reg)
         conn = VenueConnection(adapter, sorted(fake.truth), store, settings=FAST, ws_url=fake.ws_url)
-        task = asyncio.create_task(conn.run())
-        try:
-            assert await conn.wait_synced(SYNC_TIMEOUT_S), conn.status()
+        async with running(conn, SYNC_TIMEOUT_S):
             yield fake, conn, store
-        finally:
-            conn.stop()
-            async with asyncio.timeout(5):
-                await task
 
 
 async def _settle(fake: FakeKrakenVenue, conn: VenueConnection) -> None:

@@ -14,15 +14,14 @@ import contextlib
 import pytest
 
 from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.ingest.clock import ReplayClock
 from market_liquidity_monitor.ingest.fake_okx import FakeOkxVenue
 from market_liquidity_monitor.ingest.fake_venue import Fault
 from market_liquidity_monitor.ingest.live import VenueConnection
-from market_liquidity_monitor.ingest.replay import Replayer, read_cryptofeed
+from market_liquidity_monitor.ingest.replay import read_cryptofeed
 from market_liquidity_monitor.ingest.store import BookStore
 from market_liquidity_monitor.venues.registry import AdapterRegistry
 
-from .conftest import FAST
+from .conftest import FAST, checksum_reference, running
 
 RATE = 400.0  # frames/s: the 400-odd recorded frames play in about a second
 
@@ -37,13 +36,7 @@ def okx_records(data_dir):
 
 @pytest.fixture(scope="module")
 def okx_reference(okx_records) -> BookStore:
-    reg = AdapterRegistry()
-    store = BookStore(reg, clock=ReplayClock())
-    Replayer(store, reg).run(okx_records)
-    for inst in store.instruments():
-        q = store.entry(inst).book.quality
-        assert q.synced and q.checksum_failures == 0 and q.checksums_verified > 0
-    return store
+    return checksum_reference(okx_records)
 
 
 @contextlib.asynccontextmanager
@@ -56,14 +49,8 @@ async def okx_session(records):
         conn = VenueConnection(
             adapter, symbols, store, settings=FAST, ws_url=fake.ws_url, silence_timeout_s=30.0
         )
-        task = asyncio.create_task(conn.run())
-        try:
-            assert await conn.wait_synced(5.0), conn.status()
+        async with running(conn, 5.0):
             yield fake, conn, store
-        finally:
-            conn.stop()
-            async with asyncio.timeout(5):
-                await task
 
 
 async def _settle(fake: FakeOkxVenue, conn: VenueConnection) -> None:
