@@ -50,7 +50,7 @@ from market_liquidity_monitor.domain.errors import (
 )
 from market_liquidity_monitor.history_service import HistoryService
 from market_liquidity_monitor.market_data import MarketData
-from market_liquidity_monitor.observability import configure_observability
+from market_liquidity_monitor.observability import configure_observability, redact, secret_values
 from market_liquidity_monitor.storage.history import InsufficientHistoryError, NoHistoryError
 
 log = logging.getLogger(__name__)
@@ -86,28 +86,13 @@ def _feeds(app: FastAPI) -> list[dict[str, Any]] | None:
         return None
 
 
-def _redactor(settings: Settings):
-    """A function that removes every configured secret value from a text."""
-    secrets = [
-        s.get_secret_value()
-        for s in (settings.api.token, settings.agent.api_key)
-        if s is not None and s.get_secret_value()
-    ]
-    pattern = re.compile("|".join(re.escape(s) for s in secrets)) if secrets else None
-
-    def redact(text: str) -> str:
-        return pattern.sub("***", text) if pattern else text
-
-    return redact
-
-
 def create_app(settings: Settings | None = None, market: MarketData | None = None) -> FastAPI:
     """The API app. With ``settings.data_dir`` set, everything runs on that recorded data.
 
     ``market``: an already built ``MarketData`` to serve (tests, ``mlm up``); else built here.
     """
     settings = settings or Settings()
-    redact = _redactor(settings)
+    secrets = secret_values(settings)  # kept out of every error detail, as out of the logs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -163,7 +148,7 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
 
     def _json(status: int, detail: Any, **extra: Any) -> JSONResponse:
         if isinstance(detail, str):
-            detail = redact(detail)
+            detail = redact(detail, secrets)
         return JSONResponse(status_code=status, content={"detail": detail, **extra})
 
     @app.exception_handler(UnknownVenueError)
