@@ -50,10 +50,11 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import itemgetter
 
 import orjson
 
-from market_liquidity_monitor.ingest.fake_okx import LoopbackVenue, _Client, _Frame
+from market_liquidity_monitor.ingest.fake_okx import LoopbackVenue, WireBook, _Client, _Frame
 from market_liquidity_monitor.ingest.fake_venue import Fault
 from market_liquidity_monitor.ingest.replay import RawRecord
 from market_liquidity_monitor.venues.checksums import kraken_checksum_strings
@@ -85,35 +86,23 @@ def _book_text(kind: str, symbol: str, bids, asks, checksum: int, ts: str | None
     )
 
 
-class _KrakenBook:
-    """One pair's book as original wire strings, keyed by exact price, truncated to ``depth``."""
+class _KrakenBook(WireBook):
+    """One pair's book as ``(price, qty)`` wire strings, keyed by exact price, truncated to ``depth``."""
+
+    _keep = itemgetter(0, 1)
 
     def __init__(self, depth: int, bids: list, asks: list):
+        super().__init__()
         self.depth = depth
-        self.bids: dict[Decimal, tuple[str, str]] = {}
-        self.asks: dict[Decimal, tuple[str, str]] = {}
         self.apply({"bids": bids, "asks": asks})
 
     def apply(self, update: dict) -> None:
         """Apply every level in array order (qty 0 deletes), then truncate to the depth."""
-        for side, levels in ((self.bids, update.get("bids", ())), (self.asks, update.get("asks", ()))):
-            for lv in levels:
-                p = Decimal(lv[0])
-                if Decimal(lv[1]) == 0:
-                    side.pop(p, None)
-                else:
-                    side[p] = (lv[0], lv[1])
+        super().apply(update)
         for side, reverse in ((self.bids, True), (self.asks, False)):
             if len(side) > self.depth:
                 for p in sorted(side, reverse=reverse)[self.depth :]:
                     del side[p]
-
-    def levels(self) -> tuple[list, list]:
-        """Bids high -> low, asks low -> high, ``(price, qty)`` wire strings."""
-        return (
-            [self.bids[p] for p in sorted(self.bids, reverse=True)],
-            [self.asks[p] for p in sorted(self.asks)],
-        )
 
     def checksum(self) -> int:
         bids, asks = self.levels()

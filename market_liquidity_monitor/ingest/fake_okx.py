@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -89,30 +89,44 @@ class FakeVenueStats:
 FakeOkxStats = FakeVenueStats
 
 
-class _TrueBook:
-    """One instrument's book as original wire levels, keyed by exact price (``Decimal``)."""
+class WireBook:
+    """A book as original wire levels, keyed by exact price (``Decimal``); ``_keep`` picks what
+    of a ``[price, size, ...]`` level is kept (here all of it)."""
 
-    def __init__(self, data: dict):
-        self.bids: dict[Decimal, list] = {}
-        self.asks: dict[Decimal, list] = {}
-        self.ts = data.get("ts", "0")
-        self.apply(data)
+    _keep: Callable[[Sequence[str]], Sequence[str]] = list
+
+    def __init__(self) -> None:
+        self.bids: dict[Decimal, Sequence[str]] = {}
+        self.asks: dict[Decimal, Sequence[str]] = {}
 
     def apply(self, data: dict) -> None:
+        """Apply ``data["bids"]``/``data["asks"]`` levels in array order (size 0 deletes)."""
         for side, levels in ((self.bids, data.get("bids", ())), (self.asks, data.get("asks", ()))):
             for lv in levels:
                 p = Decimal(lv[0])
                 if Decimal(lv[1]) == 0:
                     side.pop(p, None)
                 else:
-                    side[p] = list(lv)
-        self.ts = data.get("ts", self.ts)
+                    side[p] = self._keep(lv)
 
     def levels(self) -> tuple[list, list]:
         """Bids high -> low, asks low -> high, original strings."""
         bids = [self.bids[p] for p in sorted(self.bids, reverse=True)]
         asks = [self.asks[p] for p in sorted(self.asks)]
         return bids, asks
+
+
+class _TrueBook(WireBook):
+    """One OKX instrument's book as original wire levels, with the ``ts`` of its last update."""
+
+    def __init__(self, data: dict):
+        super().__init__()
+        self.ts = data.get("ts", "0")
+        self.apply(data)
+
+    def apply(self, data: dict) -> None:
+        super().apply(data)
+        self.ts = data.get("ts", self.ts)
 
     def snapshot_data(self) -> dict:
         bids, asks = self.levels()
