@@ -46,7 +46,6 @@ class DepthHistory:
     """Depth of one book sampled during the replay of one recording, oldest first.
 
     ``ts_ns``: the book's receive time at each sample (recording time, ns; non-decreasing).
-    ``book_ts_ns``: the venue's event time of the book at each sample (None when the venue sends none).
     ``depth``: per sample, ``(bid_size, bid_notional, ask_size, ask_notional)`` within each of
     ``windows_bps`` (same order), floats; sizes in base units and notionals in quote units for
     spot/linear books; for inverse contracts the sizes are ``None`` and the notionals are
@@ -58,7 +57,6 @@ class DepthHistory:
     windows_bps: tuple[float, ...]
     every: int
     ts_ns: deque[int]
-    book_ts_ns: deque[int | None]
     depth: deque[tuple[tuple[float | None, float, float | None, float], ...]]
 
     def __len__(self) -> int:
@@ -176,32 +174,27 @@ class MarketData:
             h = series.get(inst)
             if h is None:
                 h = series[inst] = DepthHistory(
-                    inst, recording, windows, every, deque(maxlen=maxlen), deque(maxlen=maxlen),
-                    deque(maxlen=maxlen),
-                )  # fmt: skip
+                    inst, recording, windows, every, deque(maxlen=maxlen), deque(maxlen=maxlen)
+                )
                 self._depth.setdefault(inst, {})[recording] = h
                 for w in windows:
                     book.track_window(w)  # idempotent: the store tracks its windows already
             ts = book.ts_recv_ns
             if ts is None or (h.ts_ns and h.ts_ns[-1] == ts):
                 return  # nothing applied since the last sample
+            cs = book.contract_size
             try:
-                if book.contract_size:
-                    cs = book.contract_size
-                    row = []
-                    for w in windows:
-                        d = book.depth(w)
-                        row.append((None, d["bid_size"] * cs, None, d["ask_size"] * cs))
-                else:
-                    row = []
-                    for w in windows:
-                        d = book.depth(w)
-                        row.append((d["bid_size"], d["bid_notional"], d["ask_size"], d["ask_notional"]))
+                depths = [book.depth(w) for w in windows]
             except MLMError:  # a side is empty: nothing to measure now
                 return
+            if cs:  # inverse: contracts x contract size (quote), no base size
+                row = tuple((None, d["bid_size"] * cs, None, d["ask_size"] * cs) for d in depths)
+            else:
+                row = tuple(
+                    (d["bid_size"], d["bid_notional"], d["ask_size"], d["ask_notional"]) for d in depths
+                )
             h.ts_ns.append(ts)
-            h.book_ts_ns.append(book.ts_event_ns)
-            h.depth.append(tuple(row))
+            h.depth.append(row)
 
         def on_record(rec, events) -> None:
             for ev in events:
