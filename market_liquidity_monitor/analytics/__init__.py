@@ -5,6 +5,8 @@
 - ``venues``: fee-aware comparison of one order across venues (VWAP, slippage, fee, cost, depth,
   best venue and why), arbitrage between contemporaneous books after taker fees, venue shares of
   depth, HHI and effective venue count; taker fees with their source (``taker_fees_for``);
+- ``quality``: whether a book can be trusted for a decision (``book_problems``: not synced,
+  crossed, stale), from its integrity record;
 - ``routing``: splitting one order across venues (smart order routing) against baselines;
 - ``alerts``: user alert rules on mid, spread, depth, imbalance, z-score, volume and volatility,
   their evaluation with cooldowns, and liquidity-crunch detection;
@@ -58,6 +60,7 @@ from market_liquidity_monitor.analytics.liquidity import (
     max_size_within_slippage,
     top_of_book,
 )
+from market_liquidity_monitor.analytics.quality import BookProblem, book_problems
 from market_liquidity_monitor.analytics.routing import (
     BaselineComparison,
     ChildOrder,
@@ -151,6 +154,7 @@ __all__ = [
     "BookImbalance",
     "BookModel",
     "BookModelValidation",
+    "BookProblem",
     "ChildOrder",
     "CointResult",
     "Comparison",
@@ -185,6 +189,7 @@ __all__ = [
     "analyze_pair",
     "atr_bps",
     "backtest_execution",
+    "book_problems",
     "book_summary",
     "calibrate_book_model",
     "compare_venues",

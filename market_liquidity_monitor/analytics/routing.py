@@ -59,6 +59,7 @@ from market_liquidity_monitor.analytics.liquidity import (
     _Result,
     depth_within_bps,
 )
+from market_liquidity_monitor.analytics.quality import BookProblem, book_problems
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.instrument import Side
@@ -487,14 +488,16 @@ def routing_exclusions(
         venue, q = v.instrument.venue, v.quality or {}
         if venue in out:
             continue
+        problems = book_problems(q)
         if venue in open_set:
             out[venue] = "its REST circuit breaker is open"
-        elif not q.get("synced", True):
-            out[venue] = f"the {v.instrument.symbol} book is not synced (resyncing)"
-        elif q.get("crossed"):
-            out[venue] = f"the {v.instrument.symbol} book is crossed (best bid >= best ask)"
-        elif q.get("stale"):
-            out[venue] = f"the {v.instrument.symbol} book is stale (no update for {q.get('age_ms')} ms)"
+        elif problems:
+            what = {
+                BookProblem.NOT_SYNCED: "not synced (resyncing)",
+                BookProblem.CROSSED: "crossed (best bid >= best ask)",
+                BookProblem.STALE: f"stale (no update for {q.get('age_ms')} ms)",
+            }[problems[0]]
+            out[venue] = f"the {v.instrument.symbol} book is {what}"
         elif (
             newest is not None and v.book_ts_ns is not None and newest - v.book_ts_ns > max_age_diff_ms * 1e6
         ):

@@ -39,6 +39,7 @@ from market_liquidity_monitor.analytics.liquidity import (
     market_impact,
     top_of_book,
 )
+from market_liquidity_monitor.analytics.quality import BookProblem, book_problems
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.instrument import Side
@@ -318,16 +319,10 @@ def _arbitrage(
 
 
 def _book_warning(view: BookView) -> str | None:
-    """Why a book should not be trusted for a decision, from its quality flags; None if it can be."""
+    """Why a book should not be trusted for a decision (``book_problems``); None if it can be."""
     q = view.quality or {}
-    problems = []
-    if not q.get("synced", True):
-        problems.append("not synced")
-    if q.get("crossed"):
-        problems.append("crossed")
-    if q.get("stale"):
-        problems.append(f"stale ({q.get('age_ms')} ms without an update)")
-    return ", ".join(problems) or None
+    words = {BookProblem.STALE: f"stale ({q.get('age_ms')} ms without an update)"}
+    return ", ".join(words.get(p, str(p)) for p in book_problems(q)) or None
 
 
 def compare_venues(
