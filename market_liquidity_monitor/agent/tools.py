@@ -80,11 +80,6 @@ def _instrument(deps: AgentDeps, symbol: str, venue: str | None) -> InstrumentId
         raise ModelRetry(str(exc)) from exc
 
 
-def _record(deps: AgentDeps, tool: str, args: dict, result: dict) -> dict:
-    deps.tool_log.append(ToolCallRecord(tool, {k: v for k, v in args.items() if v is not None}, result))
-    return result
-
-
 def _view(deps: AgentDeps, inst: InstrumentId):
     try:
         return deps.market.view(inst)
@@ -101,33 +96,39 @@ def _size_args(size: float | None, notional: float | None) -> None:
 
 
 def _logged(fn):
-    """Record a tool call that failed on its arguments (ModelRetry) in the run's tool log too.
-    Works for sync and async tools."""
+    """Log every call of a tool in the run's tool log (``deps.tool_log``): its arguments (None left
+    out) and its result, or ``{"error": ...}`` when it refused its arguments (ModelRetry), so
+    answers can be checked against them. Works for sync and async tools."""
+    signature = inspect.signature(fn)
 
-    def log_failure(exc: ModelRetry, ctx: RunContext[AgentDeps], args, kwargs) -> None:
-        bound = inspect.signature(fn).bind(ctx, *args, **kwargs)
+    def record(ctx: RunContext[AgentDeps], args, kwargs, result: dict) -> None:
+        bound = signature.bind(ctx, *args, **kwargs)
         call_args = {k: v for k, v in list(bound.arguments.items())[1:] if v is not None}
-        ctx.deps.tool_log.append(ToolCallRecord(fn.__name__, call_args, {"error": str(exc.message)}))
+        ctx.deps.tool_log.append(ToolCallRecord(fn.__name__, call_args, result))
 
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_wrapper(ctx: RunContext[AgentDeps], *args, **kwargs):
             try:
-                return await fn(ctx, *args, **kwargs)
+                result = await fn(ctx, *args, **kwargs)
             except ModelRetry as exc:
-                log_failure(exc, ctx, args, kwargs)
+                record(ctx, args, kwargs, {"error": str(exc.message)})
                 raise
+            record(ctx, args, kwargs, result)
+            return result
 
         return async_wrapper
 
     @functools.wraps(fn)
     def wrapper(ctx: RunContext[AgentDeps], *args, **kwargs):
         try:
-            return fn(ctx, *args, **kwargs)
+            result = fn(ctx, *args, **kwargs)
         except ModelRetry as exc:
-            log_failure(exc, ctx, args, kwargs)
+            record(ctx, args, kwargs, {"error": str(exc.message)})
             raise
+        record(ctx, args, kwargs, result)
+        return result
 
     return wrapper
 
@@ -149,7 +150,6 @@ def order_book(
         window_bps: an extra depth window in basis points (default windows: 10, 25, 50, 100).
     """
     deps = ctx.deps
-    args = {"symbol": symbol, "venue": venue, "window_bps": window_bps}
     if window_bps is not None and not (isinstance(window_bps, int | float) and 0 < window_bps <= 10_000):
         raise ModelRetry(f"window_bps must be in (0, 10000], got {window_bps!r}.")
     inst = _instrument(deps, symbol, venue)
@@ -164,7 +164,7 @@ def order_book(
     res = summary.model_dump(mode="json")
     res["quality_warning"] = _quality_warning(view.quality)
     res["requested_window_bps"] = window_bps
-    return _record(deps, "order_book", args, res)
+    return res
 
 
 @_logged
@@ -187,7 +187,6 @@ def market_impact(
         venue: ccxt venue id; default venue if omitted.
     """
     deps = ctx.deps
-    args = {"symbol": symbol, "side": side, "size": size, "notional": notional, "venue": venue}
     try:
         side_e = Side.parse(side)
     except InvalidInputError as exc:
@@ -205,7 +204,7 @@ def market_impact(
         raise ModelRetry(str(exc)) from exc
     res["quality_warning"] = _quality_warning(view.quality)
     res["quality"] = view.quality
-    return _record(deps, "market_impact", args, res)
+    return res
 
 
 # ------------------------------------------------------------ multi-venue helpers
@@ -368,15 +367,6 @@ def compare_venues(
         window_bps: depth window in bps (default 50).
     """
     deps = ctx.deps
-    args = {
-        "symbol": symbol,
-        "side": side,
-        "size": size,
-        "notional": notional,
-        "venues": venues,
-        "venue": venue,
-        "window_bps": window_bps,
-    }
     _size_args(size, notional)
     try:
         side_e = Side.parse(side) if side else Side.BUY
@@ -441,7 +431,7 @@ def compare_venues(
         ),
         **_time_spread(views),
     )
-    return _record(deps, "compare_venues", args, res)
+    return res
 
 
 @_logged
@@ -488,7 +478,7 @@ def venue_health(
         "unhealthy": sum(1 for r in rows if r["warning"] is not None),
         "mode": "recorded" if market.is_recorded else "live",
     }
-    return _record(deps, "venue_health", {"venue": venue, "venues": venues}, res)
+    return res
 
 
 @_logged
@@ -513,7 +503,6 @@ async def price_history(
         timeframe: candle timeframe ("5m", "1h", ...); chosen from what is stored if omitted.
     """
     deps = ctx.deps
-    args = {"symbol": symbol, "lookback_days": lookback_days, "venue": venue, "timeframe": timeframe}
     if deps.history is None:
         raise ModelRetry("Candle history is not available in this deployment.")
     days = float(lookback_days or 7)
@@ -546,7 +535,7 @@ async def price_history(
         "volatility": vol,
         "trend": trend,
     }
-    return _record(deps, "price_history", args, res)
+    return res
 
 
 TOOLS = (order_book, market_impact, compare_venues, venue_health, price_history)

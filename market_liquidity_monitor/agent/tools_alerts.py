@@ -17,7 +17,6 @@ from market_liquidity_monitor.agent.tools import (
     AgentDeps,
     _book_row,
     _logged,
-    _record,
     assets_on_several_venues,
     venue_books,
 )
@@ -64,18 +63,6 @@ async def create_alert(
         period_s: trailing seconds (volume; default 300). cooldown_s: seconds between firings (300).
     """
     deps = ctx.deps
-    args = {
-        "symbol": symbol,
-        "metric": metric,
-        "comparison": comparison,
-        "threshold": threshold,
-        "venue": venue,
-        "window_bps": window_bps,
-        "side": side,
-        "lookback": lookback,
-        "period_s": period_s,
-        "cooldown_s": cooldown_s,
-    }
     service = _service(deps)
     try:
         inst = deps.market.resolve(symbol, venue or deps.settings.agent.default_venue)
@@ -111,7 +98,7 @@ async def create_alert(
         "rules_total": len(await service.list_rules()),
         "book": _book_row(deps.market.view(inst)),
     }
-    return _record(deps, "create_alert", args, res)
+    return res
 
 
 @_logged
@@ -129,7 +116,7 @@ async def list_alerts(ctx: RunContext[AgentDeps]) -> dict:
         ],
         "rules_total": len(rules),
     }
-    return _record(deps, "list_alerts", {}, res)
+    return res
 
 
 @_logged
@@ -153,7 +140,6 @@ async def liquidity_alerts(
             (0..1, default 0.5).
     """
     deps = ctx.deps
-    args = {"symbol": symbol, "venue": venue, "window_bps": window_bps, "drop_ratio": drop_ratio}
     service = _service(deps)
     venues = [venue.strip().lower()] if venue else deps.market.venues()
     views, missing = venue_books(deps, symbol, venues)
@@ -216,7 +202,7 @@ async def liquidity_alerts(
         "rules_total": len(await service.list_rules()),
         "unavailable": missing,
     }
-    return _record(deps, "liquidity_alerts", args, res)
+    return res
 
 
 ALERT_TOOLS = (create_alert, list_alerts, liquidity_alerts)

@@ -18,7 +18,6 @@ from market_liquidity_monitor.agent.tools import (
     _book_row,
     _fee_table,
     _logged,
-    _record,
     _size_args,
     _time_spread,
     assets_on_several_venues,
@@ -105,14 +104,6 @@ def route_order(
         exclude_venues: ccxt ids to leave out.
     """
     deps = ctx.deps
-    args = {
-        "symbol": symbol,
-        "side": side,
-        "size": size,
-        "notional": notional,
-        "venues": venues,
-        "exclude_venues": exclude_venues,
-    }
     _size_args(size, notional)
     if size is None and notional is None:
         raise ModelRetry("route_order needs size (base units) or notional (quote units incl. fees).")
@@ -164,7 +155,7 @@ def route_order(
         savings_vs_best_single_venue_quote=best["savings_quote"] if best else None,
         **_time_spread(used),
     )
-    return _record(deps, "route_order", args, res)
+    return res
 
 
 def _best_single_venue(views, side: Side, fees: dict[str, float]) -> str | None:
@@ -266,15 +257,6 @@ async def backtest_execution(
         venue: ccxt id of the candles (default "binance").
     """
     deps = ctx.deps
-    args = {
-        "symbol": symbol,
-        "side": side,
-        "size": size,
-        "notional": notional,
-        "lookback_days": lookback_days,
-        "timeframe": timeframe,
-        "venue": venue,
-    }
     _size_args(size, notional)
     if size is None and notional is None:
         raise ModelRetry("backtest_execution needs size (base units) or notional (quote units) per interval.")
@@ -321,7 +303,7 @@ async def backtest_execution(
         realised_vol_returns=n_ret,
         **calib,
     )
-    return _record(deps, "backtest_execution", args, res)
+    return res
 
 
 async def _book_model(
@@ -408,14 +390,6 @@ async def pairs_stats(
         size: base units of leg a for the trade-cost estimate (default: 10,000 quote units of a).
     """
     deps = ctx.deps
-    args = {
-        "symbol_a": symbol_a,
-        "symbol_b": symbol_b,
-        "timeframe": timeframe,
-        "lookback_days": lookback_days,
-        "venue": venue,
-        "size": size,
-    }
     if deps.history is None:
         raise ModelRetry("Candle history is not available in this deployment.")
     _size_args(size, None)
@@ -447,7 +421,7 @@ async def pairs_stats(
         candle_source=f"{venue} {tf} candles (stored history)",
         trade_cost=_pair_cost(deps, pa, pb, venue, stats, size),
     )
-    return _record(deps, "pairs_stats", args, res)
+    return res
 
 
 def _pair_cost(deps: AgentDeps, pa: str, pb: str, venue: str, stats, size: float | None) -> dict:
