@@ -64,24 +64,6 @@ class GateioRule(RangeRule):
     name = "gateio"
 
 
-class OkxRule:
-    """OKX ``prevSeqId`` linkage (``prev_sequence``); seqIds may skip, may repeat (no-change push)
-    and may go down (reset), so staleness is judged on the link, not on the id's size."""
-
-    name = "okx"
-
-    def is_stale(self, delta: L2Delta, book_sequence: int) -> bool:
-        prev = delta.prev_sequence
-        # Linked to a state older than the book's: already contained in it.
-        return prev is not None and 0 <= prev < book_sequence and delta.last_sequence <= book_sequence
-
-    def is_first(self, delta: L2Delta, snapshot_sequence: int) -> bool:
-        return delta.prev_sequence == snapshot_sequence
-
-    def follows(self, delta: L2Delta, last_sequence: int) -> bool:
-        return delta.prev_sequence == last_sequence
-
-
 class BybitRule:
     """Bybit v5: ``u`` contiguous (``first_sequence`` set). Legacy ``orderBookL2_25``: only an
     increasing ``cross_seq`` (``first_sequence is None``): order is checked, loss is not visible."""
@@ -131,3 +113,15 @@ class LinkedRule:
 
     def follows(self, delta: L2Delta, last_sequence: int) -> bool:
         return delta.prev_sequence == last_sequence
+
+
+class OkxRule(LinkedRule):
+    """OKX ``prevSeqId`` linkage (``prev_sequence``); seqIds may skip, may repeat (no-change push)
+    and may go down (reset), so staleness is judged on the link, not on the id's size."""
+
+    name = "okx"
+
+    def is_stale(self, delta: L2Delta, book_sequence: int) -> bool:
+        prev = delta.prev_sequence
+        # Linked to a state older than the book's: already contained in it.
+        return prev is not None and 0 <= prev < book_sequence and delta.last_sequence <= book_sequence
