@@ -82,33 +82,40 @@ def _open(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
+def _numbered_lines(path: Path, stats: ReadStats) -> Iterator[tuple[int, bytes]]:
+    """``(line number, raw line)`` of a plain or gzip file, each counted in ``stats.lines``. A
+    truncated or unreadable file ends the stream and is counted as one corrupt line."""
+    lineno = 0
+    try:
+        with _open(path) as fh:
+            for lineno, line in enumerate(fh, 1):
+                stats.lines += 1
+                yield lineno, line
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        stats.bad(path, lineno + 1, f"truncated file: {exc}".encode())
+
+
 def read_hftbacktest(
     path: Path, venue: str, venue_symbol: str, stats: ReadStats | None = None, seq_base: int = 0
 ) -> Iterator[RawRecord]:
     """Yield records of an hftbacktest Binance file. Truncated gzip tails are counted as corrupt."""
     stats = stats if stats is not None else ReadStats()
     src = str(path)
-    lineno = 0
-    try:
-        with _open(path) as fh:
-            for lineno, line in enumerate(fh, 1):
-                stats.lines += 1
-                sp = line.find(b" ")
-                if sp <= 0:
-                    if line.strip():
-                        stats.bad(path, lineno, line)
-                    continue
-                try:
-                    ts = int(line[:sp])
-                except ValueError:
-                    stats.bad(path, lineno, line)
-                    continue
-                body = line[sp + 1 :].rstrip(b"\r\n")
-                kind = "rest" if body.startswith(b'{"lastUpdateId"') else "ws"
-                stats.records += 1
-                yield RawRecord(ts, seq_base + lineno, kind, body, venue, venue_symbol, src)
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        stats.bad(path, lineno + 1, f"truncated file: {exc}".encode())
+    for lineno, line in _numbered_lines(path, stats):
+        sp = line.find(b" ")
+        if sp <= 0:
+            if line.strip():
+                stats.bad(path, lineno, line)
+            continue
+        try:
+            ts = int(line[:sp])
+        except ValueError:
+            stats.bad(path, lineno, line)
+            continue
+        body = line[sp + 1 :].rstrip(b"\r\n")
+        kind = "rest" if body.startswith(b'{"lastUpdateId"') else "ws"
+        stats.records += 1
+        yield RawRecord(ts, seq_base + lineno, kind, body, venue, venue_symbol, src)
 
 
 _CF_RECV = re.compile(rb"^(\d+(?:\.\d+)?): (.*)$", re.S)
@@ -138,37 +145,31 @@ def read_cryptofeed(
     """Yield received WS frames and HTTP responses of a cryptofeed capture (sent frames skipped)."""
     stats = stats if stats is not None else ReadStats()
     src = str(path)
-    lineno = 0
-    try:
-        with _open(path) as fh:
-            for lineno, raw in enumerate(fh, 1):
-                stats.lines += 1
-                line = raw.rstrip(b"\r\n")
-                if not line:
-                    continue
-                if line.startswith(b"configuration: "):
-                    continue
-                m = _CF_RECV.match(line)
-                if m:
-                    stats.records += 1
-                    yield RawRecord(
-                        int(float(m.group(1)) * 1e9), seq_base + lineno, "ws", m.group(2), venue, None, src
-                    )
-                    continue
-                m = _CF_HTTP.match(line)
-                if m:
-                    url = m.group(1).decode()
-                    sym = url_venue_symbol(url)
-                    stats.records += 1
-                    yield RawRecord(
-                        int(float(m.group(2)) * 1e9), seq_base + lineno, "rest", m.group(3), venue, sym, url
-                    )
-                    continue
-                if b" <-> " in line or b" <- " in line:
-                    continue  # connect / sent frame
-                stats.bad(path, lineno, line)
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        stats.bad(path, lineno + 1, f"truncated file: {exc}".encode())
+    for lineno, raw in _numbered_lines(path, stats):
+        line = raw.rstrip(b"\r\n")
+        if not line:
+            continue
+        if line.startswith(b"configuration: "):
+            continue
+        m = _CF_RECV.match(line)
+        if m:
+            stats.records += 1
+            yield RawRecord(
+                int(float(m.group(1)) * 1e9), seq_base + lineno, "ws", m.group(2), venue, None, src
+            )
+            continue
+        m = _CF_HTTP.match(line)
+        if m:
+            url = m.group(1).decode()
+            sym = url_venue_symbol(url)
+            stats.records += 1
+            yield RawRecord(
+                int(float(m.group(2)) * 1e9), seq_base + lineno, "rest", m.group(3), venue, sym, url
+            )
+            continue
+        if b" <-> " in line or b" <- " in line:
+            continue  # connect / sent frame
+        stats.bad(path, lineno, line)
 
 
 _BYBIT_TS = re.compile(rb'"ts":(\d+)')
