@@ -86,9 +86,6 @@ class FakeVenueStats:
     faults_applied: list[str] = field(default_factory=list)
 
 
-FakeOkxStats = FakeVenueStats
-
-
 class WireBook:
     """A book as original wire levels, keyed by exact price (``Decimal``); ``_keep`` picks what
     of a ``[price, size, ...]`` level is kept (here all of it)."""

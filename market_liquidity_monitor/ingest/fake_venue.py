@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections import deque
@@ -58,7 +57,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from http import HTTPStatus
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -70,7 +68,7 @@ from websockets.http11 import Request, Response
 from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.sync import BookSync
 from market_liquidity_monitor.domain.events import L2Delta
-from market_liquidity_monitor.ingest.replay import RawRecord, read_hftbacktest
+from market_liquidity_monitor.ingest.replay import RawRecord
 from market_liquidity_monitor.venues.registry import AdapterRegistry
 
 log = logging.getLogger(__name__)
@@ -201,20 +199,6 @@ class FakeBinanceVenue:
         self._producer: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self.done = asyncio.Event()
-
-    @classmethod
-    def from_hftbacktest(
-        cls,
-        path: str | Path,
-        venue_symbol: str,
-        *,
-        venue: str = "binance",
-        max_lines: int | None = None,
-        **kwargs,
-    ) -> FakeBinanceVenue:
-        """A fake venue replaying the first ``max_lines`` lines of an hftbacktest Binance file."""
-        recs = read_hftbacktest(Path(path), venue, venue_symbol)
-        return cls(itertools.islice(recs, max_lines) if max_lines else recs, venue=venue, **kwargs)
 
     # ------------------------------------------------------------------------------ loading
 
