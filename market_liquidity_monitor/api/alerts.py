@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from market_liquidity_monitor.alerts_service import AlertService
-from market_liquidity_monitor.analytics.alerts import AlertRule
 from market_liquidity_monitor.api.deps import AlertsDep
 from market_liquidity_monitor.api.stream import StreamHub
 from market_liquidity_monitor.config import Settings
@@ -92,28 +91,18 @@ class AlertCreate(BaseModel):
     )
 
 
-def _rule_dict(rule: AlertRule) -> dict[str, Any]:
-    return rule.to_dict()
-
-
-def _service(alerts: Any) -> AlertService:
-    if alerts is None:
-        raise HTTPException(status_code=503, detail="the alert service is not running")
-    return alerts
-
-
 @router.post("", status_code=201, summary="Create an alert rule")
 async def create_alert(body: AlertCreate, alerts: AlertsDep) -> dict:
     """Store a rule and return it with its ``id``. Errors: 422 a parameter that does not apply to
     the metric or is missing (the message lists the valid ones); 404 unknown venue/symbol."""
-    rule = await _service(alerts).create_rule(body.model_dump(exclude_none=True))
-    return _rule_dict(rule)
+    rule = await alerts.create_rule(body.model_dump(exclude_none=True))
+    return rule.to_dict()
 
 
 @router.get("", summary="List alert rules")
 async def list_alerts(alerts: AlertsDep) -> list[dict]:
     """Every rule, oldest first."""
-    return [_rule_dict(r) for r in await _service(alerts).list_rules()]
+    return [r.to_dict() for r in await alerts.list_rules()]
 
 
 @router.get("/events", summary="Recent alert events")
@@ -125,16 +114,15 @@ async def alert_events(
 ) -> list[dict]:
     """Fired events, newest first: rule, venue, symbol, metric, comparison, threshold, value,
     previous_value, ts (ISO UTC), book_ts, message."""
-    events = await _service(alerts).recent_events(limit, symbol=symbol, venue=venue)
+    events = await alerts.recent_events(limit, symbol=symbol, venue=venue)
     return [e.model_dump(mode="json") for e in events]
 
 
 @router.delete("/{alert_id}", status_code=204, summary="Delete an alert rule")
 async def delete_alert(alert_id: int, alerts: AlertsDep) -> None:
     """Errors: 404 when no rule has this id (the message lists the ids that exist)."""
-    svc = _service(alerts)
-    if not await svc.delete_rule(alert_id):
-        ids = [r.id for r in await svc.list_rules()]
+    if not await alerts.delete_rule(alert_id):
+        ids = [r.id for r in await alerts.list_rules()]
         raise HTTPException(
             status_code=404, detail=f"no alert rule with id {alert_id}; existing ids: {ids[:50]}"
         )

@@ -26,7 +26,7 @@ from market_liquidity_monitor.agent.assistant import Assistant, ModelProviderErr
 from market_liquidity_monitor.api import routes
 from market_liquidity_monitor.api.alerts import router as alerts_router
 from market_liquidity_monitor.api.alerts import start_alerts
-from market_liquidity_monitor.api.deps import AssistantDep, MarketDep, StatusDep
+from market_liquidity_monitor.api.deps import AssistantDep, EngineDep, MarketDep, StatusDep
 from market_liquidity_monitor.api.schemas import (
     ChatRequest,
     ChatResponse,
@@ -185,14 +185,14 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
     # Sync endpoints run in FastAPI's threadpool, so a first request that replays a recording
     # does not block the event loop.
     @app.get("/api/health", response_model=HealthResponse, tags=["status"])
-    def health(market: MarketDep, request: Request) -> HealthResponse:
+    def health(market: MarketDep, engine: EngineDep) -> HealthResponse:
         """Liveness: the process is up; books loaded; REST circuit breakers per venue."""
         return HealthResponse(
             status="ok",
             mode="recorded" if market.is_recorded else "live",
             books_loaded=len(market.store.instruments()),
             version=__version__,
-            circuit_breakers=[h.to_dict() for h in request.app.state.engine.health()],
+            circuit_breakers=[h.to_dict() for h in engine.health()],
         )
 
     @app.get("/api/status", response_model=StatusResponse, tags=["status"])
