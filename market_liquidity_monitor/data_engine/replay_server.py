@@ -17,13 +17,14 @@ Faults for reliability tests: ``fail_status`` answers every request with that HT
 from __future__ import annotations
 
 import asyncio
-import gzip
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
+
+from market_liquidity_monitor.ingest.replay import read_cryptofeed
 
 _IGNORED_PARAMS = frozenset({"limit"})
 
@@ -38,27 +39,22 @@ class RecordedResponse:
 
 
 def read_capture(path: Path) -> list[RecordedResponse]:
-    """The HTTP responses of one cryptofeed capture file (gzip or plain text)."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    """The HTTP responses of one cryptofeed capture file (gzip or plain text), read by the replay
+    reader (``ingest.replay.read_cryptofeed``: its ``rest`` records carry the request URL)."""
     out = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            url, sep, rest = line.rstrip("\n").partition(" -> ")
-            if not sep or "://" not in url:
-                continue  # config line, WebSocket line, blank line
-            ts_text, sep, body = rest.partition(": ")
-            if not sep:
-                continue
-            parts = urlsplit(url)
-            out.append(
-                RecordedResponse(
-                    host=parts.netloc,
-                    path=parts.path,
-                    params=tuple(parse_qsl(parts.query)),
-                    ts=float(ts_text),
-                    body=body,
-                )
+    for rec in read_cryptofeed(path, venue=""):
+        if rec.kind != "rest" or "://" not in rec.source:
+            continue
+        parts = urlsplit(rec.source)
+        out.append(
+            RecordedResponse(
+                host=parts.netloc,
+                path=parts.path,
+                params=tuple(parse_qsl(parts.query)),
+                ts=rec.ts_recv_ns / 1e9,
+                body=rec.payload.decode(),
             )
+        )
     return out
 
 
