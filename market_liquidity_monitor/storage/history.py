@@ -300,6 +300,7 @@ class History:
         async with self.db.engine.connect() as conn:
             rows = await fetch_candles(conn, venue, symbol, timeframe, start_ms, end_ms, limit)
             source = timeframe
+            stored: list[dict[str, Any]] | None = None
             if not rows and resample:
                 stored = await candle_coverage(conn, venue, symbol)
                 finer = sorted(
@@ -309,16 +310,14 @@ class History:
                     and step % timeframe_ms(s["timeframe"]) == 0
                     and timeframe_ms(s["timeframe"]) < step
                 )
+                lo = None if start_ms is None else int(bucket_start_ms(np.array([start_ms]), timeframe)[0])
                 for _ms, tf in reversed(finer):  # coarsest usable first: fewest rows
-                    lo = (
-                        None if start_ms is None else int(bucket_start_ms(np.array([start_ms]), timeframe)[0])
-                    )
                     rows = await fetch_candles(conn, venue, symbol, tf, lo, end_ms)
                     if rows:
                         source = tf
                         break
             if not rows:
-                available = await candle_coverage(conn, venue, symbol)
+                available = stored if stored is not None else await candle_coverage(conn, venue, symbol)
                 if not available:
                     available = await candle_coverage(conn, None, symbol) or await candle_coverage(
                         conn, venue, None
