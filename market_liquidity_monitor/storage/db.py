@@ -33,11 +33,6 @@ from sqlalchemy.pool import StaticPool
 from market_liquidity_monitor.config import Settings
 
 
-def dialect_of(url: str) -> str:
-    """``"sqlite"`` or ``"postgresql"`` (the backend name of a SQLAlchemy URL)."""
-    return make_url(url).get_backend_name()
-
-
 def make_engine(
     url: str,
     *,

@@ -147,10 +147,6 @@ class StorageWriter:
         if len(self._buffer) >= self.batch_size:
             self._wakeup.set()
 
-    def submit_many(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        for row in rows:
-            self.submit(table, row)
-
     def submit_trade(self, trade: Trade) -> None:
         """Queue a domain ``Trade`` (its ``ts_event`` or, failing that, ``ts_recv`` is the trade time)."""
         self.submit(
