@@ -135,13 +135,16 @@ def route_order(
         )
     fees, fee_sources = _fee_table(deps, used)
     try:
-        plan = routing.route_order(used, side_e, size=size, notional=notional, fees_bps=fees)
+        plan = routing.route_order(
+            views, side_e, size=size, notional=notional, fees_bps=fees, excluded=excluded
+        )
     except MLMError as exc:
         raise ModelRetry(str(exc)) from exc
     res = plan.model_dump(mode="json")
-    res["excluded"] = excluded
     best = next((b for b in res["baselines"] if b["name"] == "best_single_venue"), None)
-    single = _best_single_venue(used, side_e, fees)
+    # The venue the best-single-venue baseline puts everything on: best fee-adjusted top of book.
+    pick = min if side_e is Side.BUY else max
+    single = pick(res["venues"], key=lambda v: v["best_price_incl_fees"])["venue"]
     res.update(
         symbol_requested=symbol,
         venues_considered=len(views),
@@ -156,19 +159,6 @@ def route_order(
         **_time_spread(used),
     )
     return res
-
-
-def _best_single_venue(views, side: Side, fees: dict[str, float]) -> str | None:
-    """The venue the best-single-venue baseline picks: best fee-adjusted top of book (as routing)."""
-    best, key = None, None
-    for v in views:
-        prices = v.ask_prices if side is Side.BUY else v.bid_prices
-        f = fees[v.instrument.venue] / 1e4
-        eff = float(prices[0]) * (1 + f if side is Side.BUY else 1 - f)
-        k = eff if side is Side.BUY else -eff
-        if key is None or k < key:
-            best, key = v, k
-    return best.instrument.venue if best is not None else None
 
 
 # ---------------------------------------------------------------------------- candles
