@@ -50,7 +50,7 @@ from market_liquidity_monitor.analytics.alerts import (
     required_windows,
     sample_observation,
 )
-from market_liquidity_monitor.analytics.liquidity import _check_window
+from market_liquidity_monitor.analytics.liquidity import check_window
 from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import BookNotReadyError, InvalidInputError, MLMError
@@ -172,7 +172,7 @@ class AlertService:
         cfg = self.settings.analytics
         self.history = history if history is not None else cfg.alert_history
         self._base_windows = {
-            _check_window(w) for w in (windows_bps if windows_bps is not None else cfg.depth_windows_bps)
+            check_window(w) for w in (windows_bps if windows_bps is not None else cfg.depth_windows_bps)
         }
         self.watch_symbols = {s.strip().upper() for s in watch_symbols}
         self._rules: dict[int, AlertRule] = {}
@@ -508,7 +508,7 @@ class AlertService:
         (listing the sampled windows).
         """
         sym = symbol.strip().upper()
-        w = _check_window(window_bps)
+        w = check_window(window_bps)
         if w not in self.windows_bps:
             raise InvalidInputError(
                 f"depth within {w:g} bps is not sampled; sampled windows (bps): "

@@ -82,8 +82,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from market_liquidity_monitor.analytics.liquidity import (
-    _check_window,
-    _Result,
+    Result,
+    check_window,
     depth_within_bps,
     top_of_book,
 )
@@ -255,7 +255,7 @@ class AlertRule:
                 raise InvalidInputError(
                     f"metric {metric.value} needs window_bps (basis points of mid, e.g. 50)"
                 )
-            put(self, "window_bps", _check_window(self.window_bps))
+            put(self, "window_bps", check_window(self.window_bps))
         if metric in (AlertMetric.DEPTH_NOTIONAL, AlertMetric.DEPTH_SIZE):
             put(self, "side", _enum(DepthSide, "side", self.side if self.side is not None else "both"))
         if metric is AlertMetric.IMBALANCE and not -1.0 <= self.threshold <= 1.0:
@@ -352,7 +352,7 @@ class Observation:
     book_ts_ns: int | None = None
 
 
-class AlertEvent(_Result):
+class AlertEvent(Result):
     """One firing of a rule on one book."""
 
     id: int | None = None  # set once stored
@@ -403,7 +403,7 @@ def sample_observation(
     """
     tob = top_of_book(view)
     values: dict[str, float | None] = {"mid_price": tob.mid_price, "spread_bps": tob.spread_bps}
-    for w in sorted({_check_window(w) for w in windows_bps}):
+    for w in sorted({check_window(w) for w in windows_bps}):
         d = depth_within_bps(view, w)
         values[depth_key("bid", "size", w)] = d.bid_size
         values[depth_key("ask", "size", w)] = d.ask_size
@@ -709,7 +709,7 @@ class AlertEvaluator:
 # ------------------------------------------------------------------------- liquidity crunches
 
 
-class CrunchEpisode(_Result):
+class CrunchEpisode(Result):
     """One liquidity crunch: depth below ``drop_ratio`` x its rolling baseline until it recovers."""
 
     onset_index: int
@@ -735,7 +735,7 @@ class CrunchEpisode(_Result):
     shares_trough: dict[str, float] | None = None
 
 
-class LiquidityCrunchReport(_Result):
+class LiquidityCrunchReport(Result):
     """Crunch episodes found in one depth series, with the parameters used."""
 
     n_observations: int
@@ -817,7 +817,7 @@ def detect_liquidity_crunches(
         )
     if unit not in ("notional", "size"):
         raise InvalidInputError(f"unit must be 'notional' or 'size'; got {unit!r}")
-    window = None if window_bps is None else _check_window(window_bps)
+    window = None if window_bps is None else check_window(window_bps)
     venues: tuple[str, ...] = ()
     per_venue: np.ndarray | None = None
     if venue_depth is not None:

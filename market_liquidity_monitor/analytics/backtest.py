@@ -41,10 +41,12 @@ import numpy as np
 import pandas as pd
 
 from market_liquidity_monitor.analytics.liquidity import (
-    _check_number,
-    _mid,
-    _Result,
+    Result,
+    check_number,
+    exact_mid,
     market_impact,
+    one_amount,
+    side_sign,
 )
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.domain.errors import InvalidInputError
@@ -77,7 +79,7 @@ _WIDEN_CLIP = (0.25, 20.0)
 _Q_STEPS = 400
 
 
-class BookModel(_Result):
+class BookModel(Result):
     """Cumulative depth profile (fraction of ``ref_volume``) per side on a bps-from-mid grid."""
 
     grid_bps: tuple[float, ...]
@@ -102,7 +104,7 @@ DEFAULT_BOOK_MODEL = BookModel(
 )
 
 
-class BacktestSeries(_Result):
+class BacktestSeries(Result):
     """Per-interval values of a backtest, columnar, in time order (one entry per simulated candle,
     or per bucket's worst candle after ``downsample_series``)."""
 
@@ -123,7 +125,7 @@ class BacktestSeries(_Result):
         ]
 
 
-class RiskPeriod(_Result):
+class RiskPeriod(Result):
     """A contiguous run of high-risk intervals (slippage > HIGH_RISK_BPS) of the full series."""
 
     start: str  # ISO 8601 UTC of the run's first candle
@@ -133,7 +135,7 @@ class RiskPeriod(_Result):
     worst_interval: str
 
 
-class BacktestResult(_Result):
+class BacktestResult(Result):
     """The order simulated at each candle of the window."""
 
     side: Side
@@ -166,7 +168,7 @@ class BacktestResult(_Result):
     risk_periods: tuple[RiskPeriod, ...] | None = None
 
 
-class ValidationPoint(_Result):
+class ValidationPoint(Result):
     size: float
     side: Side
     model_slippage_bps: float
@@ -176,7 +178,7 @@ class ValidationPoint(_Result):
     abs_error_bps_max: float
 
 
-class BookModelValidation(_Result):
+class BookModelValidation(Result):
     """Model vs real books for the same sizes (slippage vs mid, bps)."""
 
     model_source: str
@@ -190,7 +192,7 @@ class BookModelValidation(_Result):
 
 
 def _check_grid(grid: Sequence[float]) -> np.ndarray:
-    g = np.asarray([_check_number("each grid_bps", x, unit="bps") for x in grid], dtype=float)
+    g = np.asarray([check_number("each grid_bps", x, unit="bps") for x in grid], dtype=float)
     if g.size < 2 or np.any(np.diff(g) <= 0):
         raise InvalidInputError(
             f"grid_bps must hold >= 2 strictly increasing distances in bps; got {list(grid)}"
@@ -212,12 +214,12 @@ def calibrate_book_model(
     """
     if not views:
         raise InvalidInputError("calibrate_book_model needs at least one BookView")
-    ref_volume = _check_number("ref_volume", ref_volume, unit="base units per candle")
-    ref_atr = _check_number("ref_atr_bps", ref_atr_bps, unit="bps")
+    ref_volume = check_number("ref_volume", ref_volume, unit="base units per candle")
+    ref_atr = check_number("ref_atr_bps", ref_atr_bps, unit="bps")
     g = _check_grid(grid_bps)
     bids, asks, half = [], [], []
     for v in views:
-        mid, _ = _mid(v)
+        mid, _ = exact_mid(v)
         bd = (mid - v.bid_prices) / mid * BPS  # ascending distances
         ad = (v.ask_prices - mid) / mid * BPS
         cb, ca = np.cumsum(v.bid_sizes), np.cumsum(v.ask_sizes)
@@ -331,9 +333,7 @@ def backtest_execution(
     ``risk_periods``; off by default to keep the result small (e.g. for the assistant's tools).
     """
     side = Side.parse(side)
-    if (size is None) == (notional is None):
-        raise InvalidInputError("Pass exactly one of size (base units) or notional (quote units)")
-    amount = _check_number("size" if size is not None else "notional", size if size is not None else notional)
+    amount, _ = one_amount(size, notional)
     missing = [c for c in ("open", "high", "low", "close", "volume") if c not in candles.columns]
     if missing:
         raise InvalidInputError(f"candles lack columns {missing}; need open, high, low, close, volume")
@@ -354,7 +354,7 @@ def backtest_execution(
     scale = df["volume"].to_numpy() / model.ref_volume
     widen = np.clip(df["atr_bps"].to_numpy() / model.ref_atr_bps, *_WIDEN_CLIP)
     slip, extra = model_slippage_bps(model, side, sizes, scale, widen)
-    s = 1.0 if side is Side.BUY else -1.0
+    s = side_sign(side)
     fill = close * (1 + s * slip / BPS)
     notional_filled = fill * sizes
     worst = int(np.argmax(slip))
@@ -463,7 +463,7 @@ def validate_book_model(
     """
     if not real_views:
         raise InvalidInputError("validate_book_model needs at least one real BookView")
-    amounts = [_check_number("each size", s, unit="base units") for s in sizes]
+    amounts = [check_number("each size", s, unit="base units") for s in sizes]
     if not amounts:
         raise InvalidInputError("sizes must be a non-empty sequence of base sizes > 0")
     points = []

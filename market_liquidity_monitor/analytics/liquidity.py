@@ -73,19 +73,19 @@ DEFAULT_WINDOWS_BPS: tuple[float, ...] = (10, 25, 50, 100)
 # Relative tolerance when matching a requested amount against cumulative sums: an amount within
 # 1e-12 of a level boundary is treated as ending on that boundary (float noise in the cumsum, far
 # below any venue's lot size), so a request for exactly the visible size counts as fully filled.
-_REL_TOL = 1e-12
+REL_TOL = 1e-12
 
 
 # ----------------------------------------------------------------------------------- results
 
 
-class _Result(BaseModel):
+class Result(BaseModel):
     """Base of every result: frozen, no unknown fields, JSON-serialisable."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class _BookRef(_Result):
+class BookRef(Result):
     """Which book a result describes."""
 
     venue: str
@@ -94,7 +94,7 @@ class _BookRef(_Result):
     book_ts_ns: int | None  # ns since the Unix epoch: venue time if known, else local receive time
 
 
-class TopOfBook(_BookRef):
+class TopOfBook(BookRef):
     """Best levels, mid, spread and microprice of one book (prices quote units, sizes base units)."""
 
     best_bid: float
@@ -108,7 +108,7 @@ class TopOfBook(_BookRef):
     crossed: bool  # best_bid >= best_ask: reported as is, never "fixed"
 
 
-class DepthWindow(_BookRef):
+class DepthWindow(BookRef):
     """Resting liquidity within ``window_bps`` of mid on each side."""
 
     window_bps: float
@@ -127,7 +127,7 @@ class DepthWindow(_BookRef):
     ask_window_exceeds_visible_book: bool
 
 
-class BookImbalance(_BookRef):
+class BookImbalance(BookRef):
     """Size imbalance within ``window_bps`` of mid: ``(bid_size - ask_size) / (bid_size + ask_size)``."""
 
     window_bps: float
@@ -137,7 +137,7 @@ class BookImbalance(_BookRef):
     reason: str | None = None
 
 
-class OrderBookSummary(_BookRef):
+class OrderBookSummary(BookRef):
     """Top of book, depth and imbalance per window, and the size of the visible book."""
 
     top_of_book: TopOfBook
@@ -152,7 +152,7 @@ class OrderBookSummary(_BookRef):
     quality: dict[str, Any]  # the book's integrity flags/counters as given by the view
 
 
-class ImpactResult(_BookRef):
+class ImpactResult(BookRef):
     """Cost of one taker order walked through the visible book.
 
     Exactly one of ``size`` (base) and ``notional_requested`` (quote) is set. When the side cannot
@@ -179,7 +179,7 @@ class ImpactResult(_BookRef):
     reason: str | None = None
 
 
-class ImpactPoint(_Result):
+class ImpactPoint(Result):
     """One point of an impact curve (same meaning as the ``ImpactResult`` fields)."""
 
     size: float | None
@@ -194,7 +194,7 @@ class ImpactPoint(_Result):
     fully_filled: bool
 
 
-class ImpactCurve(_BookRef):
+class ImpactCurve(BookRef):
     """Market impact of several order sizes (or notionals) on one side of one book, input order kept."""
 
     side: Side
@@ -204,7 +204,7 @@ class ImpactCurve(_BookRef):
     points: tuple[ImpactPoint, ...]
 
 
-class MaxSizeResult(_BookRef):
+class MaxSizeResult(BookRef):
     """Largest taker order whose VWAP slippage vs mid stays within ``max_slippage_bps``.
 
     ``size`` is 0 (and ``vwap``, ``slippage_bps``, ``worst_price`` None) when even the best level is
@@ -227,9 +227,13 @@ class MaxSizeResult(_BookRef):
 
 
 # ----------------------------------------------------------------------------------- helpers
+# Shared by the other analytics modules (venues, routing, pairs, backtest, alerts): the result
+# bases above, ``book_ref``, ``exact_mid``, ``check_number``, ``check_window``, ``one_amount``,
+# ``side_sign`` and ``REL_TOL``. Not re-exported by the package.
 
 
-def _ref(view: BookView) -> dict[str, Any]:
+def book_ref(view: BookView) -> dict[str, Any]:
+    """The ``BookRef`` fields of ``view``: venue, symbol, book_ts (ISO 8601 UTC), book_ts_ns."""
     return {
         "venue": view.instrument.venue,
         "symbol": view.instrument.symbol,
@@ -251,14 +255,14 @@ def _require_both_sides(view: BookView, what: str) -> None:
         )
 
 
-def _mid(view: BookView) -> tuple[float, Fraction]:
+def exact_mid(view: BookView) -> tuple[float, Fraction]:
     """``(mid_price, exact_mid)``: mid as the live book computes it (correctly rounded exact value)."""
     _require_both_sides(view, "the mid price")
     mid = (_exact(view.bid_prices[0]) + _exact(view.ask_prices[0])) / 2
     return float(mid), mid
 
 
-def _check_number(name: str, value: Any, *, allow_zero: bool = False, unit: str = "") -> float:
+def check_number(name: str, value: Any, *, allow_zero: bool = False, unit: str = "") -> float:
     """Return ``value`` as a float if it is a finite real number > 0 (>= 0 with ``allow_zero``)."""
     bound = ">= 0" if allow_zero else "> 0"
     hint = f" ({unit})" if unit else ""
@@ -270,8 +274,9 @@ def _check_number(name: str, value: Any, *, allow_zero: bool = False, unit: str 
     return v
 
 
-def _check_window(window_bps: Any) -> float:
-    w = _check_number("window_bps", window_bps, unit="basis points of mid")
+def check_window(window_bps: Any) -> float:
+    """``window_bps`` as a float in (0, 10000] bps, else ``InvalidInputError``."""
+    w = check_number("window_bps", window_bps, unit="basis points of mid")
     if w > MAX_WINDOW_BPS:
         raise InvalidInputError(
             f"window_bps must be > 0 and <= {MAX_WINDOW_BPS:g} (100%); got {window_bps!r}"
@@ -288,7 +293,7 @@ def _check_amounts(name: str, values: Any, unit: str) -> np.ndarray:
     items = list(values)
     if not items:
         raise InvalidInputError(f"{name} must be a non-empty sequence of numbers > 0 ({unit}); got none")
-    return np.array([_check_number(f"each of {name}", v, unit=unit) for v in items], dtype=float)
+    return np.array([check_number(f"each of {name}", v, unit=unit) for v in items], dtype=float)
 
 
 def _side_levels(view: BookView, side: Side) -> tuple[np.ndarray, np.ndarray, str]:
@@ -304,14 +309,14 @@ def _side_levels(view: BookView, side: Side) -> tuple[np.ndarray, np.ndarray, st
     return np.asarray(prices, dtype=float), np.asarray(sizes, dtype=float), name
 
 
-def _sign(side: Side) -> float:
+def side_sign(side: Side) -> float:
     """+1 for a buy (paying above mid is a cost), -1 for a sell."""
     return 1.0 if side is Side.BUY else -1.0
 
 
 def _bps_cost(side: Side, price: np.ndarray | float, ref: float) -> np.ndarray | float:
     """Signed distance of ``price`` from ``ref`` in bps, positive = worse for the taker."""
-    return _sign(side) * (price - ref) / ref * BPS
+    return side_sign(side) * (price - ref) / ref * BPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +344,7 @@ def _walk(prices: np.ndarray, sizes: np.ndarray, amounts: np.ndarray, by_notiona
     cs0 = np.concatenate(([0.0], cum_size))  # cs0[i] = size of the i levels before level i
     cn0 = np.concatenate(([0.0], cum_notional))
     cum = cum_notional if by_notional else cum_size
-    k = np.searchsorted(cum, amounts * (1.0 - _REL_TOL), side="left")
+    k = np.searchsorted(cum, amounts * (1.0 - REL_TOL), side="left")
     full = k < n
     kc = np.minimum(k, n - 1)
     px = prices[kc]
@@ -376,13 +381,13 @@ def top_of_book(view: BookView) -> TopOfBook:
     A crossed book (``best_bid >= best_ask``) is reported as is with ``crossed=True``.
     Raises ``BookNotReadyError`` if either side is empty.
     """
-    mid, mid_x = _mid(view)
+    mid, mid_x = exact_mid(view)
     bid, ask = _exact(view.bid_prices[0]), _exact(view.ask_prices[0])
     bid_size, ask_size = _exact(view.bid_sizes[0]), _exact(view.ask_sizes[0])
     spread = ask - bid
     micro = (bid * ask_size + ask * bid_size) / (bid_size + ask_size)
     return TopOfBook(
-        **_ref(view),
+        **book_ref(view),
         best_bid=float(view.bid_prices[0]),
         best_bid_size=float(view.bid_sizes[0]),
         best_ask=float(view.ask_prices[0]),
@@ -432,8 +437,8 @@ def depth_within_bps(view: BookView, window_bps: float) -> DepthWindow:
     ``window_bps`` must be a finite number with ``0 < window_bps <= 10000``, else
     ``InvalidInputError``. Raises ``BookNotReadyError`` if either side is empty (no mid).
     """
-    w = _check_window(window_bps)
-    _, mid_x = _mid(view)
+    w = check_window(window_bps)
+    _, mid_x = exact_mid(view)
     return _depth(view, w, mid_x)
 
 
@@ -444,7 +449,7 @@ def _depth(view: BookView, w: float, mid_x: Fraction) -> DepthWindow:
     bid_notional = float(np.dot(view.bid_prices[:nb], view.bid_sizes[:nb]))
     ask_notional = float(np.dot(view.ask_prices[:na], view.ask_sizes[:na]))
     return DepthWindow(
-        **_ref(view),
+        **book_ref(view),
         window_bps=w,
         mid_price=float(mid_x),
         bid_bound_price=lo,
@@ -471,7 +476,7 @@ def _imbalance_of(view: BookView, depth: DepthWindow) -> BookImbalance:
             f"(bounds {depth.bid_bound_price:g} / {depth.ask_bound_price:g}); the spread is wider than the window"
         )
     return BookImbalance(
-        **_ref(view),
+        **book_ref(view),
         window_bps=depth.window_bps,
         bid_size=depth.bid_size,
         ask_size=depth.ask_size,
@@ -507,14 +512,14 @@ def book_summary(view: BookView, windows_bps: Sequence[float] = DEFAULT_WINDOWS_
         raise InvalidInputError(
             f"windows_bps must be a non-empty sequence of numbers in (0, 10000]; got {windows_bps!r}"
         )
-    windows = [_check_window(w) for w in windows_bps]
+    windows = [check_window(w) for w in windows_bps]
     if not windows:
         raise InvalidInputError("windows_bps must be a non-empty sequence of numbers in (0, 10000]; got none")
     top = top_of_book(view)
-    _, mid_x = _mid(view)
+    _, mid_x = exact_mid(view)
     depths = tuple(_depth(view, w, mid_x) for w in windows)
     return OrderBookSummary(
-        **_ref(view),
+        **book_ref(view),
         top_of_book=top,
         depth=depths,
         imbalance=tuple(_imbalance_of(view, d) for d in depths),
@@ -528,7 +533,7 @@ def book_summary(view: BookView, windows_bps: Sequence[float] = DEFAULT_WINDOWS_
     )
 
 
-def _one_amount(size: Any, notional: Any) -> tuple[float, bool]:
+def one_amount(size: Any, notional: Any) -> tuple[float, bool]:
     """Validate "exactly one of size/notional"; return ``(amount, by_notional)``."""
     if (size is None) == (notional is None):
         got = "both" if size is not None else "neither"
@@ -536,8 +541,8 @@ def _one_amount(size: Any, notional: Any) -> tuple[float, bool]:
             f"Pass exactly one of size (base units) or notional (quote units), each a finite number > 0; got {got}"
         )
     if size is not None:
-        return _check_number("size", size, unit="base units"), False
-    return _check_number("notional", notional, unit="quote units"), True
+        return check_number("size", size, unit="base units"), False
+    return check_number("notional", notional, unit="quote units"), True
 
 
 def market_impact(
@@ -564,9 +569,9 @@ def market_impact(
     empty; ``BookNotReadyError`` if the other side is empty (no mid to measure slippage against).
     """
     side = Side.parse(side)
-    amount, by_notional = _one_amount(size, notional)
+    amount, by_notional = one_amount(size, notional)
     prices, sizes, side_name = _side_levels(view, side)
-    mid, _ = _mid(view)
+    mid, _ = exact_mid(view)
     walk = _walk(prices, sizes, np.array([amount]), by_notional)
     filled_size = float(walk.filled_size[0])
     filled_notional = float(walk.filled_notional[0])
@@ -589,7 +594,7 @@ def market_impact(
             f"{unfilled_size:g} of the {amount:g} requested could not be filled"
         )
     return ImpactResult(
-        **_ref(view),
+        **book_ref(view),
         side=side,
         size=None if by_notional else amount,
         notional_requested=amount if by_notional else None,
@@ -640,7 +645,7 @@ def impact_curve(
         else _check_amounts("sizes", sizes, "base units")
     )
     prices, level_sizes, _ = _side_levels(view, side)
-    mid, _ = _mid(view)
+    mid, _ = exact_mid(view)
     walk = _walk(prices, level_sizes, amounts, by_notional)
     vwap = walk.filled_notional / walk.filled_size
     slip = _bps_cost(side, vwap, mid)
@@ -661,7 +666,7 @@ def impact_curve(
         for i in range(amounts.size)
     )
     return ImpactCurve(
-        **_ref(view),
+        **book_ref(view),
         side=side,
         mid_price=mid,
         best_price=float(prices[0]),
@@ -694,11 +699,11 @@ def max_size_within_slippage(view: BookView, side: Side | str, max_slippage_bps:
     ``BookNotReadyError`` if the other side is (no mid).
     """
     side = Side.parse(side)
-    limit = _check_number("max_slippage_bps", max_slippage_bps, allow_zero=True, unit="basis points vs mid")
+    limit = check_number("max_slippage_bps", max_slippage_bps, allow_zero=True, unit="basis points vs mid")
     prices, sizes, side_name = _side_levels(view, side)
-    mid, _ = _mid(view)
+    mid, _ = exact_mid(view)
     n = prices.size
-    sign = _sign(side)
+    sign = side_sign(side)
     budget = mid * limit / BPS  # D: allowed average distance from mid, quote units per base unit
     cost = sign * (prices - mid)  # per level, >= 0 unless the book is crossed
     cum_size = np.cumsum(sizes)
@@ -708,7 +713,7 @@ def max_size_within_slippage(view: BookView, side: Side | str, max_slippage_bps:
     avg_cost = np.maximum.accumulate(cum_cost / cum_size)
     m = int(np.searchsorted(avg_cost, budget, side="right"))  # full levels with avg cost <= D
     base = {
-        **_ref(view),
+        **book_ref(view),
         "side": side,
         "max_slippage_bps": limit,
         "mid_price": mid,

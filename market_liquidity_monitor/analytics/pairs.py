@@ -34,9 +34,9 @@ from statsmodels.tsa.stattools import adfuller, coint
 
 from market_liquidity_monitor.analytics.liquidity import (
     ImpactResult,
-    _check_number,
-    _mid,
-    _Result,
+    Result,
+    check_number,
+    exact_mid,
     market_impact,
 )
 from market_liquidity_monitor.book.view import BookView
@@ -62,7 +62,7 @@ __all__ = [
 MIN_OBS_FOR_ADF = 30
 
 
-class AdfResult(_Result):
+class AdfResult(Result):
     """Augmented Dickey-Fuller test of the spread (``statsmodels.tsa.stattools.adfuller``)."""
 
     stat: float
@@ -73,7 +73,7 @@ class AdfResult(_Result):
     rejects_unit_root_5pct: bool  # stat < critical_values["5%"]
 
 
-class CointResult(_Result):
+class CointResult(Result):
     """Engle-Granger test (``statsmodels.tsa.stattools.coint``, log a on log b)."""
 
     stat: float
@@ -82,7 +82,7 @@ class CointResult(_Result):
     cointegrated_5pct: bool  # p_value < 0.05
 
 
-class HalfLife(_Result):
+class HalfLife(Result):
     """Half-life of mean reversion of the spread, in periods of the series and in hours."""
 
     lambda_per_period: float  # λ of Δs_t = c + λ s_{t-1}
@@ -91,7 +91,7 @@ class HalfLife(_Result):
     reason: str | None = None
 
 
-class PairAnalysis(_Result):
+class PairAnalysis(Result):
     """Hedge ratios, spread statistics and tests for the pair ``a`` / ``b``."""
 
     name_a: str
@@ -118,7 +118,7 @@ class PairAnalysis(_Result):
     half_life: HalfLife
 
 
-class PairLegCost(_Result):
+class PairLegCost(Result):
     """One walk of one leg (enter or exit)."""
 
     leg: str  # "a" or "b"
@@ -128,7 +128,7 @@ class PairLegCost(_Result):
     cost_quote: float  # slippage vs mid + fee, quote units (>= 0 for a normal book)
 
 
-class PairTradeCost(_Result):
+class PairTradeCost(Result):
     """Round-trip cost of a pair trade: both legs entered then exited against the same books."""
 
     direction: str  # "long_spread" (buy a, sell b) or "short_spread"
@@ -169,7 +169,7 @@ def align_closes(close_a: pd.Series, close_b: pd.Series) -> pd.DataFrame:
     return df[ok]
 
 
-def _check_window(name: str, w: int) -> int:
+def _check_points(name: str, w: int) -> int:
     if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 2:
         raise InvalidInputError(f"{name} must be an integer >= 2 (points); got {w!r}")
     return int(w)
@@ -206,8 +206,8 @@ def pair_series(
 
 
 def _fit(close_a, close_b, zscore_window, corr_window):
-    zw = _check_window("zscore_window", zscore_window)
-    cw = _check_window("corr_window", corr_window)
+    zw = _check_points("zscore_window", zscore_window)
+    cw = _check_points("corr_window", corr_window)
     df = align_closes(close_a, close_b)
     need = max(MIN_OBS_FOR_ADF, zw + 1, cw + 2)
     if len(df) < need:
@@ -319,18 +319,18 @@ def pair_trade_cost(
     Raises ``InvalidInputError`` for ``size_a <= 0``, beta not finite or 0, unknown direction, fees
     < 0; ``BookNotReadyError`` / ``InsufficientLiquidityError`` as ``market_impact``.
     """
-    size_a = _check_number("size_a", size_a, unit="base units of a")
+    size_a = check_number("size_a", size_a, unit="base units of a")
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta == 0:
         raise InvalidInputError(f"beta must be a finite non-zero number; got {beta!r}")
-    fa = _check_number("fees_bps_a", fees_bps_a, allow_zero=True, unit="bps")
-    fb = _check_number("fees_bps_b", fees_bps_b, allow_zero=True, unit="bps")
+    fa = check_number("fees_bps_a", fees_bps_a, allow_zero=True, unit="bps")
+    fb = check_number("fees_bps_b", fees_bps_b, allow_zero=True, unit="bps")
     if direction not in ("long_spread", "short_spread"):
         raise InvalidInputError(f"direction must be 'long_spread' or 'short_spread'; got {direction!r}")
     buy_a = direction == "long_spread"
     sell_b = buy_a if beta > 0 else not buy_a
     side_a_enter = Side.BUY if buy_a else Side.SELL
     side_b_enter = Side.SELL if sell_b else Side.BUY
-    mid_a, mid_b = _mid(view_a)[0], _mid(view_b)[0]
+    mid_a, mid_b = exact_mid(view_a)[0], exact_mid(view_b)[0]
     size_b = abs(beta) * size_a * mid_a / mid_b
     flip = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
     legs = []

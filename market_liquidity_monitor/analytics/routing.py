@@ -50,14 +50,15 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from market_liquidity_monitor.analytics.liquidity import (
-    _REL_TOL,
-    _BookRef,
-    _check_window,
-    _mid,
-    _one_amount,
-    _ref,
-    _Result,
+    REL_TOL,
+    BookRef,
+    Result,
+    book_ref,
+    check_window,
     depth_within_bps,
+    exact_mid,
+    one_amount,
+    side_sign,
 )
 from market_liquidity_monitor.analytics.quality import BookProblem, book_problems
 from market_liquidity_monitor.book.view import BookView
@@ -82,7 +83,7 @@ BASELINES: tuple[str, ...] = ("best_single_venue", "pro_rata_depth", "equal_spli
 # ----------------------------------------------------------------------------------- results
 
 
-class ChildOrder(_BookRef):
+class ChildOrder(BookRef):
     """The part of the order sent to one venue (sizes base units, notionals quote units)."""
 
     side: Side
@@ -96,7 +97,7 @@ class ChildOrder(_BookRef):
     worst_price: float
 
 
-class RoutingPlan(_Result):
+class RoutingPlan(Result):
     """One allocation of the order (the routed one or a baseline) and what it costs.
 
     When ``fillable`` is False the figures are None and ``reason`` says which venue ran out.
@@ -114,7 +115,7 @@ class RoutingPlan(_Result):
     children: tuple[ChildOrder, ...]
 
 
-class BaselineComparison(_Result):
+class BaselineComparison(Result):
     """The routed plan against one baseline; None figures with a reason when the baseline can't fill."""
 
     name: str
@@ -126,7 +127,7 @@ class BaselineComparison(_Result):
     savings_quote: float | None
 
 
-class RoutedVenue(_BookRef):
+class RoutedVenue(BookRef):
     """A venue that took part, its taker fee and fee-adjusted best price on the consumed side."""
 
     fee_bps: float
@@ -135,7 +136,7 @@ class RoutedVenue(_BookRef):
     mid_price: float
 
 
-class RoutingResult(_Result):
+class RoutingResult(Result):
     """A simulated split of one taker order across venues, with baselines."""
 
     side: Side
@@ -190,7 +191,7 @@ def _walk_levels(
     cum = np.cumsum(per_level)
     if cum.size == 0:
         return np.zeros(0), False
-    k = int(np.searchsorted(cum, amount * (1.0 - _REL_TOL), side="left"))
+    k = int(np.searchsorted(cum, amount * (1.0 - REL_TOL), side="left"))
     taken = np.zeros_like(sizes)
     if k >= cum.size:
         return sizes.copy(), False
@@ -216,7 +217,7 @@ def _children(
         used = np.nonzero(q > 0)[0]
         out.append(
             ChildOrder(
-                **_ref(view),
+                **book_ref(view),
                 side=side,
                 size=size,
                 notional=notional,
@@ -313,7 +314,7 @@ def _savings(side: Side, routed: RoutingPlan, base: RoutingPlan) -> BaselineComp
             savings_bps=None,
             savings_quote=None,
         )
-    s = 1.0 if side is Side.BUY else -1.0
+    s = side_sign(side)
     diff = s * (base.avg_price_incl_fees - routed.avg_price_incl_fees)
     return BaselineComparison(
         name=base.name,
@@ -353,8 +354,8 @@ def route_order(
     usable book; ``BookNotReadyError`` if a used book lacks the other side (no mid).
     """
     side = Side.parse(side)
-    amount, by_notional = _one_amount(size, notional)
-    window = _check_window(pro_rata_window_bps)
+    amount, by_notional = one_amount(size, notional)
+    window = check_window(pro_rata_window_bps)
     excluded_out: dict[str, str] = dict(excluded or {})
     seen: set[str] = set()
     used: list[BookView] = []
@@ -377,7 +378,7 @@ def route_order(
             f"no usable book among {sorted(seen) or 'none'} (excluded: {excluded_out or 'none'})"
         )
     fees, assumed_zero = _check_fees([v.instrument.venue for v in used], fees_bps)
-    mids = [_mid(v)[0] for v in used]
+    mids = [exact_mid(v)[0] for v in used]
     best_bid = max(float(v.bid_prices[0]) for v in used)
     best_ask = min(float(v.ask_prices[0]) for v in used)
     ref_mid = (best_bid + best_ask) / 2.0
@@ -414,7 +415,7 @@ def route_order(
     best_i = int(
         np.argmin(
             [
-                _levels(v, side)[0][0] * _fee_factor(side, f) * (1 if side is Side.BUY else -1)
+                _levels(v, side)[0][0] * _fee_factor(side, f) * side_sign(side)
                 for v, f in zip(used, fees, strict=True)
             ]
         )
@@ -436,7 +437,7 @@ def route_order(
     }
     ts = [v.book_ts_ns for v in used]
     ts_diff = None if any(t is None for t in ts) else (max(ts) - min(ts)) / 1e6
-    s = 1.0 if side is Side.BUY else -1.0
+    s = side_sign(side)
     cost_q = s * (routed.total_quote - routed.filled_size * ref_mid)
     return RoutingResult(
         side=side,
@@ -444,7 +445,7 @@ def route_order(
         notional_requested=amount if by_notional else None,
         venues=tuple(
             RoutedVenue(
-                **_ref(v),
+                **book_ref(v),
                 fee_bps=f,
                 best_price=float(_levels(v, side)[0][0]),
                 best_price_incl_fees=float(_levels(v, side)[0][0] * _fee_factor(side, f)),

@@ -30,13 +30,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from market_liquidity_monitor.analytics.liquidity import (
-    _BookRef,
-    _check_number,
-    _check_window,
-    _one_amount,
-    _Result,
+    BookRef,
+    Result,
+    check_number,
+    check_window,
     depth_within_bps,
     market_impact,
+    one_amount,
+    side_sign,
     top_of_book,
 )
 from market_liquidity_monitor.analytics.quality import BookProblem, book_problems
@@ -90,7 +91,7 @@ DEFAULT_TAKER_FEES: dict[str, tuple[float, str]] = {
 }
 
 
-class TakerFee(_Result):
+class TakerFee(Result):
     """The taker fee assumed for one venue (and market type), and where it comes from."""
 
     venue: str
@@ -99,7 +100,7 @@ class TakerFee(_Result):
     source: str
 
 
-class VenueDepth(_Result):
+class VenueDepth(Result):
     """One venue's resting notional within ``window_bps`` of its own mid (quote units)."""
 
     window_bps: float
@@ -109,7 +110,7 @@ class VenueDepth(_Result):
     share: float | None  # of the venues' summed depth_notional in this window; None if all are 0
 
 
-class VenueCost(_BookRef):
+class VenueCost(BookRef):
     """The order walked through one venue's book, with its fee and that venue's depth."""
 
     side: Side
@@ -137,7 +138,7 @@ class VenueCost(_BookRef):
     book_warning: str | None = None
 
 
-class ArbitrageCheck(_Result):
+class ArbitrageCheck(Result):
     """Buy at ``buy_venue``'s best ask, sell at ``sell_venue``'s best bid, both as taker."""
 
     buy_venue: str
@@ -155,7 +156,7 @@ class ArbitrageCheck(_Result):
     reason: str | None = None
 
 
-class LiquidityConcentration(_Result):
+class LiquidityConcentration(Result):
     """Venue shares of depth within a window, HHI and effective venue count."""
 
     window_bps: float
@@ -165,7 +166,7 @@ class LiquidityConcentration(_Result):
     reason: str | None = None
 
 
-class VenueComparison(_Result):
+class VenueComparison(Result):
     """The same order on each venue, the best venue and why, arbitrage checks and concentration."""
 
     side: Side
@@ -207,12 +208,12 @@ def taker_fee(
     market = None if market is None else str(market)
     for key in _fee_key(venue, market):
         if overrides and key in overrides:
-            fee = _check_number(f"taker_fee_bps[{key!r}]", overrides[key], allow_zero=True, unit="bps")
+            fee = check_number(f"taker_fee_bps[{key!r}]", overrides[key], allow_zero=True, unit="bps")
             return TakerFee(
                 venue=venue, market=market, fee_bps=fee, source=f"settings analytics.taker_fee_bps[{key!r}]"
             )
     if schedule is not None and schedule.get("taker_bps") is not None:
-        fee = _check_number(
+        fee = check_number(
             f"{venue} fee schedule taker_bps", schedule["taker_bps"], allow_zero=True, unit="bps"
         )
         return TakerFee(venue=venue, market=market, fee_bps=fee, source=str(schedule.get("source") or "ccxt"))
@@ -353,10 +354,10 @@ def compare_venues(
     table or ``max_book_age_diff_ms < 0``; ``BookNotReadyError`` if a book lacks a side.
     """
     side = Side.parse(side)
-    amount, by_notional = _one_amount(size, notional)
-    window = _check_window(window_bps)
-    extra_windows = [] if windows_bps is None else sorted({_check_window(w) for w in windows_bps})
-    max_diff = _check_number("max_book_age_diff_ms", max_book_age_diff_ms, allow_zero=True, unit="ms")
+    amount, by_notional = one_amount(size, notional)
+    window = check_window(window_bps)
+    extra_windows = [] if windows_bps is None else sorted({check_window(w) for w in windows_bps})
+    max_diff = check_number("max_book_age_diff_ms", max_book_age_diff_ms, allow_zero=True, unit="ms")
     if not views:
         raise InvalidInputError("compare_venues needs at least one book")
     names = [v.instrument.venue for v in views]
@@ -376,8 +377,8 @@ def compare_venues(
             f = fees_bps[n]
             if isinstance(f, TakerFee):
                 f, sources[n] = f.fee_bps, f.source
-            fees[n] = _check_number(f"fees_bps[{n!r}]", f, allow_zero=True, unit="bps")
-    s = 1.0 if side is Side.BUY else -1.0
+            fees[n] = check_number(f"fees_bps[{n!r}]", f, allow_zero=True, unit="bps")
+    s = side_sign(side)
     depths = {v.instrument.venue: depth_within_bps(v, window) for v in views}
     hhi, shares = herfindahl({k: d.bid_notional + d.ask_notional for k, d in depths.items()})
     by_window: list[LiquidityConcentration] = []
