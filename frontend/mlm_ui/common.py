@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -41,6 +41,27 @@ def show_failure(resp: ApiResponse, what: str) -> None:
         )
         if resp.data is not None:
             raw_json(resp.data, "Error response")
+
+
+def show_answer(
+    resp: ApiResponse | None,
+    what: str,
+    render: Callable[[dict[str, Any]], None],
+    hint: str,
+    on_failure: Callable[[ApiResponse], bool] | None = None,
+) -> None:
+    """A page's last answer: ``render`` it (and its raw JSON) when it is a JSON object, the raw
+    body when it is something else, ``hint`` when nothing was asked yet. A failed call goes to
+    ``on_failure`` first (True when it showed it), else ``show_failure``."""
+    if resp is None:
+        st.caption(hint)
+    elif resp.ok and isinstance(resp.data, dict):
+        render(resp.data)
+        raw_json(resp.data)
+    elif resp.ok:
+        raw_json(resp.data, expanded=True)
+    elif on_failure is None or not on_failure(resp):
+        show_failure(resp, what)
 
 
 def raw_json(data: Any, label: str = "Raw JSON", expanded: bool = False, in_expander: bool = True) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 from mlm_ui import charts
-from mlm_ui.common import client, fmt, page_header, raw_json, scalars_table, show_failure, table
+from mlm_ui.common import client, fmt, page_header, scalars_table, show_answer, show_failure, table
 from mlm_ui.shapes import (
     TIMEFRAME_S,
     find_series,
@@ -158,15 +158,10 @@ if submitted:
     body: dict[str, Any] = {"symbol": symbol.strip(), "side": side, "size": size, "lookback_days": lookback}
     if timeframe != "auto":
         body["timeframe"] = timeframe
-    st.session_state["bt_last"] = (body, client().backtest(body))
-if "bt_last" in st.session_state:
-    req, resp = st.session_state["bt_last"]
-    if resp.ok and isinstance(resp.data, dict):
-        render_backtest(resp.data)
-        raw_json(resp.data)
-    elif resp.ok:
-        raw_json(resp.data, expanded=True)
-    else:
-        show_failure(resp, "The backtest")
-else:
-    st.caption("Set an order and press **Run backtest**.")
+    st.session_state["bt_last"] = client().backtest(body)
+show_answer(
+    st.session_state.get("bt_last"),
+    "The backtest",
+    render_backtest,
+    "Set an order and press **Run backtest**.",
+)

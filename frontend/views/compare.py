@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 from mlm_ui import charts
-from mlm_ui.common import client, fmt, page_header, raw_json, show_failure, table
+from mlm_ui.common import client, fmt, page_header, show_answer, table
 from mlm_ui.forms import order_form
 from mlm_ui.shapes import first_records, numeric_columns, pick, records
 
@@ -73,15 +73,7 @@ def render_comparison(data: dict[str, Any]) -> None:
 page_header("Compare venues", "The same taker order walked through each venue's book: slippage, fees, depth.")
 body = order_form("cmp")
 if body is not None:
-    st.session_state["cmp_last"] = (body, client().compare(body))
-if "cmp_last" in st.session_state:
-    req, resp = st.session_state["cmp_last"]
-    if resp.ok and isinstance(resp.data, dict):
-        render_comparison(resp.data)
-        raw_json(resp.data)
-    elif resp.ok:
-        raw_json(resp.data, expanded=True)
-    else:
-        show_failure(resp, "Venue comparison")
-else:
-    st.caption("Set an order and press **Run**.")
+    st.session_state["cmp_last"] = client().compare(body)
+show_answer(
+    st.session_state.get("cmp_last"), "Venue comparison", render_comparison, "Set an order and press **Run**."
+)

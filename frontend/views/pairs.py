@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 from mlm_ui import charts
-from mlm_ui.common import client, fmt, page_header, raw_json, scalars_table, show_failure, table
+from mlm_ui.common import client, fmt, page_header, scalars_table, show_answer, table
 from mlm_ui.shapes import find_series, pick, records, time_key
 
 SERIES_KEYS = ("series", "points", "history", "rows", "data")
@@ -114,15 +114,10 @@ if submitted:
         params["timeframe"] = timeframe
     if size > 0:
         params["size"] = size
-    st.session_state["pairs_last"] = (params, client().pairs(**params))
-if "pairs_last" in st.session_state:
-    req, resp = st.session_state["pairs_last"]
-    if resp.ok and isinstance(resp.data, dict):
-        render_pairs(resp.data)
-        raw_json(resp.data)
-    elif resp.ok:
-        raw_json(resp.data, expanded=True)
-    else:
-        show_failure(resp, "Pairs analysis")
-else:
-    st.caption("Pick two symbols and press **Analyse**.")
+    st.session_state["pairs_last"] = client().pairs(**params)
+show_answer(
+    st.session_state.get("pairs_last"),
+    "Pairs analysis",
+    render_pairs,
+    "Pick two symbols and press **Analyse**.",
+)

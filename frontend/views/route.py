@@ -6,7 +6,8 @@ from typing import Any
 
 import streamlit as st
 from mlm_ui import charts
-from mlm_ui.common import client, fmt, page_header, raw_json, show_failure, table
+from mlm_ui.client import ApiResponse
+from mlm_ui.common import client, fmt, page_header, raw_json, show_answer, table
 from mlm_ui.forms import order_form
 from mlm_ui.shapes import is_number, pick, records
 
@@ -75,6 +76,20 @@ def render_routing(data: dict[str, Any]) -> None:
         st.caption("No fee table was configured: fees assumed zero.")
 
 
+def explain_409(resp: ApiResponse) -> bool:
+    """A 409 (the API is not live) is an expected state of this page, not a failure."""
+    if resp.status != 409:
+        return False
+    st.warning(
+        f"**Not executed** — the API answered 409: {resp.detail}  \n"
+        "Order execution needs the API in live mode; on recorded data use *Compare venues* to see "
+        "the cost of the same order on each venue.",
+        icon=":material/pause_circle:",
+    )
+    raw_json(resp.data, "Response")
+    return True
+
+
 page_header(
     "Route an order",
     "Split a taker order across venues (smart order routing) and compare with the best single venue, "
@@ -82,23 +97,11 @@ page_header(
 )
 body = order_form("route")
 if body is not None:
-    st.session_state["route_last"] = (body, client().execute(body))
-if "route_last" in st.session_state:
-    req, resp = st.session_state["route_last"]
-    if resp.ok and isinstance(resp.data, dict):
-        render_routing(resp.data)
-        raw_json(resp.data)
-    elif resp.ok:
-        raw_json(resp.data, expanded=True)
-    elif resp.status == 409:
-        st.warning(
-            f"**Not executed** — the API answered 409: {resp.detail}  \n"
-            "Order execution needs the API in live mode; on recorded data use *Compare venues* to see "
-            "the cost of the same order on each venue.",
-            icon=":material/pause_circle:",
-        )
-        raw_json(resp.data, "Response")
-    else:
-        show_failure(resp, "Order routing")
-else:
-    st.caption("Set an order and press **Run**.")
+    st.session_state["route_last"] = client().execute(body)
+show_answer(
+    st.session_state.get("route_last"),
+    "Order routing",
+    render_routing,
+    "Set an order and press **Run**.",
+    on_failure=explain_409,
+)
