@@ -198,21 +198,20 @@ async def _candles(
     deps: AgentDeps,
     pair: str,
     venue: str,
-    timeframe: str | None,
+    series: dict,
     days: float,
     extra: int,
     last_ts_ms: int | None = None,
 ):
-    """``(frame indexed by UTC time, series)``: the last ``days`` of the chosen series up to
+    """Frame indexed by UTC time: the last ``days`` of ``series`` (from ``_series``) up to
     ``last_ts_ms`` (default: the series' last candle), plus ``extra`` earlier candles (warm-up)."""
-    series = await _series(deps, pair, venue, timeframe, days)
     tf = series["timeframe"]
     step = timeframe_ms(tf)
     end_ms = int(series["last_ts_ms"] if last_ts_ms is None else last_ts_ms) + step
     start_ms = end_ms - int(days * 86_400_000) - extra * step
     h = await deps.history.history()
     df = await h.candles(pair, venue, tf, start_ms, end_ms)
-    return df.set_index("ts"), series
+    return df.set_index("ts")
 
 
 # ---------------------------------------------------------------------------- backtest
@@ -258,7 +257,8 @@ async def backtest_execution(
     pair = _pair_of(deps, symbol)
     atr_window = 14
     try:
-        df, series = await _candles(deps, pair, venue, timeframe, days, atr_window + 1)
+        series = await _series(deps, pair, venue, timeframe, days)
+        df = await _candles(deps, pair, venue, series, days, atr_window + 1)
         tf = series["timeframe"]
         requested = (size,) if size is not None else ()
         model, calib = await _book_model(deps, pair, venue, tf, atr_window, requested)
@@ -390,10 +390,10 @@ async def pairs_stats(
         raise ModelRetry(f"A pair needs two different assets; got {pa} twice.")
     tf = timeframe or PAIRS_DEFAULT_TIMEFRAME
     try:
-        ends = [int((await _series(deps, p, venue, tf, days))["last_ts_ms"]) for p in (pa, pb)]
-        last = min(ends)
-        fa, _ = await _candles(deps, pa, venue, tf, days, 0, last)
-        fb, _ = await _candles(deps, pb, venue, tf, days, 0, last)
+        sa, sb = [await _series(deps, p, venue, tf, days) for p in (pa, pb)]
+        last = min(int(sa["last_ts_ms"]), int(sb["last_ts_ms"]))
+        fa = await _candles(deps, pa, venue, sa, days, 0, last)
+        fb = await _candles(deps, pb, venue, sb, days, 0, last)
         end = pd.Timestamp(last, unit="ms", tz="UTC")
         start = end - pd.Timedelta(days=days)
         ca = fa["close"][(fa.index > start) & (fa.index <= end)]
