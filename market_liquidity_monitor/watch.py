@@ -7,10 +7,10 @@ timestamp and age, and its quality (synced, crossed, stale, gaps, resyncs, check
 Refreshed ``settings.analytics.tick_hz`` times a second; ``--once`` prints one table and exits
 (``--json``: the rows as one JSON object).
 
-The figures are ``market_liquidity_monitor.analytics`` on the ``BookStore`` views
-(``top_of_book``, ``depth_within_bps``, ``imbalance``, ``market_impact``): on live venues, on
-recorded data (``--data DIR``, optionally played at ``--speed N``), or asked of a running API
-(``--api URL``: ``GET /api/orderbook`` and ``POST /api/impact``).
+The figures are ``market_liquidity_monitor.analytics`` on the ``BookStore`` views (``book_summary``
+for top of book, depth and imbalance, as ``GET /api/orderbook``; ``market_impact``): on live
+venues, on recorded data (``--data DIR``, optionally played at ``--speed N``), or asked of a
+running API (``--api URL``: ``GET /api/orderbook`` and ``POST /api/impact``).
 """
 
 from __future__ import annotations
@@ -93,9 +93,8 @@ def compute_row(
     try:
         inst = market.resolve(symbol, venue)
         view = market.view(inst)
-        top = analytics.top_of_book(view)
-        depth = analytics.depth_within_bps(view, window_bps)
-        imb = analytics.imbalance(view, window_bps)
+        summary = analytics.book_summary(view, (window_bps,))  # one depth walk for depth and imbalance
+        top, depth, imb = summary.top_of_book, summary.depth[0], summary.imbalance[0]
         buy = analytics.market_impact(view, "buy", **_amount(size, notional))
         sell = analytics.market_impact(view, "sell", **_amount(size, notional))
     except MLMError as exc:
