@@ -87,6 +87,19 @@ def _view(deps: AgentDeps, inst: InstrumentId):
         raise ModelRetry(f"{exc}. Try again shortly or ask about another venue.") from exc
 
 
+def _side(side: str | None) -> Side:
+    """``side`` as a ``Side``, buy when not given."""
+    try:
+        return Side.parse(side) if side else Side.BUY
+    except InvalidInputError as exc:
+        raise ModelRetry(str(exc)) from exc
+
+
+def _window_arg(window_bps: float | None) -> None:
+    if window_bps is not None and not (isinstance(window_bps, int | float) and 0 < window_bps <= 10_000):
+        raise ModelRetry(f"window_bps must be in (0, 10000], got {window_bps!r}.")
+
+
 def _size_args(size: float | None, notional: float | None) -> None:
     for name, v in (("size", size), ("notional", notional)):
         if v is not None and (not isinstance(v, int | float) or not math.isfinite(v) or v <= 0):
@@ -150,8 +163,7 @@ def order_book(
         window_bps: an extra depth window in basis points (default windows: 10, 25, 50, 100).
     """
     deps = ctx.deps
-    if window_bps is not None and not (isinstance(window_bps, int | float) and 0 < window_bps <= 10_000):
-        raise ModelRetry(f"window_bps must be in (0, 10000], got {window_bps!r}.")
+    _window_arg(window_bps)
     inst = _instrument(deps, symbol, venue)
     view = _view(deps, inst)
     windows = list(deps.settings.analytics.depth_windows_bps)
@@ -227,14 +239,13 @@ def taker_fee_bps(deps: AgentDeps, inst: InstrumentId) -> tuple[float | None, st
     ``(None, reason)`` when nothing knows it.
     """
     venue, market = inst.venue, inst.market_type.value
-    overrides = dict(getattr(deps.settings.analytics, "taker_fee_bps", {}) or {})
-    lookup = getattr(analytics_venues, "taker_fee", None)
-    if lookup is not None:
-        try:
-            fee = lookup(venue, market, overrides=overrides)
-            return float(fee.fee_bps), fee.source
-        except InvalidInputError:
-            pass
+    overrides = deps.settings.analytics.taker_fee_bps
+    try:
+        fee = analytics_venues.taker_fee(venue, market, overrides=overrides)
+        return fee.fee_bps, fee.source
+    except InvalidInputError:
+        pass
+    # taker_fee rejected the configured override (negative or not finite): passed on as configured.
     for key in (f"{venue}:{market}", venue):
         if key in overrides:
             return float(overrides[key]), f"settings analytics.taker_fee_bps[{key!r}]"
@@ -368,12 +379,8 @@ def compare_venues(
     """
     deps = ctx.deps
     _size_args(size, notional)
-    try:
-        side_e = Side.parse(side) if side else Side.BUY
-    except InvalidInputError as exc:
-        raise ModelRetry(str(exc)) from exc
-    if window_bps is not None and not (isinstance(window_bps, int | float) and 0 < window_bps <= 10_000):
-        raise ModelRetry(f"window_bps must be in (0, 10000], got {window_bps!r}.")
+    side_e = _side(side)
+    _window_arg(window_bps)
     window = float(window_bps or deps.settings.analytics.default_window_bps)
     market = deps.market
     named = [v.strip().lower() for v in (venues or [])]

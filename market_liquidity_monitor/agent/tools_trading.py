@@ -18,6 +18,7 @@ from market_liquidity_monitor.agent.tools import (
     _book_row,
     _fee_table,
     _logged,
+    _side,
     _size_args,
     _time_spread,
     assets_on_several_venues,
@@ -52,13 +53,6 @@ PAIRS_DEFAULT_LOOKBACK_DAYS = 30.0
 PAIRS_DEFAULT_TIMEFRAME = "1h"
 #: Execution backtests look back this many days when the question names no window.
 BACKTEST_DEFAULT_LOOKBACK_DAYS = 7.0
-
-
-def _side(side: str | None) -> Side:
-    try:
-        return Side.parse(side) if side else Side.BUY
-    except InvalidInputError as exc:
-        raise ModelRetry(str(exc)) from exc
 
 
 def _pair_of(deps: AgentDeps, symbol: str) -> str:
