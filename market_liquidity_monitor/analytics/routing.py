@@ -61,6 +61,7 @@ from market_liquidity_monitor.analytics.liquidity import (
     side_sign,
 )
 from market_liquidity_monitor.analytics.quality import BookProblem, book_problems
+from market_liquidity_monitor.analytics.venues import TakerFee, fee_table
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.instrument import Side
@@ -285,24 +286,6 @@ def _split_plan(name: str, side: Side, views, fees, weights: np.ndarray, amount:
     return _plan(name, side, views, fees, taken, True, None)
 
 
-def _check_fees(venues: Sequence[str], fees_bps: Mapping[str, float] | None) -> tuple[list[float], bool]:
-    if fees_bps is None:
-        return [0.0] * len(venues), True
-    missing = [v for v in venues if v not in fees_bps]
-    if missing:
-        raise InvalidInputError(
-            f"fees_bps has no taker fee for {', '.join(missing)}; give one for every venue "
-            f"({', '.join(venues)}) or pass fees_bps=None to assume zero fees"
-        )
-    out = []
-    for v in venues:
-        f = fees_bps[v]
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not np.isfinite(f) or not 0 <= f < BPS:
-            raise InvalidInputError(f"fees_bps[{v!r}] must be a finite number in [0, 10000) bps; got {f!r}")
-        out.append(float(f))
-    return out, False
-
-
 def _savings(side: Side, routed: RoutingPlan, base: RoutingPlan) -> BaselineComparison:
     if not base.fillable or not routed.fillable:
         return BaselineComparison(
@@ -334,15 +317,15 @@ def route_order(
     side: Side | str,
     size: float | None = None,
     notional: float | None = None,
-    fees_bps: Mapping[str, float] | None = None,
+    fees_bps: Mapping[str, float | TakerFee] | None = None,
     excluded: Mapping[str, str] | None = None,
     pro_rata_window_bps: float = 50.0,
 ) -> RoutingResult:
     """Least-cost split of a taker order of ``size`` base units or ``notional`` quote units (incl.
     fees) across ``views`` (one book per venue, same asset), with three baselines.
 
-    ``fees_bps``: taker fee per venue in bps (every venue of ``views`` must be present), or None
-    for zero fees (``fees_assumed_zero=True``). ``excluded``: venue -> reason; those books are not
+    ``fees_bps``: taker fee per venue in bps or ``TakerFee`` (every used venue must be present;
+    checked by ``venues.fee_table``), or None for zero fees (``fees_assumed_zero=True``). ``excluded``: venue -> reason; those books are not
     used and the reasons are echoed in ``excluded`` (as are venues whose consumed side is empty).
 
     The routed plan is the greedy walk of the merged fee-adjusted book (optimal, see the module
@@ -377,7 +360,8 @@ def route_order(
         raise InvalidInputError(
             f"no usable book among {sorted(seen) or 'none'} (excluded: {excluded_out or 'none'})"
         )
-    fees, assumed_zero = _check_fees([v.instrument.venue for v in used], fees_bps)
+    fee_of, _ = fee_table([v.instrument.venue for v in used], fees_bps)
+    fees = list(fee_of.values())
     mids = [exact_mid(v)[0] for v in used]
     best_bid = max(float(v.bid_prices[0]) for v in used)
     best_ask = min(float(v.ask_prices[0]) for v in used)
@@ -454,7 +438,7 @@ def route_order(
             for v, f, m in zip(used, fees, mids, strict=True)
         ),
         excluded=excluded_out,
-        fees_assumed_zero=assumed_zero,
+        fees_assumed_zero=fees_bps is None,
         reference_mid=ref_mid,
         max_book_ts_diff_ms=ts_diff,
         routed=routed,

@@ -26,7 +26,9 @@ market-specific key is tried first. Every fee carries the source it came from.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 from market_liquidity_monitor.analytics.liquidity import (
@@ -248,6 +250,35 @@ def taker_fees_for(
     return out
 
 
+def fee_table(
+    venues: Sequence[str], fees_bps: Mapping[str, float | TakerFee] | None
+) -> tuple[dict[str, float], dict[str, str | None]]:
+    """``({venue: fee_bps}, {venue: source})`` for ``venues`` (in their order) from ``fees_bps``.
+
+    ``fees_bps``: taker fee per venue as bps or ``TakerFee`` (its source is kept; None for a bare
+    number), or None for zero fees everywhere. Raises ``InvalidInputError`` when a venue has no
+    fee or a fee is not a finite number in [0, 10000) bps.
+    """
+    if fees_bps is None:
+        return dict.fromkeys(venues, 0.0), dict.fromkeys(venues)
+    missing = [v for v in venues if v not in fees_bps]
+    if missing:
+        raise InvalidInputError(
+            f"fees_bps has no taker fee for {', '.join(missing)}; give one for every venue "
+            f"({', '.join(venues)}) or pass fees_bps=None to assume zero fees"
+        )
+    fees: dict[str, float] = {}
+    sources: dict[str, str | None] = {}
+    for v in venues:
+        f, sources[v] = fees_bps[v], None
+        if isinstance(f, TakerFee):
+            f, sources[v] = f.fee_bps, f.source
+        if isinstance(f, bool) or not isinstance(f, Real) or not math.isfinite(f) or not 0 <= f < BPS:
+            raise InvalidInputError(f"fees_bps[{v!r}] must be a finite number in [0, 10000) bps; got {f!r}")
+        fees[v] = float(f)
+    return fees, sources
+
+
 def herfindahl(values: Mapping[str, float]) -> tuple[float | None, dict[str, float]]:
     """``(hhi, shares)`` of non-negative amounts per venue: ``shares = v / sum(v)``, ``hhi = sum(shares**2)``.
 
@@ -363,21 +394,7 @@ def compare_venues(
     names = [v.instrument.venue for v in views]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"one book per venue; got venues {names}")
-    sources: dict[str, str | None] = {n: None for n in names}
-    if fees_bps is None:
-        fees = {n: 0.0 for n in names}
-    else:
-        missing = [n for n in names if n not in fees_bps]
-        if missing:
-            raise InvalidInputError(
-                f"fees_bps has no taker fee for {', '.join(missing)}; give one for every venue or pass None"
-            )
-        fees = {}
-        for n in names:
-            f = fees_bps[n]
-            if isinstance(f, TakerFee):
-                f, sources[n] = f.fee_bps, f.source
-            fees[n] = check_number(f"fees_bps[{n!r}]", f, allow_zero=True, unit="bps")
+    fees, sources = fee_table(names, fees_bps)
     s = side_sign(side)
     depths = {v.instrument.venue: depth_within_bps(v, window) for v in views}
     hhi, shares = herfindahl({k: d.bid_notional + d.ask_notional for k, d in depths.items()})
