@@ -44,7 +44,7 @@ from market_liquidity_monitor.analytics.liquidity import (
     Result,
     check_number,
     exact_mid,
-    market_impact,
+    impact_curve,
     one_amount,
     side_sign,
 )
@@ -457,7 +457,8 @@ def validate_book_model(
     sides: Sequence[str] = ("buy", "sell"),
 ) -> BookModelValidation:
     """Slippage error (bps, model - real) of ``model`` at its calibration conditions (scale 1, no
-    widening) vs ``market_impact`` on each real book, for each size (base units) and side.
+    widening) vs ``market_impact`` on each real book (all sizes in one ``impact_curve`` walk), for
+    each size (base units) and side.
 
     Raises ``InvalidInputError`` for no views or a bad size; errors of ``market_impact`` otherwise.
     """
@@ -470,8 +471,12 @@ def validate_book_model(
     for side_s in sides:
         side = Side.parse(side_s)
         model_slip, _ = model_slippage_bps(model, side, np.asarray(amounts))
+        # curves[j, i]: slippage of amounts[i] on real_views[j]
+        curves = np.array(
+            [[p.slippage_bps for p in impact_curve(v, side, sizes=amounts).points] for v in real_views]
+        )
         for i, q in enumerate(amounts):
-            real = np.array([market_impact(v, side, size=q).slippage_bps for v in real_views])
+            real = curves[:, i]
             err = float(model_slip[i]) - real
             points.append(
                 ValidationPoint(
