@@ -28,7 +28,6 @@ TOOL_CAPABILITY = {
     "liquidity_alerts": "alerts",
     "create_alert": "alerts",
     "list_alerts": "alerts",
-    "recent_alerts": "alerts",
     "price_history": "history",
 }
 

@@ -87,11 +87,7 @@ def answer_market_impact(r: dict, args: dict) -> str:
         return f"{r['error']} (venue {r.get('venue')}, {r.get('symbol')}, book as of {r.get('book_ts')})."
     base, quote = _base(r["symbol"]), _quote(r["symbol"])
     verb = "Buying" if r["side"] == "buy" else "Selling"
-    amount = (
-        f"{fmt_size(r['size'])} {base}"
-        if r.get("size") is not None
-        else f"{fmt_notional(r['notional_requested'])} {quote} of {base}"
-    )
+    amount = _amount_text(r, base, quote)
     where = f"on {r['venue']} ({r['symbol']}, book as of {r['book_ts']})"
     direction = "above" if r["side"] == "buy" else "below"
     if r["fully_filled"]:
@@ -550,11 +546,7 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
             )
         args = {"symbol_a": sa, "symbol_b": sb}
         args.update({k: a[k] for k in ("timeframe", "venue") if k in a})
-        if "lookback_days" in a:
-            args["lookback_days"] = a["lookback_days"]
-        elif "lookback_hours" in a:
-            args["lookback_days"] = a["lookback_hours"] / 24
-        return "pairs_stats", args
+        return "pairs_stats", {**args, **_lookback_days(a)}
     symbol = a.get("symbol")
     if not symbol:
         return "Which asset do you mean? Name a coin or pair, for example BTC or ETH/USDT. " + CAPABILITY_HELP
@@ -589,12 +581,17 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
                 "interval, and buy or sell."
             )
         args = {k: a[k] for k in ("symbol", "side", "size", "notional", "timeframe", "venue") if k in a}
-        if "lookback_days" in a:
-            args["lookback_days"] = a["lookback_days"]
-        elif "lookback_hours" in a:
-            args["lookback_days"] = a["lookback_hours"] / 24
-        return "backtest_execution", args
+        return "backtest_execution", {**args, **_lookback_days(a)}
     return f"I couldn't map that question to a tool. {CAPABILITY_HELP}"
+
+
+def _lookback_days(a: dict) -> dict:
+    """``{"lookback_days": ...}`` from a window stated in days or in hours; ``{}`` when none is."""
+    if "lookback_days" in a:
+        return {"lookback_days": a["lookback_days"]}
+    if "lookback_hours" in a:
+        return {"lookback_days": a["lookback_hours"] / 24}
+    return {}
 
 
 def _plan_alerts(a: dict) -> tuple[str, dict] | str:
