@@ -17,6 +17,7 @@ from typing import Any
 from pydantic_ai import ModelRetry, RunContext
 
 from market_liquidity_monitor import analytics
+from market_liquidity_monitor.analytics import BookProblem, book_problems
 from market_liquidity_monitor.analytics import venues as analytics_venues
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import (
@@ -59,13 +60,15 @@ class AgentDeps:
 
 
 def _quality_warning(q: dict) -> str | None:
-    problems = []
-    if not q.get("synced", True):
-        problems.append("not synced")
-    if q.get("crossed"):
-        problems.append("crossed (best bid >= best ask)")
-    if q.get("stale"):
-        problems.append(f"stale (last update {q.get('age_ms')} ms before now)")
+    """The book's present trust problems (``analytics.book_problems``) and its integrity history."""
+    problems = [
+        f"stale (last update {q.get('age_ms')} ms before now)"
+        if p is BookProblem.STALE
+        else "crossed (best bid >= best ask)"
+        if p is BookProblem.CROSSED
+        else str(p)
+        for p in book_problems(q)
+    ]
     if q.get("checksum_failures"):
         problems.append(f"{q['checksum_failures']} checksum failures")
     if q.get("gaps"):
