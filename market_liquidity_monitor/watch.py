@@ -65,13 +65,9 @@ class WatchRow:
 def quality_label(q: dict[str, Any]) -> str:
     """``ok``, or the book's problems: ``not synced``, ``crossed``, ``stale``, ``gaps=N``,
     ``resyncs=N``, ``checksum failures=N`` (comma-separated)."""
-    issues = []
-    if not q.get("synced", True):
-        issues.append("not synced")
-    if q.get("crossed"):
-        issues.append("crossed")
-    if q.get("stale"):
-        issues.append("stale")
+    from market_liquidity_monitor.analytics import book_problems  # lazy: keeps `mlm --help` fast
+
+    issues = [str(p) for p in book_problems(q)]
     for key, label in (("gaps", "gaps"), ("resyncs", "resyncs"), ("checksum_failures", "checksum failures")):
         if q.get(key):
             issues.append(f"{label}={q[key]}")

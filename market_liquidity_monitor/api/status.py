@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from market_liquidity_monitor.analytics.quality import BookProblem, book_problems
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import MLMError
 from market_liquidity_monitor.domain.instrument import InstrumentId
@@ -127,13 +128,13 @@ def book_state(market: MarketData, inst: InstrumentId) -> dict[str, Any]:
     e = market.store.find(inst.venue, inst.symbol)
     q = market.store.quality(e)
     stale_after = market.settings.analytics.stale_after_ms
-    problem = None
-    if not q.get("synced"):
-        problem = f"not synced (waiting for a snapshot; gaps={q.get('gaps', 0)})"
-    elif q.get("crossed"):
-        problem = "crossed (best bid >= best ask)"
-    elif q.get("stale"):
-        problem = f"stale: last update {q.get('age_ms')} ms ago (> {stale_after} ms)"
+    first = next(iter(book_problems(q)), None)  # the most severe present problem, if any
+    problem = {
+        None: None,
+        BookProblem.NOT_SYNCED: f"not synced (waiting for a snapshot; gaps={q.get('gaps', 0)})",
+        BookProblem.CROSSED: "crossed (best bid >= best ask)",
+        BookProblem.STALE: f"stale: last update {q.get('age_ms')} ms ago (> {stale_after} ms)",
+    }[first]
     return {
         "venue": inst.venue,
         "symbol": inst.symbol,
