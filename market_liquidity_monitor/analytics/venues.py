@@ -56,6 +56,7 @@ __all__ = [
     "VenueCost",
     "VenueDepth",
     "compare_venues",
+    "fee_keys",
     "herfindahl",
     "taker_fee",
     "taker_fees_for",
@@ -187,7 +188,8 @@ class VenueComparison(Result):
     contemporaneity_note: str | None = None
 
 
-def _fee_key(venue: str, market: str | None) -> list[str]:
+def fee_keys(venue: str, market: str | None) -> list[str]:
+    """Keys a fee table is looked up by, most specific first: ``["venue:market", "venue"]``."""
     return ([f"{venue}:{market}"] if market else []) + [venue]
 
 
@@ -208,7 +210,7 @@ def taker_fee(
     venue (the message lists the venues with a default and how to set one).
     """
     market = None if market is None else str(market)
-    for key in _fee_key(venue, market):
+    for key in fee_keys(venue, market):
         if overrides and key in overrides:
             fee = check_number(f"taker_fee_bps[{key!r}]", overrides[key], allow_zero=True, unit="bps")
             return TakerFee(
@@ -219,7 +221,7 @@ def taker_fee(
             f"{venue} fee schedule taker_bps", schedule["taker_bps"], allow_zero=True, unit="bps"
         )
         return TakerFee(venue=venue, market=market, fee_bps=fee, source=str(schedule.get("source") or "ccxt"))
-    for key in _fee_key(venue, market):
+    for key in fee_keys(venue, market):
         if key in DEFAULT_TAKER_FEES:
             fee, source = DEFAULT_TAKER_FEES[key]
             return TakerFee(venue=venue, market=market, fee_bps=fee, source=f"default: {source}")

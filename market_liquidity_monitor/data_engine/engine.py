@@ -29,7 +29,7 @@ import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 from ccxt.base.decimal_to_precision import number_to_string
 
-from market_liquidity_monitor.analytics.venues import TakerFee, taker_fee
+from market_liquidity_monitor.analytics.venues import TakerFee, fee_keys, taker_fee
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.breaker import BreakerState, CircuitBreaker, Outcome
 from market_liquidity_monitor.data_engine.cache import Cache
@@ -289,9 +289,8 @@ class DataEngine:
         default and is logged. Raises ``InvalidInputError`` when no source knows the venue.
         """
         overrides = self.settings.analytics.taker_fee_bps
-        keys = ([f"{venue}:{market}"] if market else []) + [venue]
         schedule = None
-        if not any(k in overrides for k in keys) and self.settings.data_dir is None:
+        if not any(k in overrides for k in fee_keys(venue, market)) and self.settings.data_dir is None:
             try:
                 schedule = await self.fee_schedule(venue, symbol)
             except (VenueUnreachableError, VenueRequestError, UnknownSymbolError, UnknownVenueError) as exc:
