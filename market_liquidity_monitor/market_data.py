@@ -72,6 +72,12 @@ class DepthHistory:
         return [d[i][1] + d[i][3] for d in self.depth]
 
 
+def session_of(group: RecordingGroup) -> str:
+    """The timeline a recording belongs to: the hftbacktest set was recorded simultaneously (one
+    timeline, one clock); every other capture has its own, so "now" for its books is its own end."""
+    return "hftbacktest" if group.fmt == "hftbacktest" else group.name
+
+
 class MarketData:
     """Books by instrument, loaded lazily from recordings or filled by live ingest.
 
@@ -131,15 +137,23 @@ class MarketData:
     def is_recorded(self) -> bool:
         return bool(self._groups)
 
+    @property
+    def groups(self) -> list[RecordingGroup]:
+        """The recordings this market runs on (those an adapter of its registry can read)."""
+        return list(self._groups)
+
+    def claim(self, groups: Iterable[RecordingGroup]) -> None:
+        """Mark recordings as fed into the store by someone else (paced playback): they are then
+        never loaded lazily, which would replay them into the same store a second time."""
+        with self._lock:
+            self._loaded.update(g.name for g in groups)
+
     def load_group(self, group: RecordingGroup) -> None:
         with self._lock:
             if group.name in self._loaded:
                 return
             log.info("replaying recording %s (%d files)", group.name, len(group.files))
-            # Simultaneous recordings (the hftbacktest set) share one timeline; every other
-            # capture has its own, so "now" for its books is the end of that capture.
-            session = "hftbacktest" if group.fmt == "hftbacktest" else group.name
-            clock = self._session_clocks.setdefault(session, ReplayClock())
+            clock = self._session_clocks.setdefault(session_of(group), ReplayClock())
             before = set(self.store.instruments())
             rp = Replayer(self.store, self.registry, clock=clock)
             cb = None

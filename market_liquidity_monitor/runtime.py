@@ -115,7 +115,6 @@ class RecordedIngest:
     in background threads. ``stop()`` ends them within one batch of records."""
 
     market: MarketData
-    data_dir: Path
     speed: float = 0.0
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -123,14 +122,8 @@ class RecordedIngest:
     loaded: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
-    def groups(self) -> list[RecordingGroup]:
-        from market_liquidity_monitor.ingest.replay import discover
-
-        venues = set(self.market.registry.venues)
-        return [g for g in discover(self.data_dir) if g.venue in venues]
-
     def start(self) -> None:
-        groups = self.groups()
+        groups = self.market.groups
         if self.speed > 0:
             self._start_paced(groups)
         else:
@@ -176,16 +169,14 @@ class RecordedIngest:
     # ---- speed > 0: paced playback, one thread per timeline
 
     def _start_paced(self, groups: list[RecordingGroup]) -> None:
-        # The hftbacktest files were recorded together: one timeline. Every other capture has its own.
-        sessions: dict[str, list[RecordingGroup]] = {}
+        from market_liquidity_monitor.market_data import session_of
+
+        sessions: dict[str, list[RecordingGroup]] = {}  # one thread per timeline
         for g in groups:
-            sessions.setdefault("hftbacktest" if g.fmt == "hftbacktest" else g.name, []).append(g)
-        # Books that are being played must not also be loaded lazily by a request (MarketData
-        # would replay the whole file into the same store a second time).
-        loaded = self.market._loaded  # private: MarketData has no public "being played" marker yet
+            sessions.setdefault(session_of(g), []).append(g)
+        # Books that are being played must not also be loaded lazily by a request.
+        self.market.claim(groups)
         for name, gs in sessions.items():
-            for g in gs:
-                loaded.add(g.name)
             t = threading.Thread(target=self._play, args=(name, gs), name=f"mlm-play-{name}", daemon=True)
             self.threads.append(t)
             t.start()
@@ -390,7 +381,7 @@ class Runtime:
         live_task: asyncio.Task | None = None
         feed = None
         if self.settings.data_dir is not None:
-            recorded = RecordedIngest(market, self.settings.data_dir, speed=self.speed)
+            recorded = RecordedIngest(market, speed=self.speed)
             recorded.start()
             source = f"recorded data in {self.settings.data_dir}" + (
                 f", played at {self.speed:g}x" if self.speed > 0 else ", loading in the background"

@@ -363,7 +363,7 @@ def _source(settings, symbol, venues, window_bps, size, notional, api, speed, on
         if speed > 0 and not once:
             from market_liquidity_monitor.runtime import RecordedIngest
 
-            ingest = RecordedIngest(market, settings.data_dir, speed=speed)
+            ingest = RecordedIngest(market, speed=speed)
             ingest.start()
             return (lambda: market_rows(market, symbol, venues, window_bps, size, notional)), ingest.stop
         return (lambda: market_rows(market, symbol, venues, window_bps, size, notional)), lambda: None
