@@ -61,6 +61,7 @@ __all__ = [
     "book_summary",
     "depth_within_bps",
     "imbalance",
+    "imbalance_from_depth",
     "impact_curve",
     "market_impact",
     "max_size_within_slippage",
@@ -465,7 +466,8 @@ def _depth(view: BookView, w: float, mid_x: Fraction) -> DepthWindow:
     )
 
 
-def _imbalance_of(view: BookView, depth: DepthWindow) -> BookImbalance:
+def imbalance_from_depth(view: BookView, depth: DepthWindow) -> BookImbalance:
+    """``imbalance`` from a ``depth_within_bps`` result already computed for ``view`` (no second walk)."""
     total = depth.bid_size + depth.ask_size
     if total > 0:
         value, reason = (depth.bid_size - depth.ask_size) / total, None
@@ -496,7 +498,7 @@ def imbalance(view: BookView, window_bps: float) -> BookImbalance:
     Raises ``InvalidInputError`` for a window outside (0, 10000] bps and ``BookNotReadyError`` if a
     side is empty.
     """
-    return _imbalance_of(view, depth_within_bps(view, window_bps))
+    return imbalance_from_depth(view, depth_within_bps(view, window_bps))
 
 
 def book_summary(view: BookView, windows_bps: Sequence[float] = DEFAULT_WINDOWS_BPS) -> OrderBookSummary:
@@ -522,7 +524,7 @@ def book_summary(view: BookView, windows_bps: Sequence[float] = DEFAULT_WINDOWS_
         **book_ref(view),
         top_of_book=top,
         depth=depths,
-        imbalance=tuple(_imbalance_of(view, d) for d in depths),
+        imbalance=tuple(imbalance_from_depth(view, d) for d in depths),
         bid_levels=int(view.bid_prices.size),
         ask_levels=int(view.ask_prices.size),
         bid_total_size=float(np.sum(view.bid_sizes)),

@@ -77,11 +77,6 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _imbalance(bid_size: float, ask_size: float) -> float | None:
-    total = bid_size + ask_size
-    return round((bid_size - ask_size) / total, 4) if total > 0 else None
-
-
 def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False)
 
@@ -105,6 +100,7 @@ def build_metrics(
             missing[inst.venue] = f"book busy: {exc}"[:120]
             continue
         bid, ask = d.bid_notional, d.ask_notional
+        imb = analytics.imbalance_from_depth(view, d).imbalance
         q = view.quality
         depth[inst.venue] = bid + ask
         rows.append(
@@ -116,7 +112,7 @@ def build_metrics(
                 "spread_bps": _sig(top.spread_bps, 4),
                 "bid_depth_notional": round(bid, 2),
                 "ask_depth_notional": round(ask, 2),
-                "imbalance": _imbalance(d.bid_size, d.ask_size),
+                "imbalance": None if imb is None else round(imb, 4),
                 "q": {
                     "synced": bool(q.get("synced")),
                     "stale": bool(q.get("stale")),
