@@ -521,27 +521,20 @@ async def price_history(
     venue = (venue or deps.settings.agent.default_venue).lower()
     pair = symbol.upper() if "/" in symbol else f"{symbol.upper()}/{deps.settings.agent.default_quote}"
     try:
-        cov = await deps.history.coverage(venue, pair)
-        if not cov:
-            raise NoHistoryError(f"No candles stored for {pair} on {venue}.")
-        series = next((c for c in cov if c["timeframe"] == timeframe), None) if timeframe else None
-        series = series or deps.history.pick_timeframe(cov, days)
-        tf = timeframe or series["timeframe"]
-        end_ms = int(series["last_ts_ms"]) + 1
-        start_ms = end_ms - int(days * 86_400_000)
+        w = await deps.history.window(venue, pair, days, timeframe)
         h = await deps.history.history()
-        vol = (await h.realised_volatility(pair, venue, tf, start_ms, end_ms)).to_dict()
-        trend = (await h.trend(pair, venue, tf, start_ms, end_ms)).to_dict()
+        vol = (await h.realised_volatility(pair, venue, w.timeframe, w.start_ms, w.end_ms)).to_dict()
+        trend = (await h.trend(pair, venue, w.timeframe, w.start_ms, w.end_ms)).to_dict()
     except (NoHistoryError, InsufficientHistoryError) as exc:
         raise ModelRetry(str(exc)) from exc
     res = {
         "venue": venue,
         "symbol": pair,
-        "timeframe": tf,
+        "timeframe": w.timeframe,
         "lookback_days": days,
         "window_start": iso_ns(vol["start_ms"] * 1_000_000),
         "window_end": iso_ns(vol["end_ms"] * 1_000_000),
-        "data_end": iso_ns((end_ms - 1) * 1_000_000),
+        "data_end": iso_ns(int(w.series["last_ts_ms"]) * 1_000_000),
         "volatility": vol,
         "trend": trend,
     }

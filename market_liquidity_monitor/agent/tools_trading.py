@@ -36,6 +36,7 @@ from market_liquidity_monitor.domain.errors import (
     UnknownVenueError,
 )
 from market_liquidity_monitor.domain.instrument import MarketType, Side
+from market_liquidity_monitor.history_service import CandleWindow
 from market_liquidity_monitor.ingest.clock import iso_ns
 from market_liquidity_monitor.storage.history import (
     InsufficientHistoryError,
@@ -158,54 +159,9 @@ def route_order(
 # ---------------------------------------------------------------------------- candles
 
 
-def _latest_series(coverage: list[dict], timeframe: str | None, days: float, history) -> dict | None:
-    """The stored series to use: the requested timeframe, else the history service's pick among the
-    series that reach the data's latest end (older captures of another period are ignored)."""
-    last = max(int(c["last_ts_ms"]) for c in coverage)
-    recent = [c for c in coverage if last - int(c["last_ts_ms"]) <= 86_400_000]
-    if timeframe:
-        stored = next((c for c in recent if c["timeframe"] == timeframe), None)
-        # not stored: resampled from a finer stored series by History.candles (or NoHistoryError)
-        return stored or {**recent[0], "timeframe": timeframe}
-    return history.pick_timeframe(recent, days)
-
-
-async def _series(deps: AgentDeps, pair: str, venue: str, timeframe: str | None, days: float) -> dict:
-    """The stored candle series of ``pair`` to use (see ``_latest_series``); ``NoHistoryError``
-    naming what is stored when there is none."""
-    cov = await deps.history.coverage(venue, pair)
-    if not cov:
-        h = await deps.history.history()
-        stored = await h.coverage(venue, None)
-        names = sorted({c["symbol"] for c in stored})
-        raise NoHistoryError(
-            f"No candles stored for {pair} on {venue}. Stored on {venue}: {', '.join(names) or 'none'}."
-        )
-    series = _latest_series(cov, timeframe, days, deps.history)
-    if series is None:
-        tfs = ", ".join(sorted({c["timeframe"] for c in cov}))
-        raise NoHistoryError(f"No {timeframe} candles for {pair} on {venue}; stored timeframes: {tfs}.")
-    return series
-
-
-async def _candles(
-    deps: AgentDeps,
-    pair: str,
-    venue: str,
-    series: dict,
-    days: float,
-    extra: int,
-    last_ts_ms: int | None = None,
-):
-    """Frame indexed by UTC time: the last ``days`` of ``series`` (from ``_series``) up to
-    ``last_ts_ms`` (default: the series' last candle), plus ``extra`` earlier candles (warm-up)."""
-    tf = series["timeframe"]
-    step = timeframe_ms(tf)
-    end_ms = int(series["last_ts_ms"] if last_ts_ms is None else last_ts_ms) + step
-    start_ms = end_ms - int(days * 86_400_000) - extra * step
-    h = await deps.history.history()
-    df = await h.candles(pair, venue, tf, start_ms, end_ms)
-    return df.set_index("ts")
+async def _candles(deps: AgentDeps, window: CandleWindow) -> pd.DataFrame:
+    """The candles of ``window`` as a frame indexed by UTC time."""
+    return (await deps.history.candles(window)).set_index("ts")
 
 
 # ---------------------------------------------------------------------------- backtest
@@ -251,9 +207,11 @@ async def backtest_execution(
     pair = _pair_of(deps, symbol)
     atr_window = 14
     try:
-        series = await _series(deps, pair, venue, timeframe, days)
-        df = await _candles(deps, pair, venue, series, days, atr_window + 1)
-        tf = series["timeframe"]
+        w = await deps.history.window(
+            venue, pair, days, timeframe, extra_candles=atr_window + 1, latest_capture=True
+        )
+        df = await _candles(deps, w)
+        tf = w.timeframe
         requested = (size,) if size is not None else ()
         model, calib = await _book_model(deps, pair, venue, tf, atr_window, requested)
         result = bt.backtest_execution(
@@ -280,7 +238,7 @@ async def backtest_execution(
         symbol=pair,
         timeframe=tf,
         lookback_days=days,
-        data_end=iso_ns(int(series["last_ts_ms"]) * 1_000_000),
+        data_end=iso_ns(int(w.series["last_ts_ms"]) * 1_000_000),
         candle_source=f"{venue} {pair} {tf} candles (stored history)",
         realised_vol_period_pct=vol_period,
         realised_vol_annualised_pct=vol_ann,
@@ -384,10 +342,10 @@ async def pairs_stats(
         raise ModelRetry(f"A pair needs two different assets; got {pa} twice.")
     tf = timeframe or PAIRS_DEFAULT_TIMEFRAME
     try:
-        sa, sb = [await _series(deps, p, venue, tf, days) for p in (pa, pb)]
-        last = min(int(sa["last_ts_ms"]), int(sb["last_ts_ms"]))
-        fa = await _candles(deps, pa, venue, sa, days, 0, last)
-        fb = await _candles(deps, pb, venue, sb, days, 0, last)
+        wa, wb = [await deps.history.window(venue, p, days, tf, latest_capture=True) for p in (pa, pb)]
+        last = min(int(wa.series["last_ts_ms"]), int(wb.series["last_ts_ms"]))
+        fa = await _candles(deps, wa.ending_at(last))
+        fb = await _candles(deps, wb.ending_at(last))
         end = pd.Timestamp(last, unit="ms", tz="UTC")
         start = end - pd.Timedelta(days=days)
         ca = fa["close"][(fa.index > start) & (fa.index <= end)]

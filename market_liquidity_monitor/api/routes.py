@@ -128,30 +128,6 @@ def _pair(symbol: str, settings: Settings) -> str:
     return s if "/" in s else f"{s}/{settings.agent.default_quote}"
 
 
-async def _series(
-    history: HistoryService,
-    venue: str,
-    pair: str,
-    timeframe: str | None,
-    lookback_days: float,
-    extra: int = 0,
-) -> tuple[pd.DataFrame, str]:
-    """Candles of the last ``lookback_days`` (plus ``extra`` earlier candles) ending at the last
-    stored candle, and the timeframe used. Raises ``NoHistoryError`` listing what is stored."""
-    cov = await history.coverage(venue, pair)
-    if not cov:
-        h = await history.history()
-        raise NoHistoryError(f"No candles stored for {pair} on {venue}.", await h.coverage(venue, None))
-    series = next((c for c in cov if c["timeframe"] == timeframe), None) if timeframe else None
-    series = series or history.pick_timeframe(cov, lookback_days)
-    tf = timeframe or series["timeframe"]
-    end_ms = int(series["last_ts_ms"]) + 1
-    start_ms = end_ms - int(lookback_days * 86_400_000) - extra * timeframe_ms(tf)
-    h = await history.history()
-    df = await h.candles(pair, venue, tf, start_ms, end_ms)
-    return df, tf
-
-
 def _iso_ms(ms: int) -> str:
     return iso_ns(int(ms) * 1_000_000)
 
@@ -274,7 +250,8 @@ async def backtest(
     """
     venue = (body.venue or settings.agent.default_venue).lower()
     pair = _pair(body.symbol, settings)
-    df, tf = await _series(history, venue, pair, body.timeframe, body.lookback_days, extra=_ATR_WARMUP)
+    window = await history.window(venue, pair, body.lookback_days, body.timeframe, extra_candles=_ATR_WARMUP)
+    df, tf = await history.candles(window), window.timeframe
     candles = df.set_index("ts")[["open", "high", "low", "close", "volume"]]
     model = await asyncio.to_thread(_book_model, market, history, venue, pair, candles, tf)
     if model is None:
@@ -374,8 +351,10 @@ async def pairs(
         raise InvalidInputError("symbol_a and symbol_b must be different assets")
     venue = (venue or settings.agent.default_venue).lower()
     pa, pb = _pair(symbol_a, settings), _pair(symbol_b, settings)
-    df_a, tf = await _series(history, venue, pa, timeframe, lookback_days)
-    df_b, _ = await _series(history, venue, pb, tf, lookback_days)
+    window_a = await history.window(venue, pa, lookback_days, timeframe)
+    tf = window_a.timeframe
+    df_a = await history.candles(window_a)
+    df_b = await history.candles(await history.window(venue, pb, lookback_days, tf))
     ca, cb = df_a.set_index("ts")["close"], df_b.set_index("ts")["close"]
     analysis = analyze_pair(ca, cb, zscore_window, corr_window, name_a=pa, name_b=pb)
     ser = pair_series(ca, cb, zscore_window, corr_window).tail(max_points)
