@@ -24,6 +24,12 @@ _TIMEFRAMES_BY_DAYS = ((2, ("1m", "5m", "1h")), (14, ("5m", "1m", "1h")), (10**9
 _SAME_CAPTURE_MS = 86_400_000
 
 
+def default_pair(symbol: str, settings: Settings) -> str:
+    """``symbol`` in upper case; a bare base asset ("btc") gets the default quote ("BTC/USDT")."""
+    s = symbol.strip().upper()
+    return s if "/" in s else f"{s}/{settings.agent.default_quote}"
+
+
 @dataclass(frozen=True)
 class CandleWindow:
     """The ``[start_ms, end_ms)`` epoch-ms window of ``timeframe`` candles of ``symbol`` on ``venue``

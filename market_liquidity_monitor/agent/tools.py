@@ -29,6 +29,7 @@ from market_liquidity_monitor.domain.errors import (
     UnknownVenueError,
 )
 from market_liquidity_monitor.domain.instrument import InstrumentId, Side
+from market_liquidity_monitor.history_service import default_pair
 from market_liquidity_monitor.ingest.clock import iso_ns
 from market_liquidity_monitor.market_data import USD_LIKE, MarketData
 from market_liquidity_monitor.storage.history import InsufficientHistoryError, NoHistoryError
@@ -519,7 +520,7 @@ async def price_history(
     if not (0 < days <= 3650):
         raise ModelRetry(f"lookback_days must be in (0, 3650], got {lookback_days!r}.")
     venue = (venue or deps.settings.agent.default_venue).lower()
-    pair = symbol.upper() if "/" in symbol else f"{symbol.upper()}/{deps.settings.agent.default_quote}"
+    pair = default_pair(symbol, deps.settings)
     try:
         w = await deps.history.window(venue, pair, days, timeframe)
         h = await deps.history.history()

@@ -36,7 +36,7 @@ from market_liquidity_monitor.domain.errors import (
     UnknownVenueError,
 )
 from market_liquidity_monitor.domain.instrument import MarketType, Side
-from market_liquidity_monitor.history_service import CandleWindow
+from market_liquidity_monitor.history_service import CandleWindow, default_pair
 from market_liquidity_monitor.ingest.clock import iso_ns
 from market_liquidity_monitor.storage.history import (
     InsufficientHistoryError,
@@ -54,11 +54,6 @@ PAIRS_DEFAULT_LOOKBACK_DAYS = 30.0
 PAIRS_DEFAULT_TIMEFRAME = "1h"
 #: Execution backtests look back this many days when the question names no window.
 BACKTEST_DEFAULT_LOOKBACK_DAYS = 7.0
-
-
-def _pair_of(deps: AgentDeps, symbol: str) -> str:
-    s = symbol.strip().upper()
-    return s if "/" in s else f"{s}/{deps.settings.agent.default_quote}"
 
 
 def _lookback(days: float | None, default: float) -> float:
@@ -204,7 +199,7 @@ async def backtest_execution(
     side_e = _side(side)
     days = _lookback(lookback_days, BACKTEST_DEFAULT_LOOKBACK_DAYS)
     venue = (venue or deps.settings.agent.default_venue).strip().lower()
-    pair = _pair_of(deps, symbol)
+    pair = default_pair(symbol, deps.settings)
     atr_window = 14
     try:
         w = await deps.history.window(
@@ -337,7 +332,7 @@ async def pairs_stats(
     _size_args(size, None)
     days = _lookback(lookback_days, PAIRS_DEFAULT_LOOKBACK_DAYS)
     venue = (venue or deps.settings.agent.default_venue).strip().lower()
-    pa, pb = _pair_of(deps, symbol_a), _pair_of(deps, symbol_b)
+    pa, pb = default_pair(symbol_a, deps.settings), default_pair(symbol_b, deps.settings)
     if pa == pb:
         raise ModelRetry(f"A pair needs two different assets; got {pa} twice.")
     tf = timeframe or PAIRS_DEFAULT_TIMEFRAME

@@ -52,7 +52,7 @@ from market_liquidity_monitor.domain.errors import (
     UnknownVenueError,
 )
 from market_liquidity_monitor.domain.time import iso_ns
-from market_liquidity_monitor.history_service import HistoryService
+from market_liquidity_monitor.history_service import HistoryService, default_pair
 from market_liquidity_monitor.market_data import MarketData
 from market_liquidity_monitor.storage.export import export as export_rows
 from market_liquidity_monitor.storage.history import NoHistoryError, to_ms
@@ -121,11 +121,6 @@ def _fees(
         else:
             fees[venue], sources[venue] = float(fee.fee_bps), fee.source
     return fees, sources
-
-
-def _pair(symbol: str, settings: Settings) -> str:
-    s = symbol.strip().upper()
-    return s if "/" in s else f"{s}/{settings.agent.default_quote}"
 
 
 def _iso_ms(ms: int) -> str:
@@ -249,7 +244,7 @@ async def backtest(
     Errors: 404 no stored candles (lists what is stored); 422 bad input or too few candles.
     """
     venue = (body.venue or settings.agent.default_venue).lower()
-    pair = _pair(body.symbol, settings)
+    pair = default_pair(body.symbol, settings)
     window = await history.window(venue, pair, body.lookback_days, body.timeframe, extra_candles=_ATR_WARMUP)
     df, tf = await history.candles(window), window.timeframe
     candles = df.set_index("ts")[["open", "high", "low", "close", "volume"]]
@@ -350,7 +345,7 @@ async def pairs(
     if symbol_a.strip().upper() == symbol_b.strip().upper():
         raise InvalidInputError("symbol_a and symbol_b must be different assets")
     venue = (venue or settings.agent.default_venue).lower()
-    pa, pb = _pair(symbol_a, settings), _pair(symbol_b, settings)
+    pa, pb = default_pair(symbol_a, settings), default_pair(symbol_b, settings)
     window_a = await history.window(venue, pa, lookback_days, timeframe)
     tf = window_a.timeframe
     df_a = await history.candles(window_a)
@@ -410,7 +405,7 @@ async def history_candles(
     """Stored OHLCV candles in ``[start, end)``, oldest first (volume in base units). Without
     ``start`` the latest ``limit`` candles. Errors: 404 nothing stored (lists what is); 422 bad time."""
     venue = (venue or settings.agent.default_venue).lower()
-    pair = _pair(symbol, settings)
+    pair = default_pair(symbol, settings)
     s_ms, e_ms = _time(start, "start"), _time(end, "end")
     if s_ms is not None and e_ms is not None and e_ms <= s_ms:
         raise InvalidInputError(f"end ({end}) must be after start ({start})")
@@ -538,7 +533,7 @@ async def export_file(
     symbol, timeframe, ts, ts_ms, open, high, low, close, volume; trade columns: venue, symbol,
     trade_id, ts, ts_event_ns, ts_recv_ns, price, size, side. Errors: 404 nothing stored; 422 bad time."""
     venue = (venue or settings.agent.default_venue).lower()
-    pair = symbol.strip().upper() if "/" in symbol else _pair(symbol, settings)
+    pair = default_pair(symbol, settings)
     s_ms, e_ms = _time(start, "start"), _time(end, "end")
     cov = await history.coverage(venue, pair)
     if kind == "candles":
