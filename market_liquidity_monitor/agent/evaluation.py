@@ -136,4 +136,14 @@ async def evaluate(assistant: Assistant, queries: list[dict[str, Any]]) -> EvalR
 
 
 def run_eval(assistant: Assistant, path: Path) -> EvalReport:
-    return asyncio.run(evaluate(assistant, load_queries(path)))
+    """Evaluate the questions of ``path`` (``load_queries``), then close the assistant (its history
+    database) in the same event loop, as ``mlm ask`` does."""
+    queries = load_queries(path)
+
+    async def run() -> EvalReport:
+        try:
+            return await evaluate(assistant, queries)
+        finally:
+            await assistant.close()
+
+    return asyncio.run(run())
