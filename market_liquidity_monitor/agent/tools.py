@@ -32,7 +32,12 @@ from market_liquidity_monitor.domain.instrument import InstrumentId, Side
 from market_liquidity_monitor.history_service import default_pair
 from market_liquidity_monitor.ingest.clock import iso_ns
 from market_liquidity_monitor.market_data import USD_LIKE, MarketData
-from market_liquidity_monitor.storage.history import InsufficientHistoryError, NoHistoryError
+from market_liquidity_monitor.storage.history import (
+    InsufficientHistoryError,
+    NoHistoryError,
+    trend_of_candles,
+    volatility_of_candles,
+)
 
 
 @dataclass
@@ -524,8 +529,9 @@ async def price_history(
     try:
         w = await deps.history.window(venue, pair, days, timeframe)
         h = await deps.history.history()
-        vol = (await h.realised_volatility(pair, venue, w.timeframe, w.start_ms, w.end_ms)).to_dict()
-        trend = (await h.trend(pair, venue, w.timeframe, w.start_ms, w.end_ms)).to_dict()
+        candles = await h.candles(pair, venue, w.timeframe, w.start_ms, w.end_ms)  # read once for both
+        vol = volatility_of_candles(candles).to_dict()
+        trend = trend_of_candles(candles).to_dict()
     except (NoHistoryError, InsufficientHistoryError) as exc:
         raise ModelRetry(str(exc)) from exc
     res = {

@@ -369,52 +369,64 @@ class History:
         self, symbol: str, venue: str, timeframe: str = "1h", start: TimeLike = None, end: TimeLike = None
     ) -> VolatilityResult:
         """Annualised realised volatility of ``timeframe`` close-to-close log returns in the window
-        (formula in ``VOLATILITY_FORMULA``). Raises ``NoHistoryError``, ``InsufficientHistoryError``."""
-        df = await self.candles(symbol, venue, timeframe, start, end)
-        sigma, sigma_ann, n = realised_volatility_of(df["close"].to_numpy(), timeframe)
-        ppy = periods_per_year(timeframe)
-        step = timeframe_ms(timeframe)
-        gaps = int(np.sum(np.diff(df["ts_ms"].to_numpy()) // step - 1))
-        return VolatilityResult(
-            venue=venue,
-            symbol=symbol,
-            timeframe=timeframe,
-            start_ms=int(df["ts_ms"].iloc[0]),
-            end_ms=int(df["ts_ms"].iloc[-1]),
-            n_returns=n,
-            vol_period_pct=sigma * 100.0,
-            vol_annualised_pct=sigma_ann * 100.0,
-            periods_per_year=ppy,
-            annualisation_factor=math.sqrt(ppy),
-            gaps=max(gaps, 0),
-            source_timeframe=df.attrs["source_timeframe"],
-        )
+        (``volatility_of_candles``). Raises ``NoHistoryError``, ``InsufficientHistoryError``."""
+        return volatility_of_candles(await self.candles(symbol, venue, timeframe, start, end))
 
     async def trend(
         self, symbol: str, venue: str, timeframe: str = "1h", start: TimeLike = None, end: TimeLike = None
     ) -> TrendResult:
-        """Return % and regression slopes of closes in the window (formula in ``TREND_FORMULA``).
+        """Return % and regression slopes of closes in the window (``trend_of_candles``).
         Raises ``NoHistoryError``, ``InsufficientHistoryError``."""
-        df = await self.candles(symbol, venue, timeframe, start, end)
-        stats = trend_of(df["ts_ms"].to_numpy(), df["close"].to_numpy())
-        pct = stats["slope_pct_per_day"]
-        direction = "flat" if abs(pct) < 0.01 else ("up" if pct > 0 else "down")
-        return TrendResult(
-            venue=venue,
-            symbol=symbol,
-            timeframe=timeframe,
-            start_ms=int(df["ts_ms"].iloc[0]),
-            end_ms=int(df["ts_ms"].iloc[-1]),
-            n_candles=len(df),
-            first_close=float(df["close"].iloc[0]),
-            last_close=float(df["close"].iloc[-1]),
-            return_pct=stats["return_pct"],
-            slope_per_day=stats["slope_per_day"],
-            slope_pct_per_day=pct,
-            r_squared=stats["r_squared"],
-            direction=direction,
-            source_timeframe=df.attrs["source_timeframe"],
-        )
+        return trend_of_candles(await self.candles(symbol, venue, timeframe, start, end))
+
+
+def volatility_of_candles(df: pd.DataFrame) -> VolatilityResult:
+    """Annualised realised volatility of a frame from ``History.candles`` (its ``attrs`` name the
+    venue, symbol, timeframe and source timeframe): ``timeframe`` close-to-close log returns,
+    formula in ``VOLATILITY_FORMULA``. Raises ``InsufficientHistoryError`` for too few closes."""
+    venue, symbol, timeframe = df.attrs["venue"], df.attrs["symbol"], df.attrs["timeframe"]
+    sigma, sigma_ann, n = realised_volatility_of(df["close"].to_numpy(), timeframe)
+    ppy = periods_per_year(timeframe)
+    step = timeframe_ms(timeframe)
+    gaps = int(np.sum(np.diff(df["ts_ms"].to_numpy()) // step - 1))
+    return VolatilityResult(
+        venue=venue,
+        symbol=symbol,
+        timeframe=timeframe,
+        start_ms=int(df["ts_ms"].iloc[0]),
+        end_ms=int(df["ts_ms"].iloc[-1]),
+        n_returns=n,
+        vol_period_pct=sigma * 100.0,
+        vol_annualised_pct=sigma_ann * 100.0,
+        periods_per_year=ppy,
+        annualisation_factor=math.sqrt(ppy),
+        gaps=max(gaps, 0),
+        source_timeframe=df.attrs["source_timeframe"],
+    )
+
+
+def trend_of_candles(df: pd.DataFrame) -> TrendResult:
+    """Return % and regression slopes of the closes of a frame from ``History.candles`` (formula
+    in ``TREND_FORMULA``). Raises ``InsufficientHistoryError`` for too few closes."""
+    stats = trend_of(df["ts_ms"].to_numpy(), df["close"].to_numpy())
+    pct = stats["slope_pct_per_day"]
+    direction = "flat" if abs(pct) < 0.01 else ("up" if pct > 0 else "down")
+    return TrendResult(
+        venue=df.attrs["venue"],
+        symbol=df.attrs["symbol"],
+        timeframe=df.attrs["timeframe"],
+        start_ms=int(df["ts_ms"].iloc[0]),
+        end_ms=int(df["ts_ms"].iloc[-1]),
+        n_candles=len(df),
+        first_close=float(df["close"].iloc[0]),
+        last_close=float(df["close"].iloc[-1]),
+        return_pct=stats["return_pct"],
+        slope_per_day=stats["slope_per_day"],
+        slope_pct_per_day=pct,
+        r_squared=stats["r_squared"],
+        direction=direction,
+        source_timeframe=df.attrs["source_timeframe"],
+    )
 
 
 def _valid_tf(tf: str) -> bool:
