@@ -16,8 +16,6 @@ from market_liquidity_monitor.agent.grounding import check_grounding
 from market_liquidity_monitor.agent.tools import AgentDeps
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import MLMError
-from market_liquidity_monitor.history_service import HistoryService
-from market_liquidity_monitor.market_data import MarketData
 
 # Where a provider model string goes when no MLM_AGENT__BASE_URL is set (the SDKs' defaults).
 _DEFAULT_BASE_URLS = {
@@ -91,28 +89,18 @@ class AskResult:
 
 
 class Assistant:
-    """Holds the agent and per-session message histories (in memory; bounded)."""
+    """Holds the agent and per-session message histories (in memory; bounded). Tools reach the
+    data only through ``services`` (a ``services.Services`` container, owned by the caller)."""
 
     def __init__(
         self,
         settings: Settings,
-        market: MarketData,
+        services: Any,
         agent: Agent | None = None,
         max_sessions: int = 1000,
-        history: HistoryService | None = None,
-        engine: Any = None,
-        alerts: Any = None,
-        persist_alerts: bool = False,
     ):
         self.settings = settings
-        self.market = market
-        self.history = history if history is not None else HistoryService(settings)
-        self.engine = engine
-        # An AlertService; None builds one on first use: backed by the history database when
-        # ``persist_alerts`` (rules outlive the process, as under the API), else in memory (rules
-        # live with this Assistant).
-        self.alerts = alerts
-        self.persist_alerts = persist_alerts
+        self.services = services
         self.agent = agent or build_agent(settings)
         self._sessions: dict[str, list[ModelMessage]] = {}
         self._max_sessions = max_sessions
@@ -124,13 +112,8 @@ class Assistant:
         """
         sid = session_id or uuid.uuid4().hex
         history = self._sessions.get(sid, [])
-        deps = AgentDeps(
-            self.settings,
-            self.market,
-            history=self.history,
-            engine=self.engine,
-            alerts=await self._alert_service(),
-        )
+        await self.services.start()  # stored alert rules loaded (idempotent)
+        deps = AgentDeps(self.services)
         try:
             result = await self.agent.run(question, deps=deps, message_history=history)
             answer = result.output
@@ -148,21 +131,6 @@ class Assistant:
                 + " do not appear in any tool result of this answer.]"
             )
         return AskResult(answer, calls, sid, report.as_dict())
-
-    async def _alert_service(self) -> Any:
-        if self.alerts is None:
-            from market_liquidity_monitor.alerts_service import AlertService
-
-            # The same SQLite file (or database_url) as the API's rules: see api/alerts.start_alerts.
-            db = (await self.history.history()).db if self.persist_alerts else None
-            svc = AlertService(self.market, db=db, settings=self.settings)
-            await svc.start()  # loads the stored rules; a no-op in memory
-            self.alerts = svc
-        return self.alerts
-
-    async def close(self) -> None:
-        """Release the history database (and with it the alert rules' connection)."""
-        await self.history.close()
 
     def _remember(self, sid: str, messages: list[ModelMessage]) -> None:
         self._sessions[sid] = messages[-40:]

@@ -20,6 +20,7 @@ from market_liquidity_monitor.agent.assistant import Assistant
 TOOL_CAPABILITY = {
     "order_book": "order_book",
     "market_impact": "market_impact",
+    "max_size_within_slippage": "market_impact",
     "compare_venues": "compare_venues",
     "venue_health": "health",
     "route_order": "route_order",
@@ -144,6 +145,6 @@ def run_eval(assistant: Assistant, path: Path) -> EvalReport:
         try:
             return await evaluate(assistant, queries)
         finally:
-            await assistant.close()
+            await assistant.services.close()
 
     return asyncio.run(run())

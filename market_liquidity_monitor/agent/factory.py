@@ -9,8 +9,6 @@ from pydantic_ai.models import Model
 
 from market_liquidity_monitor.agent.offline import build_offline_model
 from market_liquidity_monitor.agent.tools import TOOLS, AgentDeps
-from market_liquidity_monitor.agent.tools_alerts import ALERT_TOOLS
-from market_liquidity_monitor.agent.tools_trading import TRADING_TOOLS
 from market_liquidity_monitor.config import Settings
 
 INSTRUCTIONS = """\
@@ -63,6 +61,6 @@ def build_agent(settings: Settings) -> Agent[AgentDeps, str]:
         deps_type=AgentDeps,
         output_type=str,
         instructions=INSTRUCTIONS,
-        tools=[*TOOLS, *TRADING_TOOLS, *ALERT_TOOLS],
+        tools=list(TOOLS),
         retries=2,
     )

@@ -184,7 +184,7 @@ _VENUES: Final[dict[str, tuple[str, ...]]] = {
     "bitstamp": ("bitstamp",),
     "gemini": ("gemini",),
     "kucoin": ("kucoin",),
-    "gateio": ("gateio", "gate.io", "gate"),
+    "gate": ("gateio", "gate.io", "gate"),
     "bitfinex": ("bitfinex", "bfx"),
     "hyperliquid": ("hyperliquid",),
     "htx": ("htx", "huobi"),

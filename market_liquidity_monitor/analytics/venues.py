@@ -16,20 +16,18 @@ Pure functions over :class:`~market_liquidity_monitor.book.view.BookView` (one p
   1950, A. O. Hirschman 1945; the concentration measure of the US DOJ/FTC Merger Guidelines, there
   on a 0-10,000 scale), and the effective number of venues ``1 / HHI``.
 
-Taker fees (``taker_fee`` / ``taker_fees_for``), first match wins: the user's override
-(``settings.analytics.taker_fee_bps``, their account tier), the venue's fee schedule from ccxt's
-market metadata (``DataEngine.fee_schedule``, when the venue is reachable), then
-``DEFAULT_TAKER_FEES``: each venue's published base-tier (lowest 30-day volume) taker rate, with
-its source. Keys are a ccxt id (``"bybit"``) or id and market type (``"bybit:linear"``); the
-market-specific key is tried first. Every fee carries the source it came from.
+Taker fees: these functions take a fee per venue (bps or ``TakerFee`` with its source); which fee
+applies is decided in one place, ``services.fees.FeeService`` (request, settings, recorded venue
+metadata, ccxt markets, then ``DEFAULT_TAKER_FEES``: each venue's published base-tier, lowest
+30-day volume, taker rate with its source). Keys are a ccxt id (``"bybit"``) or id and market type
+(``"bybit:linear"``); the market-specific key is tried first.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Real
-from typing import Any
 
 from market_liquidity_monitor.analytics.liquidity import (
     BookRef,
@@ -58,8 +56,6 @@ __all__ = [
     "compare_venues",
     "fee_keys",
     "herfindahl",
-    "taker_fee",
-    "taker_fees_for",
 ]
 
 BPS = 1e4
@@ -88,7 +84,7 @@ DEFAULT_TAKER_FEES: dict[str, tuple[float, str]] = {
     "bitstamp": (40.0, f"Bitstamp {_SCHEDULE} (taker 0.40%), bitstamp.net/fee-schedule"),
     "gemini": (40.0, f"Gemini ActiveTrader/API {_SCHEDULE} (taker 0.40%), gemini.com/fees/api-fee-schedule"),
     "kucoin": (10.0, f"KuCoin spot {_SCHEDULE} (LV0 taker 0.10%), kucoin.com/vip/privilege"),
-    "gateio": (20.0, "Gate.io spot VIP 0 taker 0.2% (the fee field of /api/v4/spot/currency_pairs)"),
+    "gate": (20.0, "Gate.io spot VIP 0 taker 0.2% (the fee field of /api/v4/spot/currency_pairs)"),
     "bitfinex": (20.0, f"Bitfinex {_SCHEDULE} (taker 0.200%), bitfinex.com/fees"),
     "hyperliquid": (4.5, f"Hyperliquid perpetuals {_SCHEDULE} (tier 0 taker 0.045%), hyperliquid docs: fees"),
 }
@@ -191,65 +187,6 @@ class VenueComparison(Result):
 def fee_keys(venue: str, market: str | None) -> list[str]:
     """Keys a fee table is looked up by, most specific first: ``["venue:market", "venue"]``."""
     return ([f"{venue}:{market}"] if market else []) + [venue]
-
-
-def taker_fee(
-    venue: str,
-    market: str | None = None,
-    *,
-    overrides: Mapping[str, float] | None = None,
-    schedule: Mapping[str, Any] | None = None,
-) -> TakerFee:
-    """The taker fee (bps) of ``venue`` for a market type (``spot``/``linear``/``inverse``, optional).
-
-    Order: ``overrides`` (``settings.analytics.taker_fee_bps``; keys ``venue:market`` then
-    ``venue``), then ``schedule`` (a ``DataEngine.fee_schedule`` dict: ``taker_bps``, ``source``;
-    skipped when its ``taker_bps`` is None), then ``DEFAULT_TAKER_FEES``.
-
-    Raises ``InvalidInputError`` for a negative or non-finite fee, or when no source knows the
-    venue (the message lists the venues with a default and how to set one).
-    """
-    market = None if market is None else str(market)
-    for key in fee_keys(venue, market):
-        if overrides and key in overrides:
-            fee = check_number(f"taker_fee_bps[{key!r}]", overrides[key], allow_zero=True, unit="bps")
-            return TakerFee(
-                venue=venue, market=market, fee_bps=fee, source=f"settings analytics.taker_fee_bps[{key!r}]"
-            )
-    if schedule is not None and schedule.get("taker_bps") is not None:
-        fee = check_number(
-            f"{venue} fee schedule taker_bps", schedule["taker_bps"], allow_zero=True, unit="bps"
-        )
-        return TakerFee(venue=venue, market=market, fee_bps=fee, source=str(schedule.get("source") or "ccxt"))
-    for key in fee_keys(venue, market):
-        if key in DEFAULT_TAKER_FEES:
-            fee, source = DEFAULT_TAKER_FEES[key]
-            return TakerFee(venue=venue, market=market, fee_bps=fee, source=f"default: {source}")
-    known = sorted({k.split(":")[0] for k in DEFAULT_TAKER_FEES})
-    raise InvalidInputError(
-        f"no taker fee known for venue {venue!r}: set analytics.taker_fee_bps "
-        f"(MLM_ANALYTICS__TAKER_FEE_BPS='{{\"{venue}\": <bps>}}'); defaults exist for {', '.join(known)}"
-    )
-
-
-def taker_fees_for(
-    views: Iterable[BookView],
-    *,
-    overrides: Mapping[str, float] | None = None,
-    schedules: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, TakerFee]:
-    """``{venue: TakerFee}`` for the books' venues and market types (see ``taker_fee``), ready
-    for ``compare_venues(fees_bps=...)``. ``schedules``: venue -> ``DataEngine.fee_schedule`` dict."""
-    out = {}
-    for v in views:
-        venue = v.instrument.venue
-        out[venue] = taker_fee(
-            venue,
-            str(v.instrument.market_type),
-            overrides=overrides,
-            schedule=(schedules or {}).get(venue),
-        )
-    return out
 
 
 def fee_table(
@@ -372,7 +309,7 @@ def compare_venues(
     """The same taker order (``size`` base or ``notional`` quote, fees excluded) on each venue.
 
     ``fees_bps``: taker fee per venue (every venue must be present) as bps or ``TakerFee`` (its
-    source is then reported, e.g. from ``taker_fees_for``), or None for zero fees.
+    source is then reported, e.g. from ``services.fees.FeeService``), or None for zero fees.
     ``window_bps``: the window of ``depth_*``, ``depth_share`` and ``concentration``;
     ``windows_bps`` (optional): more windows, reported per venue in ``depth_windows`` and across
     venues in ``concentration_by_window``. Per venue: VWAP, slippage_bps, fee, fee-adjusted cost,

@@ -29,7 +29,6 @@ import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 from ccxt.base.decimal_to_precision import number_to_string
 
-from market_liquidity_monitor.analytics.venues import TakerFee, fee_keys, taker_fee
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.breaker import BreakerState, CircuitBreaker, Outcome
 from market_liquidity_monitor.data_engine.cache import Cache
@@ -162,6 +161,7 @@ class DataEngine:
         self._markets_loaded_at: dict[str, float] = {}
         self._last_success_ms: dict[str, int] = {}
         self._last_failure_ms: dict[str, int] = {}
+        self._time_offsets: dict[str, tuple[int, float]] = {}  # venue -> (server - wall ms, when)
 
     # -- plumbing ----------------------------------------------------------------------------
     def exchange(self, venue: str) -> Any:
@@ -264,8 +264,9 @@ class DataEngine:
         exchange = self.exchange(venue)
         market = await self.market(venue, symbol)
         taker, maker = market.get("taker"), market.get("maker")
-        source = f"ccxt {venue} market metadata (public base-tier rates, not account-specific)"
-        if taker is None and maker is None:
+        source = f"ccxt {venue} market metadata of {symbol} (public base-tier rates, not account-specific)"
+        from_market = not (taker is None and maker is None)
+        if not from_market:
             trading = (exchange.fees or {}).get("trading", {})
             taker, maker = trading.get("taker"), trading.get("maker")
             source = f"ccxt {venue} exchange-wide default trading fees"
@@ -275,27 +276,37 @@ class DataEngine:
             "taker_bps": None if taker is None else round(float(taker) * 10_000, 6),
             "maker_bps": None if maker is None else round(float(maker) * 10_000, 6),
             "source": source,
+            "from_market": from_market,
             "percentage": market.get("percentage", True),
             "tier_based": market.get("tierBased"),
         }
 
-    async def taker_fee(self, venue: str, symbol: str, market: str | None = None) -> TakerFee:
-        """The taker fee to assume for ``symbol`` on ``venue`` (``market``: spot/linear/inverse), with its source.
+    # -- time ---------------------------------------------------------------------------------
+    def has_venue_clock(self, venue: str) -> bool:
+        """Whether the venue publishes its server time (ccxt ``fetchTime``)."""
+        return bool((self.exchange(venue).has or {}).get("fetchTime"))
 
-        First match wins: ``settings.analytics.taker_fee_bps`` (``venue:market`` then ``venue``);
-        the venue's fee schedule from ccxt (``fee_schedule``, not tried on recorded data, i.e. with
-        ``settings.data_dir`` set); ``analytics.venues.DEFAULT_TAKER_FEES`` (published base-tier
-        rates, source named). An unreachable venue or a symbol ccxt does not list falls through to the
-        default and is logged. Raises ``InvalidInputError`` when no source knows the venue.
+    async def venue_time_ms(self, venue: str) -> int:
+        """The venue's "now" in epoch ms: its server time (ccxt ``fetch_time``), re-read at most every
+        ``cache_ttl_s`` and carried forward on the wall clock in between; the wall clock for a venue
+        without ``fetchTime`` or while its time cannot be fetched. On a real venue this is the wall
+        clock within network delay; on a recorded stand-in (``mlm rest-replay``) it is the recording's time.
         """
-        overrides = self.settings.analytics.taker_fee_bps
-        schedule = None
-        if not any(k in overrides for k in fee_keys(venue, market)) and self.settings.data_dir is None:
-            try:
-                schedule = await self.fee_schedule(venue, symbol)
-            except (VenueUnreachableError, VenueRequestError, UnknownSymbolError, UnknownVenueError) as exc:
-                log.info("%s %s: no ccxt fee schedule (%s); using the documented default", venue, symbol, exc)
-        return taker_fee(venue, market, overrides=overrides, schedule=schedule)
+        wall_ms = int(self._wall_clock() * 1000)
+        if not self.has_venue_clock(venue):
+            return wall_ms
+        cached = self._time_offsets.get(venue)
+        if cached is not None and self._clock() - cached[1] < self._cfg.cache_ttl_s:
+            return wall_ms + cached[0]
+        exchange = self.exchange(venue)
+        try:
+            server_ms = await self._call(venue, "fetch_time", exchange.fetch_time)
+        except (VenueUnreachableError, VenueRequestError) as exc:
+            log.info("%s: no server time (%s); using the wall clock", venue, exc)
+            return wall_ms if cached is None else wall_ms + cached[0]
+        offset = int(server_ms) - int(self._wall_clock() * 1000)
+        self._time_offsets[venue] = (offset, self._clock())
+        return int(server_ms)
 
     # -- market data -------------------------------------------------------------------------
     async def order_book(self, venue: str, symbol: str, limit: int = 100) -> L2Snapshot:

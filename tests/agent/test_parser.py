@@ -58,7 +58,7 @@ NEW_PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "How thick is the btc book within 0.5% on gate.io",
         "order_book",
-        {"symbol": "BTC", "venue": "gateio", "window_bps": 50},
+        {"symbol": "BTC", "venue": "gate", "window_bps": 50},
     ),
     (
         "liquidity for ADA within 1 percent on kucoin",
@@ -438,7 +438,7 @@ def test_new_phrasings_cover_every_capability() -> None:
         ("spread on binance spot for BTC", "venue", "binance"),
         ("spread on binance perps for BTC", "venue", "binanceusdm"),
         ("spread on cb for BTC", "venue", "coinbase"),
-        ("spread on gate for BTC", "venue", "gateio"),
+        ("spread on gate for BTC", "venue", "gate"),
         ("spread on Bitfinex for BTC", "venue", "bitfinex"),
         ("spread on hyperliquid for BTC", "venue", "hyperliquid"),
     ],
