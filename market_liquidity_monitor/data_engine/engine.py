@@ -413,9 +413,10 @@ class DataEngine:
         ``ts_event`` in ns), individual fills on every venue (``trades_params``). Never cached.
         Raises ``UnknownSymbolError``, ``VenueUnreachableError``."""
         exchange = self.exchange(venue)
-        params = trades_params(exchange, await self.market(venue, symbol))
+        extra = trades_params(exchange, await self.market(venue, symbol))
+        kwargs = {"params": extra} if extra else {}
         raw = await self._call(
-            venue, f"fetch_trades({symbol})", lambda: exchange.fetch_trades(symbol, since_ms, limit, params)
+            venue, f"fetch_trades({symbol})", lambda: exchange.fetch_trades(symbol, since_ms, limit, **kwargs)
         )
         ts_recv = int(self._wall_clock() * 1e9)
         n2s = number_to_string
