@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.data_engine.cli import register as register_rest_replay_command
 from market_liquidity_monitor.ingest.cli import register as register_ingest_commands
 from market_liquidity_monitor.runtime import register as register_up_command
 from market_liquidity_monitor.watch import register as register_watch_command
@@ -34,6 +35,7 @@ _mount_storage()
 register_ingest_commands(app)  # `mlm record`, `mlm replay`
 register_up_command(app)  # `mlm up`
 register_watch_command(app)  # `mlm watch`
+register_rest_replay_command(app)  # `mlm rest-replay`
 
 DataOpt = Annotated[
     Path | None,

@@ -116,20 +116,66 @@ def point_exchange_at(exchange: Any, base_url: str) -> None:
     exchange.urls["api"] = rewrite(exchange.urls["api"])
 
 
+def reject_non_json_success(exchange: Any) -> None:
+    """Make ``exchange`` raise ccxt ``BadResponse`` for a 2xx answer whose body is not JSON.
+
+    ccxt 4.5.90 hands such a body (a proxy or maintenance page served with 200) to the parser,
+    which turns it into an empty order book or list without an error; as ``BadResponse`` it is a
+    failure of the venue (counted by its breaker). Error statuses keep ccxt's own handling.
+    """
+    original = exchange.on_rest_response
+
+    def on_rest_response(code, reason, url, method, response_headers, response_body, *rest):
+        body = original(code, reason, url, method, response_headers, response_body, *rest)
+        if 200 <= int(code) < 300 and body and body.lstrip()[:1] not in ("{", "["):
+            raise ccxt_errors.BadResponse(
+                f"{exchange.id} {method} {url}: 200 with a non-JSON body: {body[:80]!r}"
+            )
+        return body
+
+    exchange.on_rest_response = on_rest_response
+
+
 def default_exchange_factory(settings: Settings) -> ExchangeFactory:
-    """Build ``ccxt.async_support.<venue>`` with rate limiting on and the configured timeout."""
+    """Build ``ccxt.async_support.<venue>`` with rate limiting on and the configured timeout.
+
+    ``load_markets`` skips ``fetch_currencies`` (``has["fetchCurrencies"] = False``): the product
+    uses markets, precision and fees, not currency/network metadata, and ccxt fills ``currencies``
+    from the markets. Non-JSON 2xx bodies raise ``BadResponse`` (``reject_non_json_success``).
+    """
     cfg = settings.data_engine
 
     def make(venue: str) -> Any:
         cls = getattr(ccxt_async, venue, None)
         if venue not in ccxt_async.exchanges or cls is None:
             raise UnknownVenueError(venue, ccxt_async.exchanges)
-        exchange = cls({"enableRateLimit": True, "timeout": int(cfg.request_timeout_s * 1000)})
+        exchange = cls(
+            {
+                "enableRateLimit": True,
+                "timeout": int(cfg.request_timeout_s * 1000),
+                "has": {"fetchCurrencies": False},
+            }
+        )
+        reject_non_json_success(exchange)
         if cfg.rest_base_url:
             point_exchange_at(exchange, cfg.rest_base_url)
         return exchange
 
     return make
+
+
+def trades_params(exchange: Any, market: dict[str, Any]) -> dict[str, Any]:
+    """ccxt ``fetch_trades`` params so that every venue returns individual trades.
+
+    Binance (spot, USD-M, COIN-M): ccxt defaults to aggregate trades (``/aggTrades``: fills of one
+    taker order at one price merged under an aggregate id); the WebSocket path records ``@trade``
+    (one message per fill, trade ids), so REST uses the recent-trades list (``/api/v3/trades``,
+    ``/fapi/v1/trades``, ``/dapi/v1/trades``) for the same granularity and ids.
+    """
+    if isinstance(exchange, ccxt_async.binance) and not market.get("option"):
+        api = "fapiPublic" if market.get("linear") else "dapiPublic" if market.get("inverse") else "public"
+        return {"fetchTradesMethod": f"{api}GetTrades"}
+    return {}
 
 
 class DataEngine:
@@ -375,11 +421,13 @@ class DataEngine:
         self, venue: str, symbol: str, since_ms: int | None = None, limit: int | None = 500
     ) -> list[Trade]:
         """Recent public trades (oldest first) as domain ``Trade``s (taker side, decimal strings,
-        ``ts_event`` in ns). Never cached. Raises ``UnknownSymbolError``, ``VenueUnreachableError``."""
+        ``ts_event`` in ns), individual fills on every venue (``trades_params``). Never cached.
+        Raises ``UnknownSymbolError``, ``VenueUnreachableError``."""
         exchange = self.exchange(venue)
-        await self.market(venue, symbol)
+        extra = trades_params(exchange, await self.market(venue, symbol))
+        kwargs = {"params": extra} if extra else {}
         raw = await self._call(
-            venue, f"fetch_trades({symbol})", lambda: exchange.fetch_trades(symbol, since_ms, limit)
+            venue, f"fetch_trades({symbol})", lambda: exchange.fetch_trades(symbol, since_ms, limit, **kwargs)
         )
         ts_recv = int(self._wall_clock() * 1e9)
         n2s = number_to_string
