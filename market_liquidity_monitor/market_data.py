@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 # Quote currencies preferred when the user names only a base asset, most liquid first.
 QUOTE_PREFERENCE = ("USDT", "USD", "USDC", "FDUSD", "BUSD", "EUR", "GBP", "BTC", "ETH")
+# Venues whose most liquid books are quoted in US dollars (fiat): USD first there (their USDT books
+# are thin), e.g. Bitstamp ETH/USD vs ETH/USDT.
+USD_FIRST_VENUES = frozenset({"bitstamp", "coinbase", "kraken", "gemini", "bitfinex"})
+_USD_FIRST = ("USD", "USDT", "USDC", "EUR", "GBP", "BTC", "ETH")
 # USD-like quotes are interchangeable for "ETH/USD"-style requests when the exact quote is absent.
 USD_LIKE = ("USD", "USDT", "USDC", "FDUSD", "BUSD")
 #: Depth updates (deltas and snapshots routed to an instrument) between two replay depth samples.
@@ -113,7 +117,8 @@ def _rank(items: list[InstrumentId], default_venue: str) -> InstrumentId | None:
         return None
 
     def key(i: InstrumentId):
-        q = QUOTE_PREFERENCE.index(i.quote) if i.quote in QUOTE_PREFERENCE else len(QUOTE_PREFERENCE)
+        pref = _USD_FIRST if i.venue in USD_FIRST_VENUES else QUOTE_PREFERENCE
+        q = pref.index(i.quote) if i.quote in pref else len(pref)
         settle = i.settle or ""
         return (
             i.market_type is not MarketType.SPOT,

@@ -337,6 +337,14 @@ def _candles_text(c) -> str:
     return f"{c.candles} {c.timeframe} candles ({c.fetched_candles} fetched now with ccxt fetch_ohlcv in {c.fetch_requests} request(s), {c.stored_candles} already stored)"
 
 
+def _window_text(days: float, c) -> str:
+    """``the last 7 days of the data, which ends <end>`` (recorded) or ``the last 7 days up to <end>
+    (venue time)`` (live)."""
+    if c.clock.startswith("the end"):
+        return f"the last {days:g} days of the data, which ends {c.end}"
+    return f"the last {days:g} days up to {c.end}, by {c.clock}"
+
+
 def answer_backtest(a, args: dict) -> str:
     r = a.result
     base, quote = _base(a.symbol), _quote(a.symbol)
@@ -348,8 +356,8 @@ def answer_backtest(a, args: dict) -> str:
     )
     text = (
         f"Backtest of {verb} {amount} as a taker order at every {a.timeframe} candle of {a.symbol} on "
-        f"{a.venue} from {r.start} to {r.end} (the last {a.lookback_days:g} days of the data, which "
-        f"ends {a.candles.end}; {r.intervals} intervals; {_candles_text(a.candles)}): slippage vs mid averaged "
+        f"{a.venue} from {r.start} to {r.end} ({_window_text(a.lookback_days, a.candles)}; {r.intervals} "
+        f"intervals; {_candles_text(a.candles)}): slippage vs mid averaged "
         f"{fmt_bps(r.avg_slippage_bps)} bps (median {fmt_bps(r.median_slippage_bps)}, min {fmt_bps(r.min_slippage_bps)}, "
         f"max {fmt_bps(r.max_slippage_bps)} at {r.worst_interval}). {r.high_risk_intervals} interval(s) were "
         f"high-risk (> {r.high_risk_threshold_bps:g} bps) and {r.optimal_intervals} optimal "
@@ -546,7 +554,7 @@ def answer_history(r, args: dict) -> str:
     v, t = r.volatility, r.trend
     return (
         f"{r.symbol} on {r.venue}, {r.timeframe} candles from {r.window_start} to {r.window_end} "
-        f"(the last {r.lookback_days:g} days of the data, which ends {r.candles.end}; {_candles_text(r.candles)}): "
+        f"({_window_text(r.lookback_days, r.candles)}; {_candles_text(r.candles)}): "
         f"realised volatility {v['vol_annualised_pct']:.2f}% annualised ({v['vol_period_pct']:.4f}% per "
         f"{r.timeframe} period, {v['n_returns']} returns). Price went from {fmt_price(t['first_close'])} to "
         f"{fmt_price(t['last_close'])} ({t['return_pct']:+.2f}%); the log-price trend is {t['direction']} at "

@@ -265,7 +265,7 @@ class TradingService:
                 notional=notional,
                 lookback=timedelta(days=days),
                 atr_window=_ATR_WINDOW,
-                series=series,
+                series=True,  # the risk periods come with the series; its points are returned only if asked
             )
             shown = (
                 bt.downsample_series(res.series, max_points) if series and res.series is not None else None
