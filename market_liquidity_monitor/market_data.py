@@ -325,8 +325,10 @@ class MarketData:
             candidates = self.instruments()
         hit = self._pick(sym, candidates, market)
         if hit is None:
-            pool = candidates
-            raise UnknownSymbolError(symbol, sorted({i.symbol for i in pool}), venue)
+            # A base asset is compared with the assets there are (closest names first), a pair with
+            # the pairs.
+            valid = {i.symbol for i in candidates} if "/" in sym else {i.base for i in candidates}
+            raise UnknownSymbolError(symbol, sorted(valid), venue)
         return hit
 
     def _pick(

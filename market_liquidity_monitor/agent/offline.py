@@ -24,6 +24,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+from market_liquidity_monitor.agent.capabilities import tool_args
 from market_liquidity_monitor.agent.parser import ParsedQuery, parse_query
 
 CAPABILITY_HELP = (
@@ -147,6 +148,11 @@ def answer_max_size(r, args: dict) -> str:
     )
     if r.limited_by_book:
         text += f" {r.reason}."
+    text += (
+        f" Read as a price move instead (the worst fill within {fmt_bps(r.max_slippage_bps)} bps of the mid), "
+        f"the book holds {fmt_size(r.size_within_price_move)} {base} ({fmt_notional(r.notional_within_price_move)} "
+        f"{quote}) on the {'ask' if side == 'buy' else 'bid'} side."
+    )
     return text + _warn(r.book)
 
 
@@ -581,9 +587,19 @@ WRITERS = {
 # ------------------------------------------------------------ question -> call
 
 
+def _call(tool: str, a: dict) -> tuple[str, dict]:
+    """``(tool, args)`` with the arguments of ``a`` the tool's signature takes (one vocabulary:
+    ``agent.capabilities``); one venue given where the tool takes ``venues`` becomes ``[venue]``."""
+    params = tool_args(tool)
+    args = {k: a[k] for k in params if k in a}
+    if "venues" in params and "venue" not in params and "venue" in a and "venues" not in a:
+        args["venues"] = [a["venue"]]
+    return tool, args
+
+
 def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
     """A tool name and its arguments for a parsed question, or an answer text when no tool fits."""
-    a = q.args
+    a = dict(q.args)
     cap = q.capability
     if cap == "refuse":
         code, _, why = (q.reason or "").partition(": ")
@@ -595,7 +611,7 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
     if cap == "alerts":
         return _plan_alerts({**a, **q.extra})
     if cap == "health":
-        return "venue_health", {k: a[k] for k in ("venue", "venues") if a.get(k)}
+        return _call("venue_health", a)
     if cap == "pairs":
         sa, sb = a.get("symbol_a"), a.get("symbol_b")
         if not sa or not sb:
@@ -604,58 +620,44 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
                 + (f"I only found {sa}. " if sa else "")
                 + CAPABILITY_HELP
             )
-        args = {"symbol_a": sa, "symbol_b": sb}
-        args.update({k: a[k] for k in ("timeframe", "venue") if k in a})
-        return "pairs_stats", {**args, **_lookback_days(a)}
+        return _call("pairs_stats", a)
     symbol = a.get("symbol")
     if not symbol:
         return "Which asset do you mean? Name a coin or pair, for example BTC or ETH/USDT. " + CAPABILITY_HELP
     if cap == "order_book":
-        return "order_book", {k: a[k] for k in ("symbol", "venue", "window_bps") if k in a}
+        return _call("order_book", a)
     if cap == "market_impact":
+        if "max_slippage_bps" in a:
+            return _call("max_size_within_slippage", a)
         if "size" not in a and "notional" not in a:
-            return "order_book", {k: a[k] for k in ("symbol", "venue") if k in a}
-        args = {k: a[k] for k in ("symbol", "side", "size", "notional", "venue") if k in a}
-        args.setdefault("side", "buy")
-        return "market_impact", args
+            return _call("order_book", a)
+        a.setdefault("side", "buy")
+        return _call("market_impact", a)
     if cap == "history":
-        return "price_history", {k: a[k] for k in ("symbol", "lookback_days", "venue", "timeframe") if k in a}
+        return _call("price_history", a)
     if cap == "compare_venues":
-        return "compare_venues", {
-            k: a[k] for k in ("symbol", "side", "size", "notional", "venues", "venue", "window_bps") if k in a
-        }
+        return _call("compare_venues", a)
     if cap == "route_order":
         if "size" not in a and "notional" not in a:
             return (
                 f"How much {symbol} should I route? Give a size (e.g. 25 {_base(symbol)}) or a notional "
                 "(e.g. $100k), and buy or sell."
             )
-        args = {k: a[k] for k in ("symbol", "side", "size", "notional", "venues") if k in a}
-        if "venue" in a:
-            args["venues"] = [a["venue"]]
-        return "route_order", args
+        return _call("route_order", a)
     if cap == "backtest":
         if "size" not in a and "notional" not in a:
             return (
                 f"What order should I backtest? Give a size (e.g. 500 {_base(symbol)}) or a notional per "
                 "interval, and buy or sell."
             )
-        args = {k: a[k] for k in ("symbol", "side", "size", "notional", "timeframe", "venue") if k in a}
-        return "backtest_execution", {**args, **_lookback_days(a)}
+        return _call("backtest_execution", a)
     return f"I couldn't map that question to a tool. {CAPABILITY_HELP}"
-
-
-def _lookback_days(a: dict) -> dict:
-    """``{"lookback_days": ...}`` from a window stated in days or in hours; ``{}`` when none is."""
-    if "lookback_days" in a:
-        return {"lookback_days": a["lookback_days"]}
-    if "lookback_hours" in a:
-        return {"lookback_days": a["lookback_hours"] / 24}
-    return {}
 
 
 def _plan_alerts(a: dict) -> tuple[str, dict] | str:
     action = a.get("alert_action", "recent")
+    if a.get("side") not in ("both", "bid", "ask"):
+        a = {k: v for k, v in a.items() if k != "side"}  # an order side is not a depth side
     if action == "list":
         return "list_alerts", {}
     if not a.get("symbol"):
@@ -663,17 +665,21 @@ def _plan_alerts(a: dict) -> tuple[str, dict] | str:
             "Which asset should I watch? Name a coin or pair, for example BTC or ETH/USDT. " + CAPABILITY_HELP
         )
     if action == "create":
+        if (
+            a.get("metric") in ("spread_bps", "volatility", "mid_price", "volume", "zscore")
+            and "window_bps" in a
+        ):
+            a = {
+                k: v for k, v in a.items() if k != "window_bps"
+            }  # "5 bps" was the threshold, not a depth window
         if any(k not in a for k in ("metric", "comparison", "threshold")):
             return (
                 "To set an alert I need what to watch (spread, depth, imbalance, price, volatility), the "
                 'direction (above or below) and a threshold, e.g. "alert me when the BTC spread on Binance '
                 'goes above 5 bps".'
             )
-        args = {
-            k: a[k] for k in ("symbol", "venue", "metric", "comparison", "threshold", "window_bps") if k in a
-        }
-        return "create_alert", args
-    return "liquidity_alerts", {k: a[k] for k in ("symbol", "venue", "window_bps") if k in a}
+        return _call("create_alert", a)
+    return _call("liquidity_alerts", a)
 
 
 def _user_prompts(messages: list[ModelMessage]) -> list[str]:

@@ -365,6 +365,7 @@ async def liquidity_alerts(
     venue: str | None = None,
     window_bps: float | None = None,
     drop_ratio: float | None = None,
+    lookback_days: float | None = None,
 ) -> LiquidityAlertsAnswer:
     """Recent alert firings and liquidity anomalies of one asset: events fired by the rules,
     liquidity crunches (depth within window_bps falling below drop_ratio of its rolling median
@@ -376,8 +377,11 @@ async def liquidity_alerts(
         window_bps: depth window of the crunch detection in bps (default 50).
         drop_ratio: a crunch starts when depth falls below this fraction of its rolling median
             (0..1, default 0.5).
+        lookback_days: only events and crunches of the last N days (e.g. 1 for "the past 24 hours").
     """
-    return await _alert_answers(ctx.deps).liquidity_alerts(symbol, venue, window_bps, drop_ratio)
+    return await _alert_answers(ctx.deps).liquidity_alerts(
+        symbol, venue, window_bps, drop_ratio, lookback_days
+    )
 
 
 TOOLS = (

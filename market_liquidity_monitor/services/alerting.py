@@ -13,6 +13,7 @@ from market_liquidity_monitor.analytics.alerts import AlertEvent
 from market_liquidity_monitor.analytics.liquidity import Result, check_window
 from market_liquidity_monitor.domain.errors import InvalidInputError, MLMError
 from market_liquidity_monitor.domain.instrument import InstrumentId
+from market_liquidity_monitor.domain.time import iso_ns
 from market_liquidity_monitor.services.books import BookProvenance, BookService, Unavailable
 
 __all__ = [
@@ -70,6 +71,8 @@ class LiquidityAlertsAnswer(Result):
     symbol: str
     window_bps: float
     drop_ratio: float
+    lookback_days: float | None = None
+    since: str | None = None  # ISO UTC start of the lookback, when one was asked
     books: list[BookProvenance]
     books_observed: int
     book_anomalies: int
@@ -165,13 +168,17 @@ class AlertAnswers:
         venue: str | None = None,
         window_bps: float | None = None,
         drop_ratio: float | None = None,
+        lookback_days: float | None = None,
     ) -> LiquidityAlertsAnswer:
         """Rule firings, liquidity crunches (depth within ``window_bps`` below ``drop_ratio`` x its
         rolling median; ``analytics.alerts.detect_liquidity_crunches``) and feed anomalies of the
-        asset's books. Observes the books once now. Raises ``InvalidInputError`` when no venue has
-        a book of the asset (the reasons listed)."""
+        asset's books. Observes the books once now. ``lookback_days``: only events and crunch
+        episodes of that many days before the newest book's time (the recording's time on recorded
+        data). Raises ``InvalidInputError`` when no venue has a book of the asset (the reasons
+        listed)."""
         window = check_window(window_bps if window_bps is not None else CRUNCH_WINDOW_BPS)
         _num("drop_ratio", drop_ratio, 0.0, 1.0)
+        _num("lookback_days", lookback_days, 0.0, 3650.0)
         drop = float(drop_ratio if drop_ratio is not None else CRUNCH_DROP_RATIO)
         books, missing = await self.books.books(symbol, [venue] if venue else None)
         if not books:
@@ -223,10 +230,33 @@ class AlertAnswers:
                         )
                     )
         provs = [b.provenance for b in books]
+        since_ns = None
+        if lookback_days is not None:
+            newest = max((p.book_ts_ns for p in provs if p.book_ts_ns is not None), default=None)
+            if newest is not None:
+                since_ns = newest - int(lookback_days * 86_400e9)
+                events = [e for e in events if e.ts_ns >= since_ns]
+                scans = [
+                    s
+                    if not (s.available and s.report)
+                    else s.model_copy(
+                        update={
+                            "report": {
+                                **s.report,
+                                "episodes": [
+                                    ep for ep in s.report.get("episodes", []) if ep["onset_ts_ns"] >= since_ns
+                                ],
+                            }
+                        }
+                    )
+                    for s in scans
+                ]
         return LiquidityAlertsAnswer(
             symbol=symbol,
             window_bps=window,
             drop_ratio=drop,
+            lookback_days=lookback_days,
+            since=None if since_ns is None else iso_ns(since_ns),
             books=provs,
             books_observed=len(provs),
             book_anomalies=sum(1 for p in provs if p.quality_warning),

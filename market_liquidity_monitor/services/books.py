@@ -271,11 +271,11 @@ class BookService:
             for s, m in markets.items()
             if m.get("active", True) is not False and m.get("type") in (None, "spot", "swap", "future")
         ]
-        hit = pick_instrument(
-            symbol.strip().upper(), candidates, self.settings.agent.default_venue, market_type
-        )
+        sym = symbol.strip().upper()
+        hit = pick_instrument(sym, candidates, self.settings.agent.default_venue, market_type)
         if hit is None:
-            raise UnknownSymbolError(symbol, [i.symbol for i in candidates], venue)
+            valid = {i.symbol for i in candidates} if "/" in sym else {i.base for i in candidates}
+            raise UnknownSymbolError(symbol, sorted(valid), venue)
         return hit
 
     # ------------------------------------------------------------------ books

@@ -69,9 +69,15 @@ class ImpactAnswer(ImpactResult):
 
 
 class MaxSizeAnswer(MaxSizeResult):
-    """``analytics.MaxSizeResult`` (the largest size within a slippage limit) and its book."""
+    """``analytics.MaxSizeResult`` (the largest size whose VWAP slippage stays within the limit) and
+    its book; plus the price-move reading of the same limit: ``size_within_price_move`` (base) /
+    ``notional_within_price_move`` (quote) is the resting size on the walked side within
+    ``max_slippage_bps`` of mid, i.e. the largest order whose *worst* fill stays within the limit
+    (``analytics.depth_within_bps``)."""
 
     book: BookProvenance
+    size_within_price_move: float
+    notional_within_price_move: float
 
 
 class CompareRow(VenueCost):
@@ -234,7 +240,14 @@ class LiquidityService:
         side_e, _ = parse_side(side)
         book = await self.books.book_of(symbol, venue)
         res = analytics.max_size_within_slippage(book.view, side_e, max_slippage_bps)
-        return MaxSizeAnswer(**res.model_dump(), book=book.provenance)
+        d = analytics.depth_within_bps(book.view, check_window(max_slippage_bps))
+        buy = side_e is Side.BUY
+        return MaxSizeAnswer(
+            **res.model_dump(),
+            book=book.provenance,
+            size_within_price_move=d.ask_size if buy else d.bid_size,
+            notional_within_price_move=d.ask_notional if buy else d.bid_notional,
+        )
 
     async def compare(
         self,

@@ -171,7 +171,8 @@ def test_unknown_venue_names_the_valid_ones(recorded_market):
 async def test_unknown_symbol_names_what_is_available(assistant):
     r = await assistant.ask("What is the SOL liquidity like on Binance?")
     assert r.tool_calls[0]["result"]["error"].startswith("Unknown symbol 'SOL' on binance")
-    assert "BTC/USDT" in r.answer
+    # the assets binance has books of, independently from the recordings' file names
+    assert "Available: BLZ, BTC, ETH" in r.answer
 
 
 async def test_thin_book_reports_what_can_be_filled(assistant):

@@ -50,7 +50,7 @@ NEW_PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "how deep is the ETHUSDT book on binance futures",
         "order_book",
-        {"symbol": "ETH/USDT", "venue": "binanceusdm"},
+        {"symbol": "ETH/USDT:USDT", "venue": "binanceusdm"},
     ),
     ("bid/ask spread for XBT/USD on kraken", "order_book", {"symbol": "BTC/USD", "venue": "kraken"}),
     ("whats the order book imbalance on sol", "order_book", {"symbol": "SOL"}),
@@ -310,7 +310,7 @@ NEW_PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "How many ETH can I sell on Bitstamp before I move the price 1%?",
         "market_impact",
-        {"symbol": "ETH", "venue": "bitstamp", "side": "sell", "window_bps": 100},
+        {"symbol": "ETH", "venue": "bitstamp", "side": "sell", "max_slippage_bps": 100},
     ),
     (
         "price impact if someone dumps 5k ETH on binance",
@@ -362,14 +362,14 @@ NEW_PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("show me the 4h trend for BTC", "history", {"symbol": "BTC", "timeframe": "4h"}),
     ("realized vol for DOGE past 48 hours", "history", {"symbol": "DOGE", "lookback_days": 2}),
-    ("what was the BTC price range in the last 6 hours", "history", {"symbol": "BTC", "lookback_hours": 6}),
+    ("what was the BTC price range in the last 6 hours", "history", {"symbol": "BTC", "lookback_days": 0.25}),
     ("ETH 7-day volatility on kraken", "history", {"symbol": "ETH", "venue": "kraken", "lookback_days": 7}),
     ("BTC vol 30d", "history", {"symbol": "BTC", "lookback_days": 30}),
     ("volatilty of solanna over the past week", "history", {"symbol": "SOL", "lookback_days": 7}),
     (
         "LTC OHLCV 15-minute bars, last 12 hours",
         "history",
-        {"symbol": "LTC", "timeframe": "15m", "lookback_hours": 12},
+        {"symbol": "LTC", "timeframe": "15m", "lookback_days": 0.5},
     ),
 ]
 
