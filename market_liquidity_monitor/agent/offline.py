@@ -278,6 +278,17 @@ def answer_compare(r, args: dict) -> str:
             f"times, {r.book_ts_span_s:,.0f} s apart at most), so compare their costs, not their prices; "
             "price gaps between them are not opportunities."
         )
+    c = r.concentration
+    if c.hhi is not None:
+        text += (
+            f"\nLiquidity concentration within {c.window_bps:g} bps: HHI {c.hhi:.3f} "
+            f"(about {c.effective_venue_count:.1f} equal venues) over {', '.join(c.venues_included)}"
+        )
+        if c.truncated:
+            text += f"; the window reaches past the visible book of {', '.join(c.truncated)} (depth is a lower bound)"
+        if c.venues_excluded:
+            text += "; left out: " + "; ".join(f"{v} ({why})" for v, why in c.venues_excluded.items())
+        text += "."
     if r.unavailable:
         text += "\nNot compared: " + _unavailable_text(r.unavailable, base) + "."
     return text

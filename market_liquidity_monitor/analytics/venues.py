@@ -28,6 +28,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from numbers import Real
+from typing import Any
+
+from pydantic import Field
 
 from market_liquidity_monitor.analytics.liquidity import (
     BookRef,
@@ -106,7 +109,8 @@ class VenueDepth(Result):
     bid_notional: float
     ask_notional: float
     depth_notional: float  # bid + ask
-    share: float | None  # of the venues' summed depth_notional in this window; None if all are 0
+    share: float | None  # of the included venues' summed depth_notional; None if excluded or all are 0
+    exceeds_visible_book: bool = False  # the window reaches past the visible book: depth is a lower bound
 
 
 class VenueCost(BookRef):
@@ -129,7 +133,8 @@ class VenueCost(BookRef):
     depth_bid_notional: float  # within window_bps of mid, quote units
     depth_ask_notional: float
     depth_notional: float  # bid + ask
-    depth_share: float | None  # of the venues' summed depth_notional
+    depth_share: float | None  # of the included venues' summed depth_notional (None if excluded)
+    depth_window_exceeds_visible_book: bool = False  # window past the visible book: depth is a lower bound
     depth_windows: tuple[VenueDepth, ...] = ()  # one per requested windows_bps
     reason: str | None = None
     # Why this book is not trustworthy (not synced / crossed / stale, from BookView.quality);
@@ -156,13 +161,20 @@ class ArbitrageCheck(Result):
 
 
 class LiquidityConcentration(Result):
-    """Venue shares of depth within a window, HHI and effective venue count."""
+    """Venue shares of depth within a window, HHI and effective venue count, over the books that can
+    be compared now: ``venues_included``; ``venues_excluded`` (venue -> why: a stale, crossed or
+    unsynced book, or one more than ``max_book_age_diff_ms`` older than the freshest trusted book);
+    ``truncated``: included venues whose window reaches past their visible book (their depth, and
+    so their share, is a lower bound)."""
 
     window_bps: float
     shares: dict[str, float]
-    hhi: float | None  # in [1/N, 1]; None when no venue has depth in the window
+    hhi: float | None  # in [1/N, 1]; None when no included venue has depth in the window
     effective_venue_count: float | None  # 1 / hhi
     reason: str | None = None
+    venues_included: tuple[str, ...] = ()
+    venues_excluded: dict[str, str] = Field(default_factory=dict)
+    truncated: tuple[str, ...] = ()
 
 
 class VenueComparison(Result):
@@ -335,14 +347,15 @@ def compare_venues(
         raise InvalidInputError(f"one book per venue; got venues {names}")
     fees, sources = fee_table(names, fees_bps)
     s = side_sign(side)
+    excluded = _concentration_exclusions(views, max_diff)
     depths = {v.instrument.venue: depth_within_bps(v, window) for v in views}
-    hhi, shares = herfindahl({k: d.bid_notional + d.ask_notional for k, d in depths.items()})
+    hhi, shares = _shares(depths, excluded)
     by_window: list[LiquidityConcentration] = []
     venue_windows: dict[str, list[VenueDepth]] = {n: [] for n in names}
     for w in extra_windows:
         dw = {v.instrument.venue: depth_within_bps(v, w) for v in views}
-        h_w, sh_w = herfindahl({k: d.bid_notional + d.ask_notional for k, d in dw.items()})
-        by_window.append(_concentration(w, h_w, sh_w))
+        h_w, sh_w = _shares(dw, excluded)
+        by_window.append(_concentration(w, h_w, sh_w, excluded, dw))
         for k, d in dw.items():
             venue_windows[k].append(
                 VenueDepth(
@@ -350,7 +363,8 @@ def compare_venues(
                     bid_notional=d.bid_notional,
                     ask_notional=d.ask_notional,
                     depth_notional=d.bid_notional + d.ask_notional,
-                    share=sh_w[k] if h_w is not None else None,
+                    share=sh_w.get(k) if h_w is not None else None,
+                    exceeds_visible_book=_truncated(d),
                 )
             )
     rows = []
@@ -387,7 +401,8 @@ def compare_venues(
                 depth_bid_notional=d.bid_notional,
                 depth_ask_notional=d.ask_notional,
                 depth_notional=d.bid_notional + d.ask_notional,
-                depth_share=shares[venue] if hhi is not None else None,
+                depth_share=shares.get(venue) if hhi is not None else None,
+                depth_window_exceeds_visible_book=_truncated(d),
                 depth_windows=tuple(venue_windows[venue]),
                 reason=imp.reason,
                 book_warning=_book_warning(v),
@@ -433,7 +448,7 @@ def compare_venues(
         best_venue_reason=why,
         best_venue_by_price=best_px,
         arbitrage=tuple(_arbitrage(views, fees, max_diff)),
-        concentration=_concentration(window, hhi, shares),
+        concentration=_concentration(window, hhi, shares, excluded, depths),
         concentration_by_window=tuple(by_window),
         max_book_ts_diff_ms=ts_diff,
         contemporaneous=together,
@@ -441,13 +456,60 @@ def compare_venues(
     )
 
 
-def _concentration(window: float, hhi: float | None, shares: dict[str, float]) -> LiquidityConcentration:
+def _truncated(d: Any) -> bool:
+    return bool(d.bid_window_exceeds_visible_book or d.ask_window_exceeds_visible_book)
+
+
+def _concentration_exclusions(views: Sequence[BookView], max_diff_ms: float) -> dict[str, str]:
+    """Books left out of shares and HHI, and why: untrusted now (``book_problems``: stale, crossed,
+    not synced), or more than ``max_diff_ms`` older than the freshest trusted book (depth measured
+    at different times does not add up). Books without a timestamp are kept only when none has one."""
+    out: dict[str, str] = {}
+    for v in views:
+        w = _book_warning(v)
+        if w is not None:
+            out[v.instrument.venue] = f"book {w}"
+    trusted = [v for v in views if v.instrument.venue not in out and v.book_ts_ns is not None]
+    if trusted:
+        newest = max(trusted, key=lambda v: v.book_ts_ns)
+        for v in trusted:
+            gap = (newest.book_ts_ns - v.book_ts_ns) / 1e6
+            if gap > max_diff_ms:
+                out[v.instrument.venue] = (
+                    f"book {gap / 1000:,.0f} s older than the freshest ({newest.instrument.venue}, "
+                    f"{newest.book_ts_iso}): not contemporaneous"
+                )
+    return out
+
+
+def _shares(depths: Mapping[str, Any], excluded: Mapping[str, str]) -> tuple[float | None, dict[str, float]]:
+    return herfindahl({k: d.bid_notional + d.ask_notional for k, d in depths.items() if k not in excluded})
+
+
+def _concentration(
+    window: float,
+    hhi: float | None,
+    shares: dict[str, float],
+    excluded: Mapping[str, str] | None = None,
+    depths: Mapping[str, Any] | None = None,
+) -> LiquidityConcentration:
+    excluded = dict(excluded or {})
+    included = tuple(k for k in shares)
+    if hhi is not None:
+        reason = None
+    elif not included:
+        reason = "no book can be compared now (every one is excluded: see venues_excluded)"
+    else:
+        reason = f"no included venue has resting size within {window:g} bps of its mid"
     return LiquidityConcentration(
         window_bps=window,
         shares=shares,
         hhi=hhi,
         effective_venue_count=None if hhi is None else 1.0 / hhi,
-        reason=None if hhi is not None else f"no venue has resting size within {window:g} bps of its mid",
+        reason=reason,
+        venues_included=included,
+        venues_excluded=excluded,
+        truncated=tuple(k for k in included if depths is not None and _truncated(depths[k])),
     )
 
 
