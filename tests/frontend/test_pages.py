@@ -251,7 +251,7 @@ def test_backtest_page(api_url):
     # (each band from the period's first candle to the end of its last one).
     series, periods, bucket = res["series"], res["risk_periods"], res["series_bucket_intervals"]
     assert len(series) == -(-res["intervals"] // bucket) <= 2000 and periods
-    fig = figs[titles.index("slippage_bps over time (high-risk shaded)")]
+    fig = figs[titles.index("Slippage vs mid (bps) over time (high-risk periods shaded)")]
     (line,) = fig["data"]
     assert line["x"] == [p["ts"] for p in series]
     assert line["y"] == [p["slippage_bps"] for p in series]
@@ -264,6 +264,47 @@ def test_backtest_page(api_url):
     if bucket > 1:  # downsampled: the page says how
         assert f"each the worst of {bucket} consecutive intervals" in texts(at.caption)
     assert len(at.dataframe) >= 1  # the risk periods table
+
+
+def test_backtest_page_with_its_default_form(api_url):
+    """The form as a new user finds it (5 BTC buy, 7 days, timeframe auto): a run without any
+    high-risk period must render, not crash."""
+    at = run_page("backtest")
+    submit(at, "bt_submit")
+    assert not at.error, texts(at.error)
+    expected = httpx.post(
+        f"{api_url}/api/backtest",
+        json={"symbol": "BTC/USDT", "side": "buy", "size": 5.0, "lookback_days": 7.0},
+        timeout=120,
+    ).json()
+    res = expected["result"]
+    assert res["risk_periods"] == [] and res["high_risk_intervals"] == 0  # the case under test
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Avg slippage"] == f"{res['avg_slippage_bps']:,.2f} bps"
+    assert metrics["High-risk intervals"] == "0"
+    fig = next(f for f in figures(at) if f["layout"]["title"]["text"].startswith("Slippage vs mid"))
+    assert not [s for s in fig["layout"].get("shapes", []) if s.get("type") == "rect"]  # nothing shaded
+    assert f"No interval above {res['high_risk_threshold_bps']:g} bps" in texts(at.caption)
+
+
+def test_backtest_page_sell_run_without_risk_period(api_url):
+    """A non-default run (sell 0.5 BTC over one day on 5-minute candles) with no risk period."""
+    at = run_page("backtest")
+    at.radio(key="bt_side").set_value("sell")
+    at.number_input(key="bt_size").set_value(0.5)
+    at.number_input(key="bt_lookback").set_value(1.0)
+    at.selectbox(key="bt_tf").set_value("5m")
+    submit(at, "bt_submit")
+    assert not at.error, texts(at.error)
+    res = httpx.post(
+        f"{api_url}/api/backtest",
+        json={"symbol": "BTC/USDT", "side": "sell", "size": 0.5, "lookback_days": 1.0, "timeframe": "5m"},
+        timeout=120,
+    ).json()["result"]
+    assert res["risk_periods"] == []
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Intervals"] == f"{res['intervals']:,}"
+    assert metrics["Max"] == f"{res['max_slippage_bps']:,.2f} bps"
 
 
 def test_pairs_page(api_url):
