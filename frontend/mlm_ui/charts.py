@@ -213,16 +213,40 @@ def risk_series_figure(
     if bands is None:
         bands = threshold_periods(rows, t_key, v_key, threshold) if threshold is not None else []
     unit = " bps" if v_key.endswith("_bps") else ""
-    hlines = [(threshold, f"high risk > {threshold:g}{unit}")] if threshold is not None else []
-    return timeseries_figure(rows, t_key, [v_key], title=title, bands=bands, hlines=hlines)
+    values = [r[v_key] for r in rows if is_number(r.get(v_key))]
+    peak = max(values, default=None)
+    if threshold is None or peak is None or peak >= threshold / 2:
+        hlines = [(threshold, f"high risk > {threshold:g}{unit}")] if threshold is not None else []
+        return timeseries_figure(rows, t_key, [v_key], title=title, bands=bands, hlines=hlines)
+    # The threshold far above every value would flatten the series into a line at zero: keep the
+    # axis on the data and say where the threshold is.
+    fig = timeseries_figure(
+        rows, t_key, [v_key], title=title, bands=bands, y_range=padded_range(values, floor_zero=True)
+    )
+    fig.add_annotation(
+        xref="paper",
+        yref="paper",
+        x=1,
+        y=1,
+        xanchor="right",
+        yanchor="bottom",
+        showarrow=False,
+        text=f"high-risk threshold {threshold:g}{unit}: above every value",
+        font={"color": MUTED, "size": 11},
+    )
+    return fig
 
 
 def shares_figure(shares: Mapping[str, float], title: str | None = None) -> go.Figure:
     """Venue shares of depth as a donut."""
     items = [(k, v) for k, v in shares.items() if is_number(v)]
     fig = go.Figure(go.Pie(labels=[k for k, _ in items], values=[v for _, v in items], hole=0.5, sort=False))
-    fig.update_layout(hovermode="closest")
-    return _layout(fig, title, height=320)
+    _layout(fig, title, height=340)
+    fig.update_layout(
+        hovermode="closest",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.05, "x": 0.5, "xanchor": "center"},
+    )
+    return fig
 
 
 def by_venue_figure(

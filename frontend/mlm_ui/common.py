@@ -16,6 +16,7 @@ from mlm_ui.units import (
     Currencies,
     column_format,
     currencies,
+    fmt_time,
     kind_of,
     label,
     rows_currencies,
@@ -87,6 +88,9 @@ def raw_json(data: Any, label: str = "Raw JSON", expanded: bool = False, in_expa
         st.json(data, expanded=False)
 
 
+LONG_TEXT = frozenset({"reason", "problem", "message", "last_error", "book_warning", "name", "model_source"})
+
+
 def table(
     rows: Sequence[Mapping[str, Any]],
     columns: Sequence[str] | None = None,
@@ -94,20 +98,38 @@ def table(
     download: str | None = None,
     cur: Currencies | None = None,
     labels: Mapping[str, str] | None = None,
+    display: Mapping[str, Callable[[Any], Any]] | None = None,
     key: str | None = None,
 ) -> None:
-    """Rows of dicts as a dataframe: chosen ``columns`` first, each column labelled in trader
-    words with its unit (``units.FIELDS``; currencies from the rows' ``symbol`` column, else
-    ``cur``) and formatted with thousands separators; ``download`` (a file name stem) adds CSV
-    and Parquet buttons with the rows as the API gave them."""
+    """Rows of dicts as a dataframe: the ``columns`` given (all when None), each labelled in
+    trader words with its unit (``units.FIELDS``; currencies from the rows' ``symbol`` column,
+    else ``cur``), numbers with thousands separators, times as ``YYYY-MM-DD HH:MM:SS`` UTC,
+    yes/no for flags; ``display`` maps a field to a function of its values (e.g. names in words).
+    ``download`` (a file name stem) adds CSV and Parquet buttons with every field as the API
+    gave it (also the ones not shown)."""
     if not rows:
         st.caption("No rows.")
         return
-    df = frame(rows, columns)
+    full = frame(rows)
+    shown = [c for c in columns if c in full.columns] if columns else list(full.columns)
+    df = full[shown].copy()
     cur = rows_currencies(rows, cur)
+    for col in df.columns:
+        kind = kind_of(str(col))
+        if display and col in display:
+            df[col] = df[col].map(display[col])
+        elif kind == "time":
+            df[col] = df[col].map(fmt_time)
+        elif kind == "bool" or pd.api.types.is_bool_dtype(df[col]):
+            df[col] = df[col].map(
+                lambda v: "—" if v is None or (isinstance(v, float) and pd.isna(v)) else fmt(v)
+            )
     st.dataframe(df, hide_index=True, column_config=column_config(df, cur, labels), width="stretch")
     if download:
-        downloads(df, download, key=key or download)
+        downloads(full, download, key=key or download)
+        hidden = len(full.columns) - len(shown)
+        if hidden > 0:
+            st.caption(f"{hidden} more field{'s' if hidden != 1 else ''} in the downloads.")
 
 
 def column_config(
@@ -121,12 +143,16 @@ def column_config(
         series = df[col]
         numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
         if numeric:
-            fmt = column_format(kind if kind not in ("text", "time", "bool") else "ratio", series.tolist())
-            config[col] = st.column_config.NumberColumn(name, format=fmt)
-        elif pd.api.types.is_bool_dtype(series):
-            config[col] = st.column_config.CheckboxColumn(name)
+            values = series.tolist()
+            integral = all(
+                float(v).is_integer() for v in values if isinstance(v, int | float) and not pd.isna(v)
+            )
+            if kind not in ("price", "size", "notional", "bps", "share", "ms", "s") and integral:
+                kind = "count"
+            fmt_ = column_format(kind if kind not in ("text", "time", "bool") else "ratio", values)
+            config[col] = st.column_config.NumberColumn(name, format=fmt_)
         else:
-            config[col] = st.column_config.TextColumn(name)
+            config[col] = st.column_config.TextColumn(name, width="large" if col in LONG_TEXT else None)
     return config
 
 

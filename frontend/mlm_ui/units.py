@@ -177,6 +177,13 @@ FIELDS: dict[str, tuple[str, Kind]] = {
     "id": ("Id", "count"),
     "rule_id": ("Rule id", "count"),
     "age_ms": ("Age (ms)", "ms"),
+    "last_success_ms": ("Last success (epoch ms)", "count"),
+    "last_failure_ms": ("Last failure (epoch ms)", "count"),
+    "ts_ms": ("Time (epoch ms)", "count"),
+    "first_ts_ms": ("First (epoch ms)", "count"),
+    "last_ts_ms": ("Last (epoch ms)", "count"),
+    "book_ts_ns": ("Book time (epoch ns)", "count"),
+    "ts_event_ns": ("Event time (epoch ns)", "count"),
     "ts_diff_ms": ("Book time gap (ms)", "ms"),
     "retry_in_s": ("Retry in (s)", "s"),
     "cooldown_s": ("Cooldown (s)", "s"),
@@ -282,6 +289,8 @@ def fmt_number(x: Any, kind: Kind, unit: str = "") -> str:
     if not is_number(x):
         return str(x)
     suffix = f" {unit}" if unit else ""
+    if isinstance(x, int) and kind in ("ratio", "count"):
+        return f"{x:,}{suffix}"
     if kind == "price":
         return f"{x:,.{price_decimals(x)}f}{suffix}"
     if kind == "size":
@@ -297,6 +306,23 @@ def fmt_number(x: Any, kind: Kind, unit: str = "") -> str:
     if kind in ("ms", "s"):
         return f"{x:,.{0 if abs(x) >= 10 else 1}f} {kind}"
     return f"{x:,.{small_decimals(x, 3, 6)}f}{suffix}"
+
+
+def fmt_amount(x: Any, unit: str = "") -> str:
+    """An order amount as typed (``5``, ``0.5``, ``1,234.5``), with `` unit``; ``—`` if missing."""
+    if not is_number(x):
+        return "—"
+    return f"{x:,.10g}" + (f" {unit}" if unit else "")
+
+
+def fmt_time(iso: Any) -> str:
+    """An ISO 8601 UTC time for reading: ``2024-08-09T00:05:05.809Z`` -> ``2024-08-09 00:05:05.809``
+    (``.000`` and ``:00`` seconds dropped); other values as text."""
+    if not isinstance(iso, str) or "T" not in iso:
+        return "—" if iso is None else str(iso)
+    text = iso.removesuffix("Z").removesuffix("+00:00").replace("T", " ")
+    text = text.removesuffix(".000")
+    return text.removesuffix(":00") if len(text) == 19 else text
 
 
 def column_format(kind: Kind, values: Sequence[Any] = ()) -> str | None:

@@ -27,7 +27,7 @@ from mlm_ui.shapes import (
     records,
     time_key,
 )
-from mlm_ui.units import currencies, fmt_number, label
+from mlm_ui.units import currencies, fmt_amount, fmt_time, label
 
 SERIES_KEYS = ("series", "intervals_detail", "points", "slippage_series", "rows", "data")
 VALUE_KEYS = ("slippage_bps", "cost_bps", "impact_bps")
@@ -77,9 +77,9 @@ def render_backtest(answer: dict[str, Any]) -> None:
     data = answer.get("result") if isinstance(answer.get("result"), dict) else answer
     cur = currencies(answer.get("symbol"))
     amount = (
-        fmt_number(data.get("size"), "size", cur.base_label)
+        fmt_amount(data.get("size"), cur.base_label)
         if is_number(data.get("size"))
-        else fmt_number(data.get("notional"), "notional", cur.quote_label)
+        else fmt_amount(data.get("notional"), cur.quote_label)
     )
     st.markdown(
         f"**{answer.get('symbol', '?')} on {answer.get('venue', '?')}** · {data.get('side', '?')} {amount} "
@@ -101,7 +101,8 @@ def render_backtest(answer: dict[str, Any]) -> None:
     )
     m[4].metric("Intervals", fmt(data.get("intervals"), 0))
     st.caption(
-        f"{data.get('start')} → {data.get('end')} (UTC, candle times) · model: {data.get('model_source', 'n/a')}"
+        f"{fmt_time(data.get('start'))} → {fmt_time(data.get('end'))} UTC (candle times) · model: "
+        f"{data.get('model_source', 'n/a')}"
         + (
             f" · {data['extrapolated_intervals']} intervals extrapolated"
             if data.get("extrapolated_intervals")

@@ -10,8 +10,8 @@ from mlm_ui import charts
 from mlm_ui.client import ApiResponse
 from mlm_ui.common import client, downloads, fmt, page_header, raw_json, show_failure, table
 from mlm_ui.files import frame, safe_name
-from mlm_ui.shapes import is_number, records
-from mlm_ui.units import currencies, fmt_number
+from mlm_ui.shapes import TIMEFRAME_S, is_number, records
+from mlm_ui.units import currencies, fmt_number, fmt_time
 
 TIMEFRAMES = ["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
 # Most candles asked for in one call (the API allows 50,000): a chart of more is slow in a browser.
@@ -105,7 +105,9 @@ if last_ts is None:
     st.stop()
 
 if window == "Latest":
-    start_dt = last_ts - timedelta(days=float(lookback))
+    # ``lookback`` days of candles ending with the last one: the first opens one step later.
+    step_s = TIMEFRAME_S.get(timeframe, 0)
+    start_dt = last_ts - timedelta(days=float(lookback)) + timedelta(seconds=step_s)
     params = {**base_params, "start": start_dt.isoformat().replace("+00:00", "Z")}
 else:
     d1, d2 = st.columns(2)
@@ -146,7 +148,7 @@ m = st.columns(5)
 m[0].metric(
     f"Last close ({cur.quote_label})", fmt_number(last_c.get("close"), "price"), help=f"at {last_c.get('ts')}"
 )
-m[1].metric("Change over the window", fmt(change_pct, 2, " %"))
+m[1].metric("Change over the window", fmt(change_pct, 2, "%"), help="last close / first close - 1")
 m[2].metric(f"High ({cur.quote_label})", fmt_number(max(c["high"] for c in candles), "price"))
 m[3].metric(f"Low ({cur.quote_label})", fmt_number(min(c["low"] for c in candles), "price"))
 m[4].metric(
@@ -159,7 +161,7 @@ resampled = f" (resampled from stored {source_tf})" if source_tf and source_tf !
 truncated = len(candles) >= MAX_CANDLES
 st.caption(
     f"{len(candles):,} {timeframe} candles{resampled} of {pair} on {data.get('venue', venue)}: "
-    f"{first_c.get('ts')} → {last_c.get('ts')} (UTC open times)"
+    f"{fmt_time(first_c.get('ts'))} → {fmt_time(last_c.get('ts'))} UTC (open times)"
     + (f"; the latest {MAX_CANDLES:,} of the window (pick a coarser timeframe for more)" if truncated else "")
 )
 st.plotly_chart(
