@@ -173,3 +173,14 @@ def check_rule(body: Mapping[str, Any], cur: Currencies) -> list[str]:
     if c is not None and (not isinstance(c, int | float) or c < 0):
         problems.append(f"The cooldown must be 0 seconds or more (got {c!r}).")
     return problems
+
+
+def rule_words(rule: Mapping[str, Any], cur: Currencies) -> str:
+    """A stored rule as a sentence: ``Bid depth within 50 bps (USDT) is above 1,000,000 — BTC/USDT
+    on binance``."""
+    metric = str(rule.get("metric") or "")
+    t = rule.get("threshold")
+    value = f"{t:,.10g}" if isinstance(t, int | float) and not isinstance(t, bool) else str(t)
+    where = f"{rule.get('symbol')} on {rule.get('venue') or 'every venue'}"
+    comparison = COMPARISON_WORDS.get(str(rule.get("comparison")), str(rule.get("comparison")))
+    return f"{threshold_words(metric, cur, rule)} {comparison} {value} — {where}"

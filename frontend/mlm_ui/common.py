@@ -13,6 +13,7 @@ from mlm_ui.client import ApiClient, ApiResponse
 from mlm_ui.files import csv_bytes, frame, parquet_bytes, safe_name
 from mlm_ui.shapes import flat_scalars
 from mlm_ui.units import (
+    HELP,
     Currencies,
     column_format,
     currencies,
@@ -88,7 +89,7 @@ def raw_json(data: Any, label: str = "Raw JSON", expanded: bool = False, in_expa
         st.json(data, expanded=False)
 
 
-LONG_TEXT = frozenset({"reason", "problem", "message", "last_error", "book_warning", "name", "model_source"})
+LONG_TEXT = frozenset({"reason", "problem", "message", "last_error", "book_warning", "model_source"})
 
 
 def table(
@@ -100,13 +101,15 @@ def table(
     labels: Mapping[str, str] | None = None,
     display: Mapping[str, Callable[[Any], Any]] | None = None,
     key: str | None = None,
+    static: bool = False,
 ) -> None:
     """Rows of dicts as a dataframe: the ``columns`` given (all when None), each labelled in
     trader words with its unit (``units.FIELDS``; currencies from the rows' ``symbol`` column,
     else ``cur``), numbers with thousands separators, times as ``YYYY-MM-DD HH:MM:SS`` UTC,
     yes/no for flags; ``display`` maps a field to a function of its values (e.g. names in words).
     ``download`` (a file name stem) adds CSV and Parquet buttons with every field as the API
-    gave it (also the ones not shown)."""
+    gave it (also the ones not shown). ``static``: a plain table whose text wraps (for a few
+    rows of long reasons) instead of the scrolling data grid."""
     if not rows:
         st.caption("No rows.")
         return
@@ -124,7 +127,14 @@ def table(
             df[col] = df[col].map(
                 lambda v: "—" if v is None or (isinstance(v, float) and pd.isna(v)) else fmt(v)
             )
-    st.dataframe(df, hide_index=True, column_config=column_config(df, cur, labels), width="stretch")
+    if static:
+        st.table(
+            df.rename(columns={c: (labels or {}).get(c) or label(str(c), cur) for c in df.columns}),
+            border="horizontal",
+            hide_index=True,
+        )
+    else:
+        st.dataframe(df, hide_index=True, column_config=column_config(df, cur, labels), width="stretch")
     if download:
         downloads(full, download, key=key or download)
         hidden = len(full.columns) - len(shown)
@@ -150,9 +160,11 @@ def column_config(
             if kind not in ("price", "size", "notional", "bps", "share", "ms", "s") and integral:
                 kind = "count"
             fmt_ = column_format(kind if kind not in ("text", "time", "bool") else "ratio", values)
-            config[col] = st.column_config.NumberColumn(name, format=fmt_)
+            config[col] = st.column_config.NumberColumn(name, format=fmt_, help=HELP.get(str(col)))
         else:
-            config[col] = st.column_config.TextColumn(name, width="large" if col in LONG_TEXT else None)
+            config[col] = st.column_config.TextColumn(
+                name, width="large" if col in LONG_TEXT else None, help=HELP.get(str(col))
+            )
     return config
 
 

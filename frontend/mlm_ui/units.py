@@ -90,7 +90,7 @@ FIELDS: dict[str, tuple[str, Kind]] = {
     "best_bid": ("Best bid ({quote})", "price"),
     "best_ask": ("Best ask ({quote})", "price"),
     "vwap": ("VWAP ({quote})", "price"),
-    "vwap_incl_fees": ("VWAP incl. fees ({quote})", "price"),
+    "vwap_incl_fees": ("VWAP + fees ({quote})", "price"),
     "avg_price": ("Avg price ({quote})", "price"),
     "avg_price_incl_fees": ("Avg price incl. fees ({quote})", "price"),
     "avg_fill_price": ("Avg fill price ({quote})", "price"),
@@ -131,7 +131,7 @@ FIELDS: dict[str, tuple[str, Kind]] = {
     "total_quote": ("Total incl. fees ({quote})", "notional"),
     "cost_quote": ("Cost ({quote})", "notional"),
     "total_cost_quote": ("Total cost ({quote})", "notional"),
-    "savings_quote": ("Savings ({quote})", "notional"),
+    "savings_quote": ("Routing saves ({quote})", "notional"),
     "profit_quote": ("Profit ({quote})", "notional"),
     "cost_vs_mid_quote": ("Cost vs mid ({quote})", "notional"),
     "round_trip_cost_quote": ("Round-trip cost ({quote})", "notional"),
@@ -139,9 +139,9 @@ FIELDS: dict[str, tuple[str, Kind]] = {
     "spread_bps": ("Spread (bps)", "bps"),
     "slippage_bps": ("Slippage vs mid (bps)", "bps"),
     "impact_bps": ("Impact (bps)", "bps"),
-    "cost_bps": ("Cost incl. fees vs mid (bps)", "bps"),
+    "cost_bps": ("Cost + fees (bps)", "bps"),
     "fee_bps": ("Fee (bps)", "bps"),
-    "savings_bps": ("Savings of the routed plan (bps)", "bps"),
+    "savings_bps": ("Routing saves (bps)", "bps"),
     "edge_bps": ("Edge after fees (bps)", "bps"),
     "window_bps": ("Window (± bps)", "bps"),
     "cost_vs_mid_bps": ("Cost vs mid (bps)", "bps"),
@@ -205,6 +205,20 @@ FIELDS: dict[str, tuple[str, Kind]] = {
     "crossed": ("Crossed", "bool"),
     "high_risk": ("High risk", "bool"),
     "optimal": ("Optimal", "bool"),
+}
+
+# What a column means, shown as its header's tooltip.
+HELP: dict[str, str] = {
+    "cost_bps": "Slippage of the VWAP against the venue's own mid, plus the taker fee, in bps",
+    "slippage_bps": "VWAP against the mid price, in bps (positive = worse than mid)",
+    "spread_bps": "(best ask - best bid) / mid, in bps",
+    "vwap_incl_fees": "Volume-weighted average fill price with the taker fee added (buy) or taken off (sell)",
+    "imbalance": "(bid size - ask size) / (bid size + ask size) within the window",
+    "edge_bps": "Sell price net of fee over buy price incl. fee, in bps (positive = an opportunity)",
+    "savings_bps": "How much cheaper the routed plan is than this baseline, in bps",
+    "depth_share": "This venue's share of the depth within the window across venues",
+    "share": "This venue's share of the depth within the window across venues",
+    "ts_diff_ms": "How far apart the two books' timestamps are",
 }
 
 _SUFFIX_KINDS: tuple[tuple[str, Kind, str], ...] = (

@@ -24,6 +24,7 @@ from mlm_ui.alert_form import (
     metric_words,
     ordered_metrics,
     parse_number,
+    rule_words,
     threshold_words,
 )
 from mlm_ui.common import client, known_venues, page_header, raw_json, show_failure, table
@@ -291,7 +292,7 @@ if created:
         if resp.ok:
             made = resp.data if isinstance(resp.data, dict) else {}
             st.success(
-                f"Rule {made.get('id', '')} created: {made.get('name') or body}",
+                f"Rule {made.get('id', '')} created: {rule_words(made or body, cur)}",
                 icon=":material/check_circle:",
             )
             listing = api.alerts()
@@ -313,24 +314,30 @@ else:
             rules,
             [
                 "id",
-                "name",
                 "venue",
                 "symbol",
                 "metric",
                 "comparison",
                 "threshold",
                 "window_bps",
+                "side",
                 "cooldown_s",
                 "enabled",
             ],
             download="alert-rules",
+            display={
+                "metric": lambda m: metric_words(str(m), Currencies()),
+                "comparison": lambda c: COMPARISON_WORDS.get(str(c), c),
+            },
         )
         for rule in rules:
             rid = alert_id(rule)
             if rid is None:
                 continue
             c1, c2 = st.columns([6, 1])
-            c1.caption(f"Rule {rid}: {rule.get('name') or rule.get('metric')}")
+            words = rule_words(rule, currencies(rule.get("symbol")))
+            named = rule.get("name") and not str(rule["name"]).startswith(f"{rule.get('symbol')}@")
+            c1.caption(f"Rule {rid}: {words}" + (f" (“{rule['name']}”)" if named else ""))
             if c2.button("Delete", key=f"del_{rid}"):
                 d = api.delete_alert(rid)
                 if d.ok:

@@ -27,7 +27,7 @@ from mlm_ui.shapes import (
     records,
     time_key,
 )
-from mlm_ui.units import currencies, fmt_amount, fmt_time, label
+from mlm_ui.units import currencies, fmt_amount, fmt_number, fmt_time, label
 
 SERIES_KEYS = ("series", "intervals_detail", "points", "slippage_series", "rows", "data")
 VALUE_KEYS = ("slippage_bps", "cost_bps", "impact_bps")
@@ -86,12 +86,13 @@ def render_backtest(answer: dict[str, Any]) -> None:
         f"at every `{answer.get('timeframe', '?')}` candle · lookback {fmt(answer.get('lookback_days'), 1)} days"
     )
     m = st.columns(5)
-    m[0].metric("Avg slippage", fmt(data.get("avg_slippage_bps"), 2, " bps"), help="vs mid, per interval")
-    m[1].metric("Median", fmt(data.get("median_slippage_bps"), 2, " bps"))
+    bps = lambda x: fmt_number(x, "bps").removesuffix(" bps")  # noqa: E731
+    m[0].metric("Avg slippage (bps)", bps(data.get("avg_slippage_bps")), help="vs mid, per interval")
+    m[1].metric("Median (bps)", bps(data.get("median_slippage_bps")))
     m[2].metric(
-        "Max",
-        fmt(data.get("max_slippage_bps"), 2, " bps"),
-        help=f"worst at {data.get('worst_interval')} (UTC)",
+        "Max (bps)",
+        bps(data.get("max_slippage_bps")),
+        help=f"worst at {fmt_time(data.get('worst_interval'))} UTC",
     )
     threshold = data.get("high_risk_threshold_bps")
     m[3].metric(
@@ -104,7 +105,7 @@ def render_backtest(answer: dict[str, Any]) -> None:
         f"{fmt_time(data.get('start'))} → {fmt_time(data.get('end'))} UTC (candle times) · model: "
         f"{data.get('model_source', 'n/a')}"
         + (
-            f" · {data['extrapolated_intervals']} intervals extrapolated"
+            f" · {data['extrapolated_intervals']:,} intervals extrapolated"
             if data.get("extrapolated_intervals")
             else ""
         )

@@ -10,7 +10,7 @@ from mlm_ui import charts
 from mlm_ui.client import ApiClient
 from mlm_ui.common import client, page_header, raw_json, show_failure
 from mlm_ui.shapes import is_number, records
-from mlm_ui.units import currencies
+from mlm_ui.units import currencies, fmt_time
 
 EXAMPLES = (
     "How much slippage would a 5 BTC market buy cause on Binance?",
@@ -45,7 +45,7 @@ def impact_curve(api: ApiClient, result: dict[str, Any]) -> dict[str, Any] | Non
         "points": points,
         "highlight": round(base, 10),
         "x_label": f"order {key} ({unit})",
-        "title": f"Impact curve — {side} {symbol} on {venue} (book {result.get('book_ts')})",
+        "title": f"Impact curve — {side} {symbol} on {venue} (book {fmt_time(result.get('book_ts'))} UTC)",
     }
 
 
@@ -65,7 +65,8 @@ def chart_for(api: ApiClient, tool_calls: list[dict[str, Any]]) -> dict[str, Any
                 return {
                     "kind": "depth",
                     "book": resp.data,
-                    "title": f"Depth — {result['symbol']} on {result['venue']} (book {resp.data.get('book_ts')})",
+                    "title": f"Depth — {result['symbol']} on {result['venue']} "
+                    f"(book {fmt_time(resp.data.get('book_ts'))} UTC)",
                 }
         if tool == "compare_venues" and records(result.get("rows")):
             metric = result.get("ranked_by") or "spread_bps"

@@ -11,7 +11,7 @@ from mlm_ui.common import client, fmt, page_header, show_answer, table
 from mlm_ui.files import safe_name
 from mlm_ui.forms import order_form
 from mlm_ui.shapes import first_records, is_number, numeric_columns, pick, records
-from mlm_ui.units import currencies, fmt_number, label, rows_currencies
+from mlm_ui.units import HELP, currencies, fmt_number, label, rows_currencies
 
 COST_KEYS = ("cost_bps", "slippage_bps", "spread_bps")
 
@@ -29,8 +29,11 @@ def render_comparison(data: dict[str, Any]) -> None:
     m[0].metric("Best venue", fmt(best))
     if best and metric:
         row = next((r for r in rows if r.get("venue") == best), {})
-        words = label(metric).replace(" (bps)", "")
-        m[1].metric(f"Best {words[:1].lower()}{words[1:]}", fmt_number(row.get(metric), "bps"))
+        m[1].metric(
+            f"{label(metric).replace(' (bps)', '')} at {best}",
+            fmt_number(row.get(metric), "bps"),
+            help=HELP.get(metric),
+        )
     m[2].metric("Venues compared", len(rows))
     if data.get("fees_assumed_zero") is not None:
         m[3].metric("Fees assumed zero", fmt(data.get("fees_assumed_zero")))
@@ -62,7 +65,9 @@ def render_comparison(data: dict[str, Any]) -> None:
             "fully_filled",
             "book_ts",
         ]
-        table(rows, cols, cur=cur, download=f"{stem}-venues")
+        # Short headers so every column fits the page (the full meaning is in each header's tooltip).
+        short = {"slippage_bps": "Slippage (bps)", "fully_filled": "Filled", "book_ts": "Book (UTC)"}
+        table(rows, cols, cur=cur, download=f"{stem}-venues", labels=short)
         if cur.quote is None:
             st.caption("Prices and notionals are in each row's quote currency (the symbol's second part).")
     conc = data.get("concentration")
@@ -95,6 +100,7 @@ def render_comparison(data: dict[str, Any]) -> None:
             [{"venue": v, "reason": r if isinstance(r, str) else json.dumps(r)} for v, r in missing.items()],
             ["venue", "reason"],
             download=f"{stem}-left-out",
+            static=True,
         )
     elif isinstance(missing, list) and missing:
         st.subheader("Venues left out")

@@ -112,6 +112,7 @@ def render_routing(data: dict[str, Any]) -> None:
             [{"venue": v, "reason": r if isinstance(r, str) else json.dumps(r)} for v, r in excluded.items()],
             ["venue", "reason"],
             download=f"{stem}-left-out",
+            static=True,
         )
     elif isinstance(excluded, list) and excluded:
         st.subheader("Venues left out")
@@ -119,6 +120,7 @@ def render_routing(data: dict[str, Any]) -> None:
             [e if isinstance(e, dict) else {"venue": str(e), "reason": ""} for e in excluded],
             ["venue", "reason"],
             download=f"{stem}-left-out",
+            static=True,
         )
     if data.get("fees_assumed_zero"):
         st.caption("No fee table was configured: fees assumed zero.")

@@ -286,9 +286,10 @@ def test_route_page_lists_the_venues_left_out_as_a_table(api_url):
     ).json()
     assert set(expected["excluded"]) >= {"okx", "kraken"}
     assert "Venues left out" in texts(at.subheader)
-    left_out = next(d.value for d in at.dataframe if list(d.value.columns) == ["venue", "reason"])
-    assert dict(zip(left_out["venue"], left_out["reason"], strict=True)) == expected["excluded"]
-    assert "not contemporaneous" in left_out.set_index("venue").loc["okx", "reason"]
+    (left_out,) = [t.value for t in at.table]  # a plain table: long reasons wrap
+    assert list(left_out.columns) == ["Venue", "Reason"]
+    assert dict(zip(left_out["Venue"], left_out["Reason"], strict=True)) == expected["excluded"]
+    assert "not contemporaneous" in left_out.set_index("Venue").loc["okx", "Reason"]
 
 
 def test_route_page_explains_a_409_when_the_api_is_not_live(monkeypatch):
@@ -338,7 +339,7 @@ def test_backtest_page(api_url):
     ).json()
     res = expected.get("result", expected)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Avg slippage"] == f"{res['avg_slippage_bps']:,.2f} bps"
+    assert metrics["Avg slippage (bps)"] == f"{res['avg_slippage_bps']:,.2f}"
     assert metrics["Intervals"] == f"{res['intervals']:,}"
     figs = figures(at)
     titles = [f["layout"]["title"]["text"] for f in figs]
@@ -376,7 +377,7 @@ def test_backtest_page_with_its_default_form(api_url):
     res = expected["result"]
     assert res["risk_periods"] == [] and res["high_risk_intervals"] == 0  # the case under test
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Avg slippage"] == f"{res['avg_slippage_bps']:,.2f} bps"
+    assert metrics["Avg slippage (bps)"] == f"{res['avg_slippage_bps']:,.2f}"
     assert metrics["High-risk intervals"] == "0"
     fig = next(f for f in figures(at) if f["layout"]["title"]["text"].startswith("Slippage vs mid"))
     assert not [s for s in fig["layout"].get("shapes", []) if s.get("type") == "rect"]  # nothing shaded
@@ -400,7 +401,7 @@ def test_backtest_page_sell_run_without_risk_period(api_url):
     assert res["risk_periods"] == []
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Intervals"] == f"{res['intervals']:,}"
-    assert metrics["Max"] == f"{res['max_slippage_bps']:,.2f} bps"
+    assert metrics["Max (bps)"] == f"{res['max_slippage_bps']:,.2f}"
 
 
 def test_pairs_page(api_url):
@@ -468,7 +469,8 @@ def create_and_delete_rule(at: AppTest) -> None:
     at.text_input(key="alert_f_name").input("frontend-test")
     at.button(key="alert_submit").click().run()
     assert not at.exception and not at.error, texts(at.error)
-    assert "created: frontend-test" in texts(at.success)
+    assert "created: Spread (bps) is above 1,000 — BTC/USDT on binance" in texts(at.success)
+    assert "(“frontend-test”)" in texts(at.caption)
     deletes = [b for b in at.button if (b.key or "").startswith("del_")]
     assert len(deletes) == 1, [b.key for b in at.button]
     deletes[0].click().run()
