@@ -58,7 +58,8 @@ def render_comparison(data: dict[str, Any]) -> None:
         cols = [
             "venue",
             "symbol",
-            *COST_KEYS,
+            "cost_bps",
+            "slippage_bps",  # spread_bps (a few thousandths of a bps here) is in the downloads
             "fee_bps",
             "vwap_incl_fees",
             "cost_quote",
