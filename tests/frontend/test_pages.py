@@ -273,7 +273,7 @@ def test_route_page_shows_the_routed_plan_and_baselines(api_url):
 
 
 def test_route_page_lists_the_venues_left_out_as_a_table(api_url):
-    """Venues typed in besides the watched ones (okx, kraken: captures years older than the
+    """Venues typed in besides the watched ones (okx: a capture years older than the
     Binance books) are left out by the API; the page shows them as venue / reason rows."""
     wait_until_not_warming(api_url)
     at = run_page("route")
@@ -284,7 +284,7 @@ def test_route_page_lists_the_venues_left_out_as_a_table(api_url):
     expected = httpx.post(
         f"{api_url}/api/execute", json={"symbol": "BTC", "side": "buy", "size": 5, "venues": venues}
     ).json()
-    assert set(expected["excluded"]) >= {"okx", "kraken"}
+    assert "okx" in expected["excluded"]  # (kraken may be left out too, or have no BTC book at all)
     assert "Venues left out" in texts(at.subheader)
     (left_out,) = [t.value for t in at.table]  # a plain table: long reasons wrap
     assert list(left_out.columns) == ["Venue", "Reason"]
