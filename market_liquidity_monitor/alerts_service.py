@@ -53,7 +53,12 @@ from market_liquidity_monitor.analytics.alerts import (
 from market_liquidity_monitor.analytics.liquidity import check_window
 from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.config import Settings
-from market_liquidity_monitor.domain.errors import BookNotReadyError, InvalidInputError, MLMError
+from market_liquidity_monitor.domain.errors import (
+    BookNotReadyError,
+    InvalidInputError,
+    MLMError,
+    UnknownSymbolError,
+)
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.domain.time import iso_ns
 from market_liquidity_monitor.ingest.store import BookStore
@@ -248,6 +253,11 @@ class AlertService:
             if inst.symbol != rule.symbol:
                 auto_name = rule.name == rule.describe()[:128]
                 rule = replace(rule, symbol=inst.symbol, name=None if auto_name else rule.name)
+        elif self.market is not None:
+            # Every venue: the unified symbol must have a book somewhere, or the rule can never fire.
+            held = await asyncio.to_thread(self.market.instruments)
+            if not any(i.symbol == rule.symbol for i in held):
+                raise UnknownSymbolError(rule.symbol, sorted({i.symbol for i in held}))
         AlertEvaluator([rule], history=self.history)  # fails early if the history is too short
         same = next((r for r in self._rules.values() if _same_condition(r, rule)), None)
         if same is not None:
