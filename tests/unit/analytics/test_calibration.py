@@ -41,7 +41,9 @@ T0 = pd.Timestamp("2024-01-02 00:00", tz="UTC")
 
 
 def cond(qv: float = 1e6, vol: float = 100.0) -> MarketConditions:
-    return MarketConditions(ts="2024-01-01T00:00:00Z", quote_volume_24h=qv, volatility_24h_bps=vol, candles=24, source="t")
+    return MarketConditions(
+        ts="2024-01-01T00:00:00Z", quote_volume_24h=qv, volatility_24h_bps=vol, candles=24, source="t"
+    )
 
 
 def hand_model(**kw) -> DepthModel:
@@ -261,9 +263,11 @@ def test_calibration_errors():
     with pytest.raises(InvalidInputError, match="one instrument"):
         calibrate_depth_model([ladder(t, 1.0, 1e5), other], cond())
     short = BookView.from_levels(INST, [(99.99, 10.0)], [(100.01, 10.0)], ts_event_ns=t)
-    with pytest.raises(InvalidInputError, match="ends 1.00 bps from mid"):
+    with pytest.raises(InvalidInputError, match=r"ends 1\.00 bps from mid"):
         calibrate_depth_model([short], cond())
-    crossed = BookView.from_levels(INST, [(100.02, 1.0), (99.0, 1.0)], [(100.01, 1.0), (101, 1.0)], ts_event_ns=t)
+    crossed = BookView.from_levels(
+        INST, [(100.02, 1.0), (99.0, 1.0)], [(100.01, 1.0), (101, 1.0)], ts_event_ns=t
+    )
     with pytest.raises(InvalidInputError, match="crossed"):
         calibrate_depth_model([crossed], cond())
     with pytest.raises(InvalidInputError, match="first knot"):
