@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import statistics
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +120,39 @@ def test_route_order_via_cli_json_matches_the_books(data_dir, tmp_path):
     assert "not contemporaneous" in payload["answer"] and "Excluded" in payload["answer"]
 
 
+def _scaled_slippage_by_hand(model, frame: pd.DataFrame, first: int, size: float) -> list[float]:
+    """Per candle j >= first of ``frame``: the VWAP slippage (bps) of ``size`` at the candle's open on
+    ``model``'s book carried by invariance to the trailing 24 h (at most 288 5m candles of ``frame``
+    before j): r = (vol / vol_ref)^(2/3) * (qv / qv_ref)^(-1/3), walked level by level in a plain loop."""
+    close, vol, opens = frame["close"].tolist(), frame["volume"].tolist(), frame["open"].tolist()
+    d, f = model.ask_distance_bps, model.depth_frac
+    out = []
+    for j in range(first, len(frame)):
+        rows = range(max(0, j - 288), j)
+        qv = sum(vol[i] * close[i] for i in rows) / len(rows) * 288
+        rets = [math.log(close[i] / close[i - 1]) for i in rows if i >= 1]
+        sigma = statistics.stdev(rets) * math.sqrt(288) * 1e4
+        r = (sigma / model.ref.volatility_24h_bps) ** (2 / 3) * (qv / model.ref.quote_volume_24h) ** (-1 / 3)
+        left, area, prev = size * opens[j], 0.0, 0.0
+        total = left
+        for fk, dk in zip(f, d, strict=True):
+            take = min(left, (fk - prev) * model.ref.quote_volume_24h / r)
+            area += take * r * dk
+            left -= take
+            prev = fk
+            if left <= 0:
+                break
+        assert left <= 1e-9 * total, "inside the modelled depth"
+        out.append(area / total)
+    return out
+
+
 def test_backtest_counts_intervals_from_the_candle_file(assistant, data_dir):
+    # Note for the lead: this tool (tools_trading.backtest_execution) still simulates a separate 500 SOL
+    # order at every candle; the single-order answer is analytics.backtest.backtest_order. Only the
+    # assertions are rewritten here: every figure against a recomputation from the candle file.
+    from market_liquidity_monitor.analytics.backtest import DEFAULT_BOOK_MODEL
+
     res = ask(assistant, "How would buying 500 SOL have performed over the last 7 days?")
     r = res.tool_calls[0]["result"]
     closes = _closes(data_dir, "SOL", "5m")
@@ -125,18 +160,72 @@ def test_backtest_counts_intervals_from_the_candle_file(assistant, data_dir):
     assert r["intervals"] == len(window)
     assert r["end"] == closes.index[-1].isoformat().replace("+00:00", "Z")
     assert r["model_calibrated"] is False and "default book model" in res.answer
-    assert r["avg_slippage_bps"] >= r["min_slippage_bps"] and r["max_slippage_bps"] >= r["avg_slippage_bps"]
-    assert r["high_risk_intervals"] + r["optimal_intervals"] <= r["intervals"]
+    # the default is the recorded ETH/USDT model scaled, with its validated error (not an assumption)
+    assert r["model_source"] == DEFAULT_BOOK_MODEL.model_source
+    assert (
+        r["model_source"].startswith("scaled from binance:ETH/USDT") and "mean |error|" in r["model_source"]
+    )
+    # the tool reads the window plus atr_window + 1 = 15 candles, so the trailing conditions of the
+    # first ~270 intervals see less than 24 h (a limitation of the tool's warm-up, mirrored here)
+    df = (
+        pd.read_feather(data_dir / "genetrader" / "binance" / "SOL_USDT-5m.feather")
+        .set_index("date")
+        .iloc[-2031:]
+    )
+    assert df.index[15].isoformat().replace("+00:00", "Z") == r["start"]
+    slip = np.array(_scaled_slippage_by_hand(DEFAULT_BOOK_MODEL, df, 15, 500.0))
+    opens = df["open"].to_numpy()[15:]
+    assert r["avg_slippage_bps"] == pytest.approx(slip.mean(), rel=1e-9)
+    assert r["min_slippage_bps"] == pytest.approx(slip.min(), rel=1e-9)
+    assert r["max_slippage_bps"] == pytest.approx(slip.max(), rel=1e-9)
+    assert r["median_slippage_bps"] == pytest.approx(float(np.median(slip)), rel=1e-9)
+    assert r["high_risk_intervals"] == int((slip > 200).sum()) and r["optimal_intervals"] == int(
+        (slip < 50).sum()
+    )
+    assert r["total_cost_quote"] == pytest.approx(float((slip / 1e4 * opens * 500).sum()), rel=1e-9)
+    fills = opens * (1 + slip / 1e4)
+    assert r["avg_fill_price"] == pytest.approx(float(fills.mean()), rel=1e-12)
     lr = np.diff(np.log(window.to_numpy()))
     assert r["realised_vol_period_pct"] == pytest.approx(np.std(lr, ddof=1) * 100, rel=1e-9)
 
 
-def test_backtest_on_btc_calibrates_from_the_real_book_and_validates(assistant):
+def _decimal_slippage(prices, sizes, side: str, size: float, mid: Decimal) -> float:
+    left, paid = Decimal(repr(size)), Decimal(0)
+    for p, q in zip(prices, sizes, strict=True):
+        take = min(left, Decimal(repr(float(q))))
+        paid += take * Decimal(repr(float(p)))
+        left -= take
+        if left == 0:
+            break
+    assert left == 0
+    vwap = paid / Decimal(repr(size))
+    return float((1 if side == "buy" else -1) * (vwap - mid) / mid * 10_000)
+
+
+def test_backtest_on_btc_calibrates_from_the_real_book_and_validates(assistant, data_dir):
     res = ask(assistant, "Backtest selling 10 BTC over the past 3 days")
     r = res.tool_calls[0]["result"]
     assert r["model_calibrated"] is True and r["calibration_book"]["book_ts"] in res.answer
-    assert r["model_validation"]["mean_abs_error_bps"] >= 0
     assert "in-sample" in res.answer
+    # the validation's real slippage is the calibration book's: recompute it by a Decimal walk
+    market = MarketData.from_recordings(Settings(), data_dir)
+    view = market.view(market.resolve("BTC/USDT", "binance"))
+    assert view.book_ts_iso == r["calibration_book"]["book_ts"]
+    mid = (Decimal(repr(float(view.bid_prices[0]))) + Decimal(repr(float(view.ask_prices[0])))) / 2
+    val = r["model_validation"]
+    assert {p["size"] for p in val["points"]} >= {10.0} and len(val["points"]) == 8
+    errs = []
+    for p in val["points"]:
+        prices, sizes = (
+            (view.ask_prices, view.ask_sizes) if p["side"] == "buy" else (view.bid_prices, view.bid_sizes)
+        )
+        real = _decimal_slippage(prices, sizes, p["side"], p["size"], mid)
+        assert p["real_slippage_bps_mean"] == pytest.approx(real, rel=1e-9, abs=1e-9)
+        errs.append(abs(p["model_slippage_bps"] - real))
+        assert p["abs_error_bps_mean"] == pytest.approx(errs[-1], rel=1e-9, abs=1e-9)
+    assert val["mean_abs_error_bps"] == pytest.approx(sum(errs) / len(errs), rel=1e-9)
+    # in sample on its own book the piecewise-linear profile stays within 0.25 bps at every size
+    assert max(errs) <= 0.25
 
 
 def test_pairs_hedge_ratio_matches_numpy_least_squares(assistant, data_dir):
