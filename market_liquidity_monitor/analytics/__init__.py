@@ -17,8 +17,7 @@
   P&L) and the per-candle cost profile, on those models.
 
 ``pairs``, ``calibration`` and ``backtest`` (pandas, statsmodels) are imported on first use of one
-of their names,
-so ``import market_liquidity_monitor.analytics`` stays light.
+of their names, so ``import market_liquidity_monitor.analytics`` stays light.
 """
 
 from __future__ import annotations
