@@ -95,7 +95,7 @@ def render_backtest(answer: dict[str, Any]) -> None:
             # The API's risk periods come from every interval (the series may be downsampled);
             # each band runs to the end of its last candle.
             bands = (
-                period_bands(periods, TIMEFRAME_S.get(str(answer.get("timeframe"))))
+                period_bands(periods or [], TIMEFRAME_S.get(str(answer.get("timeframe"))))
                 if isinstance(data.get("risk_periods"), list)
                 else None
             )

@@ -228,8 +228,9 @@ def test_route_page_explains_a_409_when_the_api_is_not_live(monkeypatch):
 def test_backtest_page(api_url):
     at = run_page("backtest")
     at.number_input(key="bt_lookback").set_value(2.0)
-    # 100 BTC per candle: large enough for high-risk (> 200 bps) periods in two days.
-    at.number_input(key="bt_size").set_value(100.0)
+    # 2000 BTC per 1m candle (2021-05): large enough for high-risk (> 200 bps) periods in two days on
+    # the validated book model (100 BTC costs ~11 bps there).
+    at.number_input(key="bt_size").set_value(2000.0)
     submit(at, "bt_submit")
     if not served(api_url, "/api/backtest", "post"):
         assert_not_available(at, api_url, "/api/backtest")
@@ -237,7 +238,7 @@ def test_backtest_page(api_url):
     assert not at.error, texts(at.error)
     expected = httpx.post(
         f"{api_url}/api/backtest",
-        json={"symbol": "BTC/USDT", "side": "buy", "size": 100, "lookback_days": 2},
+        json={"symbol": "BTC/USDT", "side": "buy", "size": 2000, "lookback_days": 2},
         timeout=120,
     ).json()
     res = expected.get("result", expected)
