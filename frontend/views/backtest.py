@@ -81,12 +81,30 @@ def render_backtest(answer: dict[str, Any]) -> None:
         if is_number(data.get("size"))
         else fmt_amount(data.get("notional"), cur.quote_label)
     )
+    bps = lambda x: fmt_number(x, "bps").removesuffix(" bps")  # noqa: E731
+    order = answer.get("order") if isinstance(answer.get("order"), dict) else None
+    if order:
+        how = {"arrival": "at once", "twap": "TWAP", "vwap": "VWAP"}.get(str(order.get("schedule")), "")
+        st.markdown(
+            f"**The order: {order.get('side', '?')} {amount} {how}** from {fmt_time(order.get('start'))} UTC, "
+            f"arrival price {fmt_number(order.get('arrival_mid_price'), 'price')} {cur.quote_label}"
+        )
+        o = st.columns(4)
+        o[0].metric(
+            "Cost vs arrival (bps)", bps(order.get("cost_vs_arrival_bps")), help="implementation shortfall"
+        )
+        o[1].metric(f"P&L ({cur.quote_label})", fmt_number(order.get("pnl_quote"), "notional"),
+                    help=f"marked to the last close {fmt_number(order.get('last_close'), 'price')} "
+                    f"at {fmt_time(order.get('last_close_ts'))} UTC")  # fmt: skip
+        o[2].metric("P&L (%)", fmt(order.get("pnl_pct"), 2))
+        o[3].metric(f"Avg fill incl. fees ({cur.quote_label})", fmt_number(order.get("avg_fill_price_incl_fees"), "price"),
+                    help=f"taker fee {bps(order.get('fee_bps'))} bps: {order.get('fee_source', '')}")  # fmt: skip
+        st.caption(f"Book model: {order.get('model_source', 'n/a')}. {order.get('model_error_note', '')}")
     st.markdown(
-        f"**{answer.get('symbol', '?')} on {answer.get('venue', '?')}** · {data.get('side', '?')} {amount} "
-        f"at every `{answer.get('timeframe', '?')}` candle · lookback {fmt(answer.get('lookback_days'), 1)} days"
+        f"**Cost curve: {answer.get('symbol', '?')} on {answer.get('venue', '?')}** · {data.get('side', '?')} "
+        f"{amount} at every `{answer.get('timeframe', '?')}` candle · lookback {fmt(answer.get('lookback_days'), 1)} days"
     )
     m = st.columns(5)
-    bps = lambda x: fmt_number(x, "bps").removesuffix(" bps")  # noqa: E731
     m[0].metric("Avg slippage (bps)", bps(data.get("avg_slippage_bps")), help="vs mid, per interval")
     m[1].metric("Median (bps)", bps(data.get("median_slippage_bps")))
     m[2].metric(
@@ -128,7 +146,7 @@ def render_backtest(answer: dict[str, Any]) -> None:
             # The API's risk periods come from every interval (the series may be downsampled);
             # each band runs to the end of its last candle.
             bands = (
-                period_bands(periods, TIMEFRAME_S.get(str(answer.get("timeframe"))))
+                period_bands(periods or [], TIMEFRAME_S.get(str(answer.get("timeframe"))))
                 if isinstance(data.get("risk_periods"), list)
                 else None
             )

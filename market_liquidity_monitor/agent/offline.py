@@ -363,51 +363,50 @@ def _window_text(days: float, c) -> str:
 
 
 def answer_backtest(a, args: dict) -> str:
-    r = a.result
+    o, r = a.order, a.result
     base, quote = _base(a.symbol), _quote(a.symbol)
-    verb = "buying" if str(r.side) == "buy" else "selling"
+    sell = str(o.side) == "sell"
+    verb = "Selling" if sell else "Buying"
     amount = (
-        f"{fmt_size(r.size)} {base}"
-        if r.size is not None
-        else f"{fmt_notional(r.notional)} {quote} of {base}"
+        f"{fmt_size(o.size_requested)} {base}"
+        if o.size_requested is not None
+        else f"{fmt_notional(o.notional_requested)} {quote} of {base}"
     )
+    how = {
+        "arrival": f"at once at {o.arrival_ts}",
+        "twap": f"in {len(o.slices)} equal slices (TWAP) from {o.start} to {o.end}",
+        "vwap": f"in {len(o.slices)} volume-weighted slices (VWAP) from {o.start} to {o.end}",
+    }[str(o.schedule)]
+    move = "fell" if o.last_close < o.arrival_mid_price else "rose"
+    pnl_word = "a loss" if o.pnl_quote < 0 else "a profit"
     text = (
-        f"Backtest of {verb} {amount} as a taker order at every {a.timeframe} candle of {a.symbol} on "
-        f"{a.venue} from {r.start} to {r.end} ({_window_text(a.lookback_days, a.candles)}; {r.intervals} "
-        f"intervals; {_candles_text(a.candles)}): slippage vs mid averaged "
-        f"{fmt_bps(r.avg_slippage_bps)} bps (median {fmt_bps(r.median_slippage_bps)}, min {fmt_bps(r.min_slippage_bps)}, "
-        f"max {fmt_bps(r.max_slippage_bps)} at {r.worst_interval}). {r.high_risk_intervals} interval(s) were "
-        f"high-risk (> {r.high_risk_threshold_bps:g} bps) and {r.optimal_intervals} optimal "
-        f"(< {r.optimal_threshold_bps:g} bps). Average fill price {fmt_price(r.avg_fill_price)} {quote}; "
-        f"total slippage cost {fmt_notional(r.total_cost_quote)} {quote} on {fmt_notional(r.total_notional)} "
-        f"{quote} traded."
+        f"{verb} {amount} on {a.venue} {how} ({_window_text(a.lookback_days, a.candles)}; "
+        f"{_candles_text(a.candles)}): arrival price {fmt_price(o.arrival_mid_price)} {quote} (the open of "
+        f"{o.arrival_ts}); filled {fmt_size(o.filled_size)} {base} at an average {fmt_price(o.avg_fill_price)} "
+        f"{quote}, {fmt_price(o.avg_fill_price_incl_fees)} incl. the {fmt_bps(o.fee_bps)} bps taker fee "
+        f"({o.fee_source}). Cost vs arrival {fmt_bps(o.cost_vs_arrival_bps)} bps ({fmt_notional(o.cost_vs_arrival_quote)} "
+        f"{quote}): market move {fmt_bps(o.market_move_bps)}, impact {fmt_bps(o.impact_bps)}, fee "
+        f"{fmt_bps(o.fee_cost_bps)} bps. The price then {move} to {fmt_price(o.last_close)} at {o.last_close_ts}: "
+        f"marked to that close the position shows {pnl_word} of {fmt_notional(abs(o.pnl_quote))} {quote} "
+        f"({o.pnl_pct:+.2f}%)."
     )
-    atr = r.atr_bps_percentiles
-    text += (
-        f"\nVolatility profile: ATR {fmt_bps(atr['p5'])} to {fmt_bps(atr['p95'])} bps of price (p5 to p95, "
-        f"median {fmt_bps(atr['p50'])})"
-    )
-    if a.realised_vol_annualised_pct is not None:
-        text += f"; realised volatility {a.realised_vol_annualised_pct:.2f}% annualised"
-    text += "."
     info = a.model_info
     text += f"\nBook model: {info.note}."
-    if info.validation is not None:
+    if o.model_error_note:
+        text += f" {o.model_error_note.rstrip('.')}."
+    if o.extrapolated_slices:
         text += (
-            f" Against that real book the model's slippage error is {fmt_bps(info.validation.mean_abs_error_bps)} bps on "
-            f"average (max {fmt_bps(info.validation.max_abs_error_bps)} bps)"
-            + (", in-sample (the same book it was calibrated from)" if info.validation_in_sample else "")
-            + "."
+            f" {o.extrapolated_slices} slice(s) walked past the measured depth of the model, so their cost is "
+            "extrapolated."
         )
-    elif info.validation_error:
-        text += f" The model could not be validated: {info.validation_error}."
-    if r.extrapolated_intervals:
-        text += (
-            f" In {r.extrapolated_intervals} interval(s) the order walked past the calibrated depth, so "
-            "those figures are extrapolated."
-        )
-    if info.calibration_book is not None and info.calibration_book.quality_warning:
-        text += f" Warning: the calibration book is {info.calibration_book.quality_warning}."
+    text += (
+        f"\nFor context, the same {amount} as a separate taker order at every {a.timeframe} candle "
+        f"({r.intervals} intervals) would have cost {fmt_bps(r.avg_slippage_bps)} bps on average (median "
+        f"{fmt_bps(r.median_slippage_bps)}, max {fmt_bps(r.max_slippage_bps)} at {r.worst_interval}); "
+        f"{r.high_risk_intervals} interval(s) above {r.high_risk_threshold_bps:g} bps."
+    )
+    if a.realised_vol_annualised_pct is not None:
+        text += f" Realised volatility over the window: {a.realised_vol_annualised_pct:.2f}% annualised."
     return text
 
 

@@ -291,6 +291,16 @@ _MAX_SIZE_RE: Final = re.compile(
 )
 #: Perpetual/futures wording that turns "BTCUSDT" into the linear perp "BTC/USDT:USDT".
 _PERP_RE: Final = re.compile(r"\b(?:perps?|perpetuals?|swaps?|futures|usd-?m|linear)\b")
+#: How a backtested order is worked: spread evenly (TWAP) or with the volume (VWAP schedule).
+_TWAP_SCHEDULE_RE: Final = re.compile(
+    r"\btwap\b|\btime[\s-]weighted\b|\bspread\s+(?:it\s+|evenly\s+|out\s+)*(?:over|across)\s+(?:the\s+)?(?:window|period"
+    r"|week|days?|hours?)\b|\bin\s+(?:equal\s+)?(?:slices|chunks|tranches)\b|\bgradually\b|\bdrip(?:ped|ping)?\b"
+    r"|\bevenly\b"
+)
+_VWAP_SCHEDULE_RE: Final = re.compile(
+    r"\bvwap\s+(?:schedule|algo|execution|strategy|order)\b|\bvolume[\s-]weighted\s+(?:schedule|execution|slices)\b"
+    r"|\bwith\s+(?:the\s+)?volume\b|\b(?:as\s+a|using\s+a|via\s+a|with\s+a)\s+vwap\b"
+)
 _INVERSE_RE: Final = re.compile(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
 
 
@@ -687,6 +697,8 @@ class _Extraction:
     #: perpetual / inverse wording ("BTCUSDT perp", "coin-margined")
     perp: bool = False
     inverse: bool = False
+    #: how a backtested order is executed: "twap" / "vwap" when the question says so
+    schedule: str | None = None
 
     @property
     def symbol(self) -> str | None:
@@ -987,6 +999,10 @@ def _extract(text: str) -> _Extraction:
     _extract_side(ex)
     ex.perp = bool(_PERP_RE.search(low))
     ex.inverse = bool(_INVERSE_RE.search(low))
+    if _VWAP_SCHEDULE_RE.search(low):
+        ex.schedule = "vwap"
+    elif _TWAP_SCHEDULE_RE.search(low):
+        ex.schedule = "twap"
     if ex.window_bps is not None and _MAX_SIZE_RE.search(low):
         ex.max_slippage_bps, ex.window_bps = ex.window_bps, None
     if (m := _BARE_NUMBER_RE.search(work)) is not None:
@@ -1135,6 +1151,7 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
         "symbol": _perp_symbol(ex, ex.symbol),
         **_venue_args(_perp_venues(ex)),
         "max_slippage_bps": ex.max_slippage_bps,
+        "schedule": ex.schedule,
         "side": ex.side,
         "size": ex.size,
         "notional": ex.notional,

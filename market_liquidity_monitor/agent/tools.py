@@ -224,23 +224,28 @@ async def backtest_execution(
     lookback_days: float | None = None,
     timeframe: str | None = None,
     venue: str | None = None,
+    schedule: str | None = None,
+    at: str | None = None,
 ) -> BacktestAnswer:
-    """What a taker order would have cost at every candle of a past window: slippage vs mid
-    (avg/max/min/median bps), high-risk (> 200 bps) and optimal (< 50 bps) interval counts, average
-    fill price, total cost, volatility profile, the candle source and the book model used (with its
-    error against a real book where one exists).
+    """How one taker order would have performed over a past window: its fills on the modelled book,
+    cost vs the arrival price (market move, impact, taker fee), P&L marked to the window's last
+    close, the book model used and its validated error; plus, as context, the cost of the same size
+    at every candle (avg/max bps, high-risk intervals) and the candle source.
 
     Args:
         symbol: base asset ("SOL") or pair ("SOL/USDT"); a base asset uses its USDT pair.
         side: "buy" or "sell" (default "buy").
-        size: base units per interval. Give size or notional.
-        notional: quote units per interval.
+        size: order size in base units. Give size or notional.
+        notional: order size in quote units.
         lookback_days: window in days ending at the data's last candle (default 7).
         timeframe: candle timeframe ("5m", "1h"); chosen from what is stored if omitted.
         venue: ccxt id of the candles (default "binance").
+        schedule: "arrival" (the whole order at the window's start, default), "twap" (equal slices
+            over the window) or "vwap" (slices in proportion to each candle's volume).
+        at: ISO 8601 UTC time of a single order (schedule "arrival"); the window's start if omitted.
     """
     return await ctx.deps.services.trading.backtest(
-        symbol, side, size, notional, lookback_days, timeframe, venue
+        symbol, side, size, notional, lookback_days, timeframe, venue, schedule=schedule, at=at
     )
 
 

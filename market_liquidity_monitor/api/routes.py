@@ -138,8 +138,8 @@ async def backtest(body: BacktestRequest, services: ServicesDep) -> BacktestAnsw
     Errors: 404 no stored candles (lists what is stored); 422 bad input or too few candles.
     """
     return await services.trading.backtest(
-        body.symbol, body.side, size=body.size, lookback_days=body.lookback_days, timeframe=body.timeframe,
-        venue=body.venue, series=True,
+        body.symbol, body.side, size=body.size, notional=body.notional, lookback_days=body.lookback_days,
+        timeframe=body.timeframe, venue=body.venue, schedule=body.schedule, at=body.at, series=True,
     )  # fmt: skip
 
 

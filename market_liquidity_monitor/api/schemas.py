@@ -241,18 +241,33 @@ class BacktestRequest(BaseModel):
 
     symbol: str = SymbolField
     side: Literal["buy", "sell"]
-    size: float = Field(
-        gt=0, le=1e9, allow_inf_nan=False, description="Order size in base units per interval."
+    size: float | None = Field(
+        default=None, gt=0, le=1e9, allow_inf_nan=False, description="Order size in base units."
+    )
+    notional: float | None = Field(
+        default=None, gt=0, le=1e15, allow_inf_nan=False, description="Order size in quote units."
     )
     lookback_days: float = Field(
         gt=0, le=3650, allow_inf_nan=False, description="Window ending at the last stored candle."
     )
+    schedule: Literal["arrival", "twap", "vwap"] = Field(
+        default="arrival",
+        description="arrival: the whole order at the window's start (or at `at`); twap: equal slices over "
+        "the window; vwap: slices in proportion to each candle's volume.",
+    )
+    at: str | None = Field(default=None, max_length=40, description="ISO 8601 UTC time of an arrival order.")
     timeframe: Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"] | None = Field(
         default=None, description="Candle timeframe; chosen from what is stored when omitted."
     )
     venue: str | None = Field(
         default=None, min_length=1, max_length=40, description="Venue of the candles (default venue)."
     )
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> BacktestRequest:
+        if (self.size is None) == (self.notional is None):
+            raise ValueError("give exactly one of size (base units) or notional (quote units)")
+        return self
 
 
 class BacktestResponse(BaseModel):

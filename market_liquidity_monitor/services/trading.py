@@ -10,6 +10,7 @@ candle source (``CandleSource``) and, where books are used, their provenance.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from datetime import timedelta
 from typing import Any
@@ -20,18 +21,17 @@ from pydantic import Field
 from market_liquidity_monitor import analytics
 from market_liquidity_monitor.analytics import backtest as bt
 from market_liquidity_monitor.analytics import pairs as pairs_mod
-from market_liquidity_monitor.analytics.backtest import BacktestResult, BookModel, BookModelValidation
+from market_liquidity_monitor.analytics.backtest import BacktestResult, OrderBacktest
+from market_liquidity_monitor.analytics.calibration import DepthModel, ModelValidation, conditions_at
 from market_liquidity_monitor.analytics.liquidity import Result
 from market_liquidity_monitor.analytics.pairs import PairAnalysis, PairTradeCost
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import (
-    InsufficientLiquidityError,
     InvalidInputError,
     MLMError,
     UnknownSymbolError,
-    UnknownVenueError,
 )
-from market_liquidity_monitor.domain.instrument import MarketType
+from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.domain.time import iso_ns
 from market_liquidity_monitor.services.books import BookProvenance, BookService
 from market_liquidity_monitor.services.candles import CandleService, CandleSource, default_pair
@@ -39,12 +39,13 @@ from market_liquidity_monitor.services.fees import FeeService, FeeUnknownError
 from market_liquidity_monitor.services.liquidity import check_amount, parse_side
 from market_liquidity_monitor.storage.history import (
     InsufficientHistoryError,
-    NoHistoryError,
     realised_volatility_of,
     trend_of_candles,
     volatility_of_candles,
 )
 from market_liquidity_monitor.storage.timeframes import timeframe_ms
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BACKTEST_DEFAULT_LOOKBACK_DAYS",
@@ -93,17 +94,18 @@ def _same_asset(a: str, b: str) -> bool:
 
 
 class BookModelInfo(Result):
-    """How the backtest's book model was obtained and how far it is from a real book."""
+    """How the backtest's book model was obtained and how far it is from real books: ``calibrated``
+    on the asset's own recorded books, or scaled from another asset's (``scaled_from``); ``error``:
+    the validated error that applies to this use (out of sample, or the cross-asset scaling error)."""
 
     calibrated: bool
     note: str
-    calibration_book: BookProvenance | None = None
-    calibration_candle: str | None = None
-    ref_volume: float | None = None
-    ref_atr_bps: float | None = None
-    validation: BookModelValidation | None = None
-    validation_in_sample: bool | None = None
-    validation_error: str | None = None
+    calibrated_on: str
+    scaled_from: str | None = None
+    n_books: int
+    books_start: str | None = None
+    books_end: str | None = None
+    error: ModelValidation | None = None
 
 
 class BacktestResultSeries(BacktestResult):
@@ -116,16 +118,21 @@ class BacktestResultSeries(BacktestResult):
 
 
 class BacktestAnswer(Result):
-    """An execution backtest over ``lookback_days`` of candles (``analytics.backtest``), with the
-    candle source, the book model, how it was obtained, and the window's realised volatility."""
+    """What one order would have done over the last ``lookback_days`` (``order``,
+    ``analytics.backtest.backtest_order``: fills on the modelled book, cost vs the arrival price
+    split into market move, impact and fee, P&L marked to the window's last close, the model's
+    validated error) and, as context, the same size as a separate order at every candle
+    (``result``: the cost curve; its per-interval ``series`` when asked). ``candles`` says where the
+    candles came from, ``model_info`` how the book model was obtained."""
 
     venue: str
     symbol: str
     timeframe: str
     lookback_days: float
     candles: CandleSource
+    order: OrderBacktest
     result: BacktestResultSeries
-    model: BookModel
+    model: DepthModel
     model_info: BookModelInfo
     realised_vol_period_pct: float | None
     realised_vol_annualised_pct: float | None
@@ -188,6 +195,8 @@ class TradingService:
         self.books = books
         self.fees = fees
         self.candles = candles
+        self._model_set = None
+        self._model_lock = asyncio.Lock()
 
     def _venue(self, venue: str | None) -> str:
         return self.books.canonical(venue or self.settings.agent.default_venue)
@@ -235,131 +244,129 @@ class TradingService:
         timeframe: str | None = None,
         venue: str | None = None,
         *,
+        schedule: str | None = None,
+        at: str | None = None,
+        slice_candles: int = 1,
         series: bool = False,
         max_points: int = MAX_SERIES_POINTS,
     ) -> BacktestAnswer:
-        """What a taker order would have cost at every candle of the last ``lookback_days``
-        (default 7) on a book model (``analytics.backtest.backtest_execution``): calibrated from the
-        real recorded book of the instrument when its time lies in the candle history, else the
-        documented default model (``model_info.calibrated`` False, said in ``note``).
-        ``series``: add the per-interval series (at most ``max_points``, each bucket's worst kept).
-        Raises ``NoHistoryError``, ``InsufficientHistoryError``, ``InvalidInputError``."""
+        """One taker order of ``size`` (base) or ``notional`` (quote) over the last ``lookback_days``
+        (default 7) of candles (``analytics.backtest.backtest_order``): sent at once at the window's
+        start (``schedule`` ``arrival``, the default; ``at`` another candle time) or spread over the
+        window (``twap``: equal slices every ``slice_candles`` candles; ``vwap``: slices in
+        proportion to each candle's volume), on the book model of the asset (calibrated on its
+        recorded books, else scaled from a calibrated asset, with the validated error that applies),
+        with the venue's taker fee (``FeeService``, source named). ``series``: add the per-interval
+        cost curve (at most ``max_points``). Raises ``NoHistoryError``, ``InvalidInputError``."""
         side_e, _ = parse_side(side)
         check_amount(size, notional)
         days = check_lookback(lookback_days, BACKTEST_DEFAULT_LOOKBACK_DAYS)
         venue = self._venue(venue)
         pair = default_pair(symbol, self.settings)
-        c = await self.candles.load(
-            venue, pair, days, timeframe, extra_candles=_ATR_WARMUP, latest_capture=True
-        )
+        sched = (schedule or "arrival").strip().lower()
+        w = await self.candles.window(venue, pair, days, timeframe, latest_capture=True)
+        step_s = timeframe_ms(w.timeframe) / 1000
+        # trailing 24 h of candles before the window (the model's market conditions) and the ATR warm-up
+        warmup = math.ceil(86_400 / step_s) + _ATR_WARMUP
+        c = await self.candles.load(venue, pair, days, w.timeframe, extra_candles=warmup, latest_capture=True)
         frame = c.frame[["open", "high", "low", "close", "volume"]]
         tf = c.window.timeframe
-        model, info = await self._book_model(pair, venue, tf, size)
+        fee = await self.fees.taker_fee(InstrumentId(venue, pair))
+        model = await self._model_for(venue, pair, frame, days)
 
-        def run() -> tuple[BacktestResultSeries, tuple[float | None, float | None, int]]:
-            res = bt.backtest_execution(
+        def run():
+            order = bt.backtest_order(
                 frame,
                 model,
                 side_e,
                 size=size,
                 notional=notional,
+                fee_bps=fee.fee_bps,
+                fee_source=fee.source,
+                schedule=sched,
+                at=at,
+                slice_candles=slice_candles,
                 lookback=timedelta(days=days),
+                symbol=pair,
                 atr_window=_ATR_WINDOW,
-                series=True,  # the risk periods come with the series; its points are returned only if asked
             )
+            curve = order.cost_curve
             shown = (
-                bt.downsample_series(res.series, max_points) if series and res.series is not None else None
+                bt.downsample_series(curve.series, max_points)
+                if series and curve.series is not None
+                else None
             )
-            res = BacktestResultSeries(
-                **res.model_dump(exclude={"series"}),
+            result = BacktestResultSeries(
+                **curve.model_dump(exclude={"series"}),
                 series=shown.records() if shown is not None else None,
                 series_bucket_intervals=shown.bucket_intervals if shown is not None else None,
             )
-            window = frame[frame.index >= pd.Timestamp(res.start)]
+            order = order.model_copy(update={"cost_curve": curve.model_copy(update={"series": None})})
+            window = frame[frame.index >= pd.Timestamp(order.start)]
             try:
                 vp, va, n = realised_volatility_of(window["close"].to_numpy(), tf)
                 vol = (vp * 100, va * 100, n)
             except (InsufficientHistoryError, InvalidInputError):
                 vol = (None, None, 0)
-            return res, vol
+            return order, result, vol
 
-        res, (vol_p, vol_a, n_ret) = await asyncio.to_thread(run)
+        order, result, (vol_p, vol_a, n_ret) = await asyncio.to_thread(run)
         return BacktestAnswer(
             venue=venue,
             symbol=pair,
             timeframe=tf,
             lookback_days=days,
             candles=c.source,
-            result=res,
+            order=order,
+            result=result,
             model=model,
-            model_info=info,
+            model_info=BookModelInfo(
+                calibrated=model.scaled_from is None,
+                note=model.model_source,
+                calibrated_on=model.calibrated_on,
+                scaled_from=model.scaled_from,
+                n_books=model.n_books,
+                books_start=model.books_start,
+                books_end=model.books_end,
+                error=model.error,
+            ),
             realised_vol_period_pct=vol_p,
             realised_vol_annualised_pct=vol_a,
             realised_vol_returns=n_ret,
         )
 
-    async def _book_model(
-        self, pair: str, venue: str, tf: str, size: float | None
-    ) -> tuple[BookModel, BookModelInfo]:
-        """The book model for ``pair``: calibrated from its real book when one exists and the candle
-        history covers the book's time, else ``DEFAULT_BOOK_MODEL`` (with the reason)."""
-        try:
-            inst = await self.books.resolve(pair, venue)
-        except (UnknownSymbolError, UnknownVenueError):
-            inst = None
-        if inst is None or inst.symbol != pair or inst.market_type is not MarketType.SPOT:
-            return bt.DEFAULT_BOOK_MODEL, BookModelInfo(
-                calibrated=False,
-                note=f"no recorded order book of {pair} on {venue}, so the documented default book model is "
-                "used (an assumption, not a measurement)",
-            )
-        try:
-            book = await self.books.book(inst)
-        except MLMError as exc:
-            return bt.DEFAULT_BOOK_MODEL, BookModelInfo(
-                calibrated=False,
-                note=f"the {inst} book is not usable ({exc}); the default book model is used",
-            )
-        view = book.view
-        book_ms = view.book_ts_ns // 1_000_000
-        step = timeframe_ms(tf)
-        h = await self.candles.history()
-        try:
-            # 4x the warm-up: the ATR at the calibration candle is converged to float precision (0.93^600)
-            near = await h.candles(pair, venue, tf, book_ms - 4 * _ATR_WARMUP * step, book_ms + 1)
-        except NoHistoryError:
-            near = None
-        if near is None or len(near) < _ATR_WINDOW + 1 or book_ms - int(near["ts_ms"].iloc[-1]) > step:
-            return bt.DEFAULT_BOOK_MODEL, BookModelInfo(
-                calibrated=False,
-                note=f"the recorded {pair} book ({view.book_ts_iso}) lies outside the {tf} candle history, so "
-                "the documented default book model is used (an assumption, not a measurement)",
-            )
-        frame = near.set_index("ts")
-        ref_volume = float(frame["volume"].iloc[-1])
-        ref_atr = float(bt.atr_bps(frame, _ATR_WINDOW).iloc[-1])
-        model = bt.calibrate_book_model([view], ref_volume, ref_atr)
-        mid = float(analytics.top_of_book(view).mid_price)
-        sizes = sorted(
-            {round(x / mid, 8) for x in (10_000.0, 100_000.0, 1_000_000.0)} | ({size} if size else set())
-        )
-        validation, verr = None, None
-        try:
-            validation = bt.validate_book_model(model, [view], sizes)
-        except (InsufficientLiquidityError, MLMError) as exc:
-            verr = str(exc)
-        return model, BookModelInfo(
-            calibrated=True,
-            note=f"book model calibrated from the real {inst} book of {view.book_ts_iso}, scaled by each "
-            "candle's volume and widened by its ATR",
-            calibration_book=book.provenance,
-            calibration_candle=frame.index[-1].isoformat().replace("+00:00", "Z"),
-            ref_volume=ref_volume,
-            ref_atr_bps=ref_atr,
-            validation=validation,
-            validation_in_sample=True if validation else None,
-            validation_error=verr,
-        )
+    async def _model_for(self, venue: str, pair: str, frame: pd.DataFrame, days: float) -> DepthModel:
+        """The book model of ``pair``: on recorded data, the model set calibrated on the recorded
+        books (``ingest.book_samples.recorded_model_set``, built once per process: the asset's own
+        model, or the nearest calibrated asset scaled, with its validated error); otherwise the
+        frozen recorded reference model (``analytics.backtest.DEFAULT_BOOK_MODEL``, calibrated on
+        the Binance ETH/USDT books, with its validated scaling error)."""
+        if self.settings.data_dir is not None and venue == "binance":
+            ms = await self._recorded_models()
+            if ms is not None and ms.models:
+                start = frame.index[-1] - pd.Timedelta(days=days)
+                try:
+                    conditions = conditions_at(frame, start)
+                except InvalidInputError:
+                    conditions = None
+                try:
+                    return ms.model_for(pair, conditions)
+                except InvalidInputError:
+                    pass
+        return bt.DEFAULT_BOOK_MODEL
+
+    async def _recorded_models(self):
+        if self._model_set is None:
+            async with self._model_lock:
+                if self._model_set is None:
+                    from market_liquidity_monitor.ingest.book_samples import recorded_model_set
+
+                    try:
+                        self._model_set = await asyncio.to_thread(recorded_model_set, self.settings.data_dir)
+                    except Exception as exc:  # no spot recordings, or broken ones: fall back to the reference
+                        log.warning("no book models from the recordings (%s); using the reference model", exc)
+                        self._model_set = False
+        return self._model_set or None
 
     # ---------------------------------------------------------------- pairs
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -118,27 +120,82 @@ def test_route_order_via_cli_json_matches_the_books(data_dir, tmp_path):
     assert "not contemporaneous" in payload["answer"] and "Excluded" in payload["answer"]
 
 
-def test_backtest_counts_intervals_from_the_candle_file(assistant, data_dir):
+def _scaled_slippage_by_hand(model, frame: pd.DataFrame, first: int, size: float) -> list[float]:
+    """Per candle j >= first of ``frame``: the VWAP slippage (bps) of ``size`` at the candle's open on
+    ``model``'s book carried by invariance to the trailing 24 h (at most 288 5m candles of ``frame``
+    before j): r = (vol / vol_ref)^(2/3) * (qv / qv_ref)^(-1/3), walked level by level in a plain loop."""
+    close, vol, opens = frame["close"].tolist(), frame["volume"].tolist(), frame["open"].tolist()
+    d, f = model.ask_distance_bps, model.depth_frac
+    out = []
+    for j in range(first, len(frame)):
+        rows = range(max(0, j - 288), j)
+        qv = sum(vol[i] * close[i] for i in rows) / len(rows) * 288
+        rets = [math.log(close[i] / close[i - 1]) for i in rows if i >= 1]
+        sigma = statistics.stdev(rets) * math.sqrt(288) * 1e4
+        r = (sigma / model.ref.volatility_24h_bps) ** (2 / 3) * (qv / model.ref.quote_volume_24h) ** (-1 / 3)
+        left, area, prev = size * opens[j], 0.0, 0.0
+        total = left
+        for fk, dk in zip(f, d, strict=True):
+            take = min(left, (fk - prev) * model.ref.quote_volume_24h / r)
+            area += take * r * dk
+            left -= take
+            prev = fk
+            if left <= 0:
+                break
+        assert left <= 1e-9 * total, "inside the modelled depth"
+        out.append(area / total)
+    return out
+
+
+def test_the_500_sol_backtest_answers_with_pnl_cost_vs_arrival_and_the_model_error(assistant, data_dir):
+    """One 500 SOL buy at the start of the last 7 days of 5m candles, recomputed by hand from the
+    candle file and the answer's model: the arrival slice walked on the scaled book in a plain loop,
+    the fee (Binance spot VIP 0, 0.1000 %), the cost vs arrival and the P&L marked to the last close;
+    and the cost curve of the same size at every candle."""
+    from market_liquidity_monitor.analytics.calibration import DepthModel
+
     res = ask(assistant, "How would buying 500 SOL have performed over the last 7 days?")
     a = res.tool_calls[0]["result"]
-    r = a["result"]
-    closes = _closes(data_dir, "SOL", "5m")
-    window = closes[closes.index > closes.index[-1] - pd.Timedelta(days=7)]
-    assert r["intervals"] == len(window)
-    assert r["end"] == closes.index[-1].isoformat().replace("+00:00", "Z")
-    assert a["model_info"]["calibrated"] is False and "default book model" in res.answer
-    assert r["avg_slippage_bps"] >= r["min_slippage_bps"] and r["max_slippage_bps"] >= r["avg_slippage_bps"]
-    assert r["high_risk_intervals"] + r["optimal_intervals"] <= r["intervals"]
-    lr = np.diff(np.log(window.to_numpy()))
-    assert a["realised_vol_period_pct"] == pytest.approx(np.std(lr, ddof=1) * 100, rel=1e-9)
+    o = a["order"]
+    df = pd.read_feather(data_dir / "genetrader" / "binance" / "SOL_USDT-5m.feather").set_index("date")
+    window = df[df.index > df.index[-1] - pd.Timedelta(days=7)]
+    assert o["schedule"] == "arrival" and o["candles"] == len(window)
+    assert o["arrival_mid_price"] == float(window["open"].iloc[0]) and o["last_close"] == float(
+        window["close"].iloc[-1]
+    )
+    model = DepthModel.model_validate(a["model"])
+    assert a["model_info"]["scaled_from"] == "binance:ETH/USDT" and a["model_info"]["error"] is not None
+    j = df.index.get_loc(window.index[0])
+    slip = _scaled_slippage_by_hand(model, df, j, 500.0)
+    assert o["slices"][0]["slippage_bps"] == pytest.approx(slip[0], rel=1e-9)
+    avg_in = float(window["open"].iloc[0]) * (1 + slip[0] / 1e4) * (1 + 10 / 1e4)
+    assert o["avg_fill_price_incl_fees"] == pytest.approx(avg_in, rel=1e-12)
+    pnl = 500 * (float(window["close"].iloc[-1]) - avg_in)
+    assert o["pnl_quote"] == pytest.approx(pnl, rel=1e-9) and pnl < 0  # SOL fell over the week
+    arrival = float(window["open"].iloc[0])
+    assert o["cost_vs_arrival_bps"] == pytest.approx((avg_in - arrival) / arrival * 1e4, rel=1e-9)
+    curve = a["result"]
+    assert curve["intervals"] == len(window) == len(slip)
+    assert curve["avg_slippage_bps"] == pytest.approx(float(np.mean(slip)), rel=1e-9)
+    assert curve["max_slippage_bps"] == pytest.approx(max(slip), rel=1e-9)
+    assert f"a loss of {abs(pnl):,.0f} USDT" in res.answer and "Cost vs arrival" in res.answer
+    assert "scaled from binance:ETH/USDT" in res.answer and "mean |error|" in res.answer
+    assert res.grounding["grounded"], res.grounding
 
 
-def test_backtest_on_btc_calibrates_from_the_real_book_and_validates(assistant):
+def test_backtest_on_btc_uses_its_own_books_validated_out_of_sample(assistant):
     res = ask(assistant, "Backtest selling 10 BTC over the past 3 days")
-    info = res.tool_calls[0]["result"]["model_info"]
-    assert info["calibrated"] is True and info["calibration_book"]["book_ts"] in res.answer
-    assert info["validation"]["mean_abs_error_bps"] >= 0
-    assert "in-sample" in res.answer
+    a = res.tool_calls[0]["result"]
+    info = a["model_info"]
+    assert (
+        info["calibrated"] is True
+        and info["calibrated_on"] == "binance:BTC/USDT"
+        and info["scaled_from"] is None
+    )
+    err = info["error"]
+    assert "out-of-sample" in err["label"] and err["n_books"] >= 50 and err["mean_abs_error_bps"] <= 1.0
+    assert a["order"]["side"] == "sell" and a["order"]["fee_bps"] == 10.0
+    assert f"calibrated on {a['model']['n_books']} binance:BTC/USDT books" in res.answer
 
 
 def test_pairs_hedge_ratio_matches_numpy_least_squares(assistant, data_dir):

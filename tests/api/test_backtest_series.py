@@ -1,18 +1,17 @@
-"""POST /api/backtest's per-interval series and risk periods on the recorded candles, against
-``backtest_execution`` run directly on the candle file with the same calibrated book model."""
+"""POST /api/backtest's per-interval cost curve (series) and risk periods on the recorded candles:
+the series' candle times against the candle file, its flags against the thresholds, the risk
+periods against a plain loop over the full series, and the downsampling against a hand-made
+bucket maximum of the full (not downsampled) series of the same service."""
 
 from __future__ import annotations
+
+import asyncio
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from market_liquidity_monitor.analytics.backtest import (
-    HIGH_RISK_BPS,
-    atr_bps,
-    backtest_execution,
-    calibrate_book_model,
-)
+from market_liquidity_monitor.analytics.backtest import HIGH_RISK_BPS
 
 
 def _feather(data_dir, tf):
@@ -20,14 +19,6 @@ def _feather(data_dir, tf):
     ts = pd.DatetimeIndex(df["date"])
     df.index = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
     return df[["open", "high", "low", "close", "volume"]].astype(float)
-
-
-def _direct(api_market, data_dir, tf, size, days):
-    c = _feather(data_dir, tf)
-    view = api_market.view(api_market.resolve("BTC/USDT", "binance"))
-    at = pd.Timestamp(view.book_ts_ns, unit="ns", tz="UTC").floor(tf.replace("m", "min"))
-    model = calibrate_book_model([view], float(c.loc[at, "volume"]), float(atr_bps(c).loc[at]))
-    return backtest_execution(c, model, "buy", size=size, lookback=pd.Timedelta(days=days), series=True)
 
 
 def _runs(ts, slip):
@@ -51,40 +42,64 @@ def _post(client, tf, size, days):
     return r.json()["result"]
 
 
-def test_hourly_series_is_every_interval_of_backtest_execution(live_client, api_market, data_dir):
-    res = _post(live_client, "1h", 100, 30)
-    want = _direct(api_market, data_dir, "1h", 100, 30).series
+def test_hourly_series_is_every_interval_of_the_window(live_client, data_dir):
+    res = _post(live_client, "1h", 500, 30)
+    c = _feather(data_dir, "1h")
+    window = c.index[c.index > c.index[-1] - pd.Timedelta(days=30)]
     series = res["series"]
-    assert res["series_bucket_intervals"] == 1 and len(series) == len(want.ts) == res["intervals"] == 720
-    assert [p["ts"] for p in series] == list(want.ts)
-    # The API reads 150 candles of ATR warm-up, not the whole file: Wilder's EWM agrees to ~1e-5.
-    assert [p["slippage_bps"] for p in series] == pytest.approx(want.slippage_bps, rel=1e-4)
-    assert [p["fill_price"] for p in series] == pytest.approx(want.fill_price, rel=1e-8)
+    assert res["series_bucket_intervals"] == 1 and len(series) == res["intervals"] == len(window) == 720
+    assert [p["ts"] for p in series] == [t.isoformat().replace("+00:00", "Z") for t in window]
+    slip = np.asarray([p["slippage_bps"] for p in series])
+    assert res["avg_slippage_bps"] == pytest.approx(slip.mean(), rel=1e-9)
+    assert res["max_slippage_bps"] == pytest.approx(slip.max(), rel=1e-12)
     for p in series:
         assert p["high_risk"] == (p["slippage_bps"] > HIGH_RISK_BPS)
         assert p["optimal"] == (p["slippage_bps"] < 50)
-    assert sum(p["high_risk"] for p in series) == res["high_risk_intervals"] >= 1
+        # a buy fills above the candle's open by the slippage (the order is sent at the open, its mid)
+        assert p["fill_price"] == pytest.approx(
+            float(c.loc[pd.Timestamp(p["ts"]), "open"]) * (1 + p["slippage_bps"] / 1e4), rel=1e-12
+        )
+    assert sum(p["high_risk"] for p in series) == res["high_risk_intervals"]
     periods = [(p["start"], p["end"], p["intervals"], p["max_slippage_bps"]) for p in res["risk_periods"]]
-    slip = [p["slippage_bps"] for p in series]
-    assert periods == _runs([p["ts"] for p in series], slip)
+    assert periods == _runs([p["ts"] for p in series], list(slip))
 
 
-def test_five_minute_series_is_downsampled_keeping_each_buckets_max(live_client, api_market, data_dir):
-    res = _post(live_client, "5m", 50, 60)
-    want = _direct(api_market, data_dir, "5m", 50, 60)
+def test_five_minute_series_is_downsampled_keeping_each_buckets_max(live_client, data_dir, api_market):
+    res = _post(live_client, "5m", 20_000, 60)
+    from market_liquidity_monitor.config import Settings
+    from market_liquidity_monitor.services import Services
+
+    async def full():  # the same service, every interval returned
+        sv = Services.build(Settings(data_dir=data_dir), market=api_market, persist_alerts=False)
+        try:
+            a = await sv.trading.backtest(
+                "BTC/USDT",
+                "buy",
+                size=20_000,
+                lookback_days=60,
+                timeframe="5m",
+                series=True,
+                max_points=20_000,
+            )
+        finally:
+            await sv.close()
+        return a.result
+
+    want = asyncio.run(full())
     n = res["intervals"]
-    assert n == want.intervals == len(want.series.ts) > 2000
+    assert n == want.intervals == len(want.series) > 2000 and want.series_bucket_intervals == 1
     bucket = res["series_bucket_intervals"]
     series = res["series"]
     assert bucket == -(-n // 2000) and len(series) == -(-n // bucket) <= 2000
-    slip = np.asarray(want.series.slippage_bps)
+    slip = np.asarray([p["slippage_bps"] for p in want.series])
+    ts = [p["ts"] for p in want.series]
     for j, p in enumerate(series):
         chunk = slip[j * bucket : (j + 1) * bucket]
         i = j * bucket + int(np.argmax(chunk))
-        assert p["ts"] == want.series.ts[i]
-        assert p["slippage_bps"] == pytest.approx(chunk.max(), rel=1e-4)
+        assert p["ts"] == ts[i]
+        assert p["slippage_bps"] == pytest.approx(chunk.max(), rel=1e-12)
     assert max(p["slippage_bps"] for p in series) == pytest.approx(res["max_slippage_bps"], rel=1e-12)
     # Risk periods come from the full series, not the downsampled one.
     got = [(p["start"], p["end"], p["intervals"]) for p in res["risk_periods"]]
-    assert got == [r[:3] for r in _runs(want.series.ts, list(slip))]
+    assert got == [r[:3] for r in _runs(ts, list(slip))]
     assert sum(p["intervals"] for p in res["risk_periods"]) == res["high_risk_intervals"] > 0

@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from market_liquidity_monitor import analytics
-from market_liquidity_monitor.analytics.backtest import atr_bps, backtest_execution, calibrate_book_model
 from market_liquidity_monitor.analytics.pairs import analyze_pair
 from market_liquidity_monitor.analytics.routing import route_order
 from market_liquidity_monitor.analytics.venues import compare_venues
@@ -214,7 +213,10 @@ def test_execute_is_409_while_warming(data_dir, api_home):
 # ----------------------------------------------------------------------------------- backtest
 
 
-def test_backtest_matches_an_independent_run_on_the_candle_file(live_client, api_market, data_dir):
+def test_backtest_order_against_the_candle_file(live_client, data_dir):
+    """One 10 BTC buy at the start of the last 30 days of 1h candles: arrival and last close read
+    from the file, the fee from Binance's published VIP 0 spot rate (0.1000 %), and the cost and P&L
+    identities recomputed from the answer's fills."""
     r = live_client.post(
         "/api/backtest",
         json={"symbol": "BTC", "side": "buy", "size": 10, "lookback_days": 30, "timeframe": "1h"},
@@ -222,16 +224,24 @@ def test_backtest_matches_an_independent_run_on_the_candle_file(live_client, api
     assert r.status_code == 200, r.text
     got = r.json()
     c = _feather(data_dir, "BTC", "1h")
-    view = api_market.view(api_market.resolve("BTC/USDT", "binance"))
-    at = pd.Timestamp(view.book_ts_ns, unit="ns", tz="UTC").floor("1h")
-    model = calibrate_book_model([view], float(c.loc[at, "volume"]), float(atr_bps(c).loc[at]))
-    want = backtest_execution(c, model, "buy", size=10, lookback=pd.Timedelta(days=30))
-    res = got["result"]
-    assert res["intervals"] == want.intervals == 720 and res["end"] == want.end
-    # The API reads 150 candles of ATR warm-up, not the whole file: Wilder's EWM agrees to ~1e-5.
-    assert res["avg_slippage_bps"] == pytest.approx(want.avg_slippage_bps, rel=1e-4)
-    assert got["model"]["ref_volume"] == pytest.approx(model.ref_volume)
-    assert "calibrated" in res["model_source"]
+    window = c[c.index > c.index[-1] - pd.Timedelta(days=30)]
+    o = got["order"]
+    assert o["schedule"] == "arrival" and len(o["slices"]) == 1 and o["filled_size"] == 10
+    assert o["arrival_mid_price"] == float(window["open"].iloc[0])
+    assert o["last_close"] == float(window["close"].iloc[-1]) and o["candles"] == len(window) == 720
+    assert o["fee_bps"] == 10.0 and o["fee_source"].startswith("published: Binance spot")
+    (sl,) = o["slices"]
+    assert sl["mid_price"] == o["arrival_mid_price"]
+    assert o["avg_fill_price"] == pytest.approx(sl["fill_price"], rel=1e-12)
+    assert o["avg_fill_price_incl_fees"] == pytest.approx(sl["fill_price"] * (1 + 10 / 1e4), rel=1e-12)
+    arrival, avg_in = o["arrival_mid_price"], o["avg_fill_price_incl_fees"]
+    assert o["cost_vs_arrival_bps"] == pytest.approx((avg_in - arrival) / arrival * 1e4, rel=1e-9)
+    assert o["pnl_quote"] == pytest.approx(10 * (o["last_close"] - avg_in), rel=1e-9)
+    # BTC has recorded books: its own model, validated out of sample on them
+    info = got["model_info"]
+    assert info["calibrated"] is True and info["calibrated_on"] == "binance:BTC/USDT"
+    assert info["error"]["mean_abs_error_bps"] <= 1.0 and "out" in info["error"]["label"]
+    assert got["result"]["intervals"] == 720  # the cost curve of the same size at every candle
 
 
 def test_backtest_unknown_asset_is_404_listing_what_is_stored(live_client):

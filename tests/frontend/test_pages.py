@@ -325,8 +325,9 @@ def test_route_page_explains_a_409_when_the_api_is_not_live(monkeypatch):
 def test_backtest_page(api_url):
     at = run_page("backtest")
     at.number_input(key="bt_lookback").set_value(2.0)
-    # 100 BTC per candle: large enough for high-risk (> 200 bps) periods in two days.
-    at.number_input(key="bt_size").set_value(100.0)
+    # 20,000 BTC per 5m candle of the newest data (2024-09): large enough for high-risk (> 200 bps)
+    # periods in two days on the validated book model (100 BTC costs about 1 bps there).
+    at.number_input(key="bt_size").set_value(20000.0)
     submit(at, "bt_submit")
     if not served(api_url, "/api/backtest", "post"):
         assert_not_available(at, api_url, "/api/backtest")
@@ -334,12 +335,14 @@ def test_backtest_page(api_url):
     assert not at.error, texts(at.error)
     expected = httpx.post(
         f"{api_url}/api/backtest",
-        json={"symbol": "BTC/USDT", "side": "buy", "size": 100, "lookback_days": 2},
+        json={"symbol": "BTC/USDT", "side": "buy", "size": 20000, "lookback_days": 2},
         timeout=120,
     ).json()
     res = expected.get("result", expected)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Avg slippage (bps)"] == f"{res['avg_slippage_bps']:,.2f}"
+    from mlm_ui.units import fmt_number  # the page's display format; the number is the API's
+
+    assert metrics["Avg slippage (bps)"] == fmt_number(res["avg_slippage_bps"], "bps").removesuffix(" bps")
     assert metrics["Intervals"] == f"{res['intervals']:,}"
     figs = figures(at)
     titles = [f["layout"]["title"]["text"] for f in figs]
@@ -377,7 +380,9 @@ def test_backtest_page_with_its_default_form(api_url):
     res = expected["result"]
     assert res["risk_periods"] == [] and res["high_risk_intervals"] == 0  # the case under test
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Avg slippage (bps)"] == f"{res['avg_slippage_bps']:,.2f}"
+    from mlm_ui.units import fmt_number  # the page's display format; the number is the API's
+
+    assert metrics["Avg slippage (bps)"] == fmt_number(res["avg_slippage_bps"], "bps").removesuffix(" bps")
     assert metrics["High-risk intervals"] == "0"
     fig = next(f for f in figures(at) if f["layout"]["title"]["text"].startswith("Slippage vs mid"))
     assert not [s for s in fig["layout"].get("shapes", []) if s.get("type") == "rect"]  # nothing shaded
@@ -401,7 +406,9 @@ def test_backtest_page_sell_run_without_risk_period(api_url):
     assert res["risk_periods"] == []
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Intervals"] == f"{res['intervals']:,}"
-    assert metrics["Max (bps)"] == f"{res['max_slippage_bps']:,.2f}"
+    from mlm_ui.units import fmt_number  # the page's display format; the number is the API's
+
+    assert metrics["Max (bps)"] == fmt_number(res["max_slippage_bps"], "bps").removesuffix(" bps")
 
 
 def test_pairs_page(api_url):
