@@ -17,6 +17,7 @@ from typing import Any
 from pydantic_ai import ModelRetry, RunContext
 
 from market_liquidity_monitor import analytics
+from market_liquidity_monitor.agent.retries import ArgumentProblems
 from market_liquidity_monitor.analytics import BookProblem, book_problems
 from market_liquidity_monitor.analytics import venues as analytics_venues
 from market_liquidity_monitor.config import Settings
@@ -208,14 +209,13 @@ def market_impact(
         venue: ccxt venue id; default venue if omitted.
     """
     deps = ctx.deps
-    try:
-        side_e = Side.parse(side)
-    except InvalidInputError as exc:
-        raise ModelRetry(str(exc)) from exc
-    _size_args(size, notional)
+    problems = ArgumentProblems("market_impact")  # every bad argument in one retry
+    side_e = problems.check("side", Side.parse, side)
+    problems.check("size/notional", _size_args, size, notional)
     if size is None and notional is None:
-        raise ModelRetry("market_impact needs size (base units) or notional (quote units).")
-    inst = _instrument(deps, symbol, venue)
+        problems.add("size/notional", "market_impact needs size (base units) or notional (quote units).")
+    inst = problems.check("symbol/venue", _instrument, deps, symbol, venue)
+    problems.raise_if_any()
     view = _view(deps, inst)
     try:
         res = analytics.market_impact(view, side_e, size=size, notional=notional).model_dump(mode="json")
