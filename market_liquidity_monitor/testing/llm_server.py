@@ -320,8 +320,12 @@ def _split(text: str, pieces: int) -> list[str]:
     """``text`` in ``pieces`` consecutive parts cut at spaces (fewer when it has fewer words)."""
     words = text.split(" ")
     pieces = max(1, min(pieces, len(words)))
-    size = -(-len(words) // pieces)
-    parts = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+    size, extra = divmod(len(words), pieces)
+    parts, start = [], 0
+    for i in range(pieces):
+        end = start + size + (1 if i < extra else 0)
+        parts.append(" ".join(words[start:end]))
+        start = end
     return [p + (" " if i < len(parts) - 1 else "") for i, p in enumerate(parts)]
 
 
