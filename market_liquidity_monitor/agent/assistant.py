@@ -45,7 +45,13 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.run import AgentRunResultEvent
 
-from market_liquidity_monitor.agent.factory import ModelChoice, build_agent, resolve_model, usage_limits
+from market_liquidity_monitor.agent.factory import (
+    TOOL_RETRIES,
+    ModelChoice,
+    build_agent,
+    resolve_model,
+    usage_limits,
+)
 from market_liquidity_monitor.agent.fallback import FallbackRecorder, describe_failure
 from market_liquidity_monitor.agent.grounding import GroundingReport, check_grounding
 from market_liquidity_monitor.agent.offline import WRITERS, build_offline_model
@@ -436,9 +442,9 @@ class Assistant:
         )
         return provider_error(self.settings, exc, base_url)
 
-    def _tool_attempts(self) -> int:
-        retries = getattr(self.agent, "_max_tool_retries", None)
-        return (retries if isinstance(retries, int) else 2) + 1
+    @staticmethod
+    def _tool_attempts() -> int:
+        return TOOL_RETRIES + 1
 
     def _limit_stop(self, exc: UsageLimitExceeded) -> _Stop:
         a = self.settings.agent

@@ -40,6 +40,9 @@ _KEY_ENV = {
     "openrouter": "OPENROUTER_API_KEY",
     "ollama": "OLLAMA_API_KEY",
 }
+#: Retries a tool call gets when the model's arguments are refused (``Agent(retries=...)``).
+TOOL_RETRIES = 2
+
 _NEEDS_KEY = frozenset({"openai", "anthropic", "openrouter"})
 _OLLAMA_DEFAULT_URL = "http://localhost:11434/v1"
 
@@ -179,6 +182,6 @@ def build_agent(settings: Settings, choice: ModelChoice | None = None) -> Agent[
         output_type=str,
         instructions=INSTRUCTIONS,
         tools=[*TOOLS, *TRADING_TOOLS, *ALERT_TOOLS],
-        retries=2,
+        retries=TOOL_RETRIES,
         **kwargs,
     )
