@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.data_engine.cli import register as register_rest_replay_command
 from market_liquidity_monitor.ingest.cli import register as register_ingest_commands
 from market_liquidity_monitor.runtime import register as register_up_command
 from market_liquidity_monitor.watch import register as register_watch_command
@@ -34,6 +35,7 @@ _mount_storage()
 register_ingest_commands(app)  # `mlm record`, `mlm replay`
 register_up_command(app)  # `mlm up`
 register_watch_command(app)  # `mlm watch`
+register_rest_replay_command(app)  # `mlm rest-replay`
 
 DataOpt = Annotated[
     Path | None,
@@ -50,16 +52,17 @@ def _settings(data: Path | None) -> Settings:
     return Settings(**overrides)
 
 
-def _market(settings: Settings, console: Console):
-    from market_liquidity_monitor.market_data import MarketData
+def _services(settings: Settings, console: Console, *, persist_alerts: bool = True):
+    """The service container of a one-shot command: recorded data with ``--data``, else live venues
+    (books and candles through ccxt REST; WebSocket books only under ``mlm up``)."""
+    from market_liquidity_monitor.services import Services
 
-    if settings.data_dir is None:
+    if settings.data_dir is None and not settings.data_engine.rest_base_url:
         console.print(
-            "[yellow]No --data given and MLM_DATA_DIR is unset: live venues need network access. "
-            "Run on recorded data with --data ../shared/data.[/yellow]"
+            "[yellow]No --data given and MLM_DATA_DIR is unset: answering from live venues over ccxt REST "
+            "(network needed). Run on recorded data with --data ../shared/data.[/yellow]"
         )
-        raise typer.Exit(2)
-    return MarketData.from_recordings(settings, settings.data_dir)
+    return Services.build(settings, persist_alerts=persist_alerts)
 
 
 def _provider_failed(console: Console, exc: Exception) -> NoReturn:
@@ -81,16 +84,16 @@ def ask(
 
     console = Console(stderr=True)
     settings = _settings(data)
-    market = _market(settings, console)
     # Alert rules created here are stored in the history database, so a later `mlm ask` (or the
     # API) sees them.
-    assistant = Assistant(settings, market, persist_alerts=True)
+    services = _services(settings, console)
+    assistant = Assistant(settings, services)
 
     async def run():
         try:
             return await assistant.ask(question)
         finally:
-            await assistant.close()
+            await services.close()
 
     with Progress(
         SpinnerColumn(),
@@ -108,7 +111,7 @@ def ask(
                 tasks[name] = progress.add_task(f"replaying {name}", total=None)
             progress.update(tasks[name], completed=n)
 
-        market.progress = on_progress
+        services.market.progress = on_progress
         try:
             result = asyncio.run(run())
         except ModelProviderError as exc:
@@ -137,9 +140,9 @@ def eval_(
 
     console = Console(stderr=True)
     settings = _settings(data)
-    market = _market(settings, console)
+    services = _services(settings, console, persist_alerts=False)
     try:
-        report = run_eval(Assistant(settings, market), file)
+        report = run_eval(Assistant(settings, services), file)
     except ModelProviderError as exc:
         _provider_failed(console, exc)
     except (OSError, ValueError) as exc:

@@ -86,6 +86,12 @@ class DataEngineSettings(_Section):
     # Replace every venue REST host with this base URL (a loopback replay server, see
     # data_engine/replay_server.py): "https://api.binance.com/api/v3" -> "<base>/api.binance.com/api/v3".
     rest_base_url: str | None = None
+    # REST order books (live mode, for a venue/symbol without a WebSocket book): levels per side
+    # asked with ccxt fetch_order_book, and how long one snapshot is reused before it is fetched again.
+    rest_book_levels: int = 100
+    rest_book_ttl_s: float = 2.0
+    # Candles fetched from a venue for one question at most (ccxt fetch_ohlcv, paginated).
+    max_fetch_candles: int = 50_000
     # Storage writer (ingest path): rows per batch, max seconds between flushes, max rows held
     # while the database is unreachable (oldest dropped beyond that, and counted).
     writer_batch_size: int = 2_000

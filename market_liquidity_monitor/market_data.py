@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 # Quote currencies preferred when the user names only a base asset, most liquid first.
 QUOTE_PREFERENCE = ("USDT", "USD", "USDC", "FDUSD", "BUSD", "EUR", "GBP", "BTC", "ETH")
+# Venues whose most liquid books are quoted in US dollars (fiat): USD first there (their USDT books
+# are thin), e.g. Bitstamp ETH/USD vs ETH/USDT.
+USD_FIRST_VENUES = frozenset({"bitstamp", "coinbase", "kraken", "gemini", "bitfinex"})
+_USD_FIRST = ("USD", "USDT", "USDC", "EUR", "GBP", "BTC", "ETH")
 # USD-like quotes are interchangeable for "ETH/USD"-style requests when the exact quote is absent.
 USD_LIKE = ("USD", "USDT", "USDC", "FDUSD", "BUSD")
 #: Depth updates (deltas and snapshots routed to an instrument) between two replay depth samples.
@@ -76,6 +80,56 @@ def session_of(group: RecordingGroup) -> str:
     """The timeline a recording belongs to: the hftbacktest set was recorded simultaneously (one
     timeline, one clock); every other capture has its own, so "now" for its books is its own end."""
     return "hftbacktest" if group.fmt == "hftbacktest" else group.name
+
+
+def pick_instrument(
+    sym: str, candidates: list[InstrumentId], default_venue: str, market: MarketType | None = None
+) -> InstrumentId | None:
+    """The instrument among ``candidates`` that the user symbol ``sym`` (upper case) means.
+
+    An exact unified symbol wins (the default venue first). ``BASE/QUOTE`` prefers spot, then any
+    market of that pair; a USD quote also matches USDT/USDC... books when no USD book exists. A bare
+    base asset (``BTC``; ``XBT`` is BTC) prefers spot, the default venue, the quote order of
+    ``QUOTE_PREFERENCE``, then perpetuals before dated futures. ``market`` restricts the market type.
+    None when nothing matches.
+    """
+    if market is not None:
+        candidates = [i for i in candidates if i.market_type is market]
+    exact = [i for i in candidates if i.symbol == sym]
+    if exact:
+        return min(exact, key=lambda i: (i.venue != default_venue, i.venue))
+    if "/" in sym:
+        base, _, quote = sym.partition("/")
+        quote = quote.split(":")[0]
+        same = [
+            i for i in candidates if i.base == base and i.quote == quote and i.market_type is MarketType.SPOT
+        ]
+        same = same or [i for i in candidates if i.base == base and i.quote == quote]
+        if not same and quote in USD_LIKE:
+            same = [i for i in candidates if i.base == base and i.quote in USD_LIKE]
+        return _rank(same, default_venue)
+    base = {"XBT": "BTC"}.get(sym, sym)
+    return _rank([i for i in candidates if i.base == base], default_venue)
+
+
+def _rank(items: list[InstrumentId], default_venue: str) -> InstrumentId | None:
+    if not items:
+        return None
+
+    def key(i: InstrumentId):
+        pref = _USD_FIRST if i.venue in USD_FIRST_VENUES else QUOTE_PREFERENCE
+        q = pref.index(i.quote) if i.quote in pref else len(pref)
+        settle = i.settle or ""
+        return (
+            i.market_type is not MarketType.SPOT,
+            i.venue != default_venue,
+            q,
+            i.settle is not None,
+            "-" in settle,  # dated futures (BTC/USD:BTC-220527) after perpetuals
+            i.symbol,
+        )
+
+    return min(items, key=key)
 
 
 class MarketData:
@@ -271,53 +325,16 @@ class MarketData:
             candidates = self.instruments()
         hit = self._pick(sym, candidates, market)
         if hit is None:
-            pool = candidates
-            raise UnknownSymbolError(symbol, sorted({i.symbol for i in pool}), venue)
+            # A base asset is compared with the assets there are (closest names first), a pair with
+            # the pairs.
+            valid = {i.symbol for i in candidates} if "/" in sym else {i.base for i in candidates}
+            raise UnknownSymbolError(symbol, sorted(valid), venue)
         return hit
 
     def _pick(
         self, sym: str, candidates: list[InstrumentId], market: MarketType | None
     ) -> InstrumentId | None:
-        if market is not None:
-            candidates = [i for i in candidates if i.market_type is market]
-        exact = [i for i in candidates if i.symbol == sym]
-        if exact:
-            return self._prefer_venue(exact)
-        if "/" in sym:
-            base, _, quote = sym.partition("/")
-            quote = quote.split(":")[0]
-            same = [
-                i
-                for i in candidates
-                if i.base == base and i.quote == quote and i.market_type is MarketType.SPOT
-            ]
-            same = same or [i for i in candidates if i.base == base and i.quote == quote]
-            if not same and quote in USD_LIKE:
-                same = [i for i in candidates if i.base == base and i.quote in USD_LIKE]
-            return self._rank(same)
-        base = {"XBT": "BTC"}.get(sym, sym)
-        return self._rank([i for i in candidates if i.base == base])
-
-    def _rank(self, items: list[InstrumentId]) -> InstrumentId | None:
-        if not items:
-            return None
-        default = self.settings.agent.default_venue
-
-        def key(i: InstrumentId):
-            q = QUOTE_PREFERENCE.index(i.quote) if i.quote in QUOTE_PREFERENCE else len(QUOTE_PREFERENCE)
-            return (
-                i.market_type is not MarketType.SPOT,
-                i.venue != default,
-                q,
-                i.settle is not None,
-                i.symbol,
-            )
-
-        return min(items, key=key)
-
-    def _prefer_venue(self, items: list[InstrumentId]) -> InstrumentId:
-        default = self.settings.agent.default_venue
-        return min(items, key=lambda i: (i.venue != default, i.venue))
+        return pick_instrument(sym, candidates, self.settings.agent.default_venue, market)
 
     # ---------------------------------------------------------------- books
 

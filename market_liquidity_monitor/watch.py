@@ -34,6 +34,7 @@ from market_liquidity_monitor.domain.errors import MLMError
 
 if TYPE_CHECKING:
     from market_liquidity_monitor.market_data import MarketData
+    from market_liquidity_monitor.services import Services
 
 DEFAULT_NOTIONAL = 100_000.0
 
@@ -80,25 +81,26 @@ def _amount(size: float | None, notional: float | None) -> dict[str, float]:
     return {"notional": notional if notional is not None else DEFAULT_NOTIONAL}
 
 
-def compute_row(
-    market: MarketData, venue: str, symbol: str, window_bps: float, size: float | None, notional: float | None
+async def compute_row(
+    services: Services, venue: str, symbol: str, window_bps: float, size: float | None, notional: float | None
 ) -> WatchRow:
-    """Figures of ``symbol`` on ``venue`` from the market's books (the analytics functions)."""
-    from market_liquidity_monitor import analytics
-
+    """Figures of ``symbol`` on ``venue`` from the service layer: ``LiquidityService.order_book``
+    (top of book, depth and imbalance within ``window_bps``, as ``GET /api/orderbook``) and
+    ``LiquidityService.impact`` for a buy and a sell of the reference size."""
+    liq = services.liquidity
     try:
-        inst = market.resolve(symbol, venue)
-        view = market.view(inst)
-        summary = analytics.book_summary(view, (window_bps,))  # one depth walk for depth and imbalance
-        top, depth, imb = summary.top_of_book, summary.depth[0], summary.imbalance[0]
-        buy = analytics.market_impact(view, "buy", **_amount(size, notional))
-        sell = analytics.market_impact(view, "sell", **_amount(size, notional))
+        ob = await liq.order_book(symbol, venue, window_bps)
+        top = ob.top_of_book
+        depth = next(d for d in ob.depth if d.window_bps == window_bps)
+        imb = next(i for i in ob.imbalance if i.window_bps == window_bps)
+        buy = await liq.impact(ob.symbol, "buy", venue=venue, **_amount(size, notional))
+        sell = await liq.impact(ob.symbol, "sell", venue=venue, **_amount(size, notional))
     except MLMError as exc:
         return WatchRow(venue=venue, error=str(exc))
-    q = dict(view.quality)
+    q = dict(ob.book.quality)
     return WatchRow(
         venue=venue,
-        symbol=inst.symbol,
+        symbol=ob.symbol,
         mid_price=top.mid_price,
         spread_bps=top.spread_bps,
         window_bps=depth.window_bps,
@@ -117,6 +119,27 @@ def compute_row(
     )
 
 
+async def service_rows(
+    services: Services,
+    symbol: str,
+    venues: Iterable[str] | None,
+    window_bps: float,
+    size: float | None,
+    notional: float | None,
+) -> list[WatchRow]:
+    """One row per venue listing ``symbol`` (every venue with a book unless ``venues`` is given)."""
+    rows = []
+    for venue in venues or services.books.venues():
+        try:
+            await services.books.resolve(symbol, venue)
+        except MLMError as exc:
+            if venues:  # asked for explicitly: say why there is nothing
+                rows.append(WatchRow(venue=venue, error=str(exc)))
+            continue
+        rows.append(await compute_row(services, venue, symbol, window_bps, size, notional))
+    return rows
+
+
 def market_rows(
     market: MarketData,
     symbol: str,
@@ -125,17 +148,20 @@ def market_rows(
     size: float | None,
     notional: float | None,
 ) -> list[WatchRow]:
-    """One row per venue listing ``symbol`` (all venues with books unless ``venues`` is given)."""
-    rows = []
-    for venue in venues or market.venues():
+    """``service_rows`` over ``market``'s books, run to completion (for callers without a loop)."""
+    import asyncio
+
+    from market_liquidity_monitor.services import Services
+
+    services = Services.build(market.settings, market=market, persist_alerts=False)
+
+    async def run() -> list[WatchRow]:
         try:
-            market.resolve(symbol, venue)
-        except MLMError as exc:
-            if venues:  # asked for explicitly: say why there is nothing
-                rows.append(WatchRow(venue=venue, error=str(exc)))
-            continue
-        rows.append(compute_row(market, venue, symbol, window_bps, size, notional))
-    return rows
+            return await service_rows(services, symbol, venues, window_bps, size, notional)
+        finally:
+            await services.close()
+
+    return asyncio.run(run())
 
 
 def api_rows(
@@ -356,20 +382,42 @@ def _source(settings, symbol, venues, window_bps, size, notional, api, speed, on
         vs = list(venues or settings.venues)
         return (lambda: api_rows(client, symbol, vs, window_bps, size, notional)), client.close
 
+    import asyncio
+
     from market_liquidity_monitor.market_data import MarketData
+    from market_liquidity_monitor.services import Services
+
+    runner = asyncio.Runner()
+
+    def rows_of(market: MarketData):
+        services = Services.build(settings, market=market, persist_alerts=False)
+
+        def rows() -> list[WatchRow]:
+            return runner.run(service_rows(services, symbol, venues, window_bps, size, notional))
+
+        def close_services() -> None:
+            runner.run(services.close())
+            runner.close()
+
+        return rows, close_services
 
     if settings.data_dir is not None:
         market = MarketData.from_recordings(settings, settings.data_dir)
+        rows, close_services = rows_of(market)
         if speed > 0 and not once:
             from market_liquidity_monitor.runtime import RecordedIngest
 
             ingest = RecordedIngest(market, speed=speed)
             ingest.start()
-            return (lambda: market_rows(market, symbol, venues, window_bps, size, notional)), ingest.stop
-        return (lambda: market_rows(market, symbol, venues, window_bps, size, notional)), lambda: None
+
+            def stop() -> None:
+                ingest.stop()
+                close_services()
+
+            return rows, stop
+        return rows, close_services
 
     # Live venues: the live runtime in a background thread with its own event loop.
-    import asyncio
     import threading
 
     from market_liquidity_monitor.runtime import live_feed_handler
@@ -392,12 +440,14 @@ def _source(settings, symbol, venues, window_bps, size, notional, api, speed, on
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not all(c.synced() for c in feed.connections):
             time.sleep(0.2)
+    rows, close_services = rows_of(market)
 
     def close() -> None:
         loop.call_soon_threadsafe(feed.stop)
         thread.join(10)
+        close_services()
 
-    return (lambda: market_rows(market, symbol, venues, window_bps, size, notional)), close
+    return rows, close
 
 
 def _live(rows_fn: Callable[[], list[WatchRow]], symbol, window_bps, size, notional, tick_hz: float) -> None:
@@ -428,5 +478,6 @@ __all__ = [
     "quality_label",
     "register",
     "render",
+    "service_rows",
     "watch_command",
 ]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import BaseModel
 from pydantic_ai import Agent
 from pydantic_ai.capabilities import ModelFallback
 from pydantic_ai.exceptions import (
@@ -59,8 +60,6 @@ from market_liquidity_monitor.agent.retries import exhausted_answer
 from market_liquidity_monitor.agent.tools import AgentDeps
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import MLMError
-from market_liquidity_monitor.history_service import HistoryService
-from market_liquidity_monitor.market_data import MarketData
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +184,11 @@ def _unpinned(messages: list[ModelMessage]) -> list[ModelMessage]:
 
 def _result_summary(content: Any) -> str:
     """A short line about a tool result for a ``tool_result`` event."""
+    if isinstance(content, BaseModel):
+        content = content.model_dump(mode="json")
+        book = content.get("book")
+        if isinstance(book, dict):  # the answer's provenance (venue, symbol, book_ts) is nested
+            content = {**{k: v for k, v in book.items() if k in ("venue", "symbol", "book_ts")}, **content}
     if isinstance(content, dict):
         if "error" in content and not content.get("symbol"):
             return f"error: {content['error']}"[:300]
@@ -201,28 +205,18 @@ def _result_summary(content: Any) -> str:
 
 
 class Assistant:
-    """Holds the agent and per-session message histories (in memory; bounded)."""
+    """Holds the agent and per-session message histories (in memory; bounded). Tools reach the
+    data only through ``services`` (a ``services.Services`` container, owned by the caller)."""
 
     def __init__(
         self,
         settings: Settings,
-        market: MarketData,
+        services: Any,
         agent: Agent | None = None,
         max_sessions: int = 1000,
-        history: HistoryService | None = None,
-        engine: Any = None,
-        alerts: Any = None,
-        persist_alerts: bool = False,
     ):
         self.settings = settings
-        self.market = market
-        self.history = history if history is not None else HistoryService(settings)
-        self.engine = engine
-        # An AlertService; None builds one on first use: backed by the history database when
-        # ``persist_alerts`` (rules outlive the process, as under the API), else in memory (rules
-        # live with this Assistant).
-        self.alerts = alerts
-        self.persist_alerts = persist_alerts
+        self.services = services
         # What the configured model resolved to (None for an agent passed in).
         self.model_choice: ModelChoice | None = resolve_model(settings) if agent is None else None
         self.agent = agent or build_agent(settings, self.model_choice)
@@ -269,13 +263,8 @@ class Assistant:
 
     async def _deps(self) -> AgentDeps:
         """The dependencies of one run (a fresh tool log each)."""
-        return AgentDeps(
-            self.settings,
-            self.market,
-            history=self.history,
-            engine=self.engine,
-            alerts=await self._alert_service(),
-        )
+        await self.services.start()  # stored alert rules loaded (idempotent)
+        return AgentDeps(self.services)
 
     async def ask(self, question: str, session_id: str | None = None) -> AskResult:
         """Run the agent on ``question`` in session ``session_id`` (a new one if None).
@@ -405,7 +394,7 @@ class Assistant:
                 )
         elif stop is not None:
             outcome = stop.outcome
-            computed = self._computed_so_far(calls)
+            computed = self._computed_so_far(deps.tool_log)
             # Grounding checks what was computed (written from tool results); the head and tail
             # quote settings, not market figures.
             report = check_grounding(computed, calls, question) if computed else GroundingReport(True, 0)
@@ -482,23 +471,22 @@ class Assistant:
         )
 
     @staticmethod
-    def _computed_so_far(calls: list[dict[str, Any]]) -> str:
-        """The results of the run's successful tool calls, written as the offline model writes them
-        (each distinct call once, in order), or "" when there is none."""
-        distinct: dict[str, dict[str, Any]] = {}
-        for c in calls:
-            result = c.get("result")
-            if not isinstance(result, dict) or set(result) == {"error"}:
+    def _computed_so_far(tool_log: list[Any]) -> str:
+        """The results of the run's successful tool calls (``ToolCallRecord``s), written as the
+        offline model writes them (each distinct call once, in order), or "" when there is none."""
+        distinct: dict[str, Any] = {}
+        for rec in tool_log:
+            if rec.result is None:
                 continue
-            distinct[json.dumps([c["tool"], c.get("args")], sort_keys=True, default=str)] = c
+            distinct[json.dumps([rec.tool, rec.args], sort_keys=True, default=str)] = rec
         lines = []
-        for c in distinct.values():
-            writer = WRITERS.get(c["tool"])
+        for rec in distinct.values():
+            writer = WRITERS.get(rec.tool)
             try:
-                text = writer(c["result"], dict(c.get("args") or {})) if writer else None
+                text = writer(rec.result, dict(rec.args)) if writer else None
             except (KeyError, TypeError, ValueError, IndexError, AttributeError):
                 text = None
-            lines.append(f"- {c['tool']}: {text or _result_summary(c['result'])}")
+            lines.append(f"- {rec.tool}: {text or _result_summary(rec.result)}")
         return "\n".join(lines)
 
     def _fallback_note(self, exc: ModelAPIError) -> str:
@@ -506,21 +494,6 @@ class Assistant:
         url = _safe_url(choice.base_url if choice else None)
         where = f"{self.settings.agent.model!r}" + (f" at {url}" if url else "")
         return f"Note: the provider {where} {describe_failure(exc)}; answered by the offline model."
-
-    async def _alert_service(self) -> Any:
-        if self.alerts is None:
-            from market_liquidity_monitor.alerts_service import AlertService
-
-            # The same SQLite file (or database_url) as the API's rules: see api/alerts.start_alerts.
-            db = (await self.history.history()).db if self.persist_alerts else None
-            svc = AlertService(self.market, db=db, settings=self.settings)
-            await svc.start()  # loads the stored rules; a no-op in memory
-            self.alerts = svc
-        return self.alerts
-
-    async def close(self) -> None:
-        """Release the history database (and with it the alert rules' connection)."""
-        await self.history.close()
 
     def _remember(self, sid: str, messages: list[ModelMessage]) -> None:
         self._sessions[sid] = messages[-40:]

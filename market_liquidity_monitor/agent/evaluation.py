@@ -16,20 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from market_liquidity_monitor.agent.assistant import Assistant
+from market_liquidity_monitor.agent.capabilities import TOOL_CAPABILITY
 
-TOOL_CAPABILITY = {
-    "order_book": "order_book",
-    "market_impact": "market_impact",
-    "compare_venues": "compare_venues",
-    "venue_health": "health",
-    "route_order": "route_order",
-    "backtest_execution": "backtest",
-    "pairs_stats": "pairs",
-    "liquidity_alerts": "alerts",
-    "create_alert": "alerts",
-    "list_alerts": "alerts",
-    "price_history": "history",
-}
+
+def _same_arg(key: str, expected: Any, got: Any) -> bool:
+    """As ``_same``; a symbol given as a base asset matches any quote the assistant picks
+    (../shared/eval/README.md): expected ``SOL`` matches ``SOL``, ``SOL/USDT`` or ``SOL/USDT:USDT``."""
+    if (
+        key in ("symbol", "symbol_a", "symbol_b")
+        and isinstance(expected, str)
+        and isinstance(got, str)
+        and "/" not in expected
+    ):
+        return expected.strip().upper() == got.strip().upper().split("/")[0]
+    return _same(expected, got)
 
 
 def _same(expected: Any, got: Any) -> bool:
@@ -92,7 +92,7 @@ def judge(expected: dict[str, Any], calls: list[dict[str, Any]]) -> tuple[str, s
         got = ", ".join(c["tool"] for c in calls) or "no tool"
         return "wrong_tool", f"expected a {cap} tool, got {got}"
     args = matching[0]["args"]
-    bad = [k for k, v in expected.get("args", {}).items() if not _same(v, args.get(k))]
+    bad = [k for k, v in expected.get("args", {}).items() if not _same_arg(k, v, args.get(k))]
     if bad:
         return "wrong_args", "; ".join(
             f"{k}: expected {expected['args'][k]!r}, got {args.get(k)!r}" for k in bad
@@ -144,6 +144,6 @@ def run_eval(assistant: Assistant, path: Path) -> EvalReport:
         try:
             return await evaluate(assistant, queries)
         finally:
-            await assistant.close()
+            await assistant.services.close()
 
     return asyncio.run(run())

@@ -19,8 +19,6 @@ from pydantic_ai.usage import UsageLimits
 
 from market_liquidity_monitor.agent.offline import build_offline_model
 from market_liquidity_monitor.agent.tools import TOOLS, AgentDeps
-from market_liquidity_monitor.agent.tools_alerts import ALERT_TOOLS
-from market_liquidity_monitor.agent.tools_trading import TRADING_TOOLS
 from market_liquidity_monitor.config import Settings
 
 log = logging.getLogger(__name__)
@@ -181,7 +179,7 @@ def build_agent(settings: Settings, choice: ModelChoice | None = None) -> Agent[
         deps_type=AgentDeps,
         output_type=str,
         instructions=INSTRUCTIONS,
-        tools=[*TOOLS, *TRADING_TOOLS, *ALERT_TOOLS],
+        tools=list(TOOLS),
         retries=TOOL_RETRIES,
         **kwargs,
     )

@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -25,6 +26,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
+from market_liquidity_monitor.agent.capabilities import tool_args
 from market_liquidity_monitor.agent.parser import ParsedQuery, parse_query
 
 CAPABILITY_HELP = (
@@ -85,358 +87,433 @@ def _quote(symbol: str) -> str:
 # -------------------------------------------------------------- answer writing
 
 
-def answer_market_impact(r: dict, args: dict) -> str:
-    if "error" in r:
-        return f"{r['error']} (venue {r.get('venue')}, {r.get('symbol')}, book as of {r.get('book_ts')})."
-    base, quote = _base(r["symbol"]), _quote(r["symbol"])
-    verb = "Buying" if r["side"] == "buy" else "Selling"
-    amount = _amount_text(r, base, quote)
-    where = f"on {r['venue']} ({r['symbol']}, book as of {r['book_ts']})"
-    direction = "above" if r["side"] == "buy" else "below"
-    if r["fully_filled"]:
-        text = (
-            f"{verb} {amount} {where} would fill at a VWAP of {fmt_price(r['vwap'])} {quote}, "
-            f"{fmt_bps(r['slippage_bps'])} bps {direction} the mid price of {fmt_price(r['mid_price'])} "
-            f"(slippage vs the best {'ask' if r['side'] == 'buy' else 'bid'}: {fmt_bps(r['slippage_vs_best_bps'])} bps). "
-            f"It would consume {_levels(r['levels_consumed'], 'price levels')}, down to {fmt_price(r['worst_price'])}, "
-            f"for a total of {fmt_notional(r['filled_notional'])} {quote}."
-        )
-    else:
-        text = (
-            f"There is not enough visible liquidity for {verb.lower()} {amount} {where}: the whole visible "
-            f"{'ask' if r['side'] == 'buy' else 'bid'} side ({_levels(r['levels_consumed'])}) fills only "
-            f"{fmt_size(r['filled_size'])} {base} at a VWAP of {fmt_price(r['vwap'])} {quote} "
-            f"({fmt_bps(r['slippage_bps'])} bps from the mid of {fmt_price(r['mid_price'])}). "
-            "Beyond that the book shows nothing, so the cost of the rest is unknown."
-        )
-    if args.get("side_defaulted"):
-        text += " (You didn't say buy or sell; I assumed a buy.)"
-    return text + _warn(r)
+def _book_text(b) -> str:
+    """``"binance BTC/USDT, book as of 2024-...Z"`` plus the source when it is not a recording."""
+    src = "" if str(b.source) == "recording" else f", {b.source} {'verified' if b.verified else 'unverified'}"
+    return f"{b.venue} {b.symbol}, book as of {b.book_ts}{src}"
 
 
-def _warn(r: dict) -> str:
-    w = r.get("quality_warning")
+def _warn(book) -> str:
+    w = book.quality_warning if book is not None else None
     return f" Warning: this book is {w}; treat these figures with care." if w else ""
 
 
-def answer_order_book(r: dict, args: dict) -> str:
-    tob = r["top_of_book"]
-    base, quote = _base(r["symbol"]), _quote(r["symbol"])
+def answer_market_impact(r, args: dict) -> str:
+    base, quote = _base(r.symbol), _quote(r.symbol)
+    side = str(r.side)
+    verb = "Buying" if side == "buy" else "Selling"
+    amount = _amount_text(r.size, r.notional_requested, base, quote)
+    where = f"on {r.venue} ({r.symbol}, book as of {r.book_ts}"
+    if str(r.book.source) != "recording":
+        where += f", {r.book.source} {'verified' if r.book.verified else 'unverified'}"
+    where += ")"
+    direction = "above" if side == "buy" else "below"
+    if r.fully_filled:
+        text = (
+            f"{verb} {amount} {where} would fill at a VWAP of {fmt_price(r.vwap)} {quote}, "
+            f"{fmt_bps(r.slippage_bps)} bps {direction} the mid price of {fmt_price(r.mid_price)} "
+            f"(slippage vs the best {'ask' if side == 'buy' else 'bid'}: {fmt_bps(r.slippage_vs_best_bps)} bps). "
+            f"It would consume {_levels(r.levels_consumed, 'price levels')}, down to {fmt_price(r.worst_price)}, "
+            f"for a total of {fmt_notional(r.filled_notional)} {quote}."
+        )
+        if args.get("liquidity_question"):
+            text = "Yes: the visible book can absorb it. " + text
+    else:
+        text = (
+            f"There is not enough visible liquidity for {verb.lower()} {amount} {where}: the whole visible "
+            f"{'ask' if side == 'buy' else 'bid'} side ({_levels(r.levels_consumed)}) fills only "
+            f"{fmt_size(r.filled_size)} {base} at a VWAP of {fmt_price(r.vwap)} {quote} "
+            f"({fmt_bps(r.slippage_bps)} bps from the mid of {fmt_price(r.mid_price)}). "
+            "Beyond that the book shows nothing, so the cost of the rest is unknown."
+        )
+        if args.get("liquidity_question"):
+            text = "No: " + text
+    if r.side_defaulted or args.get("side_defaulted"):
+        text += " (You didn't say buy or sell; I assumed a buy.)"
+    return text + _warn(r.book)
+
+
+def answer_max_size(r, args: dict) -> str:
+    base, quote = _base(r.symbol), _quote(r.symbol)
+    side = str(r.side)
+    where = f"on {r.venue} ({r.symbol}, book as of {r.book_ts})"
+    if r.size <= 0:
+        return (
+            f"No {side} order stays within {fmt_bps(r.max_slippage_bps)} bps of the mid {where}: {r.reason}."
+            + _warn(r.book)
+        )
+    text = (
+        f"The largest market {side} {where} whose slippage stays within {fmt_bps(r.max_slippage_bps)} bps of the "
+        f"mid price {fmt_price(r.mid_price)} is {fmt_size(r.size)} {base} ({fmt_notional(r.notional)} {quote}), "
+        f"filling at a VWAP of {fmt_price(r.vwap)} ({fmt_bps(r.slippage_bps)} bps) over "
+        f"{_levels(r.levels_consumed, 'price levels')}."
+    )
+    if r.limited_by_book:
+        text += f" {r.reason}."
+    text += (
+        f" Read as a price move instead (the worst fill within {fmt_bps(r.max_slippage_bps)} bps of the mid), "
+        f"the book holds {fmt_size(r.size_within_price_move)} {base} ({fmt_notional(r.notional_within_price_move)} "
+        f"{quote}) on the {'ask' if side == 'buy' else 'bid'} side."
+    )
+    return text + _warn(r.book)
+
+
+def answer_order_book(r, args: dict) -> str:
+    tob = r.top_of_book
+    base, quote = _base(r.symbol), _quote(r.symbol)
+    src = (
+        ""
+        if str(r.book.source) == "recording"
+        else f", {r.book.source} {'verified' if r.book.verified else 'unverified'}"
+    )
     lines = [
-        f"{r['symbol']} on {r['venue']} (book as of {r['book_ts']}): best bid {fmt_price(tob['best_bid'])} "
-        f"({fmt_size(tob['best_bid_size'])} {base}), best ask {fmt_price(tob['best_ask'])} "
-        f"({fmt_size(tob['best_ask_size'])} {base}), mid {fmt_price(tob['mid_price'])}, spread "
-        f"{fmt_price(tob['spread'])} {quote} ({fmt_bps(tob['spread_bps'])} bps)."
+        f"{r.symbol} on {r.venue} (book as of {r.book_ts}{src}): best bid {fmt_price(tob.best_bid)} "
+        f"({fmt_size(tob.best_bid_size)} {base}), best ask {fmt_price(tob.best_ask)} "
+        f"({fmt_size(tob.best_ask_size)} {base}), mid {fmt_price(tob.mid_price)}, spread "
+        f"{fmt_price(tob.spread)} {quote} ({fmt_bps(tob.spread_bps)} bps)."
     ]
     want = args.get("window_bps")
-    depths = r["depth"]
-    imbs = {i["window_bps"]: i for i in r["imbalance"]}
-    chosen = [d for d in depths if want is None or d["window_bps"] == want]
+    imbs = {i.window_bps: i for i in r.imbalance}
+    chosen = [d for d in r.depth if want is None or d.window_bps == want]
     for d in chosen:
-        imb = imbs.get(d["window_bps"], {}).get("imbalance")
-        imb_s = f", imbalance {imb:+.3f}" if imb is not None else ""
+        imb = imbs.get(d.window_bps)
+        imb_s = f", imbalance {imb.imbalance:+.3f}" if imb is not None and imb.imbalance is not None else ""
         lines.append(
-            f"Within {d['window_bps']:g} bps of mid: {fmt_size(d['bid_size'])} {base} bid "
-            f"({fmt_notional(d['bid_notional'])} {quote}) and {fmt_size(d['ask_size'])} {base} ask "
-            f"({fmt_notional(d['ask_notional'])} {quote}){imb_s}."
+            f"Within {d.window_bps:g} bps of mid: {fmt_size(d.bid_size)} {base} bid "
+            f"({fmt_notional(d.bid_notional)} {quote}) and {fmt_size(d.ask_size)} {base} ask "
+            f"({fmt_notional(d.ask_notional)} {quote}){imb_s}."
         )
-    if any(
-        d.get("bid_window_exceeds_visible_book") or d.get("ask_window_exceeds_visible_book") for d in chosen
-    ):
+    if any(d.bid_window_exceeds_visible_book or d.ask_window_exceeds_visible_book for d in chosen):
         lines.append("Some windows reach past the visible book, so their depth is a lower bound.")
-    return " ".join(lines) + _warn(r)
+    return " ".join(lines) + _warn(r.book)
 
 
-def _amount_text(r: dict, base: str, quote: str = "quote") -> str:
-    if r.get("size") is not None:
-        return f"{fmt_size(r['size'])} {base}"
-    return f"{fmt_notional(r.get('notional_requested'))} {quote} of {base}"
+def _unavailable_text(items, base: str) -> str:
+    """Venues left out, grouped: those without the asset, those quoting it in another currency, then
+    each other problem with its reason."""
+    no_sym = [u.venue for u in items if u.kind in ("no_symbol", "no_data")]
+    other = [u for u in items if u.kind == "other_quote"]
+    rest = [u for u in items if u.kind not in ("no_symbol", "no_data", "other_quote")]
+    parts = []
+    if no_sym:
+        parts.append(f"no {base} book on {', '.join(no_sym)}")
+    if other:
+        parts.append(
+            "quoted in another currency (not comparable): "
+            + ", ".join(f"{u.venue} ({u.reason.split(' only')[0].split(' has ')[-1]})" for u in other)
+        )
+    parts += [f"{u.venue}: {u.reason}" for u in rest]
+    return "; ".join(parts)
 
 
-def answer_compare(r: dict, args: dict) -> str:
-    rows = r["venues"]
-    base = _base(rows[0]["symbol"])
-    order = f"{r['side']} {_amount_text(r, base)}"
-    head = f"Comparison of {base} across {r['venues_compared']} venue(s) for a {order}"
-    if r.get("reference_order_defaulted"):
+def _amount_text(size, notional, base: str, quote: str = "quote") -> str:
+    if size is not None:
+        return f"{fmt_size(size)} {base}"
+    return f"{fmt_notional(notional)} {quote} of {base}"
+
+
+def answer_compare(r, args: dict) -> str:
+    rows = list(r.venues)
+    base = _base(rows[0].symbol)
+    order = f"{r.side} {_amount_text(r.size, r.notional_requested, base)}"
+    head = f"Comparison of {base} across {r.venues_compared} venue(s) for a {order}"
+    if r.reference_order_defaulted:
         head += " (a reference order I chose, since you gave no size)"
     head += ". Cost is slippage plus the taker fee, in bps of each venue's own mid:"
-    ranked = sorted(rows, key=lambda x: (x.get("rank") is None, x.get("rank") or 0))
+    ranked = sorted(rows, key=lambda x: (x.rank is None, x.rank or 0))
     parts = []
     for row in ranked:
-        s = f"{row['venue']} {row['symbol']} (book as of {row['book_ts']}): "
-        if row["fully_filled"]:
+        s = f"{_book_text(row.book)}: "
+        if row.fully_filled:
             s += (
-                f"cost {fmt_bps(row['cost_bps'])} bps = slippage {fmt_bps(row['slippage_bps'])} + fee "
-                f"{fmt_bps(row['fee_bps'])}, VWAP {fmt_price(row['vwap'])} ({fmt_price(row['vwap_incl_fees'])} "
-                f"incl. fee)"
+                f"cost {fmt_bps(row.cost_bps)} bps = slippage {fmt_bps(row.slippage_bps)} + fee "
+                f"{fmt_bps(row.fee_bps)}, VWAP {fmt_price(row.vwap)} ({fmt_price(row.vwap_incl_fees)} incl. fee)"
             )
         else:
-            s += f"cannot fill the order: {row.get('reason') or 'not enough visible depth'}"
+            s += f"cannot fill the order: {row.reason or 'not enough visible depth'}"
         s += (
-            f"; spread {fmt_bps(row['spread_bps'])} bps, depth within {row['window_bps']:g} bps "
-            f"{fmt_notional(row['depth_bid_notional'])} bid / {fmt_notional(row['depth_ask_notional'])} ask"
+            f"; spread {fmt_bps(row.spread_bps)} bps, depth within {row.window_bps:g} bps "
+            f"{fmt_notional(row.depth_bid_notional)} bid / {fmt_notional(row.depth_ask_notional)} ask"
         )
-        if row.get("quality_warning"):
-            s += f" [warning: {row['quality_warning']}]"
-        if r.get("focus_venue") == row["venue"]:
+        if row.book.quality_warning:
+            s += f" [warning: {row.book.quality_warning}]"
+        if r.focus_venue == row.venue:
             s += " <- the venue you asked about"
         parts.append(s)
     text = head + "\n- " + "\n- ".join(parts)
-    if r.get("best_venue"):
-        text += f"\nBest: {r['best_venue']}. {r.get('best_venue_reason') or ''}".rstrip()
-        best = next((x for x in rows if x["venue"] == r["best_venue"]), None)
-        if best is not None and best.get("quality_warning"):
-            text += f" Note: its book is {best['quality_warning']}."
+    fees = "; ".join(f"{v}: {f.source}" for v, f in sorted(r.fees.items()))
+    text += f"\nTaker fees: {fees}."
+    if r.best_venue:
+        text += f"\nBest: {r.best_venue}. {r.best_venue_reason or ''}".rstrip()
+        best = next((x for x in rows if x.venue == r.best_venue), None)
+        if best is not None and best.book.quality_warning:
+            text += f" Note: its book is {best.book.quality_warning}."
     else:
-        text += (
-            f"\n{r.get('best_venue_reason') or 'No venue can fill the whole order from its visible book.'}"
-        )
-    focus = r.get("focus_venue")
-    if focus and not any(x["venue"] == focus for x in rows):
-        why = next((u["reason"] for u in r.get("unavailable", []) if u["venue"] == focus), "no book")
+        text += f"\n{r.best_venue_reason or 'No venue can fill the whole order from its visible book.'}"
+    focus = r.focus_venue
+    if focus and not any(x.venue == focus for x in rows):
+        why = next((u.reason for u in r.unavailable if u.venue == focus), "no book")
         text += f"\n{focus} could not be compared: {why}"
-    opps = r.get("arbitrage_opportunities") or []
-    if opps:
+    if r.arbitrage_opportunities:
         text += "\nArbitrage after both taker fees: " + "; ".join(
-            f"buy on {a['buy_venue']} at {fmt_price(a['ask_incl_fee'])} incl. fee, sell on {a['sell_venue']} at "
-            f"{fmt_price(a['bid_net_of_fee'])} net: {fmt_bps(a['edge_bps'])} bps on {fmt_size(a['size'])} {base} "
-            f"({fmt_price(a['profit_quote'])} quote)"
-            for a in opps
+            f"buy on {a.buy_venue} at {fmt_price(a.ask_incl_fee)} incl. fee, sell on {a.sell_venue} at "
+            f"{fmt_price(a.bid_net_of_fee)} net: {fmt_bps(a.edge_bps)} bps on {fmt_size(a.size)} {base} "
+            f"({fmt_price(a.profit_quote)} quote)"
+            for a in r.arbitrage_opportunities
         )
-    elif r.get("arbitrage_pairs_checked"):
-        best_edge = r.get("arbitrage_best_edge")
+    elif r.arbitrage_pairs_checked:
+        best_edge = r.arbitrage_best_edge
         text += (
-            f"\nNo arbitrage after taker fees among the {r['arbitrage_pairs_checked']} contemporaneous venue "
+            f"\nNo arbitrage after taker fees among the {r.arbitrage_pairs_checked} contemporaneous venue "
             "pair(s) checked"
         )
         if best_edge:
-            text += (
-                f" (best: buy {best_edge['buy_venue']}, sell {best_edge['sell_venue']}, "
-                f"{fmt_bps(best_edge['edge_bps'])} bps)"
-            )
+            text += f" (best: buy {best_edge.buy_venue}, sell {best_edge.sell_venue}, {fmt_bps(best_edge.edge_bps)} bps)"
         text += "."
-    elif r["venues_compared"] < 2:
+    elif r.venues_compared < 2:
         text += "\nOnly one venue has a comparable book, so there is nothing to rank it against."
     else:
         text += "\nNo arbitrage check: no two books are contemporaneous."
-    if not r.get("books_contemporaneous", True):
+    if r.contemporaneous is False:
         text += (
             f"\nNote: these books are not contemporaneous (recordings of different venues from different "
-            f"times, {r['book_ts_span_s']:,.0f} s apart at most), so compare their costs, not their prices; "
+            f"times, {r.book_ts_span_s:,.0f} s apart at most), so compare their costs, not their prices; "
             "price gaps between them are not opportunities."
         )
-    if r.get("unavailable"):
-        text += "\nNot compared: " + "; ".join(f"{u['venue']}: {u['reason']}" for u in r["unavailable"])
+    c = r.concentration
+    if c.hhi is not None:
+        text += (
+            f"\nLiquidity concentration within {c.window_bps:g} bps: HHI {c.hhi:.3f} "
+            f"(about {c.effective_venue_count:.1f} equal venues) over {', '.join(c.venues_included)}"
+        )
+        if c.truncated:
+            text += f"; the window reaches past the visible book of {', '.join(c.truncated)} (depth is a lower bound)"
+        if c.venues_excluded:
+            text += "; left out: " + "; ".join(f"{v} ({why})" for v, why in c.venues_excluded.items())
+        text += "."
+    if r.unavailable:
+        text += "\nNot compared: " + _unavailable_text(r.unavailable, base) + "."
     return text
 
 
-def answer_route(r: dict, args: dict) -> str:
-    routed = r["routed"]
-    base = _base(r["venues"][0]["symbol"])
-    verb = "buy" if r["side"] == "buy" else "sell"
+def answer_route(r, args: dict) -> str:
+    routed = r.routed
+    base = _base(r.venues[0].symbol) if r.venues else _base(r.symbol)
+    side = str(r.side)
+    verb = "buy" if side == "buy" else "sell"
     amount = (
-        f"{fmt_size(r['size'])} {base}"
-        if r.get("size") is not None
-        else f"{fmt_notional(r['notional_requested'])} quote (incl. fees) of {base}"
+        f"{fmt_size(r.size)} {base}"
+        if r.size is not None
+        else f"{fmt_notional(r.notional_requested)} quote (incl. fees) of {base}"
     )
-    pay = "paid" if r["side"] == "buy" else "received"
+    pay = "paid" if side == "buy" else "received"
     lines = [
-        f"Smart-order-routing simulation to {verb} {amount} across {r['venues_used']} of "
-        f"{r['venues_considered']} venue(s) with a book (costs include taker fees; nothing is sent):"
+        f"Smart-order-routing simulation to {verb} {amount} across {r.venues_used} of "
+        f"{r.venues_considered} venue(s) with a book (costs include taker fees; nothing is sent):"
     ]
-    for c in routed["children"]:
+    for c in routed.children:
         lines.append(
-            f"- {c['venue']} {c['symbol']} (book as of {c['book_ts']}): {fmt_size(c['size'])} {base} at VWAP "
-            f"{fmt_price(c['vwap'])}, fee {fmt_bps(c['fee_bps'])} bps ({fmt_price(c['fee_quote'])}), "
-            f"{_levels(c['levels_consumed'])}"
+            f"- {c.venue} {c.symbol} (book as of {c.book_ts}): {fmt_size(c.size)} {base} at VWAP "
+            f"{fmt_price(c.vwap)}, fee {fmt_bps(c.fee_bps)} bps ({fmt_price(c.fee_quote)}), "
+            f"{_levels(c.levels_consumed)}"
         )
-    if routed["fillable"]:
+    if routed.fillable:
         lines.append(
-            f"Routed: {fmt_size(routed['filled_size'])} {base} at an average {fmt_price(routed['avg_price_incl_fees'])} "
-            f"incl. fees, {fmt_notional(routed['total_quote'])} {pay} in total; cost vs the reference mid "
-            f"{fmt_price(r['reference_mid'])}: {fmt_bps(r['cost_vs_mid_bps'])} bps "
-            f"({fmt_notional(r['cost_vs_mid_quote'])})."
+            f"Routed: {fmt_size(routed.filled_size)} {base} at an average {fmt_price(routed.avg_price_incl_fees)} "
+            f"incl. fees, {fmt_notional(routed.total_quote)} {pay} in total; cost vs the reference mid "
+            f"{fmt_price(r.reference_mid)}: {fmt_bps(r.cost_vs_mid_bps)} bps ({fmt_notional(r.cost_vs_mid_quote)})."
         )
-    if not r["fully_filled"]:
-        lines.append(f"The merged visible books cannot fill it all: {r.get('reason')}.")
+    if not r.fully_filled:
+        lines.append(f"The merged visible books cannot fill it all: {r.reason}.")
     names = {
-        "best_single_venue": f"all on the best single venue ({r.get('best_single_venue')})",
+        "best_single_venue": f"all on the best single venue ({r.best_single_venue})",
         "pro_rata_depth": "pro-rata by depth",
         "equal_split": "equal split",
     }
-    for b in r["baselines"]:
-        label = names.get(b["name"], b["name"])
-        if b.get("savings_bps") is None:
-            lines.append(f"vs {label}: not comparable ({b.get('reason') or 'cannot fill'}).")
+    for b in r.baselines:
+        label = names.get(b.name, b.name)
+        if b.savings_bps is None:
+            lines.append(f"vs {label}: not comparable ({b.reason or 'cannot fill'}).")
         else:
             lines.append(
-                f"vs {label}: average {fmt_price(b['avg_price_incl_fees'])} incl. fees, total "
-                f"{fmt_notional(b['total_quote'])}; routing saves {fmt_bps(b['savings_bps'])} bps "
-                f"({fmt_price(b['savings_quote'])} quote)."
+                f"vs {label}: average {fmt_price(b.avg_price_incl_fees)} incl. fees, total "
+                f"{fmt_notional(b.total_quote)}; routing saves {fmt_bps(b.savings_bps)} bps "
+                f"({fmt_price(b.savings_quote)} quote)."
             )
-    if r.get("excluded"):
-        lines.append("Excluded: " + "; ".join(f"{v}: {why}" for v, why in r["excluded"].items()) + ".")
-    if r.get("venues_used") == 1:
+    lines.append("Taker fees: " + "; ".join(f"{v}: {f.source}" for v, f in sorted(r.fees.items())) + ".")
+    if r.excluded:
+        lines.append("Excluded: " + "; ".join(f"{v}: {why}" for v, why in r.excluded.items()) + ".")
+    if r.venues_used == 1:
         lines.append("Only one venue's book is usable, so the routed plan is that venue alone.")
-    if r.get("unavailable"):
-        lines.append("No book: " + "; ".join(f"{u['venue']}: {u['reason']}" for u in r["unavailable"]))
+    if r.unavailable:
+        lines.append("Not used: " + _unavailable_text(r.unavailable, base) + ".")
     return "\n".join(lines)
 
 
-def answer_backtest(r: dict, args: dict) -> str:
-    base, quote = _base(r["symbol"]), _quote(r["symbol"])
-    verb = "buying" if r["side"] == "buy" else "selling"
+def _candles_text(c) -> str:
+    if c.source == "storage":
+        return f"{c.candles} {c.timeframe} candles from storage"
+    return f"{c.candles} {c.timeframe} candles ({c.fetched_candles} fetched now with ccxt fetch_ohlcv in {c.fetch_requests} request(s), {c.stored_candles} already stored)"
+
+
+def _window_text(days: float, c) -> str:
+    """``the last 7 days of the data, which ends <end>`` (recorded) or ``the last 7 days up to <end>
+    (venue time)`` (live)."""
+    if c.clock.startswith("the end"):
+        return f"the last {days:g} days of the data, which ends {c.end}"
+    return f"the last {days:g} days up to {c.end}, by {c.clock}"
+
+
+def answer_backtest(a, args: dict) -> str:
+    r = a.result
+    base, quote = _base(a.symbol), _quote(a.symbol)
+    verb = "buying" if str(r.side) == "buy" else "selling"
     amount = (
-        f"{fmt_size(r['size'])} {base}"
-        if r.get("size") is not None
-        else f"{fmt_notional(r['notional'])} {quote} of {base}"
+        f"{fmt_size(r.size)} {base}"
+        if r.size is not None
+        else f"{fmt_notional(r.notional)} {quote} of {base}"
     )
     text = (
-        f"Backtest of {verb} {amount} as a taker order at every {r['timeframe']} candle of {r['symbol']} on "
-        f"{r['venue']} from {r['start']} to {r['end']} (the last {r['lookback_days']:g} days of the data, which "
-        f"ends {r['data_end']}; {r['intervals']} intervals): slippage vs mid averaged {fmt_bps(r['avg_slippage_bps'])} bps "
-        f"(median {fmt_bps(r['median_slippage_bps'])}, min {fmt_bps(r['min_slippage_bps'])}, max "
-        f"{fmt_bps(r['max_slippage_bps'])} at {r['worst_interval']}). {r['high_risk_intervals']} interval(s) were "
-        f"high-risk (> {r['high_risk_threshold_bps']:g} bps) and {r['optimal_intervals']} optimal "
-        f"(< {r['optimal_threshold_bps']:g} bps). Average fill price {fmt_price(r['avg_fill_price'])} {quote}; "
-        f"total slippage cost {fmt_notional(r['total_cost_quote'])} {quote} on {fmt_notional(r['total_notional'])} "
+        f"Backtest of {verb} {amount} as a taker order at every {a.timeframe} candle of {a.symbol} on "
+        f"{a.venue} from {r.start} to {r.end} ({_window_text(a.lookback_days, a.candles)}; {r.intervals} "
+        f"intervals; {_candles_text(a.candles)}): slippage vs mid averaged "
+        f"{fmt_bps(r.avg_slippage_bps)} bps (median {fmt_bps(r.median_slippage_bps)}, min {fmt_bps(r.min_slippage_bps)}, "
+        f"max {fmt_bps(r.max_slippage_bps)} at {r.worst_interval}). {r.high_risk_intervals} interval(s) were "
+        f"high-risk (> {r.high_risk_threshold_bps:g} bps) and {r.optimal_intervals} optimal "
+        f"(< {r.optimal_threshold_bps:g} bps). Average fill price {fmt_price(r.avg_fill_price)} {quote}; "
+        f"total slippage cost {fmt_notional(r.total_cost_quote)} {quote} on {fmt_notional(r.total_notional)} "
         f"{quote} traded."
     )
-    atr = r["atr_bps_percentiles"]
+    atr = r.atr_bps_percentiles
     text += (
         f"\nVolatility profile: ATR {fmt_bps(atr['p5'])} to {fmt_bps(atr['p95'])} bps of price (p5 to p95, "
         f"median {fmt_bps(atr['p50'])})"
     )
-    if r.get("realised_vol_annualised_pct") is not None:
-        text += f"; realised volatility {r['realised_vol_annualised_pct']:.2f}% annualised"
+    if a.realised_vol_annualised_pct is not None:
+        text += f"; realised volatility {a.realised_vol_annualised_pct:.2f}% annualised"
     text += "."
-    text += f"\nBook model: {r['model_note']}."
-    val = r.get("model_validation") or {}
-    if "mean_abs_error_bps" in val:
+    info = a.model_info
+    text += f"\nBook model: {info.note}."
+    if info.validation is not None:
         text += (
-            f" Against that real book the model's slippage error is {fmt_bps(val['mean_abs_error_bps'])} bps on "
-            f"average (max {fmt_bps(val['max_abs_error_bps'])} bps)"
-            + (", in-sample (the same book it was calibrated from)" if val.get("in_sample") else "")
+            f" Against that real book the model's slippage error is {fmt_bps(info.validation.mean_abs_error_bps)} bps on "
+            f"average (max {fmt_bps(info.validation.max_abs_error_bps)} bps)"
+            + (", in-sample (the same book it was calibrated from)" if info.validation_in_sample else "")
             + "."
         )
-    elif "error" in val:
-        text += f" The model could not be validated: {val['error']}."
-    if r.get("extrapolated_intervals"):
+    elif info.validation_error:
+        text += f" The model could not be validated: {info.validation_error}."
+    if r.extrapolated_intervals:
         text += (
-            f" In {r['extrapolated_intervals']} interval(s) the order walked past the calibrated depth, so "
+            f" In {r.extrapolated_intervals} interval(s) the order walked past the calibrated depth, so "
             "those figures are extrapolated."
         )
-    q = (r.get("calibration_book") or {}).get("quality_warning")
-    if q:
-        text += f" Warning: the calibration book is {q}."
+    if info.calibration_book is not None and info.calibration_book.quality_warning:
+        text += f" Warning: the calibration book is {info.calibration_book.quality_warning}."
     return text
 
 
-def answer_pairs(r: dict, args: dict) -> str:
-    a, b = r["symbol_a"], r["symbol_b"]
-    adf, co, hl = r["adf"], r["coint"], r["half_life"]
+def answer_pairs(p, args: dict) -> str:
+    r = p.analysis
+    a, b = p.symbol_a, p.symbol_b
+    adf, co, hl = r.adf, r.coint, r.half_life
     text = (
-        f"{a} vs {b} on {r['venue']} {r['timeframe']} candles, {r['n_obs']} points from {r['start']} to "
-        f"{r['end']} (the last {r['lookback_days']:g} days of common data). Hedge ratio of log {_base(a)} on log "
-        f"{_base(b)}: {r['hedge_ratio_ols']:.4f} (OLS, R² {r['r_squared_ols']:.3f}), {r['hedge_ratio_huber']:.4f} "
+        f"{a} vs {b} on {p.venue} {p.timeframe} candles, {r.n_obs} points from {r.start} to "
+        f"{r.end} (the last {p.lookback_days:g} days of common data). Hedge ratio of log {_base(a)} on log "
+        f"{_base(b)}: {r.hedge_ratio_ols:.4f} (OLS, R² {r.r_squared_ols:.3f}), {r.hedge_ratio_huber:.4f} "
         f"(Huber robust)."
     )
-    if r.get("zscore_last") is not None:
-        text += f" Spread z-score now {r['zscore_last']:+.2f} ({r['zscore_window']}-point rolling window)."
+    if r.zscore_last is not None:
+        text += f" Spread z-score now {r.zscore_last:+.2f} ({r.zscore_window}-point rolling window)."
     else:
-        text += f" No z-score: {r.get('zscore_reason')}."
+        text += f" No z-score: {r.zscore_reason}."
     text += (
-        f" ADF on the spread: statistic {adf['stat']:.3f}, p-value {adf['p_value']:.4f} (critical value at the five-percent level "
-        f"{adf['critical_values']['5%']:.3f}): "
+        f" ADF on the spread: statistic {adf.stat:.3f}, p-value {adf.p_value:.4f} (critical value at the five-percent level "
+        f"{adf.critical_values['5%']:.3f}): "
         + (
             "stationary at the five-percent level"
-            if adf["rejects_unit_root_5pct"]
+            if adf.rejects_unit_root_5pct
             else "not stationary at the five-percent level (a unit root is not rejected)"
         )
-        + f". Engle-Granger cointegration: statistic {co['stat']:.3f}, p-value {co['p_value']:.4f}: "
-        + ("cointegrated at that level" if co["cointegrated_5pct"] else "not cointegrated at that level")
+        + f". Engle-Granger cointegration: statistic {co.stat:.3f}, p-value {co.p_value:.4f}: "
+        + ("cointegrated at that level" if co.cointegrated_5pct else "not cointegrated at that level")
         + "."
     )
-    if r.get("return_corr_last") is not None:
+    if r.return_corr_last is not None:
         text += (
-            f" Correlation of log returns: {r['return_corr_last']:.3f} over the last {r['corr_window']} points "
-            f"(mean of the rolling values {r['return_corr_mean']:.3f})."
+            f" Correlation of log returns: {r.return_corr_last:.3f} over the last {r.corr_window} points "
+            f"(mean of the rolling values {r.return_corr_mean:.3f})."
         )
-    if hl.get("half_life_periods") is not None:
-        text += f" Half-life of mean reversion: {hl['half_life_periods']:.1f} periods"
-        text += f" ({hl['half_life_hours']:.1f} hours)." if hl.get("half_life_hours") is not None else "."
+    if hl.half_life_periods is not None:
+        text += f" Half-life of mean reversion: {hl.half_life_periods:.1f} periods"
+        text += f" ({hl.half_life_hours:.1f} hours)." if hl.half_life_hours is not None else "."
     else:
-        text += f" Half-life: none ({hl.get('reason')})."
-    tc = r.get("trade_cost") or {}
-    if tc.get("available"):
-        books = tc["books"]
-        size_a = f"{fmt_size(tc['size_a'])} {_base(a)}"
-        if tc.get("size_a_defaulted"):
-            size_a += f" (about {fmt_notional(tc['reference_notional_quote'])} quote, my reference size)"
+        text += f" Half-life: none ({hl.reason})."
+    tc = p.trade_cost
+    if tc is not None:
+        ba, bb = p.trade_cost_books
+        size_a = f"{fmt_size(tc.size_a)} {_base(a)}"
+        if p.size_a_defaulted:
+            size_a += f" (about {fmt_notional(p.reference_notional_quote)} quote, my reference size)"
+        fee_a = next((leg.fee_bps for leg in tc.legs if leg.leg == "a"), None)
+        fee_b = next((leg.fee_bps for leg in tc.legs if leg.leg == "b"), None)
         text += (
-            f"\nRound trip of the {tc['direction'].replace('_', ' ')} trade ({size_a} against "
-            f"{fmt_size(tc['size_b'])} {_base(b)}), entered and exited on the real books "
-            f"({books[0]['venue']} {books[0]['symbol']} as of {books[0]['book_ts']}, {books[1]['venue']} "
-            f"{books[1]['symbol']} as of {books[1]['book_ts']}; taker fees included): "
-            f"{fmt_price(tc['round_trip_cost_quote'])} quote, {fmt_bps(tc['round_trip_cost_bps'])} bps of the "
-            "two legs' notional"
+            f"\nRound trip of the {tc.direction.replace('_', ' ')} trade ({size_a} against "
+            f"{fmt_size(tc.size_b)} {_base(b)}), entered and exited on the real books "
+            f"({ba.venue} {ba.symbol} as of {ba.book_ts}, {bb.venue} {bb.symbol} as of {bb.book_ts}; taker fees "
+            f"{fmt_bps(fee_a)} and {fmt_bps(fee_b)} bps included): {fmt_price(tc.round_trip_cost_quote)} quote, "
+            f"{fmt_bps(tc.round_trip_cost_bps)} bps of the two legs' notional"
         )
-        if tc.get("breakeven_zscore_move") is not None:
-            text += (
-                f", which the spread must move {tc['breakeven_zscore_move']:.3f} standard deviations to pay"
-            )
+        if tc.breakeven_zscore_move is not None:
+            text += f", which the spread must move {tc.breakeven_zscore_move:.3f} standard deviations to pay"
         text += "."
-        if not tc.get("fully_filled"):
-            text += f" {tc.get('reason')}."
-    elif tc:
-        text += f"\nNo trade-cost estimate: {tc.get('reason')}."
+        if not tc.fully_filled:
+            text += f" {tc.reason}."
+    elif p.trade_cost_reason:
+        text += f"\nNo trade-cost estimate: {p.trade_cost_reason}."
     return text
 
 
-def answer_create_alert(r: dict, args: dict) -> str:
-    rule, book = r["rule"], r["book"]
+def answer_create_alert(r, args: dict) -> str:
+    rule, book = r.rule, r.book
+    where = f"the {book.venue} {book.symbol} book (book as of {book.book_ts})" if book else "its book"
     return (
-        f"Alert #{rule['id']} set: {r['description']} (cooldown {rule['cooldown_s']:g} s). It is checked on every "
-        f"observation of the {book['venue']} {book['symbol']} book (book as of {book['book_ts']}). "
-        f"You have {r['rules_total']} alert rule(s)."
+        f"Alert #{rule['id']} set: {r.description} (cooldown {rule['cooldown_s']:g} s). It is checked on every "
+        f"observation of {where}. You have {r.rules_total} alert rule(s)."
     )
 
 
-def answer_list_alerts(r: dict, args: dict) -> str:
-    if not r["rules"]:
+def answer_list_alerts(r, args: dict) -> str:
+    if not r.rules:
         return 'You have no alert rules yet. Create one like "alert me when the BTC spread on Binance goes above 5 bps".'
-    lines = [f"{r['rules_total']} alert rule(s):"]
-    for rule in r["rules"]:
-        lines.append(f"- #{rule['id']}: {rule['description']}; fired {rule['events']} time(s) recently")
+    lines = [f"{r.rules_total} alert rule(s):"]
+    for rule in r.rules:
+        lines.append(f"- #{rule.rule['id']}: {rule.description}; fired {rule.events} time(s) recently")
     return "\n".join(lines)
 
 
-def answer_liquidity_alerts(r: dict, args: dict) -> str:
-    lines = [
-        f"Liquidity alerts and anomalies for {r['symbol']} ({r['books_observed']} book(s) observed now):"
-    ]
-    if r["events"]:
-        for e in r["events"][:10]:
+def answer_liquidity_alerts(r, args: dict) -> str:
+    lines = [f"Liquidity alerts and anomalies for {r.symbol} ({r.books_observed} book(s) observed now):"]
+    if r.events:
+        for e in r.events[:10]:
             lines.append(
-                f"- {e['venue']} {e['symbol']}: {e['rule_name']} fired at value {e['value']:g} "
-                f"(threshold {e['threshold']:g})"
+                f"- {e.venue} {e.symbol}: {e.rule_name} fired at value {e.value:g} (threshold {e.threshold:g})"
             )
     else:
-        lines.append(f"- No alert rule has fired ({r['rules_total']} rule(s) defined).")
-    drop = r.get("drop_ratio")
-    for c in r["crunches"]:
-        where = f"{c['venue']} {c['symbol']}" if c.get("venue") else c["symbol"]
-        if not c.get("available"):
-            lines.append(f"- Crunch detection for {where}: not possible yet: {c['reason']}.")
+        lines.append(f"- No alert rule has fired ({r.rules_total} rule(s) defined).")
+    for s in r.crunches:
+        where = f"{s.venue} {s.symbol}" if s.venue else s.symbol
+        if not s.available:
+            lines.append(f"- Crunch detection for {where}: not possible yet: {s.reason}.")
             continue
+        c = s.report or {}
         params = (
-            f"depth within {r['window_bps']:g} bps (bid + ask), a crunch = below {c['drop_ratio']:g} x "
+            f"depth within {r.window_bps:g} bps (bid + ask), a crunch = below {c['drop_ratio']:g} x "
             f"the median of the previous {c['baseline_n']} observations, recovered at "
             f"{c['recovery_ratio']:g} x"
         )
         span = f"{c['n_observations']} observation(s) from {c['first_ts']} to {c['last_ts']}"
-        rep = c.get("sampled_during_replay")
+        rep = s.sampled_during_replay
         if rep:
             span += f", sampled every {rep['every_depth_updates']} depth updates of the {rep['recording']} recording"
         if c.get("episodes"):
@@ -458,33 +535,31 @@ def answer_liquidity_alerts(r: dict, args: dict) -> str:
                 )
         else:
             lines.append(
-                f"- No liquidity crunch found in {where} at {params}"
-                + (f" (drop_ratio {drop:g})" if drop is not None and c["drop_ratio"] != drop else "")
-                + f" over {span}"
+                f"- No liquidity crunch found in {where} at {params} over {span}"
                 + (f" ({c['reason']})" if c.get("reason") else "")
                 + "."
             )
-    for b in r["books"]:
-        state = b["quality_warning"] or "no feed anomaly"
-        lines.append(f"- {b['venue']} {b['symbol']} (book as of {b['book_ts']}): {state}.")
+    for b in r.books:
+        state = b.quality_warning or "no feed anomaly"
+        lines.append(f"- {b.venue} {b.symbol} (book as of {b.book_ts}): {state}.")
     return "\n".join(lines)
 
 
-def answer_health(r: dict, args: dict) -> str:
-    asked = [args["venue"]] if args.get("venue") else list(args.get("venues") or [])
-    if not r["books"] and asked:
+def answer_health(r, args: dict) -> str:
+    asked = r.venues_asked
+    if not r.books and asked:
         return f"No book of {', '.join(asked)} is recorded or connected, so there is nothing to report on."
-    if not r["books"] and not r.get("circuit_breakers"):
+    if not r.books and not r.circuit_breakers:
         return "No books are loaded and no REST venue has been called yet, so there is nothing to report on."
-    lines = [f"{r['healthy']} of {r['books_total']} books are healthy ({r['mode']} data)."]
-    for b in r["books"]:
-        state = "ok" if b["warning"] is None else b["warning"]
+    lines = [f"{r.healthy} of {r.books_total} books are healthy ({r.mode} data)."]
+    for b in r.books:
+        state = "ok" if b.warning is None else b.warning
         lines.append(
-            f"- {b['venue']} {b['symbol']}: {state}; gaps {b['gaps']}, resyncs {b['resyncs']}, "
-            f"checksum failures {b['checksum_failures']}, updates applied {b['updates_applied']}"
+            f"- {b.venue} {b.symbol}{'' if b.source == 'recording' else f' ({b.source})'}: {state}; gaps {b.gaps}, resyncs {b.resyncs}, "
+            f"checksum failures {b.checksum_failures}, updates applied {b.updates_applied}"
         )
-    if r.get("circuit_breakers"):
-        opened = r.get("open_breakers") or []
+    if r.circuit_breakers:
+        opened = r.open_breakers
         lines.append(
             "REST circuit breakers: "
             + (f"open or half-open for {', '.join(opened)}." if opened else "all closed.")
@@ -494,21 +569,22 @@ def answer_health(r: dict, args: dict) -> str:
     return "\n".join(lines)
 
 
-def answer_history(r: dict, args: dict) -> str:
-    v, t = r["volatility"], r["trend"]
+def answer_history(r, args: dict) -> str:
+    v, t = r.volatility, r.trend
     return (
-        f"{r['symbol']} on {r['venue']}, {r['timeframe']} candles from {r['window_start']} to {r['window_end']} "
-        f"(the last {r['lookback_days']:g} days of the data, which ends {r['data_end']}): realised volatility "
-        f"{v['vol_annualised_pct']:.2f}% annualised ({v['vol_period_pct']:.4f}% per {r['timeframe']} period, "
-        f"{v['n_returns']} returns). Price went from {fmt_price(t['first_close'])} to {fmt_price(t['last_close'])} "
-        f"({t['return_pct']:+.2f}%); the log-price trend is {t['direction']} at {t['slope_pct_per_day']:+.3f}% per day "
-        f"(R² {t['r_squared']:.3f})."
+        f"{r.symbol} on {r.venue}, {r.timeframe} candles from {r.window_start} to {r.window_end} "
+        f"({_window_text(r.lookback_days, r.candles)}; {_candles_text(r.candles)}): "
+        f"realised volatility {v['vol_annualised_pct']:.2f}% annualised ({v['vol_period_pct']:.4f}% per "
+        f"{r.timeframe} period, {v['n_returns']} returns). Price went from {fmt_price(t['first_close'])} to "
+        f"{fmt_price(t['last_close'])} ({t['return_pct']:+.2f}%); the log-price trend is {t['direction']} at "
+        f"{t['slope_pct_per_day']:+.3f}% per day (R² {t['r_squared']:.3f})."
     )
 
 
 WRITERS = {
     "price_history": answer_history,
     "market_impact": answer_market_impact,
+    "max_size_within_slippage": answer_max_size,
     "order_book": answer_order_book,
     "compare_venues": answer_compare,
     "route_order": answer_route,
@@ -524,9 +600,19 @@ WRITERS = {
 # ------------------------------------------------------------ question -> call
 
 
+def _call(tool: str, a: dict) -> tuple[str, dict]:
+    """``(tool, args)`` with the arguments of ``a`` the tool's signature takes (one vocabulary:
+    ``agent.capabilities``); one venue given where the tool takes ``venues`` becomes ``[venue]``."""
+    params = tool_args(tool)
+    args = {k: a[k] for k in params if k in a}
+    if "venues" in params and "venue" not in params and "venue" in a and "venues" not in a:
+        args["venues"] = [a["venue"]]
+    return tool, args
+
+
 def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
     """A tool name and its arguments for a parsed question, or an answer text when no tool fits."""
-    a = q.args
+    a = dict(q.args)
     cap = q.capability
     if cap == "refuse":
         code, _, why = (q.reason or "").partition(": ")
@@ -538,7 +624,7 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
     if cap == "alerts":
         return _plan_alerts({**a, **q.extra})
     if cap == "health":
-        return "venue_health", {k: a[k] for k in ("venue", "venues") if a.get(k)}
+        return _call("venue_health", a)
     if cap == "pairs":
         sa, sb = a.get("symbol_a"), a.get("symbol_b")
         if not sa or not sb:
@@ -547,58 +633,44 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
                 + (f"I only found {sa}. " if sa else "")
                 + CAPABILITY_HELP
             )
-        args = {"symbol_a": sa, "symbol_b": sb}
-        args.update({k: a[k] for k in ("timeframe", "venue") if k in a})
-        return "pairs_stats", {**args, **_lookback_days(a)}
+        return _call("pairs_stats", a)
     symbol = a.get("symbol")
     if not symbol:
         return "Which asset do you mean? Name a coin or pair, for example BTC or ETH/USDT. " + CAPABILITY_HELP
     if cap == "order_book":
-        return "order_book", {k: a[k] for k in ("symbol", "venue", "window_bps") if k in a}
+        return _call("order_book", a)
     if cap == "market_impact":
+        if "max_slippage_bps" in a:
+            return _call("max_size_within_slippage", a)
         if "size" not in a and "notional" not in a:
-            return "order_book", {k: a[k] for k in ("symbol", "venue") if k in a}
-        args = {k: a[k] for k in ("symbol", "side", "size", "notional", "venue") if k in a}
-        args.setdefault("side", "buy")
-        return "market_impact", args
+            return _call("order_book", a)
+        a.setdefault("side", "buy")
+        return _call("market_impact", a)
     if cap == "history":
-        return "price_history", {k: a[k] for k in ("symbol", "lookback_days", "venue", "timeframe") if k in a}
+        return _call("price_history", a)
     if cap == "compare_venues":
-        return "compare_venues", {
-            k: a[k] for k in ("symbol", "side", "size", "notional", "venues", "venue", "window_bps") if k in a
-        }
+        return _call("compare_venues", a)
     if cap == "route_order":
         if "size" not in a and "notional" not in a:
             return (
                 f"How much {symbol} should I route? Give a size (e.g. 25 {_base(symbol)}) or a notional "
                 "(e.g. $100k), and buy or sell."
             )
-        args = {k: a[k] for k in ("symbol", "side", "size", "notional", "venues") if k in a}
-        if "venue" in a:
-            args["venues"] = [a["venue"]]
-        return "route_order", args
+        return _call("route_order", a)
     if cap == "backtest":
         if "size" not in a and "notional" not in a:
             return (
                 f"What order should I backtest? Give a size (e.g. 500 {_base(symbol)}) or a notional per "
                 "interval, and buy or sell."
             )
-        args = {k: a[k] for k in ("symbol", "side", "size", "notional", "timeframe", "venue") if k in a}
-        return "backtest_execution", {**args, **_lookback_days(a)}
+        return _call("backtest_execution", a)
     return f"I couldn't map that question to a tool. {CAPABILITY_HELP}"
-
-
-def _lookback_days(a: dict) -> dict:
-    """``{"lookback_days": ...}`` from a window stated in days or in hours; ``{}`` when none is."""
-    if "lookback_days" in a:
-        return {"lookback_days": a["lookback_days"]}
-    if "lookback_hours" in a:
-        return {"lookback_days": a["lookback_hours"] / 24}
-    return {}
 
 
 def _plan_alerts(a: dict) -> tuple[str, dict] | str:
     action = a.get("alert_action", "recent")
+    if a.get("side") not in ("both", "bid", "ask"):
+        a = {k: v for k, v in a.items() if k != "side"}  # an order side is not a depth side
     if action == "list":
         return "list_alerts", {}
     if not a.get("symbol"):
@@ -606,17 +678,21 @@ def _plan_alerts(a: dict) -> tuple[str, dict] | str:
             "Which asset should I watch? Name a coin or pair, for example BTC or ETH/USDT. " + CAPABILITY_HELP
         )
     if action == "create":
+        if (
+            a.get("metric") in ("spread_bps", "volatility", "mid_price", "volume", "zscore")
+            and "window_bps" in a
+        ):
+            a = {
+                k: v for k, v in a.items() if k != "window_bps"
+            }  # "5 bps" was the threshold, not a depth window
         if any(k not in a for k in ("metric", "comparison", "threshold")):
             return (
                 "To set an alert I need what to watch (spread, depth, imbalance, price, volatility), the "
                 'direction (above or below) and a threshold, e.g. "alert me when the BTC spread on Binance '
                 'goes above 5 bps".'
             )
-        args = {
-            k: a[k] for k in ("symbol", "venue", "metric", "comparison", "threshold", "window_bps") if k in a
-        }
-        return "create_alert", args
-    return "liquidity_alerts", {k: a[k] for k in ("symbol", "venue", "window_bps") if k in a}
+        return _call("create_alert", a)
+    return _call("liquidity_alerts", a)
 
 
 def _user_prompts(messages: list[ModelMessage]) -> list[str]:
@@ -652,14 +728,19 @@ def offline_model_function(messages: list[ModelMessage], info: AgentInfo) -> Mod
     if returns:
         texts = []
         calls = _last_calls(messages)
-        q = parse_conversation(_user_prompts(messages))
+        prompts = _user_prompts(messages)
+        q = parse_conversation(prompts)
         stated = q.args if q is not None else {}
         for p in returns:
             writer = WRITERS.get(p.tool_name)
-            if not isinstance(p.content, dict):  # a tool refused its arguments (ModelRetry)
+            if not isinstance(p.content, BaseModel):  # a tool refused its arguments (ModelRetry)
                 texts.append(f"I couldn't answer that: {p.content}")
                 continue
-            args = dict(calls.get(p.tool_call_id, {}), side_defaulted="side" not in stated)
+            args = dict(
+                calls.get(p.tool_call_id, {}),
+                side_defaulted="side" not in stated,
+                liquidity_question=_asks_if_liquid(prompts[-1] if prompts else ""),
+            )
             texts.append(writer(p.content, args) if writer else str(p.content))
         return ModelResponse(parts=[TextPart("\n\n".join(texts))])
     q = parse_conversation(_user_prompts(messages))
@@ -672,6 +753,18 @@ def offline_model_function(messages: list[ModelMessage], info: AgentInfo) -> Mod
     return ModelResponse(
         parts=[ToolCallPart(tool_name=tool, args=args, tool_call_id=f"offline-{len(messages)}")]
     )
+
+
+_LIQUID_Q = re.compile(
+    r"\benough (visible )?liquidity\b|\bliquid enough\b|\bdeep enough\b|\bcan (the book|the market|it|they) "
+    r"(absorb|handle|take)\b|\bis there (the )?liquidity\b",
+    re.I,
+)
+
+
+def _asks_if_liquid(question: str) -> bool:
+    """Whether the question asks for a yes/no on liquidity ("Is there enough liquidity to sell 10 ETH?")."""
+    return bool(_LIQUID_Q.search(question or ""))
 
 
 def _last_calls(messages: list[ModelMessage]) -> dict[str, dict[str, Any]]:

@@ -57,10 +57,11 @@ CAPABILITIES: Final[tuple[str, ...]] = (
 class ParsedQuery:
     """A question mapped to one capability.
 
-    ``args`` holds only what the question states, with the keys of the eval README: ``symbol``,
-    ``venue``, ``venues``, ``side``, ``size`` (base units), ``notional`` (quote units),
-    ``window_bps``, ``lookback_days``, ``lookback_hours`` (only for an explicit hour count that is
-    not a whole number of days), ``timeframe``, ``symbol_a``, ``symbol_b``.
+    ``args`` holds only what the question states, named as the arguments of the tools that serve
+    the capability (``agent.capabilities``: read from the tool signatures): ``symbol``, ``venue``,
+    ``venues``, ``side``, ``size`` (base units), ``notional`` (quote units), ``window_bps``,
+    ``max_slippage_bps``, ``lookback_days`` (an hour count becomes a fraction of a day),
+    ``timeframe``, ``symbol_a``, ``symbol_b``.
     ``reason`` says why for ``refuse`` (``"<code>: <explanation>"``) and is an optional note otherwise.
     """
 
@@ -184,7 +185,7 @@ _VENUES: Final[dict[str, tuple[str, ...]]] = {
     "bitstamp": ("bitstamp",),
     "gemini": ("gemini",),
     "kucoin": ("kucoin",),
-    "gateio": ("gateio", "gate.io", "gate"),
+    "gate": ("gateio", "gate.io", "gate"),
     "bitfinex": ("bitfinex", "bfx"),
     "hyperliquid": ("hyperliquid",),
     "htx": ("htx", "huobi"),
@@ -258,29 +259,39 @@ _TIMEFRAME_ADJECTIVES: Final[dict[str, str]] = {
     "weekly": "1w",
 }
 
-#: Capability -> argument keys it accepts (others the question states are dropped).
-_ALLOWED_ARGS: Final[dict[str, tuple[str, ...]]] = {
-    "order_book": ("symbol", "venue", "window_bps"),
-    "market_impact": ("symbol", "venue", "side", "size", "notional", "window_bps"),
-    "compare_venues": ("symbol", "venue", "venues", "side", "size", "notional", "window_bps"),
-    "route_order": ("symbol", "venue", "venues", "side", "size", "notional"),
-    "backtest": (
-        "symbol",
-        "venue",
-        "venues",
-        "side",
-        "size",
-        "notional",
-        "lookback_days",
-        "lookback_hours",
-        "timeframe",
-    ),
-    "pairs": ("symbol_a", "symbol_b", "venue", "timeframe", "lookback_days", "lookback_hours"),
-    "alerts": ("symbol", "venue", "venues", "lookback_days", "lookback_hours"),
-    "health": ("venue", "venues"),
-    "history": ("symbol", "venue", "lookback_days", "lookback_hours", "timeframe"),
-    "refuse": (),
-}
+
+def _allowed(capability: str) -> tuple[str, ...]:
+    """Argument names ``capability``'s tools accept (their signatures; ``agent.capabilities``), plus
+    ``venue`` where a tool takes ``venues`` (one named venue is passed as ``venue``)."""
+    from market_liquidity_monitor.agent.capabilities import capability_args
+
+    args = capability_args(capability)
+    return (*args, "venue") if "venues" in args and "venue" not in args else args
+
+
+#: Words that are written in capitals but are not tickers (for unknown-asset detection).
+_NOT_TICKERS: Final[frozenset[str]] = frozenset(
+    {"USD", "USDT", "USDC", "EUR", "GBP", "JPY", "CHF", "BPS", "BP", "API", "UTC", "GMT", "ETF", "CEX", "DEX",
+     "OK", "I", "A", "SOR", "HHI", "VWAP", "TWAP", "ADF", "OLS", "TOB", "BBO", "PNL", "FAQ", "AM", "PM", "ATH",
+     "ATL", "OTC", "KYC", "FX", "US", "UK", "EU", "AI", "LLM", "MCP", "CSV", "JSON", "ID", "TP", "SL", "IOC",
+     "FOK", "GTC", "VIP", "MM", "NO", "YES", "ALL", "ANY", "THE", "AND", "OR", "BUY", "SELL", "PERP",
+     "PERPS", "SWAP", "SPOT", "BTW", "ASAP", "WHAT", "HOW", "IS", "IT", "ON", "IN", "AT", "TO", "FOR", "OF",
+     "ME", "MY", "L2", "L1", "P2P", "DEPTH", "SPREAD", "BOOK", "LIQUIDITY", "SLIPPAGE", "MAX", "MIN", "AVG"}
+)  # fmt: skip
+#: A ticker-like word the alias tables do not know: capitals and digits ("FOOBAR", "PEPE2") or a
+#: cashtag ("$wif"), read from the text as written.
+_UNKNOWN_TICKER_RE: Final = re.compile(
+    r"(?<![A-Za-z0-9/$])(?:\$(?P<cash>[A-Za-z][A-Za-z0-9]{1,9})|(?P<caps>[A-Z][A-Z0-9]{1,9}))(?![A-Za-z0-9])"
+)
+#: "the largest size within 5 bps of slippage", "how much can I sell before the price moves 0.5%".
+_MAX_SIZE_RE: Final = re.compile(
+    r"\b(?:largest|biggest|max(?:imum)?|most|how\s+(?:much|many|big|large)\b[^.?!]{0,30}\b(?:can|could|may)"
+    r"|size\s+limit|capacity)\b[^.?!]{0,80}\b(?:within|under|below|less\s+than|without|before|keep(?:ing)?"
+    r"|at\s+most|no\s+more\s+than|capped\s+at|limit(?:ed)?\s+to|max(?:imum)?\s+of)\b"
+)
+#: Perpetual/futures wording that turns "BTCUSDT" into the linear perp "BTC/USDT:USDT".
+_PERP_RE: Final = re.compile(r"\b(?:perps?|perpetuals?|swaps?|futures|usd-?m|linear)\b")
+_INVERSE_RE: Final = re.compile(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,6 +682,11 @@ class _Extraction:
     bad_bare_number: str | None = None
     #: the bare number was written with a minus sign ("imbalance below -0.5"): kept for thresholds
     bare_negative: bool = False
+    #: "the largest size within N bps of slippage": the limit N (bps)
+    max_slippage_bps: int | float | None = None
+    #: perpetual / inverse wording ("BTCUSDT perp", "coin-margined")
+    perp: bool = False
+    inverse: bool = False
 
     @property
     def symbol(self) -> str | None:
@@ -910,7 +926,39 @@ def _extract_assets(ex: _Extraction, work: str, original: str) -> None:
                 continue
         ticker = _ALIAS_TO_TICKER[alias]
         ex.mentions.append((m.start(), ticker, ticker, None))
+    if not ex.mentions:
+        _extract_unknown_ticker(ex, work, original)
     ex.mentions.sort()
+
+
+_UNKNOWN_PAIR_RE: Final = re.compile(
+    rf"(?<![A-Za-z0-9])(?P<base>[A-Z][A-Z0-9]{{1,9}})\s?[/\-_]\s?(?P<quote>{'|'.join(q.upper() for q in _QUOTES)})(?![A-Za-z0-9])"
+)
+
+
+def _extract_unknown_ticker(ex: _Extraction, work: str, original: str) -> None:
+    """A ticker the alias tables do not know ("FOOBAR", "$wif", "ABC/USDT"), so the tools can say
+    "unknown symbol X; closest: ..." instead of asking which asset was meant. Only words written in
+    capitals (or as a cashtag / pair) count, and never a known word of the trade (``_NOT_TICKERS``)."""
+    known_venues = {re.sub(r"[\\s_.-]", "", a).upper() for a in _VENUE_ALIAS}
+    for rx in (_UNKNOWN_PAIR_RE, _UNKNOWN_TICKER_RE):
+        for m in rx.finditer(original):
+            if not work[m.start() : m.end()].strip():
+                continue  # already read as something else (a size, a venue...)
+            if rx is _UNKNOWN_PAIR_RE:
+                base, quote = m.group("base"), m.group("quote")
+                if base in _NOT_TICKERS or base == quote:
+                    continue
+                ex.mentions.append((m.start(), f"{base}/{quote}", base, quote))
+                return
+            token = (m.group("cash") or m.group("caps") or "").upper()
+            if token in _NOT_TICKERS or token in known_venues or token.lower() in _QUOTES:
+                continue
+            letters = [c for c in original if c.isalpha()]
+            if m.group("caps") and letters and sum(c.isupper() for c in letters) > 0.8 * len(letters):
+                continue  # an all-caps message: capitals say nothing
+            ex.mentions.append((m.start(), token, token, None))
+            return
 
 
 def _extract_side(ex: _Extraction) -> None:
@@ -937,6 +985,10 @@ def _extract(text: str) -> _Extraction:
     work = _extract_venues(ex, work)
     _extract_assets(ex, work, text)
     _extract_side(ex)
+    ex.perp = bool(_PERP_RE.search(low))
+    ex.inverse = bool(_INVERSE_RE.search(low))
+    if ex.window_bps is not None and _MAX_SIZE_RE.search(low):
+        ex.max_slippage_bps, ex.window_bps = ex.window_bps, None
     if (m := _BARE_NUMBER_RE.search(work)) is not None:
         ex.bare_number = _quantity_value(m)
         neg = _NEGATIVE_BEFORE_RE.search(work, 0, m.start("qnum"))
@@ -992,7 +1044,11 @@ _RULES: Final[tuple[_Rule, ...]] = (
         lambda ex: ex.has_quantity and ex.has("across_venues") and not ex.has("compare"),
     ),
     _Rule("compare_venues", lambda ex: ex.has("compare", "across_venues"), lambda ex: len(ex.venues) >= 2),
-    _Rule("market_impact", lambda ex: ex.has("impact"), lambda ex: ex.has_order),
+    _Rule(
+        "market_impact",
+        lambda ex: ex.has("impact") or ex.max_slippage_bps is not None,
+        lambda ex: ex.has_order,
+    ),
     _Rule(
         "history",
         lambda ex: ex.has("history"),
@@ -1032,8 +1088,38 @@ def _refusal(ex: _Extraction) -> str | None:
             continue
         if code == "investment_advice" and (ex.has("compare") or len(ex.venues) >= 2):
             continue  # "should I buy on Binance or Kraken?" is a venue choice
+        if code == "trade_execution" and ex.has("route") and not _REAL_ORDER_RE.search(ex.low):
+            continue  # "execute 10 BTC with the smart order router" asks for the routing simulation
         return f"{code}: {why}"
     return None
+
+
+#: What makes a routing request a real order after all.
+_REAL_ORDER_RE: Final = re.compile(
+    r"\breal\s+money\b|\b(?:real|live)\s+orders?\b|\bmy\s+(?:\w+\s+)?account\b|\bwithdraw|\bdeposit\b"
+    r"|\btransfer\b|\bon\s+my\s+behalf\b"
+)
+
+
+def _perp_symbol(ex: _Extraction, symbol: str | None) -> str | None:
+    """``BTC/USDT`` said of a perpetual ("BTCUSDT perp") as the linear perp ``BTC/USDT:USDT``;
+    ``BTC/USD`` said of an inverse/coin-margined contract as ``BTC/USD:BTC``."""
+    if symbol is None or "/" not in symbol or ":" in symbol:
+        return symbol
+    base, quote = symbol.split("/")
+    if ex.inverse and quote == "USD":
+        return f"{base}/USD:{base}"
+    if ex.perp and quote in ("USDT", "USDC"):
+        return f"{base}/{quote}:{quote}"
+    return symbol
+
+
+def _perp_venues(ex: _Extraction) -> list[str]:
+    """ "binance" said of perpetuals is Binance's futures venue (USD-M, or COIN-M for inverse)."""
+    if not (ex.perp or ex.inverse):
+        return ex.venues
+    target = "binancecoinm" if ex.inverse else "binanceusdm"
+    return [target if v == "binance" else v for v in ex.venues]
 
 
 def _venue_args(venues: list[str]) -> dict[str, Any]:
@@ -1046,8 +1132,9 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
     """The arguments ``capability`` accepts, from what the question states."""
     legs = ex.legs
     candidates: dict[str, Any] = {
-        "symbol": ex.symbol,
-        **_venue_args(ex.venues),
+        "symbol": _perp_symbol(ex, ex.symbol),
+        **_venue_args(_perp_venues(ex)),
+        "max_slippage_bps": ex.max_slippage_bps,
         "side": ex.side,
         "size": ex.size,
         "notional": ex.notional,
@@ -1067,9 +1154,11 @@ _ALERT_CREATE_RE: Final = re.compile(
     r"|\bheads[\s-]?up\s+(?:when|if)\b"
 )
 _ALERT_LIST_RE: Final = re.compile(
-    r"\b(?:list|show|see|view)\s+(?:me\s+)?(?:all\s+)?(?:my|the|our|existing|active|current)\s+"
-    r"(?:alerts?|alert\s+rules|rules)\b|\b(?:my|our)\s+(?:alerts|alert\s+rules)\b|\bwhat\s+alerts\s+(?:do|have)\b"
-    r"|\balerts?\s+(?:i|we)\s+(?:have|set|created)\b"
+    r"\b(?:list|show|see|view|display|give|print)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?(?:my|the|our|existing|active"
+    r"|current|saved|all)?\s*(?:alerts?|alert\s+rules|rules)\b(?!\s+(?:on|for|about|in)\b)"
+    r"|\b(?:my|our)\s+(?:\w+\s+)?(?:alerts|alert\s+rules|alert)\b"
+    r"|\b(?:what|which)\s+alerts?\s+(?:do|have|did|are|is)\b|\balerts?\s+(?:i|we)\s+(?:have|set|created|made)\b"
+    r"|\bhow\s+many\s+alerts\b|\bany\s+alerts\s+(?:set|configured|defined)\b"
 )
 #: Alert metrics by the words that name them, checked in order.
 _ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
@@ -1130,7 +1219,12 @@ def _alert_spec(ex: _Extraction) -> dict[str, Any]:
 
 
 def _filter(capability: str, args: dict[str, Any]) -> dict[str, Any]:
-    allowed = _ALLOWED_ARGS[capability]
+    """The arguments the capability's tools take (an hour count becomes ``lookback_days``)."""
+    args = dict(args)
+    hours = args.pop("lookback_hours", None)
+    if hours is not None and args.get("lookback_days") is None:
+        args["lookback_days"] = hours / 24
+    allowed = _allowed(capability)
     return {k: v for k, v in args.items() if k in allowed and v is not None}
 
 
@@ -1262,7 +1356,7 @@ def _sized(parsed: ParsedQuery, ex: _Extraction) -> ParsedQuery:
 
     Only for capabilities that take an order amount: an alert threshold may be negative
     ("imbalance below -0.5")."""
-    allowed = _ALLOWED_ARGS[parsed.capability]
+    allowed = _allowed(parsed.capability)
     if ex.bad_quantity is None or not ("size" in allowed or "notional" in allowed):
         return parsed
     return ParsedQuery(

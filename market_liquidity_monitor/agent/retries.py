@@ -23,7 +23,7 @@ framework's own text or documentation URL.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -63,6 +63,18 @@ class ArgumentProblems:
         problem of ``arg``. Any other exception propagates (a bug, not a bad argument)."""
         try:
             return validate(*args, **kwargs)
+        except ModelRetry as exc:
+            self.add(arg, exc.message)
+        except MLMError as exc:
+            self.add(arg, str(exc))
+        return None
+
+    async def acheck(
+        self, arg: str, validate: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T | None:
+        """``check`` for an async validator (e.g. ``BookService.resolve``)."""
+        try:
+            return await validate(*args, **kwargs)
         except ModelRetry as exc:
             self.add(arg, exc.message)
         except MLMError as exc:
@@ -114,15 +126,15 @@ def _cause_text(exc: BaseException) -> str | None:
 def exhausted_answer(exc: UnexpectedModelBehavior, tool_log: Iterable[Any], attempts: int) -> str:
     """The user's answer when the model misbehaved until its retries ran out.
 
-    ``tool_log``: the run's ``ToolCallRecord``s (the last refused call gives the tool and the problem
+    ``tool_log``: the run's ``ToolCallRecord``s (the last refused one, ``error`` set, gives the tool and the problem
     when the exception doesn't); ``attempts``: tries the model had (``retries + 1``).
     """
     m = _TOOL_IN_MESSAGE.search(exc.message or "")
-    refused = [r for r in tool_log if isinstance(getattr(r, "result", None), dict) and "error" in r.result]
+    refused = [r for r in tool_log if getattr(r, "error", None)]
     tool = m.group(1) if m else (refused[-1].tool if refused else None)
     problem = _cause_text(exc)
     if problem is None and refused and (tool is None or refused[-1].tool == tool):
-        problem = str(refused[-1].result["error"])
+        problem = str(refused[-1].error)
     if tool is None:
         return (
             "I couldn't complete that request: the model's replies could not be used (they did not follow "

@@ -4,7 +4,7 @@
   curves and the largest size within a slippage limit;
 - ``venues``: fee-aware comparison of one order across venues (VWAP, slippage, fee, cost, depth,
   best venue and why), arbitrage between contemporaneous books after taker fees, venue shares of
-  depth, HHI and effective venue count; taker fees with their source (``taker_fees_for``);
+  depth, HHI and effective venue count; per-venue taker fees passed in with their source;
 - ``quality``: whether a book can be trusted for a decision (``book_problems``: not synced,
   crossed, stale), from its integrity record;
 - ``routing``: splitting one order across venues (smart order routing) against baselines;
@@ -81,8 +81,6 @@ from market_liquidity_monitor.analytics.venues import (
     VenueDepth,
     compare_venues,
     herfindahl,
-    taker_fee,
-    taker_fees_for,
 )
 
 # name -> submodule, imported on first access (PEP 562 module __getattr__)
@@ -213,8 +211,6 @@ __all__ = [
     "route_order",
     "routing_exclusions",
     "sample_observation",
-    "taker_fee",
-    "taker_fees_for",
     "top_of_book",
     "validate_book_model",
 ]

@@ -16,20 +16,21 @@ Pure functions over :class:`~market_liquidity_monitor.book.view.BookView` (one p
   1950, A. O. Hirschman 1945; the concentration measure of the US DOJ/FTC Merger Guidelines, there
   on a 0-10,000 scale), and the effective number of venues ``1 / HHI``.
 
-Taker fees (``taker_fee`` / ``taker_fees_for``), first match wins: the user's override
-(``settings.analytics.taker_fee_bps``, their account tier), the venue's fee schedule from ccxt's
-market metadata (``DataEngine.fee_schedule``, when the venue is reachable), then
-``DEFAULT_TAKER_FEES``: each venue's published base-tier (lowest 30-day volume) taker rate, with
-its source. Keys are a ccxt id (``"bybit"``) or id and market type (``"bybit:linear"``); the
-market-specific key is tried first. Every fee carries the source it came from.
+Taker fees: these functions take a fee per venue (bps or ``TakerFee`` with its source); which fee
+applies is decided in one place, ``services.fees.FeeService`` (request, settings, recorded venue
+metadata, ccxt markets, then ``DEFAULT_TAKER_FEES``: each venue's published base-tier, lowest
+30-day volume, taker rate with its source). Keys are a ccxt id (``"bybit"``) or id and market type
+(``"bybit:linear"``); the market-specific key is tried first.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Real
 from typing import Any
+
+from pydantic import Field
 
 from market_liquidity_monitor.analytics.liquidity import (
     BookRef,
@@ -58,8 +59,6 @@ __all__ = [
     "compare_venues",
     "fee_keys",
     "herfindahl",
-    "taker_fee",
-    "taker_fees_for",
 ]
 
 BPS = 1e4
@@ -88,7 +87,7 @@ DEFAULT_TAKER_FEES: dict[str, tuple[float, str]] = {
     "bitstamp": (40.0, f"Bitstamp {_SCHEDULE} (taker 0.40%), bitstamp.net/fee-schedule"),
     "gemini": (40.0, f"Gemini ActiveTrader/API {_SCHEDULE} (taker 0.40%), gemini.com/fees/api-fee-schedule"),
     "kucoin": (10.0, f"KuCoin spot {_SCHEDULE} (LV0 taker 0.10%), kucoin.com/vip/privilege"),
-    "gateio": (20.0, "Gate.io spot VIP 0 taker 0.2% (the fee field of /api/v4/spot/currency_pairs)"),
+    "gate": (20.0, "Gate.io spot VIP 0 taker 0.2% (the fee field of /api/v4/spot/currency_pairs)"),
     "bitfinex": (20.0, f"Bitfinex {_SCHEDULE} (taker 0.200%), bitfinex.com/fees"),
     "hyperliquid": (4.5, f"Hyperliquid perpetuals {_SCHEDULE} (tier 0 taker 0.045%), hyperliquid docs: fees"),
 }
@@ -110,7 +109,8 @@ class VenueDepth(Result):
     bid_notional: float
     ask_notional: float
     depth_notional: float  # bid + ask
-    share: float | None  # of the venues' summed depth_notional in this window; None if all are 0
+    share: float | None  # of the included venues' summed depth_notional; None if excluded or all are 0
+    exceeds_visible_book: bool = False  # the window reaches past the visible book: depth is a lower bound
 
 
 class VenueCost(BookRef):
@@ -133,7 +133,8 @@ class VenueCost(BookRef):
     depth_bid_notional: float  # within window_bps of mid, quote units
     depth_ask_notional: float
     depth_notional: float  # bid + ask
-    depth_share: float | None  # of the venues' summed depth_notional
+    depth_share: float | None  # of the included venues' summed depth_notional (None if excluded)
+    depth_window_exceeds_visible_book: bool = False  # window past the visible book: depth is a lower bound
     depth_windows: tuple[VenueDepth, ...] = ()  # one per requested windows_bps
     reason: str | None = None
     # Why this book is not trustworthy (not synced / crossed / stale, from BookView.quality);
@@ -160,13 +161,20 @@ class ArbitrageCheck(Result):
 
 
 class LiquidityConcentration(Result):
-    """Venue shares of depth within a window, HHI and effective venue count."""
+    """Venue shares of depth within a window, HHI and effective venue count, over the books that can
+    be compared now: ``venues_included``; ``venues_excluded`` (venue -> why: a stale, crossed or
+    unsynced book, or one more than ``max_book_age_diff_ms`` older than the freshest trusted book);
+    ``truncated``: included venues whose window reaches past their visible book (their depth, and
+    so their share, is a lower bound)."""
 
     window_bps: float
     shares: dict[str, float]
-    hhi: float | None  # in [1/N, 1]; None when no venue has depth in the window
+    hhi: float | None  # in [1/N, 1]; None when no included venue has depth in the window
     effective_venue_count: float | None  # 1 / hhi
     reason: str | None = None
+    venues_included: tuple[str, ...] = ()
+    venues_excluded: dict[str, str] = Field(default_factory=dict)
+    truncated: tuple[str, ...] = ()
 
 
 class VenueComparison(Result):
@@ -191,65 +199,6 @@ class VenueComparison(Result):
 def fee_keys(venue: str, market: str | None) -> list[str]:
     """Keys a fee table is looked up by, most specific first: ``["venue:market", "venue"]``."""
     return ([f"{venue}:{market}"] if market else []) + [venue]
-
-
-def taker_fee(
-    venue: str,
-    market: str | None = None,
-    *,
-    overrides: Mapping[str, float] | None = None,
-    schedule: Mapping[str, Any] | None = None,
-) -> TakerFee:
-    """The taker fee (bps) of ``venue`` for a market type (``spot``/``linear``/``inverse``, optional).
-
-    Order: ``overrides`` (``settings.analytics.taker_fee_bps``; keys ``venue:market`` then
-    ``venue``), then ``schedule`` (a ``DataEngine.fee_schedule`` dict: ``taker_bps``, ``source``;
-    skipped when its ``taker_bps`` is None), then ``DEFAULT_TAKER_FEES``.
-
-    Raises ``InvalidInputError`` for a negative or non-finite fee, or when no source knows the
-    venue (the message lists the venues with a default and how to set one).
-    """
-    market = None if market is None else str(market)
-    for key in fee_keys(venue, market):
-        if overrides and key in overrides:
-            fee = check_number(f"taker_fee_bps[{key!r}]", overrides[key], allow_zero=True, unit="bps")
-            return TakerFee(
-                venue=venue, market=market, fee_bps=fee, source=f"settings analytics.taker_fee_bps[{key!r}]"
-            )
-    if schedule is not None and schedule.get("taker_bps") is not None:
-        fee = check_number(
-            f"{venue} fee schedule taker_bps", schedule["taker_bps"], allow_zero=True, unit="bps"
-        )
-        return TakerFee(venue=venue, market=market, fee_bps=fee, source=str(schedule.get("source") or "ccxt"))
-    for key in fee_keys(venue, market):
-        if key in DEFAULT_TAKER_FEES:
-            fee, source = DEFAULT_TAKER_FEES[key]
-            return TakerFee(venue=venue, market=market, fee_bps=fee, source=f"default: {source}")
-    known = sorted({k.split(":")[0] for k in DEFAULT_TAKER_FEES})
-    raise InvalidInputError(
-        f"no taker fee known for venue {venue!r}: set analytics.taker_fee_bps "
-        f"(MLM_ANALYTICS__TAKER_FEE_BPS='{{\"{venue}\": <bps>}}'); defaults exist for {', '.join(known)}"
-    )
-
-
-def taker_fees_for(
-    views: Iterable[BookView],
-    *,
-    overrides: Mapping[str, float] | None = None,
-    schedules: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, TakerFee]:
-    """``{venue: TakerFee}`` for the books' venues and market types (see ``taker_fee``), ready
-    for ``compare_venues(fees_bps=...)``. ``schedules``: venue -> ``DataEngine.fee_schedule`` dict."""
-    out = {}
-    for v in views:
-        venue = v.instrument.venue
-        out[venue] = taker_fee(
-            venue,
-            str(v.instrument.market_type),
-            overrides=overrides,
-            schedule=(schedules or {}).get(venue),
-        )
-    return out
 
 
 def fee_table(
@@ -372,7 +321,7 @@ def compare_venues(
     """The same taker order (``size`` base or ``notional`` quote, fees excluded) on each venue.
 
     ``fees_bps``: taker fee per venue (every venue must be present) as bps or ``TakerFee`` (its
-    source is then reported, e.g. from ``taker_fees_for``), or None for zero fees.
+    source is then reported, e.g. from ``services.fees.FeeService``), or None for zero fees.
     ``window_bps``: the window of ``depth_*``, ``depth_share`` and ``concentration``;
     ``windows_bps`` (optional): more windows, reported per venue in ``depth_windows`` and across
     venues in ``concentration_by_window``. Per venue: VWAP, slippage_bps, fee, fee-adjusted cost,
@@ -398,14 +347,15 @@ def compare_venues(
         raise InvalidInputError(f"one book per venue; got venues {names}")
     fees, sources = fee_table(names, fees_bps)
     s = side_sign(side)
+    excluded = _concentration_exclusions(views, max_diff)
     depths = {v.instrument.venue: depth_within_bps(v, window) for v in views}
-    hhi, shares = herfindahl({k: d.bid_notional + d.ask_notional for k, d in depths.items()})
+    hhi, shares = _shares(depths, excluded)
     by_window: list[LiquidityConcentration] = []
     venue_windows: dict[str, list[VenueDepth]] = {n: [] for n in names}
     for w in extra_windows:
         dw = {v.instrument.venue: depth_within_bps(v, w) for v in views}
-        h_w, sh_w = herfindahl({k: d.bid_notional + d.ask_notional for k, d in dw.items()})
-        by_window.append(_concentration(w, h_w, sh_w))
+        h_w, sh_w = _shares(dw, excluded)
+        by_window.append(_concentration(w, h_w, sh_w, excluded, dw))
         for k, d in dw.items():
             venue_windows[k].append(
                 VenueDepth(
@@ -413,7 +363,8 @@ def compare_venues(
                     bid_notional=d.bid_notional,
                     ask_notional=d.ask_notional,
                     depth_notional=d.bid_notional + d.ask_notional,
-                    share=sh_w[k] if h_w is not None else None,
+                    share=sh_w.get(k) if h_w is not None else None,
+                    exceeds_visible_book=_truncated(d),
                 )
             )
     rows = []
@@ -450,7 +401,8 @@ def compare_venues(
                 depth_bid_notional=d.bid_notional,
                 depth_ask_notional=d.ask_notional,
                 depth_notional=d.bid_notional + d.ask_notional,
-                depth_share=shares[venue] if hhi is not None else None,
+                depth_share=shares.get(venue) if hhi is not None else None,
+                depth_window_exceeds_visible_book=_truncated(d),
                 depth_windows=tuple(venue_windows[venue]),
                 reason=imp.reason,
                 book_warning=_book_warning(v),
@@ -496,7 +448,7 @@ def compare_venues(
         best_venue_reason=why,
         best_venue_by_price=best_px,
         arbitrage=tuple(_arbitrage(views, fees, max_diff)),
-        concentration=_concentration(window, hhi, shares),
+        concentration=_concentration(window, hhi, shares, excluded, depths),
         concentration_by_window=tuple(by_window),
         max_book_ts_diff_ms=ts_diff,
         contemporaneous=together,
@@ -504,13 +456,60 @@ def compare_venues(
     )
 
 
-def _concentration(window: float, hhi: float | None, shares: dict[str, float]) -> LiquidityConcentration:
+def _truncated(d: Any) -> bool:
+    return bool(d.bid_window_exceeds_visible_book or d.ask_window_exceeds_visible_book)
+
+
+def _concentration_exclusions(views: Sequence[BookView], max_diff_ms: float) -> dict[str, str]:
+    """Books left out of shares and HHI, and why: untrusted now (``book_problems``: stale, crossed,
+    not synced), or more than ``max_diff_ms`` older than the freshest trusted book (depth measured
+    at different times does not add up). Books without a timestamp are kept only when none has one."""
+    out: dict[str, str] = {}
+    for v in views:
+        w = _book_warning(v)
+        if w is not None:
+            out[v.instrument.venue] = f"book {w}"
+    trusted = [v for v in views if v.instrument.venue not in out and v.book_ts_ns is not None]
+    if trusted:
+        newest = max(trusted, key=lambda v: v.book_ts_ns)
+        for v in trusted:
+            gap = (newest.book_ts_ns - v.book_ts_ns) / 1e6
+            if gap > max_diff_ms:
+                out[v.instrument.venue] = (
+                    f"book {gap / 1000:,.0f} s older than the freshest ({newest.instrument.venue}, "
+                    f"{newest.book_ts_iso}): not contemporaneous"
+                )
+    return out
+
+
+def _shares(depths: Mapping[str, Any], excluded: Mapping[str, str]) -> tuple[float | None, dict[str, float]]:
+    return herfindahl({k: d.bid_notional + d.ask_notional for k, d in depths.items() if k not in excluded})
+
+
+def _concentration(
+    window: float,
+    hhi: float | None,
+    shares: dict[str, float],
+    excluded: Mapping[str, str] | None = None,
+    depths: Mapping[str, Any] | None = None,
+) -> LiquidityConcentration:
+    excluded = dict(excluded or {})
+    included = tuple(k for k in shares)
+    if hhi is not None:
+        reason = None
+    elif not included:
+        reason = "no book can be compared now (every one is excluded: see venues_excluded)"
+    else:
+        reason = f"no included venue has resting size within {window:g} bps of its mid"
     return LiquidityConcentration(
         window_bps=window,
         shares=shares,
         hhi=hhi,
         effective_venue_count=None if hhi is None else 1.0 / hhi,
-        reason=None if hhi is not None else f"no venue has resting size within {window:g} bps of its mid",
+        reason=reason,
+        venues_included=included,
+        venues_excluded=excluded,
+        truncated=tuple(k for k in included if depths is not None and _truncated(depths[k])),
     )
 
 

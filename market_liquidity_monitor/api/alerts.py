@@ -10,16 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from market_liquidity_monitor.alerts_service import AlertService
 from market_liquidity_monitor.api.deps import AlertsDep
 from market_liquidity_monitor.api.stream import StreamHub
-from market_liquidity_monitor.config import Settings
-from market_liquidity_monitor.market_data import MarketData
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +125,12 @@ async def delete_alert(alert_id: int, alerts: AlertsDep) -> None:
         )
 
 
-async def start_alerts(app: FastAPI, settings: Settings, market: MarketData, hub: StreamHub):
-    """Build and start the service (rules loaded from the database); returns its stop function."""
-    db = (await app.state.history.history()).db
-    svc = AlertService(market, db=db, settings=settings, watch_symbols=settings.api.watch_symbols)
-    await svc.start()
+async def start_alerts(app: FastAPI, services: Any, hub: StreamHub):
+    """Start the services' alert rules (loaded from the database) evaluating as data arrives, with
+    fired events pushed to the stream hub; returns its stop function."""
+    await services.start(watch_symbols=services.settings.api.watch_symbols)
+    svc = services.alerts
+    svc.watch_symbols.update(s.strip().upper() for s in services.settings.api.watch_symbols)
     svc.subscribe(lambda e: hub.publish({"type": "alert", "event": e.model_dump(mode="json")}))
     app.state.alerts = svc
     readiness = app.state.readiness

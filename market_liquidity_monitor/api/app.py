@@ -20,13 +20,13 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 
-from market_liquidity_monitor import __version__, analytics
-from market_liquidity_monitor.agent.assistant import Assistant, ModelProviderError
+from market_liquidity_monitor import __version__
+from market_liquidity_monitor.agent.assistant import ModelProviderError
 from market_liquidity_monitor.api import routes
 from market_liquidity_monitor.api.alerts import router as alerts_router
 from market_liquidity_monitor.api.alerts import start_alerts
 from market_liquidity_monitor.api.chat import chat_response
-from market_liquidity_monitor.api.deps import AssistantDep, EngineDep, MarketDep, StatusDep
+from market_liquidity_monitor.api.deps import AssistantDep, EngineDep, MarketDep, ServicesDep, StatusDep
 from market_liquidity_monitor.api.schemas import (
     ChatRequest,
     ChatResponse,
@@ -38,8 +38,6 @@ from market_liquidity_monitor.api.security import add_cors, check_websocket, req
 from market_liquidity_monitor.api.status import Readiness, compute_status
 from market_liquidity_monitor.api.stream import StreamHub, parse_window, serve_client
 from market_liquidity_monitor.config import Settings
-from market_liquidity_monitor.data_engine.cache import build_cache
-from market_liquidity_monitor.data_engine.engine import DataEngine
 from market_liquidity_monitor.data_engine.errors import VenueRequestError, VenueUnreachableError
 from market_liquidity_monitor.domain.errors import (
     BookNotReadyError,
@@ -48,18 +46,12 @@ from market_liquidity_monitor.domain.errors import (
     UnknownSymbolError,
     UnknownVenueError,
 )
-from market_liquidity_monitor.history_service import HistoryService
 from market_liquidity_monitor.market_data import MarketData
 from market_liquidity_monitor.observability import configure_observability, redact, secret_values
+from market_liquidity_monitor.services import ImpactAnswer, OrderBookAnswer, Services, build_market
 from market_liquidity_monitor.storage.history import InsufficientHistoryError, NoHistoryError
 
 log = logging.getLogger(__name__)
-
-
-def build_market(settings: Settings) -> MarketData:
-    if settings.data_dir is not None:
-        return MarketData.from_recordings(settings, settings.data_dir)
-    return MarketData(settings)
 
 
 def _writer_stats(app: FastAPI) -> dict[str, Any] | None:
@@ -86,47 +78,49 @@ def _feeds(app: FastAPI) -> list[dict[str, Any]] | None:
         return None
 
 
-def create_app(settings: Settings | None = None, market: MarketData | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, market: MarketData | None = None, services: Services | None = None
+) -> FastAPI:
     """The API app. With ``settings.data_dir`` set, everything runs on that recorded data.
 
-    ``market``: an already built ``MarketData`` to serve (tests, ``mlm up``); else built here.
+    ``market``: an already built ``MarketData`` to serve (tests, ``mlm up``); ``services``: an
+    already built service container (then owned by the caller, not closed here); else built here.
     """
     settings = settings or Settings()
     secrets = secret_values(settings)  # kept out of every error detail, as out of the logs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        md = market or build_market(settings)
-        engine = DataEngine(settings, build_cache(settings))
-        history = HistoryService(settings)
+        svc = services or Services.build(settings, market=market or build_market(settings))
+        md, engine = svc.market, svc.engine
         readiness = Readiness(settings, md)
         hub = StreamHub(settings, md, readiness)
         app.state.settings = settings
+        app.state.services = svc
         app.state.market = md
         app.state.engine = engine
-        app.state.history = history
+        app.state.history = svc.candles
         app.state.readiness = readiness
         app.state.hub = hub
-        app.state.assistant = Assistant(settings, md, history=history, engine=engine)
+        app.state.assistant = svc.assistant
         app.state.status = lambda: compute_status(
             readiness,
             breakers=[h.to_dict() for h in engine.health()],
             websocket=hub.stats(),
             writer=_writer_stats(app),
             feeds=_feeds(app),
+            rest_books=svc.books.rest_store,
         )
         readiness.start()
         await hub.start()
-        alerts_stop = await start_alerts(app, settings, md, hub)
-        app.state.assistant.alerts = app.state.alerts  # one set of rules for chat and REST
+        alerts_stop = await start_alerts(app, svc, hub)
         try:
             yield
         finally:
             await alerts_stop()
             await hub.stop()
-            await engine.close()
-            await history.close()
-            await engine.cache.close()
+            if services is None:
+                await svc.close()
 
     app = FastAPI(
         title="Market Liquidity Monitor",
@@ -225,44 +219,30 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
         """
         return await chat_response(request, assistant, body.message, body.session_id, body.stream)
 
-    @app.get("/api/orderbook/{venue}/{symbol:path}", tags=["analytics"])
-    def orderbook(
+    @app.get("/api/orderbook/{venue}/{symbol:path}", response_model=OrderBookAnswer, tags=["analytics"])
+    async def orderbook(
         venue: str,
         symbol: str,
-        market: MarketDep,
+        services: ServicesDep,
         levels: Annotated[int, Query(ge=1, le=1000, description="Levels per side to return.")] = 20,
         window_bps: Annotated[float | None, Query(gt=0, le=10_000, description="Extra depth window.")] = None,
-    ) -> dict:
-        """Order-book summary (top of book, depth within bps windows, imbalance) and the top levels.
+    ) -> OrderBookAnswer:
+        """Order-book summary (top of book, depth within bps windows, imbalance), the book's source
+        (recording / ws / rest), time and quality, and the top levels.
 
         ``symbol`` is a unified symbol (``BTC/USDT``; ``BTC-USDT`` also accepted) or a base asset.
         ``bids``/``asks``: ``[[price, size], ...]`` best first (quote units, base units).
         Errors: 404 unknown venue/symbol (lists the valid ones); 503 book not synced.
         """
-        inst = market.resolve(symbol.replace("-", "/") if "/" not in symbol else symbol, venue)
-        view = market.view(inst)
-        windows = sorted({*settings.analytics.depth_windows_bps, *([window_bps] if window_bps else [])})
-        summary = analytics.book_summary(view, windows).model_dump(mode="json")
-        summary["bids"] = [
-            [float(p), float(s)]
-            for p, s in zip(view.bid_prices[:levels], view.bid_sizes[:levels], strict=True)
-        ]
-        summary["asks"] = [
-            [float(p), float(s)]
-            for p, s in zip(view.ask_prices[:levels], view.ask_sizes[:levels], strict=True)
-        ]
-        return summary
+        sym = symbol.replace("-", "/") if "/" not in symbol else symbol
+        return await services.liquidity.order_book(sym, venue, window_bps, levels=levels)
 
-    @app.post("/api/impact", tags=["analytics"])
-    def impact(body: ImpactRequest, market: MarketDep) -> dict:
-        """Market impact of a taker order walked through the visible book (VWAP, slippage_bps).
+    @app.post("/api/impact", response_model=ImpactAnswer, tags=["analytics"])
+    async def impact(body: ImpactRequest, services: ServicesDep) -> ImpactAnswer:
+        """Market impact of a taker order walked through the visible book (VWAP, slippage_bps), with
+        the book's source, time and quality.
         Errors: 404 unknown venue/symbol; 422 bad amount; 503 book not synced or its side empty."""
-        inst = market.resolve(body.symbol, body.venue)
-        view = market.view(inst)
-        res = analytics.market_impact(view, body.side, size=body.size, notional=body.notional)
-        out = res.model_dump(mode="json")
-        out["quality"] = view.quality
-        return out
+        return await services.liquidity.impact(body.symbol, body.side, body.size, body.notional, body.venue)
 
     app.include_router(routes.router)
     app.include_router(alerts_router)
@@ -291,4 +271,4 @@ def create_app(settings: Settings | None = None, market: MarketData | None = Non
     return app
 
 
-__all__ = ["build_market", "create_app"]
+__all__ = ["build_market", "create_app"]  # build_market: re-exported from services

@@ -15,8 +15,8 @@ from market_liquidity_monitor.agent.assistant import Assistant
 from market_liquidity_monitor.alerts_service import AlertService
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.engine import DataEngine
-from market_liquidity_monitor.history_service import HistoryService
 from market_liquidity_monitor.market_data import MarketData
+from market_liquidity_monitor.services import Services
 
 
 def _state(name: str) -> Callable[[Request], Any]:
@@ -33,7 +33,7 @@ SettingsDep = Annotated[Settings, Depends(_state("settings"))]
 MarketDep = Annotated[MarketData, Depends(_state("market"))]
 AssistantDep = Annotated[Assistant, Depends(_state("assistant"))]
 EngineDep = Annotated[DataEngine, Depends(_state("engine"))]
-HistoryDep = Annotated[HistoryService, Depends(_state("history"))]
+ServicesDep = Annotated[Services, Depends(_state("services"))]
 # ``status()`` -> the /api/status body (``api.status.compute_status``).
 StatusDep = Annotated[Callable[[], dict[str, Any]], Depends(_state("status"))]
 AlertsDep = Annotated[AlertService, Depends(_state("alerts"))]

@@ -104,7 +104,8 @@ class _Amount(BaseModel):
         default=None,
         min_length=1,
         max_length=20,
-        description="ccxt venue ids; default: the configured venues (settings.venues).",
+        description="ccxt venue ids; default: every venue with a book of the asset (recorded data: every "
+        "recorded venue; live: WebSocket venues plus settings.venues over REST).",
     )
     fees_bps: dict[str, float] | None = Field(
         default=None,
@@ -317,11 +318,14 @@ class StatusResponse(BaseModel):
     mode: Literal["recorded", "live"]
     warmup_s: float | None
     venues: list[dict[str, Any]] = Field(
-        description="Per venue: connection (replay/connected/...), books_ok, books_total"
+        description="Every configured venue and every venue with a book: connection (replay/connected/"
+        "rest/...), configured, books_ok, books_total, watched_total"
     )
     books: list[dict[str, Any]] = Field(
-        description="Per watched instrument: ok, problem, synced, stale, crossed, age_ms, resyncs, gaps"
+        description="Every book held (watched ones first, watched=true): source (recording/ws/rest), ok, "
+        "problem, book_ts, synced, stale, crossed, age_ms, resyncs, gaps, checksum_failures, messages"
     )
+    books_total: int = Field(default=0, description="Books held right now (every source).")
     circuit_breakers: list[dict[str, Any]]
     writer: dict[str, Any] | None = Field(
         description="Storage writer buffer use; null when no writer runs in this process"

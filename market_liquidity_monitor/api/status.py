@@ -123,10 +123,14 @@ class Readiness:
             return self.warming, list(self.watches)
 
 
-def book_state(market: MarketData, inst: InstrumentId) -> dict[str, Any]:
-    """Quality of one book as shown by /api/status, with ``ok`` and a ``problem`` sentence."""
-    e = market.store.find(inst.venue, inst.symbol)
-    q = market.store.quality(e)
+def book_state(
+    market: MarketData, inst: InstrumentId, store: Any = None, source: str | None = None
+) -> dict[str, Any]:
+    """Quality of one book as shown by /api/status, with ``ok`` and a ``problem`` sentence.
+    ``store``: the ``BookStore`` holding it (default the market's); ``source``: recording/ws/rest."""
+    store = store if store is not None else market.store
+    e = store.find(inst.venue, inst.symbol)
+    q = store.quality(e)
     stale_after = market.settings.analytics.stale_after_ms
     first = next(iter(book_problems(q)), None)  # the most severe present problem, if any
     problem = {
@@ -138,6 +142,7 @@ def book_state(market: MarketData, inst: InstrumentId) -> dict[str, Any]:
     return {
         "venue": inst.venue,
         "symbol": inst.symbol,
+        "source": source or ("recording" if market.is_recorded else "ws"),
         "ok": problem is None,
         "problem": problem,
         "book_ts": e.book.view(1).book_ts_iso if q.get("synced") else None,
@@ -159,8 +164,14 @@ def compute_status(
     websocket: dict[str, Any],
     writer: dict[str, Any] | None,
     feeds: list[dict[str, Any]] | None = None,
+    rest_books: Any = None,
 ) -> dict[str, Any]:
-    """The /api/status body (see ``StatusResponse`` for the shape)."""
+    """The /api/status body (see ``StatusResponse`` for the shape).
+
+    The overall status is judged on the watched books (``api.watch_symbols`` x ``venues``);
+    ``books`` lists every book held (watched ones first, ``watched`` true), recorded/WebSocket books
+    of ``readiness.market`` and REST snapshots of ``rest_books`` (a ``BookStore``), and ``venues``
+    every venue with a book or configured, so the app's pickers show everything that is loaded."""
     market = readiness.market
     warming, watches = readiness.snapshot()
     reasons: list[str] = []
@@ -194,8 +205,26 @@ def compute_status(
             reasons.append("no instrument is watched (settings.venues or api.watch_symbols is empty)")
     else:
         overall = "live"
+    for b in books:
+        b["watched"] = True
+    seen = {(b["venue"], b["symbol"]) for b in books}
+    stores = [(market.store, None)]
+    if rest_books is not None:
+        stores.append((rest_books, "rest"))
+    for store, source in stores:
+        for inst in store.instruments():
+            if (inst.venue, inst.symbol) in seen:
+                continue
+            seen.add((inst.venue, inst.symbol))
+            try:
+                row = book_state(market, inst, store, source)
+            except MLMError as exc:  # removed while we looked: report it, do not fail the status
+                row = {"venue": inst.venue, "symbol": inst.symbol, "ok": False, "problem": str(exc)}
+            row["watched"] = False
+            books.append(row)
     by_venue: dict[str, dict[str, Any]] = {}
-    for venue in readiness.settings.venues:
+    venues = list(dict.fromkeys([*readiness.settings.venues, *sorted({b["venue"] for b in books})]))
+    for venue in venues:
         vb = [b for b in books if b["venue"] == venue]
         conns = [f for f in feeds or [] if f.get("venue") == venue]
         if conns:
@@ -203,13 +232,17 @@ def compute_status(
             conn = "connected" if up == len(conns) else ("partial" if up else "disconnected")
         elif market.is_recorded:
             conn = "replay"
+        elif any(b.get("source") == "rest" for b in vb):
+            conn = "rest"
         else:
             conn = "not_connected"
         by_venue[venue] = {
             "venue": venue,
             "connection": conn,
+            "configured": venue in readiness.settings.venues,
             "books_ok": sum(1 for b in vb if b.get("ok")),
             "books_total": len(vb),
+            "watched_total": sum(1 for b in vb if b.get("watched")),
         }
     return {
         "status": overall,
@@ -220,6 +253,7 @@ def compute_status(
         else round(readiness.finished_s - readiness.started_s, 3),
         "venues": list(by_venue.values()),
         "books": books,
+        "books_total": len(books),
         "circuit_breakers": breakers,
         "writer": writer,
         "websocket": websocket,

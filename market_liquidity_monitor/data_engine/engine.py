@@ -29,7 +29,6 @@ import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 from ccxt.base.decimal_to_precision import number_to_string
 
-from market_liquidity_monitor.analytics.venues import TakerFee, fee_keys, taker_fee
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.breaker import BreakerState, CircuitBreaker, Outcome
 from market_liquidity_monitor.data_engine.cache import Cache
@@ -117,20 +116,66 @@ def point_exchange_at(exchange: Any, base_url: str) -> None:
     exchange.urls["api"] = rewrite(exchange.urls["api"])
 
 
+def reject_non_json_success(exchange: Any) -> None:
+    """Make ``exchange`` raise ccxt ``BadResponse`` for a 2xx answer whose body is not JSON.
+
+    ccxt 4.5.90 hands such a body (a proxy or maintenance page served with 200) to the parser,
+    which turns it into an empty order book or list without an error; as ``BadResponse`` it is a
+    failure of the venue (counted by its breaker). Error statuses keep ccxt's own handling.
+    """
+    original = exchange.on_rest_response
+
+    def on_rest_response(code, reason, url, method, response_headers, response_body, *rest):
+        body = original(code, reason, url, method, response_headers, response_body, *rest)
+        if 200 <= int(code) < 300 and body and body.lstrip()[:1] not in ("{", "["):
+            raise ccxt_errors.BadResponse(
+                f"{exchange.id} {method} {url}: 200 with a non-JSON body: {body[:80]!r}"
+            )
+        return body
+
+    exchange.on_rest_response = on_rest_response
+
+
 def default_exchange_factory(settings: Settings) -> ExchangeFactory:
-    """Build ``ccxt.async_support.<venue>`` with rate limiting on and the configured timeout."""
+    """Build ``ccxt.async_support.<venue>`` with rate limiting on and the configured timeout.
+
+    ``load_markets`` skips ``fetch_currencies`` (``has["fetchCurrencies"] = False``): the product
+    uses markets, precision and fees, not currency/network metadata, and ccxt fills ``currencies``
+    from the markets. Non-JSON 2xx bodies raise ``BadResponse`` (``reject_non_json_success``).
+    """
     cfg = settings.data_engine
 
     def make(venue: str) -> Any:
         cls = getattr(ccxt_async, venue, None)
         if venue not in ccxt_async.exchanges or cls is None:
             raise UnknownVenueError(venue, ccxt_async.exchanges)
-        exchange = cls({"enableRateLimit": True, "timeout": int(cfg.request_timeout_s * 1000)})
+        exchange = cls(
+            {
+                "enableRateLimit": True,
+                "timeout": int(cfg.request_timeout_s * 1000),
+                "has": {"fetchCurrencies": False},
+            }
+        )
+        reject_non_json_success(exchange)
         if cfg.rest_base_url:
             point_exchange_at(exchange, cfg.rest_base_url)
         return exchange
 
     return make
+
+
+def trades_params(exchange: Any, market: dict[str, Any]) -> dict[str, Any]:
+    """ccxt ``fetch_trades`` params so that every venue returns individual trades.
+
+    Binance (spot, USD-M, COIN-M): ccxt defaults to aggregate trades (``/aggTrades``: fills of one
+    taker order at one price merged under an aggregate id); the WebSocket path records ``@trade``
+    (one message per fill, trade ids), so REST uses the recent-trades list (``/api/v3/trades``,
+    ``/fapi/v1/trades``, ``/dapi/v1/trades``) for the same granularity and ids.
+    """
+    if isinstance(exchange, ccxt_async.binance) and not market.get("option"):
+        api = "fapiPublic" if market.get("linear") else "dapiPublic" if market.get("inverse") else "public"
+        return {"fetchTradesMethod": f"{api}GetTrades"}
+    return {}
 
 
 class DataEngine:
@@ -162,6 +207,7 @@ class DataEngine:
         self._markets_loaded_at: dict[str, float] = {}
         self._last_success_ms: dict[str, int] = {}
         self._last_failure_ms: dict[str, int] = {}
+        self._time_offsets: dict[str, tuple[int, float]] = {}  # venue -> (server - wall ms, when)
 
     # -- plumbing ----------------------------------------------------------------------------
     def exchange(self, venue: str) -> Any:
@@ -264,8 +310,9 @@ class DataEngine:
         exchange = self.exchange(venue)
         market = await self.market(venue, symbol)
         taker, maker = market.get("taker"), market.get("maker")
-        source = f"ccxt {venue} market metadata (public base-tier rates, not account-specific)"
-        if taker is None and maker is None:
+        source = f"ccxt {venue} market metadata of {symbol} (public base-tier rates, not account-specific)"
+        from_market = not (taker is None and maker is None)
+        if not from_market:
             trading = (exchange.fees or {}).get("trading", {})
             taker, maker = trading.get("taker"), trading.get("maker")
             source = f"ccxt {venue} exchange-wide default trading fees"
@@ -275,27 +322,37 @@ class DataEngine:
             "taker_bps": None if taker is None else round(float(taker) * 10_000, 6),
             "maker_bps": None if maker is None else round(float(maker) * 10_000, 6),
             "source": source,
+            "from_market": from_market,
             "percentage": market.get("percentage", True),
             "tier_based": market.get("tierBased"),
         }
 
-    async def taker_fee(self, venue: str, symbol: str, market: str | None = None) -> TakerFee:
-        """The taker fee to assume for ``symbol`` on ``venue`` (``market``: spot/linear/inverse), with its source.
+    # -- time ---------------------------------------------------------------------------------
+    def has_venue_clock(self, venue: str) -> bool:
+        """Whether the venue publishes its server time (ccxt ``fetchTime``)."""
+        return bool((self.exchange(venue).has or {}).get("fetchTime"))
 
-        First match wins: ``settings.analytics.taker_fee_bps`` (``venue:market`` then ``venue``);
-        the venue's fee schedule from ccxt (``fee_schedule``, not tried on recorded data, i.e. with
-        ``settings.data_dir`` set); ``analytics.venues.DEFAULT_TAKER_FEES`` (published base-tier
-        rates, source named). An unreachable venue or a symbol ccxt does not list falls through to the
-        default and is logged. Raises ``InvalidInputError`` when no source knows the venue.
+    async def venue_time_ms(self, venue: str) -> int:
+        """The venue's "now" in epoch ms: its server time (ccxt ``fetch_time``), re-read at most every
+        ``cache_ttl_s`` and carried forward on the wall clock in between; the wall clock for a venue
+        without ``fetchTime`` or while its time cannot be fetched. On a real venue this is the wall
+        clock within network delay; on a recorded stand-in (``mlm rest-replay``) it is the recording's time.
         """
-        overrides = self.settings.analytics.taker_fee_bps
-        schedule = None
-        if not any(k in overrides for k in fee_keys(venue, market)) and self.settings.data_dir is None:
-            try:
-                schedule = await self.fee_schedule(venue, symbol)
-            except (VenueUnreachableError, VenueRequestError, UnknownSymbolError, UnknownVenueError) as exc:
-                log.info("%s %s: no ccxt fee schedule (%s); using the documented default", venue, symbol, exc)
-        return taker_fee(venue, market, overrides=overrides, schedule=schedule)
+        wall_ms = int(self._wall_clock() * 1000)
+        if not self.has_venue_clock(venue):
+            return wall_ms
+        cached = self._time_offsets.get(venue)
+        if cached is not None and self._clock() - cached[1] < self._cfg.cache_ttl_s:
+            return wall_ms + cached[0]
+        exchange = self.exchange(venue)
+        try:
+            server_ms = await self._call(venue, "fetch_time", exchange.fetch_time)
+        except (VenueUnreachableError, VenueRequestError) as exc:
+            log.info("%s: no server time (%s); using the wall clock", venue, exc)
+            return wall_ms if cached is None else wall_ms + cached[0]
+        offset = int(server_ms) - int(self._wall_clock() * 1000)
+        self._time_offsets[venue] = (offset, self._clock())
+        return int(server_ms)
 
     # -- market data -------------------------------------------------------------------------
     async def order_book(self, venue: str, symbol: str, limit: int = 100) -> L2Snapshot:
@@ -364,11 +421,13 @@ class DataEngine:
         self, venue: str, symbol: str, since_ms: int | None = None, limit: int | None = 500
     ) -> list[Trade]:
         """Recent public trades (oldest first) as domain ``Trade``s (taker side, decimal strings,
-        ``ts_event`` in ns). Never cached. Raises ``UnknownSymbolError``, ``VenueUnreachableError``."""
+        ``ts_event`` in ns), individual fills on every venue (``trades_params``). Never cached.
+        Raises ``UnknownSymbolError``, ``VenueUnreachableError``."""
         exchange = self.exchange(venue)
-        await self.market(venue, symbol)
+        extra = trades_params(exchange, await self.market(venue, symbol))
+        kwargs = {"params": extra} if extra else {}
         raw = await self._call(
-            venue, f"fetch_trades({symbol})", lambda: exchange.fetch_trades(symbol, since_ms, limit)
+            venue, f"fetch_trades({symbol})", lambda: exchange.fetch_trades(symbol, since_ms, limit, **kwargs)
         )
         ts_recv = int(self._wall_clock() * 1e9)
         n2s = number_to_string

@@ -222,7 +222,7 @@ _TARDIS_VENUES = {
     "bitstamp": "bitstamp",
     "gemini": "gemini",
     "kucoin": "kucoin",
-    "gate-io": "gateio",
+    "gate-io": "gate",
     "bitfinex": "bitfinex",
     "deribit": "deribit",
     "bitmex": "bitmex",
@@ -619,7 +619,7 @@ _CF_VENUES = {
     "BITSTAMP": "bitstamp",
     "GEMINI": "gemini",
     "KUCOIN": "kucoin",
-    "GATEIO": "gateio",
+    "GATEIO": "gate",
     "BITFINEX": "bitfinex",
 }
 _BYBIT_ZIP_GLOB = "nautilus_trader/bybit/*.data.zip"

@@ -8,6 +8,8 @@ migration in step (``tests/integration/storage`` checks they agree).
 Tables:
 
 * ``candles``: OHLCV per (venue, symbol, timeframe, ts_ms = open time). Re-imports are no-ops.
+* ``candle_fetches``: the spans ``[start_ms, end_ms)`` of candles fetched from a venue (ccxt
+  ``fetch_ohlcv``), so a span the venue has no candles for (maintenance) is not fetched again.
 * ``trades``: public trades per (venue, symbol, trade_id).
 * ``book_snapshots``: top-N levels of a book, one row per (venue, symbol, ts_recv_ns).
 * ``metrics``: long format, one value per (venue, symbol, name, ts_ns); cross-venue metrics use
@@ -66,6 +68,18 @@ class Candle(Base):
     low: Mapped[float] = mapped_column(Double, nullable=False)
     close: Mapped[float] = mapped_column(Double, nullable=False)
     volume: Mapped[float] = mapped_column(Double, nullable=False)  # base units
+
+
+class CandleFetch(Base):
+    __tablename__ = "candle_fetches"
+
+    venue: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # inclusive, candle open time
+    end_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)  # exclusive
+    candles: Mapped[int] = mapped_column(Integer, nullable=False)  # candles the venue returned
+    fetched_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)  # wall clock
 
 
 class TradeRow(Base):
@@ -180,6 +194,7 @@ class ChatMessageRow(Base):
 
 
 candles = Candle.__table__
+candle_fetches = CandleFetch.__table__
 trades = TradeRow.__table__
 book_snapshots = BookSnapshotRow.__table__
 metrics = MetricRow.__table__

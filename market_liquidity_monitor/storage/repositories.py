@@ -43,6 +43,7 @@ from market_liquidity_monitor.storage.models import (
     ChatMessageRow,
     ChatSessionRow,
     book_snapshots,
+    candle_fetches,
     candles,
     metrics,
     trades,
@@ -236,6 +237,20 @@ async def fetch_candles(
     return [tuple(r) for r in result.all()]
 
 
+async def count_candles(
+    conn: AsyncConnection, venue: str, symbol: str, timeframe: str, start_ms: int, end_ms: int
+) -> int:
+    """Stored candles of one series with ``start_ms <= ts_ms < end_ms``."""
+    c = candles.c
+    q = (
+        select(func.count())
+        .select_from(candles)
+        .where(c.venue == venue, c.symbol == symbol, c.timeframe == timeframe)
+        .where(c.ts_ms >= start_ms, c.ts_ms < end_ms)
+    )
+    return int((await conn.execute(q)).scalar_one())
+
+
 async def candle_coverage(
     conn: AsyncConnection, venue: str | None = None, symbol: str | None = None
 ) -> list[dict[str, Any]]:
@@ -254,6 +269,45 @@ async def candle_coverage(
         {"venue": v, "symbol": s, "timeframe": tf, "first_ts_ms": lo, "last_ts_ms": hi, "count": n}
         for v, s, tf, lo, hi, n in rows
     ]
+
+
+async def record_candle_fetch(
+    conn: AsyncConnection,
+    venue: str,
+    symbol: str,
+    timeframe: str,
+    start_ms: int,
+    end_ms: int,
+    candles_returned: int,
+) -> None:
+    """Remember that ``[start_ms, end_ms)`` of a series was fetched from the venue (re-recording the
+    same start keeps the first row: the span was fetched either way)."""
+    await bulk_insert_ignore(
+        conn,
+        candle_fetches,
+        {"start_ms": [int(start_ms)], "end_ms": [int(end_ms)], "candles": [int(candles_returned)]},
+        constants={
+            "venue": venue,
+            "symbol": symbol,
+            "timeframe": timeframe,
+            "fetched_at_ms": _now_ms(),
+        },
+    )
+
+
+async def candle_fetch_spans(
+    conn: AsyncConnection, venue: str, symbol: str, timeframe: str, start_ms: int, end_ms: int
+) -> list[tuple[int, int]]:
+    """Fetched spans ``[(start_ms, end_ms), ...]`` of a series that overlap ``[start_ms, end_ms)``,
+    by start."""
+    f = candle_fetches.c
+    q = (
+        select(f.start_ms, f.end_ms)
+        .where(f.venue == venue, f.symbol == symbol, f.timeframe == timeframe)
+        .where(f.start_ms < end_ms, f.end_ms > start_ms)
+        .order_by(f.start_ms)
+    )
+    return [(int(a), int(b)) for a, b in (await conn.execute(q)).all()]
 
 
 async def count_rows(conn: AsyncConnection, table: Table, **where: Any) -> int:

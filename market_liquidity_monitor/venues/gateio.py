@@ -49,9 +49,9 @@ _MS = 1_000_000
 
 
 class Gateio(DelimitedSymbols, AdapterBase):
-    """Gate.io spot books (ccxt id ``gateio``)."""
+    """Gate.io spot books (ccxt id ``gate``; ``gateio`` is an alias, see ``registry.VENUE_ALIASES``)."""
 
-    venue = "gateio"
+    venue = "gate"
     symbol_delimiter = "_"
     split_last = True
     ws_url = "wss://api.gateio.ws/ws/v4/"
@@ -176,4 +176,4 @@ class Gateio(DelimitedSymbols, AdapterBase):
             return []
 
 
-ADAPTERS = {"gateio": Gateio}
+ADAPTERS = {"gate": Gateio}

@@ -30,6 +30,25 @@ ADAPTER_CLASSES: dict[str, type] = {
 }
 
 
+#: Venue names users and older captures write, mapped to the ccxt id (``ccxt.exchanges``).
+VENUE_ALIASES: dict[str, str] = {
+    "gateio": "gate",
+    "gate.io": "gate",
+    "gate-io": "gate",
+    "okex": "okx",
+    "coinbasepro": "coinbase",
+    "coinbase-pro": "coinbase",
+    "binance-futures": "binanceusdm",
+    "binance-delivery": "binancecoinm",
+}
+
+
+def canonical_venue(venue: str) -> str:
+    """``venue`` as a ccxt id: stripped, lower case, aliases mapped (``gateio`` -> ``gate``)."""
+    v = str(venue).strip().lower()
+    return VENUE_ALIASES.get(v, v)
+
+
 class AdapterRegistry:
     """Builds adapters on first use; ``registry(venue)`` is the ``adapter_for`` callable."""
 
@@ -38,6 +57,7 @@ class AdapterRegistry:
         self._instances: dict[str, object] = {}
 
     def __call__(self, venue: str):
+        venue = canonical_venue(venue)
         inst = self._instances.get(venue)
         if inst is None:
             cls = self._classes.get(venue)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from market_liquidity_monitor.agent.assistant import Assistant
 from market_liquidity_monitor.agent.parser import parse_query
 from market_liquidity_monitor.cli import app
 from market_liquidity_monitor.config import Settings
@@ -23,6 +22,7 @@ from market_liquidity_monitor.ingest.clock import ReplayClock
 from market_liquidity_monitor.ingest.replay import discover
 from market_liquidity_monitor.market_data import MarketData
 from market_liquidity_monitor.venues.registry import AdapterRegistry
+from tests.support import assistant_for
 
 # ------------------------------------------------------------------ 1. signed thresholds
 
@@ -86,7 +86,7 @@ def _check_rows_match_the_store(market: MarketData, r: dict, venues: set[str]) -
 def test_health_question_loads_the_recordings_it_reports_on(data_dir):
     market = _fresh_market(data_dir, "bitfinex")  # a small venue: the whole load takes seconds
     assert market.store.instruments() == []
-    res = asyncio.run(Assistant(Settings(), market).ask("Are any venue feeds stale or disconnected?"))
+    res = asyncio.run(assistant_for(Settings(), market).ask("Are any venue feeds stale or disconnected?"))
     r = _health_call(res)["result"]
     _check_rows_match_the_store(market, r, {"bitfinex"})
     assert "No books are loaded" not in res.answer
@@ -101,7 +101,7 @@ def test_health_question_loads_the_recordings_it_reports_on(data_dir):
 
 def test_health_question_about_one_venue_loads_and_reports_only_that_venue(data_dir):
     market = _fresh_market(data_dir)
-    res = asyncio.run(Assistant(Settings(), market).ask("any stale feeds on bitfinex?"))
+    res = asyncio.run(assistant_for(Settings(), market).ask("any stale feeds on bitfinex?"))
     call = _health_call(res)
     assert call["args"] == {"venue": "bitfinex"}
     _check_rows_match_the_store(market, call["result"], {"bitfinex"})
@@ -140,7 +140,7 @@ def test_alert_rules_created_by_mlm_ask_persist_across_invocations(data_dir, tmp
 
 def test_single_level_fill_reads_singular_and_a_rounded_zero_has_no_sign(recorded_market):
     res = asyncio.run(
-        Assistant(Settings(), recorded_market).ask(
+        assistant_for(Settings(), recorded_market).ask(
             "How much slippage would a 0.001 BTC market sell cause on Binance?"
         )
     )
@@ -155,7 +155,7 @@ def test_single_level_fill_reads_singular_and_a_rounded_zero_has_no_sign(recorde
 
 def test_multi_level_fill_keeps_the_plural(recorded_market):
     res = asyncio.run(
-        Assistant(Settings(), recorded_market).ask(
+        assistant_for(Settings(), recorded_market).ask(
             "How much slippage would a 5 BTC market buy cause on Binance?"
         )
     )

@@ -27,7 +27,9 @@ from market_liquidity_monitor.ingest.clock import ReplayClock
 from market_liquidity_monitor.ingest.replay import Replayer, discover
 from market_liquidity_monitor.ingest.store import BookStore
 from market_liquidity_monitor.market_data import DEPTH_SAMPLE_EVERY, MarketData
+from market_liquidity_monitor.services.alerting import CrunchScan, LiquidityAlertsAnswer
 from market_liquidity_monitor.venues.registry import AdapterRegistry
+from tests.support import assistant_for
 
 SPOT = InstrumentId("binance", "BTC/USDT")
 
@@ -63,11 +65,11 @@ def independent(data_dir: Path) -> dict[float, tuple[list[int], list[float]]]:
 @pytest.fixture(scope="module")
 def assistant(data_dir: Path) -> Assistant:
     settings = Settings()
-    return Assistant(settings, MarketData.from_recordings(settings, data_dir))
+    return assistant_for(settings, MarketData.from_recordings(settings, data_dir))
 
 
 def test_replay_history_equals_independent_sampling(assistant: Assistant, independent) -> None:
-    market = assistant.market
+    market = assistant.services.market
     market.ensure_loaded(SPOT)
     hist = market.depth_history(SPOT)
     assert hist is not None and hist.every == DEPTH_SAMPLE_EVERY
@@ -85,20 +87,21 @@ def test_ask_reports_no_crunch_at_defaults_honestly(assistant: Assistant, indepe
     ts, depth = independent[r["window_bps"]]
     ref = detect_liquidity_crunches(ts, depth, drop_ratio=r["drop_ratio"])
     (row,) = [c for c in r["crunches"] if c.get("venue") == "binance" and c["symbol"] == "BTC/USDT"]
-    assert row["available"] and row["n_observations"] == len(ts) > ref.baseline_n
-    assert len(row["episodes"]) == len(ref.episodes)
+    rep = row["report"]
+    assert row["available"] and rep["n_observations"] == len(ts) > ref.baseline_n
+    assert len(rep["episodes"]) == len(ref.episodes)
     assert "not possible yet" not in res.answer.split("binance BTC/USDT")[0]
     line = next(x for x in res.answer.splitlines() if "in binance BTC/USDT" in x)
     assert f"depth within {r['window_bps']:g} bps" in line and f"below {r['drop_ratio']:g} x" in line
-    assert row["first_ts"] in line and row["last_ts"] in line
+    assert rep["first_ts"] in line and rep["last_ts"] in line
     if not ref.episodes:  # the recorded 50 bps depth never halves
         assert line.startswith("- No liquidity crunch found in binance BTC/USDT at ")
     assert res.grounding["grounded"], res.grounding
 
 
 def test_crunches_at_10_bps_match_detector_and_are_answered(assistant: Assistant, independent) -> None:
-    svc = AlertService(assistant.market)  # a fresh service: no observation of its own
-    assistant.market.ensure_loaded(SPOT)
+    svc = AlertService(assistant.services.market)  # a fresh service: no observation of its own
+    assistant.services.market.ensure_loaded(SPOT)
     rep = svc.crunches("BTC/USDT", 10, venue="binance", drop_ratio=0.6)
     ts, depth = independent[10.0]
     ref = detect_liquidity_crunches(ts, venue_depth={"binance": depth}, drop_ratio=0.6, window_bps=10)
@@ -108,11 +111,12 @@ def test_crunches_at_10_bps_match_detector_and_are_answered(assistant: Assistant
     for got, want in zip(rep.episodes, ref.episodes, strict=True):
         assert got.drop_pct == pytest.approx(want.drop_pct, rel=1e-9)
     # the answer writer renders every episode with its book times
-    result = {
-        "symbol": "BTC", "window_bps": 10.0, "drop_ratio": 0.6, "books_observed": 1, "events": [],
-        "rules_total": 0, "books": [],
-        "crunches": [{"symbol": "BTC/USDT", "venue": "binance", "available": True, **rep.model_dump(mode="json")}],
-    }  # fmt: skip
+    result = LiquidityAlertsAnswer(
+        symbol="BTC", window_bps=10.0, drop_ratio=0.6, books=[], books_observed=1, book_anomalies=0,
+        events=[], events_total=0, crunch_episodes=len(rep.episodes), observations_per_book={},
+        rules_total=0, unavailable=[],
+        crunches=[CrunchScan(symbol="BTC/USDT", venue="binance", available=True, report=rep.model_dump(mode="json"))],
+    )  # fmt: skip
     text = answer_liquidity_alerts(result, {})
     assert f"{len(ref.episodes)} liquidity crunch(es) in binance BTC/USDT" in text
     for e in rep.episodes:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from market_liquidity_monitor.agent.assistant import Assistant
 from market_liquidity_monitor.agent.parser import parse_query
 from market_liquidity_monitor.config import Settings
+from tests.support import assistant_for
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_negative_alert_thresholds_are_not_sizes():
 
 @pytest.fixture()
 def assistant(recorded_market):
-    return Assistant(Settings(), recorded_market)
+    return assistant_for(Settings(), recorded_market)
 
 
 async def test_assistant_answers_that_sizes_must_be_positive_without_a_tool(assistant):

@@ -20,7 +20,6 @@ import time
 import pytest
 from pydantic_ai import models
 
-from market_liquidity_monitor.agent.assistant import Assistant
 from market_liquidity_monitor.config import AgentSettings, Settings
 from market_liquidity_monitor.testing.llm_server import (
     Call,
@@ -33,6 +32,7 @@ from market_liquidity_monitor.testing.llm_server import (
     scripted,
     tool_then_answer,
 )
+from tests.support import assistant_for
 
 KEY = "sk-test-loopback-NEVER-IN-ENV-7c41"
 QUESTION = "How much slippage would a 5 BTC market buy cause on Binance?"
@@ -67,7 +67,7 @@ def assert_no_request_after(llm: LoopbackLLM, t: float, wait_s: float = 1.0) -> 
 
 async def test_tool_calling_model_answers_from_the_tool_result(llm, recorded_market):
     llm.model = tool_then_answer("market_impact", IMPACT_ARGS, impact_answer)
-    r = await Assistant(settings_for(llm), recorded_market).ask(QUESTION)
+    r = await assistant_for(settings_for(llm), recorded_market).ask(QUESTION)
     (call,) = r.tool_calls
     res = call["result"]
     assert call["tool"] == "market_impact" and (res["venue"], res["symbol"], res["size"]) == (
@@ -87,7 +87,7 @@ async def test_ask_stream_yields_events_while_the_model_streams(llm, recorded_ma
     llm.model = tool_then_answer("market_impact", IMPACT_ARGS, impact_answer, turn_s=1.0, pieces=5)
     t0 = time.monotonic()
     seen = []
-    async for ev in Assistant(settings_for(llm), recorded_market).ask_stream(QUESTION):
+    async for ev in assistant_for(settings_for(llm), recorded_market).ask_stream(QUESTION):
         seen.append((time.monotonic() - t0, ev))
     kinds = [ev["event"] for _, ev in seen]
     assert kinds[:2] == ["tool_call", "tool_result"] and kinds[-1] == "done"
@@ -107,7 +107,7 @@ async def test_ask_stream_yields_events_while_the_model_streams(llm, recorded_ma
 
 async def test_looping_model_stops_at_max_tool_calls_and_no_request_follows(llm, recorded_market):
     llm.model = looping("market_impact", IMPACT_ARGS)
-    r = await Assistant(settings_for(llm, max_tool_calls=3), recorded_market).ask(QUESTION)
+    r = await assistant_for(settings_for(llm, max_tool_calls=3), recorded_market).ask(QUESTION)
     t_answer = time.monotonic()
     assert r.outcome == "limit"
     assert "more than 3 tool calls" in r.answer and "MLM_AGENT__MAX_TOOL_CALLS=3" in r.answer
@@ -124,16 +124,18 @@ async def test_looping_model_stops_at_max_tool_calls_and_no_request_follows(llm,
 
 async def test_request_limit_stops_the_run(llm, recorded_market):
     llm.model = looping("market_impact", IMPACT_ARGS)
-    r = await Assistant(settings_for(llm, max_requests=2, max_tool_calls=50), recorded_market).ask(QUESTION)
+    r = await assistant_for(settings_for(llm, max_requests=2, max_tool_calls=50), recorded_market).ask(
+        QUESTION
+    )
     assert r.outcome == "limit" and "MLM_AGENT__MAX_REQUESTS=2" in r.answer
     assert len(llm.requests) == 2
 
 
 async def test_total_tokens_limit_stops_the_run(llm, recorded_market):
     llm.model = looping("market_impact", IMPACT_ARGS)
-    r = await Assistant(settings_for(llm, max_total_tokens=2_000, max_tool_calls=50), recorded_market).ask(
-        QUESTION
-    )
+    r = await assistant_for(
+        settings_for(llm, max_total_tokens=2_000, max_tool_calls=50), recorded_market
+    ).ask(QUESTION)
     assert r.outcome == "limit" and "MLM_AGENT__MAX_TOTAL_TOKENS=2000" in r.answer
     # each request carries the tool schemas and the history (thousands of tokens): stopped early
     assert 1 <= len(llm.requests) <= 3
@@ -146,7 +148,7 @@ async def test_hanging_model_is_cut_at_the_request_timeout(llm, recorded_market)
     llm.model = hanging()
     settings = settings_for(llm, request_timeout_s=1.5, fallback_offline=False)
     t0 = time.monotonic()
-    r = await Assistant(settings, recorded_market).ask(QUESTION)
+    r = await assistant_for(settings, recorded_market).ask(QUESTION)
     elapsed = time.monotonic() - t0
     assert 1.4 <= elapsed < 4.0, elapsed
     assert r.outcome == "timeout"
@@ -163,7 +165,7 @@ async def test_hanging_model_is_cut_at_the_request_timeout(llm, recorded_market)
 
 async def test_hanging_model_falls_back_to_the_offline_model(llm, recorded_market):
     llm.model = hanging()
-    r = await Assistant(settings_for(llm, request_timeout_s=1.5), recorded_market).ask(QUESTION)
+    r = await assistant_for(settings_for(llm, request_timeout_s=1.5), recorded_market).ask(QUESTION)
     assert r.outcome == "fallback"
     assert r.tool_calls[0]["tool"] == "market_impact"  # the offline model called the tool
     assert r.answer.endswith(
@@ -176,7 +178,7 @@ async def test_hanging_model_falls_back_to_the_offline_model(llm, recorded_marke
 async def test_run_timeout_stops_a_slow_run_with_what_was_computed(llm, recorded_market):
     # every turn takes 0.8 s and calls the tool again: the 2 s run deadline passes mid-run
     llm.model = looping("market_impact", IMPACT_ARGS, turn_s=0.8)
-    r = await Assistant(settings_for(llm, run_timeout_s=2.0, max_tool_calls=50), recorded_market).ask(
+    r = await assistant_for(settings_for(llm, run_timeout_s=2.0, max_tool_calls=50), recorded_market).ask(
         QUESTION
     )
     t_answer = time.monotonic()
@@ -190,7 +192,7 @@ async def test_run_timeout_stops_a_slow_run_with_what_was_computed(llm, recorded
 
 async def test_500_is_retried_per_policy_then_answered_offline(llm, recorded_market):
     llm.model = failing(500)
-    r = await Assistant(settings_for(llm, retry_attempts=3), recorded_market).ask(QUESTION)
+    r = await assistant_for(settings_for(llm, retry_attempts=3), recorded_market).ask(QUESTION)
     assert r.outcome == "fallback" and r.tool_calls[0]["tool"] == "market_impact"
     assert r.answer.endswith(
         f"Note: the provider 'openai:loopback' at {llm.base_url} answered HTTP 500 (3 attempts); "
@@ -206,7 +208,7 @@ async def test_429_waits_for_retry_after_then_the_provider_answers(llm, recorded
     llm.model = failing(
         429, times=1, retry_after=1, then=tool_then_answer("market_impact", IMPACT_ARGS, impact_answer)
     )
-    r = await Assistant(settings_for(llm), recorded_market).ask(QUESTION)
+    r = await assistant_for(settings_for(llm), recorded_market).ask(QUESTION)
     assert r.outcome == "answered" and r.answer == impact_answer([{"json": r.tool_calls[0]["result"]}])
     assert [q.status for q in llm.requests] == [429, 200, 200]
     assert llm.requests[1].t - llm.requests[0].t >= 0.95  # Retry-After: 1, not the SDK's 0.5 s backoff
@@ -214,7 +216,7 @@ async def test_429_waits_for_retry_after_then_the_provider_answers(llm, recorded
 
 async def test_429_that_persists_falls_back_and_says_so(llm, recorded_market):
     llm.model = failing(429, retry_after=1)
-    r = await Assistant(settings_for(llm, retry_attempts=2), recorded_market).ask(QUESTION)
+    r = await assistant_for(settings_for(llm, retry_attempts=2), recorded_market).ask(QUESTION)
     assert (
         r.outcome == "fallback"
         and "answered HTTP 429 (2 attempts); answered by the offline model." in r.answer
@@ -225,7 +227,7 @@ async def test_429_that_persists_falls_back_and_says_so(llm, recorded_market):
 async def test_after_a_fallback_the_next_question_tries_the_provider_again(llm, recorded_market):
     provider = tool_then_answer("market_impact", IMPACT_ARGS, impact_answer)
     llm.model = failing(500, times=3, then=provider)
-    assistant = Assistant(settings_for(llm), recorded_market)
+    assistant = assistant_for(settings_for(llm), recorded_market)
     first = await assistant.ask(QUESTION)
     assert first.outcome == "fallback"
     second = await assistant.ask("and again?", first.session_id)
@@ -238,7 +240,7 @@ async def test_fallback_disabled_keeps_the_provider_error(llm, recorded_market):
 
     llm.model = failing(503)
     with pytest.raises(ModelProviderError) as info:
-        await Assistant(settings_for(llm, fallback_offline=False, retry_attempts=1), recorded_market).ask(
+        await assistant_for(settings_for(llm, fallback_offline=False, retry_attempts=1), recorded_market).ask(
             QUESTION
         )
     msg = str(info.value)
@@ -256,13 +258,13 @@ async def test_three_bad_arguments_come_back_in_one_retry_message(llm, recorded_
         Calls([Call("market_impact", IMPACT_ARGS)]),
         lambda turn: Text(impact_answer(turn.tool_results)),
     )
-    r = await Assistant(settings_for(llm), recorded_market).ask(QUESTION)
+    r = await assistant_for(settings_for(llm), recorded_market).ask(QUESTION)
     # the second request carries the tool's one retry message: all three problems with valid values
     (retry,) = [m for m in llm.requests[1].body["messages"] if m.get("role") == "tool"]
     text = retry["content"]
     assert "3 problems with the arguments of market_impact" in text
     assert "side: Invalid side 'up': valid sides are 'buy' and 'sell'" in text
-    assert "size must be a positive number, got -5" in text
+    assert "size/notional: size must be a finite number > 0, got -5" in text
     venues = sorted({i.venue for i in recorded_market.instruments()})
     assert "Unknown venue 'nowhere'" in text and f"Valid venues: {', '.join(venues)}" in text
     # corrected in one go, then answered
@@ -273,7 +275,7 @@ async def test_three_bad_arguments_come_back_in_one_retry_message(llm, recorded_
 
 async def test_retries_running_out_read_as_a_plain_sentence(llm, recorded_market):
     llm.model = looping("market_impact", {"symbol": "BTC", "side": "up", "size": 5, "venue": "binance"})
-    r = await Assistant(settings_for(llm), recorded_market).ask(QUESTION)
+    r = await assistant_for(settings_for(llm), recorded_market).ask(QUESTION)
     assert r.outcome == "retries_exhausted"
     assert r.answer.startswith(
         "I couldn't complete that request: the model called market_impact with arguments it rejects "
@@ -286,7 +288,7 @@ async def test_retries_running_out_read_as_a_plain_sentence(llm, recorded_market
 
 async def test_malformed_json_arguments_are_retried_and_explained(llm, recorded_market):
     llm.model = looping("market_impact", '{"symbol": "BTC", "side": ')  # not JSON
-    r = await Assistant(settings_for(llm), recorded_market).ask(QUESTION)
+    r = await assistant_for(settings_for(llm), recorded_market).ask(QUESTION)
     assert r.outcome == "retries_exhausted" and "market_impact" in r.answer
     assert "pydantic.dev" not in r.answer and "https://" not in r.answer
 
@@ -298,7 +300,7 @@ def test_missing_key_falls_back_with_a_warning_and_a_status_field(monkeypatch, c
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     settings = Settings(agent=AgentSettings(model="anthropic:claude-sonnet-4-5"))
     with caplog.at_level(logging.WARNING, logger="market_liquidity_monitor.agent.assistant"):
-        a = Assistant(settings, recorded_market)
+        a = assistant_for(settings, recorded_market)
     status = a.model_status()
     assert status["configured_model"] == "anthropic:claude-sonnet-4-5"
     assert status["effective_model"] == "offline"
@@ -321,7 +323,7 @@ def test_keys_are_passed_to_the_provider_never_written_to_the_environment(
     monkeypatch, recorded_market, model, env
 ):
     monkeypatch.delenv(env, raising=False)
-    a = Assistant(Settings(agent=AgentSettings(model=model, api_key=KEY)), recorded_market)
+    a = assistant_for(Settings(agent=AgentSettings(model=model, api_key=KEY)), recorded_market)
     assert env not in os.environ
     assert KEY not in os.environ.values()
     assert a.model_status()["effective_model"] == model  # the key was used: no fallback for lack of one

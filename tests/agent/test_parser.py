@@ -50,7 +50,7 @@ NEW_PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "how deep is the ETHUSDT book on binance futures",
         "order_book",
-        {"symbol": "ETH/USDT", "venue": "binanceusdm"},
+        {"symbol": "ETH/USDT:USDT", "venue": "binanceusdm"},
     ),
     ("bid/ask spread for XBT/USD on kraken", "order_book", {"symbol": "BTC/USD", "venue": "kraken"}),
     ("whats the order book imbalance on sol", "order_book", {"symbol": "SOL"}),
@@ -58,7 +58,7 @@ NEW_PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "How thick is the btc book within 0.5% on gate.io",
         "order_book",
-        {"symbol": "BTC", "venue": "gateio", "window_bps": 50},
+        {"symbol": "BTC", "venue": "gate", "window_bps": 50},
     ),
     (
         "liquidity for ADA within 1 percent on kucoin",
@@ -310,7 +310,7 @@ NEW_PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "How many ETH can I sell on Bitstamp before I move the price 1%?",
         "market_impact",
-        {"symbol": "ETH", "venue": "bitstamp", "side": "sell", "window_bps": 100},
+        {"symbol": "ETH", "venue": "bitstamp", "side": "sell", "max_slippage_bps": 100},
     ),
     (
         "price impact if someone dumps 5k ETH on binance",
@@ -362,14 +362,14 @@ NEW_PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("show me the 4h trend for BTC", "history", {"symbol": "BTC", "timeframe": "4h"}),
     ("realized vol for DOGE past 48 hours", "history", {"symbol": "DOGE", "lookback_days": 2}),
-    ("what was the BTC price range in the last 6 hours", "history", {"symbol": "BTC", "lookback_hours": 6}),
+    ("what was the BTC price range in the last 6 hours", "history", {"symbol": "BTC", "lookback_days": 0.25}),
     ("ETH 7-day volatility on kraken", "history", {"symbol": "ETH", "venue": "kraken", "lookback_days": 7}),
     ("BTC vol 30d", "history", {"symbol": "BTC", "lookback_days": 30}),
     ("volatilty of solanna over the past week", "history", {"symbol": "SOL", "lookback_days": 7}),
     (
         "LTC OHLCV 15-minute bars, last 12 hours",
         "history",
-        {"symbol": "LTC", "timeframe": "15m", "lookback_hours": 12},
+        {"symbol": "LTC", "timeframe": "15m", "lookback_days": 0.5},
     ),
 ]
 
@@ -438,7 +438,7 @@ def test_new_phrasings_cover_every_capability() -> None:
         ("spread on binance spot for BTC", "venue", "binance"),
         ("spread on binance perps for BTC", "venue", "binanceusdm"),
         ("spread on cb for BTC", "venue", "coinbase"),
-        ("spread on gate for BTC", "venue", "gateio"),
+        ("spread on gate for BTC", "venue", "gate"),
         ("spread on Bitfinex for BTC", "venue", "bitfinex"),
         ("spread on hyperliquid for BTC", "venue", "hyperliquid"),
     ],

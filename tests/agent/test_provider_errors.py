@@ -19,9 +19,10 @@ import pytest
 from pydantic_ai import models
 from typer.testing import CliRunner
 
-from market_liquidity_monitor.agent.assistant import Assistant, ModelProviderError
+from market_liquidity_monitor.agent.assistant import ModelProviderError
 from market_liquidity_monitor.cli import app
 from market_liquidity_monitor.config import AgentSettings, Settings
+from tests.support import assistant_for
 
 KEY = "sk-test-DO-NOT-PRINT-123456"
 QUESTION = "How much slippage would a 5 BTC market buy cause on Binance?"
@@ -118,7 +119,7 @@ def test_mlm_eval_unreachable_provider_is_one_line_and_exit_2(monkeypatch, dead_
 async def test_refusing_provider_names_the_status_never_the_key(refusing_url, recorded_market):
     settings = Settings(agent=AgentSettings(model="openai:gpt-4o", base_url=refusing_url, api_key=KEY))
     with pytest.raises(ModelProviderError) as info:
-        await Assistant(settings, recorded_market).ask(QUESTION)
+        await assistant_for(settings, recorded_market).ask(QUESTION)
     msg = str(info.value)
     assert "answered HTTP 401" in msg and "MLM_AGENT__API_KEY" in msg and "MLM_AGENT__MODEL=offline" in msg
     # the URL without user:password and query string, both of which carry the key here
@@ -133,5 +134,5 @@ def test_offline_model_is_unaffected(recorded_market):
     # the default model never reaches a provider: the same question is answered with its tool call
     import asyncio
 
-    r = asyncio.run(Assistant(Settings(), recorded_market).ask(QUESTION))
+    r = asyncio.run(assistant_for(Settings(), recorded_market).ask(QUESTION))
     assert r.tool_calls[0]["tool"] == "market_impact"

@@ -85,6 +85,6 @@ def test_exhausted_answer_without_a_tool():
     text = exhausted_answer(UnexpectedModelBehavior("Exceeded maximum output retries (2)"), [], 3)
     assert "did not follow the tool-calling protocol" in text and "Exceeded" not in text
     # a refused call in the log gives the tool and the problem when the exception does not
-    log = [ToolCallRecord("order_book", {"symbol": "XYZ"}, {"error": "Unknown symbol 'XYZ'."})]
+    log = [ToolCallRecord("order_book", {"symbol": "XYZ"}, error="Unknown symbol 'XYZ'.")]
     text = exhausted_answer(UnexpectedModelBehavior("something odd"), log, 3)
     assert "called order_book" in text and "Unknown symbol 'XYZ'." in text

@@ -17,6 +17,7 @@ from market_liquidity_monitor.agent.evaluation import evaluate, load_queries
 from market_liquidity_monitor.cli import app
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.market_data import MarketData
+from tests.support import assistant_for
 
 NEW_QUERIES = Path(__file__).parent / "data" / "queries-new.jsonl"
 DEV_QUERIES = Path(__file__).resolve().parents[3] / "shared" / "eval" / "queries-dev.jsonl"
@@ -25,7 +26,7 @@ DEV_QUERIES = Path(__file__).resolve().parents[3] / "shared" / "eval" / "queries
 @pytest.fixture(scope="module")
 def assistant(data_dir, tmp_path_factory) -> Assistant:
     settings = Settings(data_dir=data_dir, home_dir=tmp_path_factory.mktemp("home"))
-    return Assistant(settings, MarketData.from_recordings(settings, data_dir))
+    return assistant_for(settings, MarketData.from_recordings(settings, data_dir))
 
 
 def ask(assistant: Assistant, question: str, session_id: str | None = None):
@@ -62,7 +63,7 @@ def test_compare_reaches_six_venues_and_costs_match_an_independent_walk(assistan
     r = call["result"]
     assert call["tool"] == "compare_venues"
     assert r["venues_compared"] >= 6 and r["cost_includes_taker_fees"] is True
-    market = assistant.market
+    market = assistant.services.market
     for row in r["venues"]:
         view = market.view(market.resolve(row["symbol"], row["venue"]))
         filled, notional = _walk(np.asarray(view.ask_prices), np.asarray(view.ask_sizes), 5.0)
@@ -77,7 +78,7 @@ def test_compare_reaches_six_venues_and_costs_match_an_independent_walk(assistan
         (x for x in r["venues"] if x["fully_filled"] and not x["book_warning"]), key=lambda x: x["cost_bps"]
     )
     assert r["best_venue"] == best["venue"]
-    assert r["books_contemporaneous"] is False and "not contemporaneous" in res.answer
+    assert r["contemporaneous"] is False and "not contemporaneous" in res.answer
     assert "fee" in res.answer
 
 
@@ -119,39 +120,42 @@ def test_route_order_via_cli_json_matches_the_books(data_dir, tmp_path):
 
 def test_backtest_counts_intervals_from_the_candle_file(assistant, data_dir):
     res = ask(assistant, "How would buying 500 SOL have performed over the last 7 days?")
-    r = res.tool_calls[0]["result"]
+    a = res.tool_calls[0]["result"]
+    r = a["result"]
     closes = _closes(data_dir, "SOL", "5m")
     window = closes[closes.index > closes.index[-1] - pd.Timedelta(days=7)]
     assert r["intervals"] == len(window)
     assert r["end"] == closes.index[-1].isoformat().replace("+00:00", "Z")
-    assert r["model_calibrated"] is False and "default book model" in res.answer
+    assert a["model_info"]["calibrated"] is False and "default book model" in res.answer
     assert r["avg_slippage_bps"] >= r["min_slippage_bps"] and r["max_slippage_bps"] >= r["avg_slippage_bps"]
     assert r["high_risk_intervals"] + r["optimal_intervals"] <= r["intervals"]
     lr = np.diff(np.log(window.to_numpy()))
-    assert r["realised_vol_period_pct"] == pytest.approx(np.std(lr, ddof=1) * 100, rel=1e-9)
+    assert a["realised_vol_period_pct"] == pytest.approx(np.std(lr, ddof=1) * 100, rel=1e-9)
 
 
 def test_backtest_on_btc_calibrates_from_the_real_book_and_validates(assistant):
     res = ask(assistant, "Backtest selling 10 BTC over the past 3 days")
-    r = res.tool_calls[0]["result"]
-    assert r["model_calibrated"] is True and r["calibration_book"]["book_ts"] in res.answer
-    assert r["model_validation"]["mean_abs_error_bps"] >= 0
+    info = res.tool_calls[0]["result"]["model_info"]
+    assert info["calibrated"] is True and info["calibration_book"]["book_ts"] in res.answer
+    assert info["validation"]["mean_abs_error_bps"] >= 0
     assert "in-sample" in res.answer
 
 
 def test_pairs_hedge_ratio_matches_numpy_least_squares(assistant, data_dir):
     res = ask(assistant, "Hedge ratio and z-score for ETH against BTC on 1h candles")
-    r = res.tool_calls[0]["result"]
+    p = res.tool_calls[0]["result"]
+    r = p["analysis"]
     a, b = _closes(data_dir, "ETH", "1h"), _closes(data_dir, "BTC", "1h")
     df = pd.concat({"a": a, "b": b}, axis=1, join="inner")
     end = df.index[-1]
-    df = df[df.index > end - pd.Timedelta(days=r["lookback_days"])]
+    df = df[df.index > end - pd.Timedelta(days=p["lookback_days"])]
     slope, _ = np.polyfit(np.log(df["b"]), np.log(df["a"]), 1)
     assert r["n_obs"] == len(df)
     assert r["hedge_ratio_ols"] == pytest.approx(slope, rel=1e-6)
     ra, rb = np.diff(np.log(df["a"]))[-48:], np.diff(np.log(df["b"]))[-48:]
     assert r["return_corr_last"] == pytest.approx(np.corrcoef(ra, rb)[0, 1], rel=1e-6)
-    assert r["trade_cost"]["available"] is True and r["trade_cost"]["cost_includes_taker_fees"] is True
+    legs = p["trade_cost"]["legs"]
+    assert len(legs) == 4 and all(leg["fee_bps"] == 10.0 for leg in legs)  # Binance spot taker, both legs
 
 
 def test_bad_inputs_get_clear_answers(assistant):
@@ -185,7 +189,7 @@ def test_alerts_create_list_and_recent(assistant):
     )
     listed = ask(assistant, "show me my alerts", created.session_id)
     assert listed.tool_calls[0]["tool"] == "list_alerts"
-    assert any(r["id"] == rule["id"] for r in listed.tool_calls[0]["result"]["rules"])
+    assert any(r["rule"]["id"] == rule["id"] for r in listed.tool_calls[0]["result"]["rules"])
     recent = ask(assistant, "Any liquidity alerts or anomalies on BTC?")
     r = recent.tool_calls[0]["result"]
     assert recent.tool_calls[0]["tool"] == "liquidity_alerts" and r["books_observed"] >= 2

@@ -15,7 +15,7 @@ from market_liquidity_monitor import analytics
 from market_liquidity_monitor.analytics.backtest import atr_bps, backtest_execution, calibrate_book_model
 from market_liquidity_monitor.analytics.pairs import analyze_pair
 from market_liquidity_monitor.analytics.routing import route_order
-from market_liquidity_monitor.analytics.venues import compare_venues, taker_fees_for
+from market_liquidity_monitor.analytics.venues import compare_venues
 from market_liquidity_monitor.api.status import Readiness, compute_status
 from market_liquidity_monitor.config import Settings
 
@@ -38,9 +38,15 @@ def test_status_live_when_every_watched_book_is_fresh(live_client, api_market):
     body = live_client.get("/api/status").json()
     assert body["status"] == "live", body["reasons"]
     assert body["reasons"] == [] and body["mode"] == "recorded"
-    assert {v["venue"] for v in body["venues"]} == {"binance", "binancecoinm"}
-    assert all(v["connection"] == "replay" and v["books_ok"] == v["books_total"] == 2 for v in body["venues"])
-    for b in body["books"]:
+    configured = [v for v in body["venues"] if v["configured"]]
+    assert {v["venue"] for v in configured} == {"binance", "binancecoinm"}
+    assert all(v["connection"] == "replay" and v["watched_total"] == 2 for v in configured)
+    assert all(b["ok"] for b in body["books"] if b["watched"])
+    # every loaded book is listed (not only the watched ones), with the same quality fields
+    held = {(i.venue, i.symbol) for i in api_market.store.instruments()}
+    assert {(b["venue"], b["symbol"]) for b in body["books"]} == held
+    assert body["books_total"] == len(held) and {v["venue"] for v in body["venues"]} >= {i[0] for i in held}
+    for b in (b for b in body["books"] if b["watched"]):
         q = api_market.quality(api_market.resolve(b["symbol"], b["venue"]))
         assert b["ok"] and b["synced"] and not b["stale"]
         assert b["age_ms"] == q["age_ms"] <= 10_000
@@ -51,7 +57,7 @@ def test_status_live_when_every_watched_book_is_fresh(live_client, api_market):
 def test_status_degraded_names_the_stale_usdm_books(client, api_market):
     body = client.get("/api/status").json()
     assert body["status"] == "degraded"
-    stale = [b for b in body["books"] if not b["ok"]]
+    stale = [b for b in body["books"] if not b["ok"] and b["watched"]]
     assert {b["venue"] for b in stale} == {"binanceusdm"}
     for b in stale:
         q = api_market.quality(api_market.resolve(b["symbol"], "binanceusdm"))
@@ -69,18 +75,24 @@ def test_status_is_warming_until_the_books_are_loaded(data_dir, api_home, api_ma
 
 
 def test_compare_matches_compare_venues(live_client, api_market):
-    body = {"symbol": "BTC/USDT", "side": "buy", "size": 40, "window_bps": 25}
+    body = {
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "size": 40,
+        "window_bps": 25,
+        "venues": ["binance", "binancecoinm"],
+    }
     r = live_client.post("/api/compare", json=body)
     assert r.status_code == 200, r.text
     got = r.json()
     views = _views(api_market, "BTC/USDT", ("binance", "binancecoinm"))
-    fees = taker_fees_for(views)  # no request fees, no settings override: the published schedule
-    assert got["fee_sources"] == {v: f.source for v, f in fees.items()}
-    assert not got["fees_assumed_zero"] and {r["venue"]: r["fee_bps"] for r in got["venues"]} == {
-        v: f.fee_bps for v, f in fees.items()
-    }
+    # no request fees, no settings override: the published base-tier rates, VIP 0 taker 0.1000% spot
+    # (binance.com/en/fee/schedule) and 0.0500% COIN-M (binance.com/en/fee/futureFee)
+    fees = {"binance": 10.0, "binancecoinm": 5.0}
+    assert all(got["fee_sources"][v].startswith("published: Binance") for v in fees)
+    assert not got["fees_assumed_zero"] and {r["venue"]: r["fee_bps"] for r in got["venues"]} == fees
     want = compare_venues(
-        views, "buy", size=40, fees_bps={v: f.fee_bps for v, f in fees.items()}, window_bps=25,
+        views, "buy", size=40, fees_bps=fees, window_bps=25,
         max_book_age_diff_ms=2000,
     )  # fmt: skip
     assert got["best_venue"] == want.best_venue
@@ -97,7 +109,20 @@ def test_compare_matches_compare_venues(live_client, api_market):
 def test_compare_lists_venues_without_the_symbol(client):
     r = client.post("/api/compare", json={"symbol": "BTC", "side": "sell", "notional": 1_000_000})
     assert r.status_code == 200, r.text
-    assert {v["venue"] for v in r.json()["venues"]} == {"binance", "binanceusdm", "binancecoinm"}
+    got = r.json()
+    # every recorded venue with a USD-quoted BTC book is compared; the others say why not
+    assert {v["venue"] for v in got["venues"]} == {
+        "binance",
+        "binanceusdm",
+        "binancecoinm",
+        "bybit",
+        "okx",
+        "gate",
+    }
+    why = {u["venue"]: u for u in got["unavailable"]}
+    assert why["kraken"]["kind"] == "other_quote" and "CHF" in why["kraken"]["reason"]
+    assert why["gemini"]["kind"] == "other_quote" and "GBP" in why["gemini"]["reason"]
+    assert why["bitstamp"]["kind"] == "no_symbol"
 
 
 @pytest.mark.parametrize(
@@ -107,7 +132,7 @@ def test_compare_lists_venues_without_the_symbol(client):
         ({"symbol": "BTC", "side": "buy", "size": 1, "notional": 5}, 422, "exactly one of size"),
         ({"symbol": "BTC", "side": "buy", "size": 1, "fees_bps": {"kraken": 10}}, 422, "without a book"),
         ({"symbol": "BTC", "side": "buy", "size": 1, "window_bps": 0}, 422, "greater than 0"),
-        ({"symbol": "ZZZ", "side": "buy", "size": 1}, 422, "no venue has a usable book"),
+        ({"symbol": "ZZZ", "side": "buy", "size": 1}, 422, "no venue has a comparable book"),
     ],
 )
 def test_compare_4xx_say_what_is_wrong(live_client, payload, status, needle):
@@ -120,7 +145,10 @@ def test_compare_4xx_say_what_is_wrong(live_client, payload, status, needle):
 
 
 def test_execute_routes_like_route_order_when_live(live_client, api_market):
-    body = {"symbol": "BTC/USDT", "side": "buy", "size": 60, "fees_bps": {"binance": 10, "binancecoinm": 5}}
+    body = {
+        "symbol": "BTC/USDT", "side": "buy", "size": 60, "fees_bps": {"binance": 10, "binancecoinm": 5},
+        "venues": ["binance", "binancecoinm"],
+    }  # fmt: skip
     r = live_client.post("/api/execute", json=body)
     assert r.status_code == 200, r.text
     got = r.json()
@@ -138,15 +166,22 @@ def test_execute_routes_like_route_order_when_live(live_client, api_market):
 def test_execute_on_a_degraded_system_routes_over_the_healthy_books_only(client, api_market):
     status = client.get("/api/status").json()
     assert status["status"] == "degraded"  # the USD-M capture ends five minutes before the others
-    r = client.post("/api/execute", json={"symbol": "BTC/USDT", "side": "buy", "size": 5})
+    r = client.post(
+        "/api/execute",
+        json={
+            "symbol": "BTC/USDT",
+            "side": "buy",
+            "size": 5,
+            "venues": ["binance", "binanceusdm", "binancecoinm"],
+        },
+    )
     assert r.status_code == 200, r.text
     got = r.json()
     assert got["status"] == "degraded"
     assert set(got["excluded"]) == {"binanceusdm"} and "stale" in got["excluded"]["binanceusdm"]
     assert {c["venue"] for c in got["routed"]["children"]} <= {"binance", "binancecoinm"}
     views = _views(api_market, "BTC/USDT", ("binance", "binancecoinm"))
-    fees = {v: f.fee_bps for v, f in taker_fees_for(views).items()}
-    want = route_order(views, "buy", size=5, fees_bps=fees)
+    want = route_order(views, "buy", size=5, fees_bps={"binance": 10.0, "binancecoinm": 5.0})
     assert got["routed"]["total_quote"] == pytest.approx(want.routed.total_quote, rel=1e-12)
 
 

@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
 
 import pytest
-from ccxt.base import errors as ccxt_errors
 
 from market_liquidity_monitor.analytics import (
-    DEFAULT_TAKER_FEES,
     compare_venues,
     depth_within_bps,
     herfindahl,
     market_impact,
-    taker_fees_for,
     top_of_book,
 )
 from market_liquidity_monitor.book.view import BookView
-from market_liquidity_monitor.config import Settings
-from market_liquidity_monitor.data_engine.cache import MemoryCache
-from market_liquidity_monitor.data_engine.engine import DataEngine
 from market_liquidity_monitor.domain.errors import MLMError
 from market_liquidity_monitor.ingest.clock import ReplayClock
 from market_liquidity_monitor.ingest.replay import Replayer, discover, merge, read_hftbacktest
@@ -37,6 +30,15 @@ from market_liquidity_monitor.venues.registry import AdapterRegistry
 WINDOWS = (10.0, 25.0, 50.0, 100.0)
 SAMPLE_EVERY_NS = 20 * 10**9
 SPAN_NS = 120 * 10**9
+
+# Published base-tier taker fees (bps), read from the venues' fee pages (not from the project's table):
+# Binance spot VIP 0 0.1000% (binance.com/en/fee/schedule); USD-M and COIN-M VIP 0 0.0500%
+# (binance.com/en/fee/futureFee); OKX spot Lv1 0.10% (okx.com/fees).
+PUBLISHED = {"binance": 10.0, "binanceusdm": 5.0, "binancecoinm": 5.0, "okx": 10.0}
+
+
+def _fees(*views) -> dict[str, float]:
+    return {v.instrument.venue: PUBLISHED[v.instrument.venue] for v in views}
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +72,13 @@ def pairs(data_dir: Path) -> list[tuple[BookView, BookView]]:
 
 def test_fee_aware_comparison_on_simultaneous_books(pairs) -> None:
     for spot, perp in pairs:
-        fees = taker_fees_for([spot, perp])
+        fees = _fees(spot, perp)
         res = compare_venues([spot, perp], "buy", size=5, fees_bps=fees, windows_bps=WINDOWS)
         assert res.contemporaneous and res.max_book_ts_diff_ms <= 2000
         assert "within" in res.contemporaneity_note
         for row, view in zip(res.venues, (spot, perp), strict=True):
             venue = view.instrument.venue
-            assert row.fee_source.startswith("default: ") and row.fee_bps == fees[venue].fee_bps
+            assert row.fee_bps == fees[venue]
             imp = market_impact(view, "buy", size=5)
             assert row.vwap == imp.vwap and row.slippage_bps == imp.slippage_bps
             f = row.fee_bps / 1e4
@@ -107,7 +109,7 @@ def test_arbitrage_after_fees_on_simultaneous_books(pairs) -> None:
     """Spot-perp price gaps exist before fees; after both taker fees none is an opportunity."""
     gross_edges = []
     for spot, perp in pairs:
-        res = compare_venues([spot, perp], "sell", notional=250_000, fees_bps=taker_fees_for([spot, perp]))
+        res = compare_venues([spot, perp], "sell", notional=250_000, fees_bps=_fees(spot, perp))
         zero = compare_venues([spot, perp], "sell", notional=250_000)
         for a, z in zip(res.arbitrage, zero.arbitrage, strict=True):
             assert a.contemporaneous and a.ts_diff_ms <= 2000
@@ -115,8 +117,8 @@ def test_arbitrage_after_fees_on_simultaneous_books(pairs) -> None:
             sell = perp if buy is spot else spot
             ask, bid = float(buy.ask_prices[0]), float(sell.bid_prices[0])
             assert z.edge_bps == pytest.approx((bid - ask) / ask * 1e4)
-            fb = DEFAULT_TAKER_FEES[a.buy_venue][0] / 1e4
-            fs = DEFAULT_TAKER_FEES[a.sell_venue][0] / 1e4
+            fb = PUBLISHED[a.buy_venue] / 1e4
+            fs = PUBLISHED[a.sell_venue] / 1e4
             assert a.edge_bps == pytest.approx((bid * (1 - fs) - ask * (1 + fb)) / (ask * (1 + fb)) * 1e4)
             assert a.opportunity is False  # 15 bps of round-trip taker fees dwarf the basis
             gross_edges.append(z.edge_bps)
@@ -125,13 +127,10 @@ def test_arbitrage_after_fees_on_simultaneous_books(pairs) -> None:
     )
 
 
-def test_fee_override_from_settings_moves_cost_by_the_fee_difference(pairs) -> None:
+def test_a_lower_fee_moves_cost_by_the_fee_difference(pairs) -> None:
     spot, perp = pairs[-1]
-    settings = Settings(analytics={"taker_fee_bps": {"binance": 7.5}})
-    fees = taker_fees_for([spot, perp], overrides=settings.analytics.taker_fee_bps)
-    assert fees["binance"].fee_bps == 7.5 and "taker_fee_bps" in fees["binance"].source
-    assert fees["binanceusdm"].source.startswith("default: ")
-    base = compare_venues([spot, perp], "buy", size=2, fees_bps=taker_fees_for([spot, perp]))
+    fees = {**_fees(spot, perp), "binance": 7.5}
+    base = compare_venues([spot, perp], "buy", size=2, fees_bps=_fees(spot, perp))
     over = compare_venues([spot, perp], "buy", size=2, fees_bps=fees)
     b, o = base.venues[0], over.venues[0]
     # cost_bps = s (vwap (1 + f) - mid) / mid: 2.5 bps less fee -> vwap / mid * 2.5 bps less cost
@@ -146,9 +145,7 @@ def test_books_from_different_times_are_not_compared_for_arbitrage(data_dir: Pat
     Replayer(store, reg).run(group.records())
     okx = store.view("okx", "BTC/USDT")
     spot = pairs[-1][0]
-    res = compare_venues(
-        [spot, okx], "buy", size=1, fees_bps=taker_fees_for([spot, okx]), windows_bps=(10, 50)
-    )
+    res = compare_venues([spot, okx], "buy", size=1, fees_bps=_fees(spot, okx), windows_bps=(10, 50))
     assert res.contemporaneous is False and res.max_book_ts_diff_ms > 365 * 86_400_000
     assert "not contemporaneous" in res.contemporaneity_note and okx.book_ts_iso in res.contemporaneity_note
     for a in res.arbitrage:
@@ -156,57 +153,5 @@ def test_books_from_different_times_are_not_compared_for_arbitrage(data_dir: Pat
         assert "not contemporaneous" in a.reason
     # each venue's own cost is still reported, with its fee source
     assert {r.venue: r.fee_bps for r in res.venues} == {"binance": 10.0, "okx": 10.0}
-    assert all(r.fee_source for r in res.venues) and res.best_venue in {"binance", "okx"}
+    assert res.best_venue in {"binance", "okx"}
     print("\n" + res.contemporaneity_note)
-
-
-# -------------------------------------------------------------- fee schedule via the data engine
-
-
-class _OfflineExchange:
-    """A ccxt exchange whose every request fails as with no network."""
-
-    fees: dict[str, Any] = {}  # noqa: RUF012
-
-    def __init__(self, markets: dict | None = None, error: BaseException | None = None):
-        self.markets = None
-        self._markets = markets
-        self._error = error
-
-    def set_markets(self, markets, currencies=None):
-        items = markets.values() if isinstance(markets, dict) else markets
-        self.markets = {m["symbol"]: m for m in items}
-        return self.markets
-
-    async def load_markets(self, reload: bool = False):
-        if self._error is not None:
-            raise self._error
-        return self.set_markets(self._markets or {})
-
-    async def close(self) -> None:
-        pass
-
-
-async def test_data_engine_fee_falls_back_to_documented_default_then_override() -> None:
-    settings = Settings(analytics={"taker_fee_bps": {"bybit:linear": 4.0}})
-    offline = DataEngine(
-        settings,
-        MemoryCache(),
-        exchange_factory=lambda v: _OfflineExchange(error=ccxt_errors.NetworkError("no route to host")),
-    )
-    fee = await offline.taker_fee("binanceusdm", "BTC/USDT:USDT", "linear")
-    assert fee.fee_bps == DEFAULT_TAKER_FEES["binanceusdm"][0] and fee.source.startswith(
-        "default: Binance USD-M"
-    )
-    over = await offline.taker_fee("bybit", "BTC/USDT:USDT", "linear")
-    assert over.fee_bps == 4.0 and "settings" in over.source
-    assert (await offline.taker_fee("bybit", "BTC/USDT", "spot")).fee_bps == DEFAULT_TAKER_FEES["bybit"][0]
-    await offline.close()
-    online = DataEngine(
-        Settings(),
-        MemoryCache(),
-        exchange_factory=lambda v: _OfflineExchange({"BTC/USDT": {"symbol": "BTC/USDT", "taker": 0.00075}}),
-    )
-    fee = await online.taker_fee("binance", "BTC/USDT", "spot")
-    assert fee.fee_bps == pytest.approx(7.5) and "ccxt binance market metadata" in fee.source
-    await online.close()

@@ -26,7 +26,7 @@ from market_liquidity_monitor.ingest.replay import (
 from market_liquidity_monitor.ingest.store import BookStore
 from market_liquidity_monitor.venues.registry import AdapterRegistry
 
-BOOK_VENUES = ["coinbase", "kraken", "bybit", "okx", "bitstamp", "gemini", "kucoin", "gateio", "bitfinex"]
+BOOK_VENUES = ["coinbase", "kraken", "bybit", "okx", "bitstamp", "gemini", "kucoin", "gate", "bitfinex"]
 EXPECTED_CHECKSUMS = {"kraken": 4269, "okx": 290}
 
 

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from logfire.testing import SimpleSpanProcessor, TestExporter
 from pydantic_ai import models
 
-from market_liquidity_monitor.agent.assistant import Assistant
 from market_liquidity_monitor.api.app import create_app
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.instrument import InstrumentId
@@ -28,6 +27,7 @@ from market_liquidity_monitor.observability import (
     logfire_options,
     secret_values,
 )
+from tests.support import assistant_for
 
 models.ALLOW_MODEL_REQUESTS = False
 
@@ -99,7 +99,7 @@ def test_agent_runs_and_tool_calls_make_spans(exporter, no_http_out, data_dir):
     settings = Settings()
     report = configure_observability(settings, additional_span_processors=[SimpleSpanProcessor(exporter)])
     assert report["pydantic_ai"] is True
-    assistant = Assistant(settings, MarketData.from_recordings(settings, data_dir))
+    assistant = assistant_for(settings, MarketData.from_recordings(settings, data_dir))
     res = asyncio.run(assistant.ask("How much slippage would a 5 BTC market buy cause on Binance?"))
     assert res.tool_calls and res.tool_calls[0]["tool"] == "market_impact"
     logfire.force_flush()

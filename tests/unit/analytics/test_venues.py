@@ -134,26 +134,6 @@ def test_duplicate_and_empty():
 # ------------------------------------------------------------------ fees, windows, contemporaneity
 
 
-def test_taker_fee_precedence_and_sources():
-    from market_liquidity_monitor.analytics.venues import DEFAULT_TAKER_FEES, taker_fee
-
-    d = taker_fee("bybit", "linear")
-    assert d.fee_bps == DEFAULT_TAKER_FEES["bybit:linear"][0] and d.source.startswith("default: Bybit")
-    assert taker_fee("bybit", "spot").fee_bps == DEFAULT_TAKER_FEES["bybit"][0]
-    sched = {"taker_bps": 7.5, "source": "ccxt bybit market metadata"}
-    assert taker_fee("bybit", "linear", schedule=sched).source == "ccxt bybit market metadata"
-    assert taker_fee("bybit", "linear", schedule={"taker_bps": None}).source.startswith("default: ")
-    over = {"bybit": 3.0, "bybit:linear": 2.0}
-    assert taker_fee("bybit", "linear", overrides=over, schedule=sched).fee_bps == 2.0
-    assert taker_fee("bybit", "spot", overrides=over, schedule=sched).fee_bps == 3.0
-    with pytest.raises(
-        InvalidInputError, match=r"no taker fee known for venue 'nowhere'.*defaults exist for binance"
-    ):
-        taker_fee("nowhere")
-    with pytest.raises(InvalidInputError, match="taker_fee_bps\\['x'\\] must be a finite number >= 0"):
-        taker_fee("x", overrides={"x": -1})
-
-
 def test_fee_sources_windows_and_contemporaneity():
     from market_liquidity_monitor.analytics.venues import TakerFee
 

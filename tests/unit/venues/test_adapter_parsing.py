@@ -32,7 +32,7 @@ def parse(adapter, frame: str):
     return adapter.parse_message(orjson.loads(frame), T)
 
 
-@pytest.mark.parametrize("venue", ["coinbase", "kraken", "bybit", "okx", "bitstamp", "gemini", "kucoin", "gateio",
+@pytest.mark.parametrize("venue", ["coinbase", "kraken", "bybit", "okx", "bitstamp", "gemini", "kucoin", "gate",
                                    "bitfinex"])  # fmt: skip
 def test_registry_builds_protocol_conforming_adapters(venue):
     a = AdapterRegistry()(venue)

@@ -1,0 +1,471 @@
+"""BookService: the one way to a book, from whichever source has it, labelled with that source.
+
+For a ``(venue, symbol)`` the service picks, in order (../shared/DESIGN.md, "Book sources"):
+
+1. **recording** (recorded mode, ``settings.data_dir`` set): the book rebuilt by replaying the
+   venue's recording through its adapter and sequence/checksum rules (``MarketData``);
+2. **ws**: a native WebSocket book kept by live ingest (``ingest/live.py``) in the same
+   ``BookStore``, when it is synced and fresh; verified by the venue's sequence/checksum rules;
+3. **rest**: a ccxt REST ``fetch_order_book`` snapshot (``DataEngine.order_book``, behind the
+   venue's circuit breaker), kept in its own ``BookStore`` and re-fetched after
+   ``data_engine.rest_book_ttl_s``. Unverified: a REST snapshot carries no sequence chain or
+   checksum to check.
+
+Every ``Book`` carries a ``BookProvenance``: source, integrity (verified or not, and why), the
+book's timestamp and age, its quality counters and a one-line warning when it should not be
+trusted. Only a ``BookStore`` writes quality counters: REST snapshots go through one too.
+
+Venue ids are ccxt's (``gate``; ``gateio`` is accepted as an alias). An unknown venue or symbol
+raises ``UnknownVenueError`` / ``UnknownSymbolError`` naming the closest valid ones (from the
+recordings, the live store, or the venue's ccxt markets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from market_liquidity_monitor.analytics import BookProblem, book_problems
+from market_liquidity_monitor.analytics.liquidity import Result, top_of_book
+from market_liquidity_monitor.book.sync import NoSequenceRule
+from market_liquidity_monitor.book.view import BookView
+from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.data_engine.errors import VenueUnreachableError
+from market_liquidity_monitor.domain.errors import (
+    BookNotReadyError,
+    MLMError,
+    UnknownSymbolError,
+    UnknownVenueError,
+)
+from market_liquidity_monitor.domain.instrument import InstrumentId, MarketType
+from market_liquidity_monitor.ingest.clock import WallClock
+from market_liquidity_monitor.ingest.store import BookStore
+from market_liquidity_monitor.market_data import USD_LIKE, MarketData, pick_instrument
+from market_liquidity_monitor.venues.registry import canonical_venue
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Book",
+    "BookProvenance",
+    "BookService",
+    "BookSource",
+    "Unavailable",
+    "quality_warning",
+    "quote_group",
+]
+
+
+class BookSource(StrEnum):
+    """Where a book came from."""
+
+    RECORDING = "recording"  # replayed from a recording through the venue adapter (verified)
+    WS = "ws"  # native WebSocket feed kept live by ingest (verified)
+    CCXT_PRO = "ccxt_pro"  # ccxt.pro watch_order_book (unverified)
+    REST = "rest"  # ccxt REST fetch_order_book snapshot (unverified)
+
+
+_VERIFIED = {
+    BookSource.RECORDING: True,
+    BookSource.WS: True,
+    BookSource.CCXT_PRO: False,
+    BookSource.REST: False,
+}
+
+
+class BookProvenance(Result):
+    """Where one book comes from and whether to trust it.
+
+    ``source``: see ``BookSource``; ``verified``: the book was checked against the venue's
+    sequence rule (and checksum where the venue sends one) on every update; ``integrity``: that in
+    words; ``book_ts``/``book_ts_ns``: the book's time (venue time when known, else receive time;
+    ISO 8601 UTC / ns since the epoch); ``age_ms``: now minus the last update, on the book's clock
+    (the recording's own time in recorded mode); ``quality``: the store's counters
+    (``ingest.store.QUALITY_KEYS``); ``quality_warning``: the present trust problems and the
+    integrity history in one line, or None.
+    """
+
+    venue: str
+    symbol: str
+    market_type: str
+    source: BookSource
+    verified: bool
+    integrity: str
+    book_ts: str | None
+    book_ts_ns: int | None
+    age_ms: float | None
+    levels_bid: int
+    levels_ask: int
+    quality: dict[str, Any]
+    quality_warning: str | None = None
+
+
+class Unavailable(Result):
+    """A venue that could not give a usable book, and why: ``reason`` in words, ``kind`` one of
+    ``no_symbol`` (the venue lists no such asset/pair), ``other_quote`` (only a book quoted in a
+    currency not comparable with the request), ``not_ready`` (resyncing, or a side is empty),
+    ``unreachable`` (REST fetch failed or circuit open), ``no_fee`` (taker fee unknown),
+    ``no_data`` (no data for the venue)."""
+
+    venue: str
+    reason: str
+    kind: str = "not_ready"
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    """One book image (``view``, float arrays best first) and its ``provenance``."""
+
+    view: BookView
+    provenance: BookProvenance
+
+    @property
+    def instrument(self) -> InstrumentId:
+        return self.view.instrument
+
+
+def quality_warning(q: dict[str, Any]) -> str | None:
+    """The book's present trust problems (``analytics.book_problems``) and its integrity history in
+    one line (``"stale (last update 300012 ms before now); 2 sequence gaps (resynced 2 times)"``)."""
+    problems = [
+        f"stale (last update {q.get('age_ms')} ms before now)"
+        if p is BookProblem.STALE
+        else "crossed (best bid >= best ask)"
+        if p is BookProblem.CROSSED
+        else str(p)
+        for p in book_problems(q)
+    ]
+    if q.get("checksum_failures"):
+        problems.append(f"{q['checksum_failures']} checksum failures")
+    if q.get("gaps"):
+        problems.append(f"{q['gaps']} sequence gaps (resynced {q.get('resyncs', 0)} times)")
+    return "; ".join(problems) or None
+
+
+def quote_group(symbol: str) -> tuple[str, ...]:
+    """Quote currencies whose prices are comparable with what the user asked for: USD-like
+    (USD, USDT, USDC...) unless a pair with another quote was named (``"ETH/EUR"``: EUR only)."""
+    if "/" in symbol:
+        quote = symbol.upper().split("/")[1].split(":")[0]
+        return USD_LIKE if quote in USD_LIKE else (quote,)
+    return USD_LIKE
+
+
+class _RestAdapter:
+    """What a ``BookStore`` needs to hold REST snapshots of any ccxt venue: no sequence chain
+    (each snapshot replaces the book), no checksum, and the contract size of inverse markets from
+    ccxt's market metadata (sizes in contracts -> base units, as the native adapters do)."""
+
+    sequence_rule = NoSequenceRule()
+
+    def __init__(self, venue: str, contract_sizes: dict[str, float]):
+        self.venue = venue
+        self._contract_sizes = contract_sizes
+
+    def contract_size(self, symbol: str) -> float | None:
+        return self._contract_sizes.get(symbol)
+
+    def verify_checksum(self, book: Any, expected: int) -> bool:
+        return True
+
+
+class BookService:
+    """Books by instrument from every source (see the module docstring). Build once per process
+    (``services.build_services``) and share; safe to use from one event loop.
+
+    ``market``: the recorded/WebSocket books (``MarketData``); ``engine``: the ccxt
+    ``DataEngine`` for REST books and markets (None: no REST fallback).
+    """
+
+    def __init__(self, settings: Settings, market: MarketData, engine: Any = None):
+        self.settings = settings
+        self.market = market
+        self.engine = engine
+        self._rest_contract_sizes: dict[str, dict[str, float]] = {}
+        self.rest_store = BookStore(
+            self._rest_adapter,
+            windows_bps=settings.analytics.depth_windows_bps,
+            clock=WallClock(),
+            stale_after_ms=settings.analytics.stale_after_ms,
+        )
+        self._rest_fetched_at: dict[InstrumentId, float] = {}
+        self._rest_locks: dict[InstrumentId, asyncio.Lock] = {}
+
+    # ------------------------------------------------------------------ modes and listings
+
+    @property
+    def is_recorded(self) -> bool:
+        return self.market.is_recorded
+
+    @property
+    def mode(self) -> str:
+        return "recorded" if self.is_recorded else "live"
+
+    def _rest_adapter(self, venue: str) -> _RestAdapter:
+        return _RestAdapter(venue, self._rest_contract_sizes.setdefault(venue, {}))
+
+    def known_venues(self) -> list[str]:
+        """Venues with data, without loading anything: the recordings' venues (recorded mode) or the
+        live store's plus the configured ones."""
+        out = set(self.market.store.venues()) | {g.venue for g in self.market.groups}
+        if not self.is_recorded:
+            out |= {canonical_venue(v) for v in self.settings.venues}
+        return sorted(out)
+
+    def stream_venues(self) -> list[str]:
+        """Venues with a recorded or WebSocket book (loaded or known from the recordings' names)."""
+        return self.market.venues()
+
+    def venues(self) -> list[str]:
+        """Every venue a question may use by default: recorded/WebSocket venues, plus in live mode
+        the configured ones (``settings.venues``; their books come over REST when no feed has them)."""
+        out = set(self.stream_venues())
+        if not self.is_recorded:
+            out |= {canonical_venue(v) for v in self.settings.venues}
+        return sorted(out)
+
+    def loaded(self) -> list[InstrumentId]:
+        """Every book held right now, by any source (recorded/WebSocket store, then REST store)."""
+        return sorted(set(self.market.store.instruments()) | set(self.rest_store.instruments()))
+
+    # ------------------------------------------------------------------ resolution
+
+    def canonical(self, venue: str) -> str:
+        return canonical_venue(venue)
+
+    async def resolve(
+        self, symbol: str, venue: str | None = None, market_type: MarketType | None = None
+    ) -> InstrumentId:
+        """The instrument a user means (``symbol``: ``BTC``, ``ETH/USD``, ``BTC/USDT:USDT``;
+        ``venue``: a ccxt id or alias, None = the default venue if it lists the asset).
+
+        Recorded mode: among the recorded instruments. Live: a WebSocket book if one exists, else
+        the venue's ccxt markets (so any venue and symbol ccxt lists works). Raises
+        ``UnknownVenueError`` / ``UnknownSymbolError`` naming the closest valid ones, and
+        ``VenueUnreachableError`` when the venue's markets cannot be loaded.
+        """
+        venue = canonical_venue(venue) if venue else None
+        if self.is_recorded or venue is None:
+            try:
+                return await asyncio.to_thread(self.market.resolve, symbol, venue, market_type)
+            except (UnknownVenueError, UnknownSymbolError):
+                if self.is_recorded or self.engine is None:
+                    raise
+                venue = venue or self.settings.agent.default_venue
+        try:
+            return await asyncio.to_thread(self.market.resolve, symbol, venue, market_type)
+        except (UnknownVenueError, UnknownSymbolError):
+            if self.engine is None:
+                raise
+        return await self._resolve_ccxt(symbol, venue, market_type)
+
+    async def _resolve_ccxt(self, symbol: str, venue: str, market_type: MarketType | None) -> InstrumentId:
+        markets = await self.engine.markets(venue)  # UnknownVenueError lists ccxt's venues
+        candidates = [
+            InstrumentId(venue, s)
+            for s, m in markets.items()
+            if m.get("active", True) is not False and m.get("type") in (None, "spot", "swap", "future")
+        ]
+        sym = symbol.strip().upper()
+        hit = pick_instrument(sym, candidates, self.settings.agent.default_venue, market_type)
+        if hit is None:
+            valid = {i.symbol for i in candidates} if "/" in sym else {i.base for i in candidates}
+            raise UnknownSymbolError(symbol, sorted(valid), venue)
+        return hit
+
+    # ------------------------------------------------------------------ books
+
+    async def book(self, inst: InstrumentId, max_levels: int | None = None) -> Book:
+        """The book of ``inst`` from the best source available (module docstring), with its
+        provenance. Raises ``BookNotReadyError`` (resyncing), ``UnknownSymbolError``,
+        ``VenueUnreachableError`` (REST fallback failed; the breaker's state is in the message)."""
+        if self.is_recorded:
+            view = await asyncio.to_thread(self.market.view, inst, max_levels)
+            return Book(view, self._provenance(view, BookSource.RECORDING))
+        store = self.market.store
+        try:
+            view = store.view(inst.venue, inst.symbol, max_levels)
+        except (UnknownVenueError, UnknownSymbolError, BookNotReadyError) as exc:
+            if self.engine is None:
+                raise
+            ws_problem: str | None = str(exc) if isinstance(exc, BookNotReadyError) else None
+        else:
+            if not book_problems(view.quality) or self.engine is None:
+                return Book(view, self._provenance(view, BookSource.WS))
+            ws_problem = quality_warning(view.quality)
+        view = await self._rest_view(inst, max_levels)
+        book = Book(view, self._provenance(view, BookSource.REST))
+        if ws_problem:
+            log.info("%s: WebSocket book not usable (%s); answered from a REST snapshot", inst, ws_problem)
+        return book
+
+    async def _rest_view(self, inst: InstrumentId, max_levels: int | None) -> BookView:
+        ttl = self.settings.data_engine.rest_book_ttl_s
+        lock = self._rest_locks.setdefault(inst, asyncio.Lock())
+        async with lock:
+            fetched = self._rest_fetched_at.get(inst)
+            if fetched is None or time.monotonic() - fetched > ttl:
+                market = await self.engine.market(inst.venue, inst.symbol)
+                if market.get("inverse") and market.get("contractSize"):
+                    self._rest_contract_sizes.setdefault(inst.venue, {})[inst.symbol] = float(
+                        market["contractSize"]
+                    )
+                snap = await self.engine.order_book(
+                    inst.venue, inst.symbol, limit=self.settings.data_engine.rest_book_levels
+                )
+                self.rest_store.on_event(snap)
+                self._rest_fetched_at[inst] = time.monotonic()
+        return self.rest_store.view(inst.venue, inst.symbol, max_levels)
+
+    def _provenance(self, view: BookView, source: BookSource) -> BookProvenance:
+        q = dict(view.quality)
+        inst = view.instrument
+        if source is BookSource.REST:
+            integrity = "unverified: a REST snapshot carries no sequence chain or checksum to check"
+        elif source is BookSource.CCXT_PRO:
+            integrity = "unverified: ccxt.pro applies the venue's updates itself; no checksum is checked here"
+        else:
+            rule = getattr(getattr(self.market.registry(inst.venue), "sequence_rule", None), "name", None)
+            checks = (
+                [f"sequence rule {rule}"] if rule and rule != "none" else ["no sequence ids on this feed"]
+            )
+            if q.get("checksums_verified"):
+                checks.append(f"{q['checksums_verified']} checksums verified")
+            integrity = "verified: " + ", ".join(checks)
+        return BookProvenance(
+            venue=inst.venue,
+            symbol=inst.symbol,
+            market_type=str(inst.market_type),
+            source=source,
+            verified=_VERIFIED[source],
+            integrity=integrity,
+            book_ts=view.book_ts_iso,
+            book_ts_ns=view.book_ts_ns,
+            age_ms=q.get("age_ms"),
+            levels_bid=len(view.bid_prices),
+            levels_ask=len(view.ask_prices),
+            quality=q,
+            quality_warning=quality_warning(q),
+        )
+
+    async def book_of(self, symbol: str, venue: str | None = None) -> Book:
+        """``resolve`` then ``book``."""
+        return await self.book(await self.resolve(symbol, venue))
+
+    async def books(
+        self, symbol: str, venues: Sequence[str] | None = None, *, strict_venues: bool = True
+    ) -> tuple[list[Book], list[Unavailable]]:
+        """One usable book of ``symbol`` per venue, quoted comparably (``quote_group``).
+
+        ``venues``: ccxt ids (aliases accepted, no repeats); None = ``venues()``. With
+        ``strict_venues`` an unknown venue id raises ``UnknownVenueError`` (closest valid ones
+        named); every other problem (no such symbol there, another quote currency, book not synced,
+        venue unreachable) becomes an ``Unavailable`` row saying why.
+        """
+        if venues:
+            wanted = [canonical_venue(v) for v in venues]
+            repeated = sorted({v for v in wanted if wanted.count(v) > 1})
+            if repeated:
+                from market_liquidity_monitor.domain.errors import InvalidInputError
+
+                raise InvalidInputError(f"venues must not repeat; {', '.join(repeated)} given twice")
+        else:
+            wanted = self.venues()
+        group = quote_group(symbol)
+        books: list[Book] = []
+        missing: list[Unavailable] = []
+        known = set(self.known_venues())
+        for venue in wanted:
+            if strict_venues and venues and venue not in known:
+                await self._check_venue(venue)
+            try:
+                inst = await self.resolve(symbol, venue)
+            except UnknownVenueError:
+                if strict_venues and venues:
+                    raise
+                missing.append(Unavailable(venue=venue, reason=f"no data for {venue}", kind="no_data"))
+                continue
+            except UnknownSymbolError as exc:
+                missing.append(Unavailable(venue=venue, reason=str(exc), kind="no_symbol"))
+                continue
+            except VenueUnreachableError as exc:
+                missing.append(Unavailable(venue=venue, reason=str(exc), kind="unreachable"))
+                continue
+            except MLMError as exc:
+                missing.append(Unavailable(venue=venue, reason=str(exc)))
+                continue
+            if inst.quote not in group:
+                missing.append(
+                    Unavailable(
+                        venue=venue,
+                        reason=f"{venue} has {inst.symbol} only, quoted in {inst.quote}: its prices are "
+                        f"not comparable with books quoted in {'/'.join(group)}",
+                        kind="other_quote",
+                    )
+                )
+                continue
+            try:
+                book = await self.book(inst)
+                top_of_book(book.view)  # both sides present
+            except VenueUnreachableError as exc:
+                missing.append(Unavailable(venue=venue, reason=f"{inst}: {exc}", kind="unreachable"))
+                continue
+            except MLMError as exc:
+                missing.append(Unavailable(venue=venue, reason=f"{inst}: {exc}"))
+                continue
+            books.append(book)
+        return books, missing
+
+    async def _check_venue(self, venue: str) -> None:
+        """Raise ``UnknownVenueError`` for a venue neither the data nor ccxt knows."""
+        if self.is_recorded or self.engine is None:
+            raise UnknownVenueError(venue, self.venues())
+        self.engine.exchange(venue)  # raises UnknownVenueError listing ccxt's venues
+
+    def assets_on_several_venues(self) -> str:
+        """``"BTC (6 venues), ETH (5 venues)"``: bases with a USD-quoted book on two or more venues."""
+        by_base: dict[str, set[str]] = {}
+        for i in self.market.instruments():
+            if i.quote in USD_LIKE:
+                by_base.setdefault(i.base, set()).add(i.venue)
+        ranked = sorted(((b, len(v)) for b, v in by_base.items() if len(v) >= 2), key=lambda x: (-x[1], x[0]))
+        return ", ".join(f"{b} ({n} venues)" for b, n in ranked) or "none"
+
+    # ------------------------------------------------------------------ quality
+
+    def quality(self, inst: InstrumentId) -> dict[str, Any]:
+        """The store's quality counters of a held book (recorded/WebSocket first, then REST)."""
+        for store in (self.market.store, self.rest_store):
+            try:
+                return store.quality(store.find(inst.venue, inst.symbol))
+            except (UnknownVenueError, UnknownSymbolError):
+                continue
+        raise UnknownSymbolError(
+            inst.symbol, [i.symbol for i in self.loaded() if i.venue == inst.venue], inst.venue
+        )
+
+    def source_of(self, inst: InstrumentId) -> BookSource:
+        if inst in set(self.market.store.instruments()):
+            return BookSource.RECORDING if self.is_recorded else BookSource.WS
+        return BookSource.REST
+
+    async def ensure_loaded(self, instruments: Iterable[InstrumentId]) -> None:
+        """Replay the recordings of ``instruments`` now (recorded mode; no-op live)."""
+        if self.is_recorded:
+            for inst in instruments:
+                await asyncio.to_thread(self.market.ensure_loaded, inst)
+
+    async def load_all(self, venue: str | None = None) -> None:
+        """Replay every recording (of ``venue``) now (recorded mode; no-op live)."""
+        if not self.is_recorded:
+            return
+        if venue is None:
+            await asyncio.to_thread(self.market.load_all)
+        else:
+            for inst in await asyncio.to_thread(self.market.instruments, venue):
+                await asyncio.to_thread(self.market.ensure_loaded, inst)
