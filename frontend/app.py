@@ -18,10 +18,13 @@ if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 
 from mlm_ui.client import ApiClient  # noqa: E402
+from mlm_ui.common import mode_banner  # noqa: E402
 
 VIEWS = _HERE / "views"
 
 st.set_page_config(page_title="Market Liquidity Monitor", page_icon=":material/monitoring:", layout="wide")
+# No "Deploy" button or developer menu for traders (`mlm up` also passes --client.toolbarMode).
+st.set_option("client.toolbarMode", "minimal")
 
 PAGES = [
     st.Page(VIEWS / "chat.py", title="Chat", icon=":material/chat:", url_path="chat", default=True),
@@ -32,6 +35,7 @@ PAGES = [
         VIEWS / "compare.py", title="Compare venues", icon=":material/compare_arrows:", url_path="compare"
     ),
     st.Page(VIEWS / "route.py", title="Route an order", icon=":material/alt_route:", url_path="route"),
+    st.Page(VIEWS / "candles.py", title="Candles", icon=":material/bar_chart:", url_path="candles"),
     st.Page(VIEWS / "backtest.py", title="Backtest", icon=":material/history:", url_path="backtest"),
     st.Page(VIEWS / "pairs.py", title="Pairs", icon=":material/stacked_line_chart:", url_path="pairs"),
     st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
@@ -39,6 +43,8 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+api = ApiClient.from_env()
+mode = mode_banner(api)  # "Recorded data" / "Live data" on every page
 with st.sidebar:
-    st.caption(f"API: `{ApiClient.from_env().base_url}`")
+    st.caption(f"API: `{api.base_url}`" + (f" · data: **{mode}**" if mode else ""))
 page.run()

@@ -53,7 +53,12 @@ from market_liquidity_monitor.analytics.alerts import (
 from market_liquidity_monitor.analytics.liquidity import check_window
 from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.config import Settings
-from market_liquidity_monitor.domain.errors import BookNotReadyError, InvalidInputError, MLMError
+from market_liquidity_monitor.domain.errors import (
+    BookNotReadyError,
+    InvalidInputError,
+    MLMError,
+    UnknownSymbolError,
+)
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.domain.time import iso_ns
 from market_liquidity_monitor.ingest.store import BookStore
@@ -138,6 +143,23 @@ def _sample_book(
     return Observation(ts_ns, inst.venue, inst.symbol, values, book_ts)
 
 
+def _same_condition(a: AlertRule, b: AlertRule) -> bool:
+    """Whether two rules watch the same thing the same way (name, cooldown, re-arm and enabled aside)."""
+    keys = (
+        "venue",
+        "symbol",
+        "metric",
+        "comparison",
+        "threshold",
+        "window_bps",
+        "side",
+        "lookback",
+        "source",
+        "period_s",
+    )
+    return all(getattr(a, k) == getattr(b, k) for k in keys)
+
+
 @dataclass(slots=True)
 class _Tick:
     ts_ns: int
@@ -219,8 +241,10 @@ class AlertService:
 
         ``rule``: an ``AlertRule`` or a mapping of its fields (``AlertRule.from_dict``). With a
         ``MarketData`` and a venue, the symbol is resolved on that venue ("BTC" -> "BTC/USDT");
-        without a venue it must be the unified symbol. Raises ``InvalidInputError`` (bad rule, or
-        a lookback the service's history cannot hold), ``UnknownVenueError``/``UnknownSymbolError``.
+        without a venue it must be the unified symbol. Raises ``InvalidInputError`` (bad rule, a
+        lookback the service's history cannot hold, or a rule identical to a stored one: same venue,
+        symbol, metric, comparison, threshold and metric parameters; the message names its id),
+        ``UnknownVenueError``/``UnknownSymbolError``.
         """
         if not isinstance(rule, AlertRule):
             rule = AlertRule.from_dict(rule)
@@ -229,7 +253,18 @@ class AlertService:
             if inst.symbol != rule.symbol:
                 auto_name = rule.name == rule.describe()[:128]
                 rule = replace(rule, symbol=inst.symbol, name=None if auto_name else rule.name)
+        elif self.market is not None:
+            # Every venue: the unified symbol must have a book somewhere, or the rule can never fire.
+            held = await asyncio.to_thread(self.market.instruments)
+            if not any(i.symbol == rule.symbol for i in held):
+                raise UnknownSymbolError(rule.symbol, sorted({i.symbol for i in held}))
         AlertEvaluator([rule], history=self.history)  # fails early if the history is too short
+        same = next((r for r in self._rules.values() if _same_condition(r, rule)), None)
+        if same is not None:
+            raise InvalidInputError(
+                f"an identical rule already exists: id {same.id} ({same.describe()}); "
+                "delete it or change the threshold, venue, metric or its parameters"
+            )
         if self.db is not None:
             async with self.db.session() as session:
                 row = await AlertRepository(session).create(

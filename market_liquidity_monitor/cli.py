@@ -18,6 +18,29 @@ from market_liquidity_monitor.ingest.cli import register as register_ingest_comm
 from market_liquidity_monitor.runtime import register as register_up_command
 from market_liquidity_monitor.watch import register as register_watch_command
 
+
+def _flags_take_no_value_in_help() -> None:
+    """Typer 0.29's rich help prints a ``<bool>`` type after every flag (``--help <bool>``,
+    ``--no-ui <bool>``), as if it took a value; its plain help does not (``TyperOption.
+    get_help_record`` skips the type when ``is_flag``). Apply that same rule to the rich help.
+    No option declaration causes it: even typer's own ``--help`` shows it."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_mlm_flags_fix", False):
+        return
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        if self.is_flag and not self.count:
+            return None
+        return original(self, ctx)
+
+    display_type_rich._mlm_flags_fix = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_take_no_value_in_help()
+
 app = typer.Typer(
     help="Market Liquidity Monitor: liquidity analytics and an assistant over real order books.",
     no_args_is_help=True,
@@ -203,14 +226,28 @@ def serve(
     data: DataOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings: 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Log every HTTP request (the uvicorn access log).")
+    ] = False,
 ) -> None:
     """Start the REST API (OpenAPI docs at /docs)."""
     import uvicorn
 
     from market_liquidity_monitor.api.app import create_app
+    from market_liquidity_monitor.runtime import port_error, port_in_use
 
     settings = _settings(data)
-    uvicorn.run(create_app(settings), host=host or settings.api.host, port=port or settings.api.port)
+    bind_host, bind_port = host or settings.api.host, port or settings.api.port
+    reason = port_in_use(bind_host, bind_port)
+    if reason is not None:  # before the app (and its recordings) load
+        Console(stderr=True).print(
+            port_error("API", "--port", bind_host, bind_port, reason),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, access_log=verbose)
 
 
 def main() -> None:  # pragma: no cover

@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -269,6 +270,8 @@ def streamlit_command(app_path: Path, host: str, port: int) -> list[str]:
         "none",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",  # no "Deploy" button or developer menu
     ]
 
 
@@ -280,6 +283,39 @@ def _client_host(host: str) -> str:
 def _url(host: str, port: int) -> str:
     h = _client_host(host)
     return f"http://[{h}]:{port}" if ":" in h else f"http://{h}:{port}"
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``(host, port)`` cannot be bound for a server now (the OS error text), None when it can.
+
+    Probed with ``SO_REUSEADDR`` as uvicorn and Streamlit (tornado) bind, so a port left in
+    TIME_WAIT by a stopped server counts as free; a port another process listens on does not.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def free_port_near(host: str, port: int, avoid: tuple[int, ...] = (), tries: int = 50) -> int | None:
+    """The first port after ``port`` (not in ``avoid``) that can be bound now, for a suggestion."""
+    for candidate in range(port + 1, min(port + 1 + tries, 65536)):
+        if candidate not in avoid and port_in_use(host, candidate) is None:
+            return candidate
+    return None
+
+
+def port_error(what: str, option: str, host: str, port: int, reason: str, avoid: tuple[int, ...] = ()) -> str:
+    """One line saying a port is taken and how to pick another: ``the app port 8501 on 127.0.0.1
+    is already in use (Address already in use): stop what uses it, or start with --ui-port 8502``."""
+    alt = free_port_near(host, port, avoid)
+    hint = f"start with {option} {alt} (free now)" if alt else f"start with {option} <another port>"
+    taken = "is already in use" if "in use" in reason.lower() else "cannot be used"
+    return f"error: the {what} port {port} on {host} {taken} ({reason}): stop what uses it, or {hint}"
 
 
 def terminate_process_group(proc: subprocess.Popen, timeout_s: float) -> int | None:
@@ -300,7 +336,7 @@ def terminate_process_group(proc: subprocess.Popen, timeout_s: float) -> int | N
 # ---------------------------------------------------------------------------------- runtime
 
 
-def _uvicorn_server(app, host: str, port: int, log_level: str):
+def _uvicorn_server(app, host: str, port: int, log_level: str, access_log: bool = False):
     import uvicorn
 
     class _Server(uvicorn.Server):
@@ -316,6 +352,7 @@ def _uvicorn_server(app, host: str, port: int, log_level: str):
         port=port,
         log_level=log_level.lower(),
         log_config=None,  # keep the app's logging (configure_logging) instead of uvicorn's dictConfig
+        access_log=access_log,  # one line per request buries the banner: only with --verbose
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
@@ -335,6 +372,8 @@ class Runtime:
     frontend_app: Path = DEFAULT_FRONTEND
     child_stop_timeout_s: float = 10.0
     echo: Callable[[str], None] = print
+    echo_error: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
+    access_log: bool = False
     stop_event: asyncio.Event | None = None
     ui_process: subprocess.Popen | None = None
 
@@ -356,12 +395,20 @@ class Runtime:
                         os.killpg(self.ui_process.pid, signal.SIGKILL)
                 os._exit(1)
 
+        # Both ports are checked before anything loads: a taken port is refused in a second, with
+        # the option that changes it, instead of an app that never appears.
+        taken = self.port_problems()
+        if taken:
+            for line in taken:
+                self.echo_error(line)
+            return 1
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
 
         market = build_market(self.settings)
         app = create_app(self.settings, market=market)  # also configures observability
-        server = _uvicorn_server(app, self.host, self.port, self.settings.log_level)
+        server = _uvicorn_server(app, self.host, self.port, self.settings.log_level, self.access_log)
 
         async def serve() -> int:
             try:
@@ -374,7 +421,11 @@ class Runtime:
         while not server.started and not server_task.done():
             await asyncio.sleep(0.05)
         if server_task.done():
-            log.error("the API did not start on %s:%d", self.host, self.port)
+            log.error(
+                "the API did not start on %s:%d (if the port was taken meanwhile, pick another with --port)",
+                self.host,
+                self.port,
+            )
             return server_task.result() or 1
 
         recorded: RecordedIngest | None = None
@@ -409,10 +460,20 @@ class Runtime:
         watched = {stop_waiter, server_task}
         if live_task is not None:
             watched.add(live_task)
+        ui_exit: asyncio.Future | None = None
+        if self.ui_process is not None:  # the app dying (e.g. its port taken meanwhile) stops us too
+            ui_exit = loop.run_in_executor(None, self.ui_process.wait)
+            watched.add(ui_exit)
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         code = 0
         if server_task in done:
             log.error("the API server stopped on its own; shutting down")
+            code = 1
+        if ui_exit is not None and ui_exit in done and not stop.is_set():
+            self.echo_error(
+                f"error: the app (streamlit) exited with code {ui_exit.result()} on its own; shutting down "
+                f"(its output is above; if port {self.ui_port} was taken, pick another with --ui-port)"
+            )
             code = 1
         if (
             live_task is not None
@@ -429,6 +490,24 @@ class Runtime:
             loop.remove_signal_handler(sig)
         self.echo("Stopped.")
         return code
+
+    def port_problems(self) -> list[str]:
+        """A message per port of this runtime (API, and the app's unless ``ui`` is off) that cannot
+        be bound now; empty when both are free."""
+        out = []
+        reason = port_in_use(self.host, self.port)
+        if reason is not None:
+            out.append(port_error("API", "--port", self.host, self.port, reason, avoid=(self.ui_port,)))
+        if self.ui and self.frontend_app.is_file():
+            if self.ui_port == self.port:
+                out.append(f"error: the app port {self.ui_port} is the API port: give --ui-port another one")
+            else:
+                reason = port_in_use(self.host, self.ui_port)
+                if reason is not None:
+                    out.append(
+                        port_error("app", "--ui-port", self.host, self.ui_port, reason, avoid=(self.port,))
+                    )
+        return out
 
     def _start_ui(self, api_url: str) -> str | None:
         if not self.frontend_app.is_file():
@@ -495,6 +574,9 @@ def up_command(
             "1 = play at recorded pace; N = N x faster.",
         ),
     ] = 0.0,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Log every HTTP request (the uvicorn access log).")
+    ] = False,
 ) -> None:
     """Start everything: ingest, the API and the Streamlit app (Ctrl+C stops all of them)."""
     from rich.console import Console
@@ -511,6 +593,7 @@ def up_command(
     settings = Settings(**({"data_dir": data} if data is not None else {}))
     configure_logging(settings)
     console = Console(highlight=False)
+    err_console = Console(stderr=True, highlight=False)
     runtime = Runtime(
         settings,
         host=host or settings.api.host,
@@ -519,6 +602,8 @@ def up_command(
         ui=not no_ui,
         speed=speed,
         echo=lambda line: console.print(line, markup=False, soft_wrap=True),
+        echo_error=lambda line: err_console.print(line, markup=False, soft_wrap=True),
+        access_log=verbose,
     )
     code = run_up(runtime)
     fast_exit(code)
@@ -552,6 +637,8 @@ __all__ = [
     "child_environment",
     "live_feed_handler",
     "live_feeds",
+    "port_error",
+    "port_in_use",
     "register",
     "run_up",
     "streamlit_command",

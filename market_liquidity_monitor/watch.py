@@ -1,7 +1,7 @@
 """``mlm watch SYMBOL``: a live terminal table of one instrument's liquidity on every venue.
 
-Per venue: mid, spread (bps), resting size within ``--window-bps`` of mid on each side (base
-units), imbalance in that window, the slippage (bps vs mid) of a market buy and sell of the
+Per venue: mid (quote currency), spread (bps), resting size within ``--window-bps`` of mid on
+each side (base currency; the headers name both currencies), imbalance in that window, the slippage (bps vs mid) of a market buy and sell of the
 reference size (``--size`` base units, or ``--notional`` quote units, default 100,000), the book's
 timestamp and age, and its quality (synced, crossed, stale, gaps, resyncs, checksum failures).
 Refreshed ``settings.analytics.tick_hz`` times a second; ``--once`` prints one table and exits
@@ -249,11 +249,25 @@ def fmt_age(ms: float | None) -> str:
     return f"{ms / 60_000:.1f} min"
 
 
+def _currencies(symbols: list[str], asked: str) -> tuple[str, str]:
+    """``(base, quote)`` shared by the unified symbols (``BTC/USDT`` and ``BTC/USDT:USDT`` ->
+    BTC, USDT; ``BTC/USD:BTC`` -> BTC, USD); ``base``/``quote`` where they differ, the asked
+    symbol's base when no row has one. Source of the form: ccxt's unified symbol convention."""
+    bases = {sym.split("/")[0] for sym in symbols}
+    quotes = {sym.split("/")[1].split(":")[0] for sym in symbols if "/" in sym}
+    asked_base = asked.strip().upper().split("/")[0] or "base"
+    base = bases.pop() if len(bases) == 1 else ("base" if bases else asked_base)
+    quote = quotes.pop() if len(quotes) == 1 else "quote"
+    return base, quote
+
+
 def render(
     rows: list[WatchRow], symbol: str, window_bps: float, size: float | None, notional: float | None
 ) -> Table:
-    """The rich table of ``rows``."""
-    ref = f"{size:g} base" if size is not None else f"{notional or DEFAULT_NOTIONAL:,.0f} quote"
+    """The rich table of ``rows``. Headers name the units: prices in the quote currency, depth in
+    the base currency (from the rows' unified symbols; ``base``/``quote`` when venues differ)."""
+    base, quote = _currencies([r.symbol for r in rows if r.error is None and r.symbol], symbol)
+    ref = f"{size:g} {base}" if size is not None else f"{notional or DEFAULT_NOTIONAL:,.0f} {quote}"
     table = Table(
         title=f"{symbol}: liquidity by venue (window ±{window_bps:g} bps, reference order {ref})",
         title_justify="left",
@@ -261,10 +275,10 @@ def render(
     for name, justify in (
         ("venue", "left"),
         ("symbol", "left"),
-        ("mid", "right"),
+        (f"mid ({quote})", "right"),
         ("spread bps", "right"),
-        (f"bid depth ±{window_bps:g}bps", "right"),
-        (f"ask depth ±{window_bps:g}bps", "right"),
+        (f"bid depth ±{window_bps:g} bps ({base})", "right"),
+        (f"ask depth ±{window_bps:g} bps ({base})", "right"),
         ("imbalance", "right"),
         ("buy slip bps", "right"),
         ("sell slip bps", "right"),
@@ -296,8 +310,13 @@ def render(
             fmt_age(r.age_ms),
             f"[{style}]{r.quality}[/{style}]",
         )
+    notes = []
+    if quote == "quote":
+        notes.append("quote = each row's quote currency (after the / of its symbol)")
     if any(r.buy_filled is False or r.sell_filled is False for r in rows):
-        table.caption = "* the visible book could not fill the whole reference order"
+        notes.append("* the visible book could not fill the whole reference order")
+    if notes:
+        table.caption = "; ".join(notes)
     return table
 
 

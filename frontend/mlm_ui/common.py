@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -9,7 +10,20 @@ import pandas as pd
 import streamlit as st
 
 from mlm_ui.client import ApiClient, ApiResponse
+from mlm_ui.files import csv_bytes, frame, parquet_bytes, safe_name
 from mlm_ui.shapes import flat_scalars
+from mlm_ui.units import (
+    HELP,
+    Currencies,
+    column_format,
+    currencies,
+    fmt_time,
+    kind_of,
+    label,
+    rows_currencies,
+    scalar_text,
+)
+from mlm_ui.units import fmt_compact as units_fmt_compact
 
 DEFAULT_VENUES = ("binance", "binanceusdm", "binancecoinm")
 
@@ -75,34 +89,136 @@ def raw_json(data: Any, label: str = "Raw JSON", expanded: bool = False, in_expa
         st.json(data, expanded=False)
 
 
-def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> None:
-    """Rows of dicts as a dataframe (nested values shown as text), chosen columns first."""
+LONG_TEXT = frozenset({"reason", "problem", "message", "last_error", "book_warning", "model_source"})
+
+
+def table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str] | None = None,
+    *,
+    download: str | None = None,
+    cur: Currencies | None = None,
+    labels: Mapping[str, str] | None = None,
+    display: Mapping[str, Callable[[Any], Any]] | None = None,
+    key: str | None = None,
+    static: bool = False,
+) -> None:
+    """Rows of dicts as a dataframe: the ``columns`` given (all when None), each labelled in
+    trader words with its unit (``units.FIELDS``; currencies from the rows' ``symbol`` column,
+    else ``cur``), numbers with thousands separators, times as ``YYYY-MM-DD HH:MM:SS`` UTC,
+    yes/no for flags; ``display`` maps a field to a function of its values (e.g. names in words).
+    ``download`` (a file name stem) adds CSV and Parquet buttons with every field as the API
+    gave it (also the ones not shown). ``static``: a plain table whose text wraps (for a few
+    rows of long reasons) instead of the scrolling data grid."""
     if not rows:
         st.caption("No rows.")
         return
-    df = pd.DataFrame([{k: _cell(v) for k, v in r.items()} for r in rows])
-    if columns:
-        first = [c for c in columns if c in df.columns]
-        df = df[first + [c for c in df.columns if c not in first]]
-    st.dataframe(df, hide_index=True)
+    full = frame(rows)
+    shown = [c for c in columns if c in full.columns] if columns else list(full.columns)
+    df = full[shown].copy()
+    cur = rows_currencies(rows, cur)
+    for col in df.columns:
+        kind = kind_of(str(col))
+        if display and col in display:
+            df[col] = df[col].map(display[col])
+        elif kind == "time":
+            df[col] = df[col].map(fmt_time)
+        elif kind == "bool" or pd.api.types.is_bool_dtype(df[col]):
+            df[col] = df[col].map(
+                lambda v: "—" if v is None or (isinstance(v, float) and pd.isna(v)) else fmt(v)
+            )
+    if static:
+        st.table(
+            df.rename(columns={c: (labels or {}).get(c) or label(str(c), cur) for c in df.columns}),
+            border="horizontal",
+            hide_index=True,
+        )
+    else:
+        st.dataframe(df, hide_index=True, column_config=column_config(df, cur, labels), width="stretch")
+    if download:
+        downloads(full, download, key=key or download)
+        hidden = len(full.columns) - len(shown)
+        if hidden > 0:
+            st.caption(f"{hidden} more field{'s' if hidden != 1 else ''} in the downloads.")
 
 
-def _cell(v: Any) -> Any:
-    if isinstance(v, dict | list | tuple):
-        return str(v)
-    return v
+def column_config(
+    df: pd.DataFrame, cur: Currencies, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Streamlit column configs of ``df``: a labelled, formatted column per API field."""
+    config: dict[str, Any] = {}
+    for col in df.columns:
+        name = (labels or {}).get(col) or label(str(col), cur)
+        kind = kind_of(str(col))
+        series = df[col]
+        numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        if numeric:
+            values = series.tolist()
+            integral = all(
+                float(v).is_integer() for v in values if isinstance(v, int | float) and not pd.isna(v)
+            )
+            if kind not in ("price", "size", "notional", "bps", "share", "ms", "s") and integral:
+                kind = "count"
+            fmt_ = column_format(kind if kind not in ("text", "time", "bool") else "ratio", values)
+            config[col] = st.column_config.NumberColumn(name, format=fmt_, help=HELP.get(str(col)))
+        else:
+            config[col] = st.column_config.TextColumn(
+                name, width="large" if col in LONG_TEXT else None, help=HELP.get(str(col))
+            )
+    return config
 
 
-def scalars_table(data: Mapping[str, Any], exclude: Sequence[str] = ()) -> None:
-    """A two-column field/value table of the scalar fields of ``data`` (one nesting level)."""
+def downloads(data: pd.DataFrame | Sequence[Mapping[str, Any]], name: str, key: str | None = None) -> None:
+    """CSV and Parquet download buttons of ``data`` (API field names, full precision); the
+    files are built when a button is pressed."""
+    df = data if isinstance(data, pd.DataFrame) else frame(data)
+    stem = safe_name(name)
+    key = safe_name(key or name)
+    with st.container(horizontal=True, gap="small"):
+        st.download_button(
+            "CSV",
+            data=lambda: csv_bytes(df),
+            file_name=f"{stem}.csv",
+            mime="text/csv",
+            key=f"dl-csv-{key}",
+            icon=":material/download:",
+            on_click="ignore",
+            help=f"{len(df):,} rows as CSV ({stem}.csv)",
+        )
+        st.download_button(
+            "Parquet",
+            data=lambda: parquet_bytes(df),
+            file_name=f"{stem}.parquet",
+            mime="application/vnd.apache.parquet",
+            key=f"dl-parquet-{key}",
+            icon=":material/download:",
+            on_click="ignore",
+            help=f"{len(df):,} rows as Parquet ({stem}.parquet)",
+        )
+
+
+def scalars_table(
+    data: Mapping[str, Any], exclude: Sequence[str] = (), cur: Currencies | None = None
+) -> None:
+    """A two-column field/value table of the scalar fields of ``data`` (one nesting level),
+    values formatted with their unit."""
     flat = {k: v for k, v in flat_scalars(data).items() if k.split(".")[0] not in exclude}
     if flat:
-        df = pd.DataFrame({"field": list(flat), "value": [str(v) for v in flat.values()]})
-        st.dataframe(df, hide_index=True)
+        cur = cur or currencies(data.get("symbol"))
+        df = pd.DataFrame({"field": list(flat), "value": [scalar_text(k, v, cur) for k, v in flat.items()]})
+        st.dataframe(
+            df,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "field": st.column_config.TextColumn("Field"),
+                "value": st.column_config.TextColumn("Value"),
+            },
+        )
 
 
 def fmt(x: Any, digits: int = 2, unit: str = "") -> str:
-    """A number for a metric tile; ``—`` when missing."""
+    """A number for a metric tile with thousands separators; ``—`` when missing."""
     if x is None:
         return "—"
     if isinstance(x, bool):
@@ -113,13 +229,40 @@ def fmt(x: Any, digits: int = 2, unit: str = "") -> str:
 
 
 def fmt_compact(x: Any, unit: str = "") -> str:
-    """A large number for a metric tile: ``16.54M``; ``—`` when missing."""
-    if not isinstance(x, int | float) or isinstance(x, bool):
-        return "—"
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            return f"{x / div:,.2f}{suffix}{unit}"
-    return f"{x:,.2f}{unit}"
+    """A large number for a metric tile: ``16.54M`` (``16.54M USDT`` with a unit); ``—`` when missing."""
+    return units_fmt_compact(x, unit.strip())
+
+
+def api_mode(api: ApiClient, max_age_s: float = 30.0) -> str | None:
+    """``recorded`` or ``live`` from ``GET /api/health`` (asked at most every ``max_age_s`` per
+    session), None when the API does not answer."""
+    key = f"_mode::{api.base_url}"
+    cached = st.session_state.get(key)
+    now = time.monotonic()
+    if cached and now - cached[1] < max_age_s:
+        return cached[0]
+    resp = api.health()
+    mode = resp.data.get("mode") if resp.ok and isinstance(resp.data, dict) else None
+    if mode is not None:
+        st.session_state[key] = (mode, now)
+    return mode
+
+
+RECORDED_NOTE = (
+    ":orange-badge[:material/history: Recorded data] Books, trades and candles are replays of "
+    "recordings, not a live market; every time shown is the recording's (UTC)."
+)
+LIVE_NOTE = ":green-badge[:material/sensors: Live data] Books stream from the venues."
+
+
+def mode_banner(api: ApiClient) -> str | None:
+    """One line at the top of every page saying whether the data is recorded or live."""
+    mode = api_mode(api)
+    if mode == "recorded":
+        st.markdown(RECORDED_NOTE)
+    elif mode == "live":
+        st.markdown(LIVE_NOTE)
+    return mode
 
 
 def known_venues(api: ApiClient) -> list[str]:

@@ -24,15 +24,27 @@ def order_form(prefix: str, default_symbol: str = "BTC", default_size: float = 5
         unit = c3.radio(
             "Amount in",
             ["size", "notional"],
+            format_func={"size": "base (size)", "notional": "quote (notional)"}.get,
             horizontal=True,
-            help="size = base units, notional = quote units",
+            help="size = base currency units (BTC for BTC/USDT); notional = quote currency (USDT)",
             key=f"{prefix}_unit",
         )
         amount = c4.number_input(
-            "Amount", min_value=0.0, value=default_size, step=1.0, format="%.6g", key=f"{prefix}_amount"
+            "Amount",
+            min_value=0.0,
+            value=default_size,
+            step=1.0,
+            format="%.6g",
+            key=f"{prefix}_amount",
+            help="In base units when 'base (size)' is picked, in the quote currency otherwise.",
         )
         venues = st.multiselect(
-            "Venues (all with a book if empty)", known_venues(api), default=[], key=f"{prefix}_venues"
+            "Venues (all with a book if empty)",
+            known_venues(api),
+            default=[],
+            key=f"{prefix}_venues",
+            accept_new_options=True,
+            help="Pick from the venues the API watches, or type another ccxt id (okx, kraken...).",
         )
         submitted = st.form_submit_button("Run", type="primary", key=f"{prefix}_submit")
     if not submitted:

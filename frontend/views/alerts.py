@@ -10,8 +10,26 @@ import json
 from typing import Any
 
 import streamlit as st
-from mlm_ui.common import client, page_header, raw_json, show_failure, table
+from mlm_ui.alert_form import (
+    APPLIES,
+    COMPARISON_WORDS,
+    EXAMPLE_THRESHOLD,
+    FIELD_LABELS,
+    METRIC_ORDER,
+    REARM_WORDS,
+    SIDE_WORDS,
+    SOURCE_WORDS,
+    applies,
+    check_rule,
+    metric_words,
+    ordered_metrics,
+    parse_number,
+    rule_words,
+    threshold_words,
+)
+from mlm_ui.common import client, known_venues, page_header, raw_json, show_failure, table
 from mlm_ui.shapes import first_records, records, request_schema
+from mlm_ui.units import Currencies, currencies
 
 # The rule fields of the alert engine (analytics/alerts.py), used when the API publishes no schema.
 FALLBACK_SCHEMA: dict[str, Any] = {
@@ -101,8 +119,151 @@ def alert_id(rule: dict[str, Any]) -> Any:
     return next((rule[k] for k in ("id", "alert_id", "rule_id") if rule.get(k) is not None), None)
 
 
+def rule_form(schema: dict[str, Any], venues: list[str]) -> tuple[dict[str, Any], Currencies, bool]:
+    """The new-rule form (outside ``st.form``, so labels follow the metric and symbol chosen):
+    ``(body, currencies, create pressed)``. Fields the API schema has and this form does not know
+    get a generic input."""
+    props: dict[str, Any] = schema["properties"]
+    required = set(schema.get("required") or [])
+    body: dict[str, Any] = {}
+    c1, c2, c3, c4 = st.columns([2, 2, 3, 2])
+    if "symbol" in props:
+        body["symbol"] = c1.text_input(
+            "Symbol",
+            str(props["symbol"].get("default") or "BTC/USDT"),
+            key="alert_f_symbol",
+            help="Unified symbol (BTC/USDT); with a venue, the base asset (BTC) works.",
+        ).strip()
+    cur = currencies(body.get("symbol"))
+    if "venue" in props:
+        opts = ["", *venues]
+        default = str(props["venue"].get("default") or "binance")
+        body["venue"] = (
+            c2.selectbox(
+                "Venue",
+                opts,
+                index=opts.index(default) if default in opts else 0,
+                format_func=lambda v: v or "every venue",
+                key="alert_f_venue",
+            )
+            or None
+        )
+    metric = None
+    if "metric" in props:
+        options = ordered_metrics(_enum(props["metric"]) or list(METRIC_ORDER))
+        metric = c3.selectbox(
+            "Metric",
+            options,
+            index=0,
+            format_func=lambda m: metric_words(str(m), cur),
+            key="alert_f_metric",
+            help="What the rule watches on the book.",
+        )
+        body["metric"] = metric
+    if "comparison" in props:
+        options = _enum(props["comparison"]) or list(COMPARISON_WORDS)
+        body["comparison"] = c4.selectbox(
+            "Condition",
+            options,
+            index=options.index("above") if "above" in options else 0,
+            format_func=lambda c: COMPARISON_WORDS.get(str(c), str(c)),
+            key="alert_f_comparison",
+        )
+    metric = str(metric or "")
+    # The metric's parameters, then the threshold (its label names what it is compared with).
+    params = [
+        f
+        for f in ("window_bps", "side", "lookback", "source", "period_s")
+        if f in props and applies(f, metric)
+    ]
+    row = st.columns(max(4, len(params) + 1))
+    for col, field in zip(row, params, strict=False):
+        with col:
+            if field == "window_bps":
+                body[field] = st.selectbox(
+                    FIELD_LABELS[field], [10.0, 25.0, 50.0, 100.0, 200.0], index=2, key="alert_f_window_bps",
+                    format_func=lambda w: f"±{w:g} bps",
+                )  # fmt: skip
+            elif field == "side":
+                body[field] = st.selectbox(
+                    FIELD_LABELS[field],
+                    ["both", "bid", "ask"],
+                    format_func=SIDE_WORDS.get,
+                    key="alert_f_side",
+                )
+            elif field == "lookback":
+                body[field] = int(
+                    st.number_input(
+                        FIELD_LABELS[field], min_value=2 if metric == "zscore" else 1, max_value=4096, value=20,
+                        step=1, key=f"alert_f_lookback_{metric}",
+                    )
+                )  # fmt: skip
+            elif field == "source":
+                body[field] = st.selectbox(
+                    FIELD_LABELS[field],
+                    list(SOURCE_WORDS),
+                    format_func=SOURCE_WORDS.get,
+                    key="alert_f_source",
+                )
+            elif field == "period_s":
+                body[field] = float(
+                    st.number_input(
+                        FIELD_LABELS[field], min_value=1.0, value=60.0, step=10.0, key="alert_f_period_s"
+                    )
+                )
+    if "threshold" in props:
+        with row[len(params)]:
+            text = st.text_input(
+                f"Threshold: {threshold_words(metric, cur, body)}",
+                "",
+                placeholder=f"e.g. {EXAMPLE_THRESHOLD.get(metric, '5')}",
+                key="alert_f_threshold",
+                help="The rule fires when the metric meets the condition against this value.",
+            )
+            number = parse_number(text)
+            body["threshold"] = number if number is not None else (text.strip() or None)
+    with st.expander("More options (name, cooldown, re-arm)"):
+        o1, o2, o3 = st.columns(3)
+        if "name" in props:
+            body["name"] = o1.text_input(FIELD_LABELS["name"], "", key="alert_f_name").strip() or None
+        if "cooldown_s" in props:
+            body["cooldown_s"] = float(
+                o2.number_input(
+                    FIELD_LABELS["cooldown_s"],
+                    min_value=0.0,
+                    value=float(props["cooldown_s"].get("default") or 300.0),
+                    step=30.0,
+                    key="alert_f_cooldown_s",
+                )
+            )
+        if "rearm" in props:
+            options = _enum(props["rearm"]) or list(REARM_WORDS)
+            body["rearm"] = o3.selectbox(
+                FIELD_LABELS["rearm"],
+                options,
+                format_func=lambda r: REARM_WORDS.get(str(r), str(r)),
+                key="alert_f_rearm",
+            )
+        known = {
+            "symbol",
+            "venue",
+            "metric",
+            "comparison",
+            "threshold",
+            "name",
+            "cooldown_s",
+            "rearm",
+            *APPLIES,
+        }
+        for name, prop in props.items():  # fields added to the API since this form was written
+            if name not in known:
+                body[name] = field_input(name, prop, name in required)
+    pressed = st.button("Create rule", type="primary", key="alert_submit")
+    return {k: v for k, v in body.items() if v is not None}, cur, pressed
+
+
 page_header(
-    "Alerts", "Rules on spread, depth, imbalance or slippage; the API evaluates them on every book update."
+    "Alerts", "Rules on spread, depth, imbalance or price; the API evaluates them on every book update."
 )
 api = client()
 listing = api.alerts()
@@ -116,27 +277,27 @@ from_api = bool(schema and schema.get("properties"))
 schema = schema if from_api else FALLBACK_SCHEMA
 
 st.subheader("New rule")
-with st.form("alert_form"):
-    required = set(schema.get("required") or [])
-    props = schema["properties"]
-    cols = st.columns(min(4, max(1, len(props))))
-    values = {}
-    for i, (name, prop) in enumerate(props.items()):
-        with cols[i % len(cols)]:
-            values[name] = field_input(name, prop, name in required)
-    created = st.form_submit_button("Create rule", type="primary", key="alert_submit")
+body, cur, created = rule_form(schema, known_venues(api))
 st.caption(
     "Form fields from the API's OpenAPI schema."
     if from_api
     else "Generic rule form (the API publishes no schema)."
 )
 if created:
-    resp = api.create_alert({k: v for k, v in values.items() if v is not None})
-    if resp.ok:
-        st.success(f"Rule created: `{resp.data}`", icon=":material/check_circle:")
-        listing = api.alerts()
+    problems = check_rule(body, cur)
+    if problems:
+        st.error("**The rule was not sent:** " + " ".join(problems), icon=":material/edit_note:")
     else:
-        show_failure(resp, "Creating the rule")
+        resp = api.create_alert(body)
+        if resp.ok:
+            made = resp.data if isinstance(resp.data, dict) else {}
+            st.success(
+                f"Rule {made.get('id', '')} created: {rule_words(made or body, cur)}",
+                icon=":material/check_circle:",
+            )
+            listing = api.alerts()
+        else:
+            show_failure(resp, "Creating the rule")
 
 st.subheader("Rules")
 if not listing.ok:
@@ -149,13 +310,34 @@ else:
     if not rules:
         st.info("No alert rules yet.", icon=":material/notifications_off:")
     else:
-        table(rules, ["id", "name", "venue", "symbol", "metric", "comparison", "threshold", "enabled"])
+        table(
+            rules,
+            [
+                "id",
+                "venue",
+                "symbol",
+                "metric",
+                "comparison",
+                "threshold",
+                "window_bps",
+                "side",
+                "cooldown_s",
+                "enabled",
+            ],
+            download="alert-rules",
+            display={
+                "metric": lambda m: metric_words(str(m), Currencies()),
+                "comparison": lambda c: COMPARISON_WORDS.get(str(c), c),
+            },
+        )
         for rule in rules:
             rid = alert_id(rule)
             if rid is None:
                 continue
             c1, c2 = st.columns([6, 1])
-            c1.caption(" · ".join(f"{k}={v}" for k, v in rule.items() if not isinstance(v, dict | list)))
+            words = rule_words(rule, currencies(rule.get("symbol")))
+            named = rule.get("name") and not str(rule["name"]).startswith(f"{rule.get('symbol')}@")
+            c1.caption(f"Rule {rid}: {words}" + (f" (“{rule['name']}”)" if named else ""))
             if c2.button("Delete", key=f"del_{rid}"):
                 d = api.delete_alert(rid)
                 if d.ok:
@@ -175,7 +357,22 @@ else:
     )
     rows = records(events.data) or (found[1] if found else [])
     if rows:
-        table(rows)
+        table(
+            rows,
+            [
+                "ts",
+                "book_ts",
+                "rule_id",
+                "venue",
+                "symbol",
+                "metric",
+                "comparison",
+                "threshold",
+                "value",
+                "message",
+            ],
+            download="alert-events",
+        )
     else:
         st.info("No alert has triggered yet.", icon=":material/notifications_off:")
     raw_json(events.data, "Raw JSON (events)")

@@ -11,6 +11,7 @@ from mlm_ui import charts
 from mlm_ui.client import ApiClient
 from mlm_ui.common import client, page_header, raw_json, show_failure
 from mlm_ui.shapes import is_number, records
+from mlm_ui.units import currencies, fmt_time
 
 EXAMPLES = (
     "How much slippage would a 5 BTC market buy cause on Binance?",
@@ -38,13 +39,14 @@ def impact_curve(api: ApiClient, result: dict[str, Any]) -> dict[str, Any] | Non
         points.append({**resp.data, "x": amount})
     if len(points) < 2:
         return None
-    unit = "base units" if key == "size" else "quote units"
+    cur = currencies(symbol)
+    unit = cur.base_label if key == "size" else cur.quote_label
     return {
         "kind": "impact_curve",
         "points": points,
         "highlight": round(base, 10),
         "x_label": f"order {key} ({unit})",
-        "title": f"Impact curve — {side} {symbol} on {venue} (book {result.get('book_ts')})",
+        "title": f"Impact curve — {side} {symbol} on {venue} (book {fmt_time(result.get('book_ts'))} UTC)",
     }
 
 
@@ -64,7 +66,8 @@ def chart_for(api: ApiClient, tool_calls: list[dict[str, Any]]) -> dict[str, Any
                 return {
                     "kind": "depth",
                     "book": resp.data,
-                    "title": f"Depth — {result['symbol']} on {result['venue']} (book {resp.data.get('book_ts')})",
+                    "title": f"Depth — {result['symbol']} on {result['venue']} "
+                    f"(book {fmt_time(resp.data.get('book_ts'))} UTC)",
                 }
         if tool == "compare_venues" and records(result.get("rows")):
             metric = result.get("ranked_by") or "spread_bps"
@@ -193,9 +196,32 @@ page_header(
 api = client()
 history: list[dict[str, Any]] = st.session_state.setdefault("chat_history", [])
 
+
+def example_buttons(prefix: str) -> str | None:
+    """The example questions as buttons; the one clicked, if any."""
+    picked = None
+    with st.container(horizontal=True, gap="small"):
+        for n, q in enumerate(EXAMPLES):
+            if st.button(q, key=f"{prefix}_{n}", icon=":material/help:"):
+                picked = q
+    return picked
+
+
+def answered(msg: dict[str, Any]) -> bool:
+    """Whether an assistant message answered from at least one tool call that worked (a refusal,
+    a clarifying question or a failed lookup did not)."""
+    calls = msg.get("tool_calls") or []
+    return msg.get("failure") is None and any(
+        isinstance(c.get("result"), dict) and not c["result"].get("error") for c in calls
+    )
+
+
 hint = st.empty()
+picked = None  # an example question clicked
 if not history:
-    hint.info("Try: " + " · ".join(f"*{q}*" for q in EXAMPLES), icon=":material/lightbulb:")
+    with hint.container():
+        st.info("Try: click a question, or type your own below.", icon=":material/lightbulb:")
+        picked = example_buttons("chat_example")
 elif st.sidebar.button("New conversation"):
     history.clear()
     st.session_state.pop("chat_session_id", None)
@@ -204,9 +230,16 @@ elif st.sidebar.button("New conversation"):
 for i, m in enumerate(history):
     render_message(m, i)
 
-question = st.chat_input("Ask about spread, depth, slippage, venues…")
+again = st.empty()
+if history and history[-1].get("role") == "assistant" and not answered(history[-1]):
+    with again.container():
+        st.caption("Questions the assistant can answer from the order books:")
+        picked = example_buttons("chat_again")
+
+question = st.chat_input("Ask about spread, depth, slippage, venues…") or picked
 if question:
     hint.empty()
+    again.empty()
     history.append({"role": "user", "content": question})
     render_message(history[-1], len(history) - 1)
     history.append(ask_streaming(api, question, len(history)))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import streamlit as st
 from mlm_ui import charts
 from mlm_ui.common import client, fmt, page_header, show_answer, table
+from mlm_ui.files import safe_name
 from mlm_ui.forms import order_form
-from mlm_ui.shapes import first_records, numeric_columns, pick, records
+from mlm_ui.shapes import first_records, is_number, numeric_columns, pick, records
+from mlm_ui.units import HELP, currencies, fmt_number, label, rows_currencies
 
 COST_KEYS = ("cost_bps", "slippage_bps", "spread_bps")
 
@@ -16,13 +19,21 @@ COST_KEYS = ("cost_bps", "slippage_bps", "spread_bps")
 def render_comparison(data: dict[str, Any]) -> None:
     found = first_records(data, ("venues", "rows", "results"))
     rows = found[1] if found else []
+    cur = rows_currencies(rows, currencies(data.get("symbol")))
     best = pick(data, "best_venue")
     metric = next((k for k in (pick(data, "ranked_by"), *COST_KEYS) if k and any(k in r for r in rows)), None)
+    stem = safe_name(
+        "compare", data.get("symbol"), data.get("side"), data.get("size") or data.get("notional_requested")
+    )
     m = st.columns(4)
     m[0].metric("Best venue", fmt(best))
     if best and metric:
         row = next((r for r in rows if r.get("venue") == best), {})
-        m[1].metric(f"Best {metric}", fmt(row.get(metric), 2, " bps"))
+        m[1].metric(
+            f"{label(metric).replace(' (bps)', '')} at {best}",
+            fmt_number(row.get(metric), "bps"),
+            help=HELP.get(metric),
+        )
     m[2].metric("Venues compared", len(rows))
     if data.get("fees_assumed_zero") is not None:
         m[3].metric("Fees assumed zero", fmt(data.get("fees_assumed_zero")))
@@ -34,40 +45,70 @@ def render_comparison(data: dict[str, Any]) -> None:
     else:
         if metric:
             st.plotly_chart(
-                charts.bar_figure(rows, "venue", metric, title=f"{metric} by venue", highlight=best),
+                charts.bar_figure(
+                    rows,
+                    "venue",
+                    metric,
+                    title=f"{label(metric)} by venue",
+                    highlight=best,
+                    y_label=label(metric),
+                ),
                 key="cmp-bars",
             )
         cols = [
             "venue",
             "symbol",
-            *COST_KEYS,
-            "vwap",
-            "vwap_incl_fees",
+            "cost_bps",
+            "slippage_bps",  # spread_bps (a few thousandths of a bps here) is in the downloads
             "fee_bps",
-            "filled_size",
+            "vwap_incl_fees",
+            "cost_quote",
             "fully_filled",
+            "book_ts",
         ]
-        table(rows, cols)
+        # Short headers so every column fits the page (the full meaning is in each header's tooltip).
+        short = {"slippage_bps": "Slippage (bps)", "fully_filled": "Filled", "book_ts": "Book (UTC)"}
+        table(rows, cols, cur=cur, download=f"{stem}-venues", labels=short)
+        if cur.quote is None:
+            st.caption("Prices and notionals are in each row's quote currency (the symbol's second part).")
     conc = data.get("concentration")
     if isinstance(conc, dict) and isinstance(conc.get("shares"), dict) and conc["shares"]:
         c1, c2 = st.columns([2, 3])
         c1.plotly_chart(
-            charts.shares_figure(conc["shares"], f"Depth share ±{conc.get('window_bps', '?')} bps"),
+            charts.shares_figure(
+                conc["shares"],
+                f"Depth share ±{conc['window_bps']:g} bps"
+                if is_number(conc.get("window_bps"))
+                else "Depth share",
+            ),
             key="cmp-shares",
         )
-        c2.metric("HHI", fmt(conc.get("hhi"), 3))
-        c2.metric("Effective venues", fmt(conc.get("effective_venue_count"), 2))
+        c2.metric("HHI (0 to 1)", fmt_number(conc.get("hhi"), "ratio"))
+        c2.metric("Effective venues", fmt_number(conc.get("effective_venue_count"), "ratio"))
     arb = records(data.get("arbitrage"))
     if arb:
         st.subheader("Cross-venue arbitrage check")
-        table(arb, ["buy_venue", "sell_venue", "opportunity", "edge_bps", "contemporaneous", "ts_diff_ms"])
+        table(
+            arb,
+            ["buy_venue", "sell_venue", "opportunity", "edge_bps", "contemporaneous", "ts_diff_ms", "reason"],
+            cur=cur,
+            download=f"{stem}-arbitrage",
+        )
     missing = pick(data, "unavailable", "excluded")
-    if missing:
-        st.caption("Left out:")
-        st.json(missing, expanded=False)
+    if isinstance(missing, dict) and missing:
+        st.subheader("Venues left out")
+        table(
+            [{"venue": v, "reason": r if isinstance(r, str) else json.dumps(r)} for v, r in missing.items()],
+            ["venue", "reason"],
+            download=f"{stem}-left-out",
+            static=True,
+        )
+    elif isinstance(missing, list) and missing:
+        st.subheader("Venues left out")
+        table([m if isinstance(m, dict) else {"venue": str(m)} for m in missing], download=f"{stem}-left-out")
     extra = [c for c in numeric_columns(rows) if c not in COST_KEYS]
     if rows and extra and not metric:
-        st.caption("Numeric fields: " + ", ".join(extra))
+        st.caption("Numeric fields: " + ", ".join(label(c, cur) for c in extra))
 
 
 page_header("Compare venues", "The same taker order walked through each venue's book: slippage, fees, depth.")

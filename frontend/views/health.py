@@ -36,7 +36,11 @@ def render_health(data: Mapping[str, Any]) -> None:
         opened = [b.get("venue") for b in breakers if b.get("state") not in (None, "closed")]
         if opened:
             st.warning(f"Open circuit breakers: {', '.join(map(str, opened))}", icon=":material/warning:")
-        table(breakers, ["venue", "state", "consecutive_failures", "last_error", "retry_in_s"])
+        table(
+            breakers,
+            ["venue", "state", "consecutive_failures", "last_error", "retry_in_s"],
+            download="circuit-breakers",
+        )
 
 
 def render_status(data: Any) -> None:
@@ -48,7 +52,9 @@ def render_status(data: Any) -> None:
         c = st.columns(3)
         c[0].metric("System status", fmt(state))
         c[1].metric("Mode", fmt(data.get("mode")))
-        c[2].metric("Warm-up", fmt(data.get("warmup_s"), 1, " s"))
+        c[2].metric(
+            "Warm-up", fmt(data.get("warmup_s"), 1, " s"), help="seconds the watched books took to load"
+        )
         reasons = data.get("reasons") or []
         if state != "live" and reasons:
             st.warning(f"Status **{state}**: " + "; ".join(map(str, reasons)), icon=":material/warning:")
@@ -61,11 +67,11 @@ def render_status(data: Any) -> None:
         rows = records(value)
         if rows:
             st.markdown(f"**{key.replace('_', ' ').capitalize()}** ({len(rows)})")
-            table(rows, BOOK_COLS)
+            table(rows, BOOK_COLS, download=f"status-{key}")
             shown = True
         elif isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
             st.markdown(f"**{key.replace('_', ' ').capitalize()}**")
-            table([{"name": k, **v} for k, v in value.items()])
+            table([{"name": k, **v} for k, v in value.items()], download=f"status-{key}")
             shown = True
     scalars_table(
         data, exclude=[k for k, v in data.items() if isinstance(v, list) or k in ("status", "mode")]

@@ -1,5 +1,7 @@
 """Live book: depth chart per venue (GET /api/orderbook/{venue}/{symbol}), top of book, depth
-windows, and spread / imbalance over time from polling the API."""
+windows, and spread / imbalance over BOOK time (the book's own timestamp, ``book_ts``) from
+polling the API: a poll that returns the same book adds no point, so a recorded book (which does
+not move) has no history to draw, and the page says so."""
 
 from __future__ import annotations
 
@@ -7,15 +9,26 @@ from datetime import UTC, datetime
 
 import streamlit as st
 from mlm_ui import charts
-from mlm_ui.common import client, fmt, fmt_compact, known_venues, page_header, raw_json, show_failure, table
+from mlm_ui.common import (
+    api_mode,
+    client,
+    downloads,
+    fmt_compact,
+    known_venues,
+    page_header,
+    raw_json,
+    show_failure,
+    table,
+)
+from mlm_ui.files import safe_name
 from mlm_ui.shapes import book_point, stream_rows, window_row
+from mlm_ui.units import currencies, fmt_number, fmt_time
 
 MAX_POINTS = 500
 
 page_header(
     "Live book",
-    "Cumulative depth per venue, spread and imbalance over time (polls the API; on recorded data the "
-    "book is the recording's).",
+    "Cumulative depth per venue, spread and imbalance over book time (polls the API).",
 )
 api = client()
 
@@ -28,7 +41,13 @@ symbol = c2.text_input(
     help="Unified symbol (BTC/USDT, BTC/USDT:USDT) or a base asset (BTC).",
 )
 levels = c3.select_slider("Levels per side", [20, 50, 100, 200, 500, 1000], value=200, key="lb_levels")
-window = c4.selectbox("Window (bps)", [10.0, 25.0, 50.0, 100.0], index=2, key="lb_window")
+window = c4.selectbox(
+    "Depth window",
+    [10.0, 25.0, 50.0, 100.0],
+    index=2,
+    key="lb_window",
+    format_func=lambda w: f"±{w:g} bps of mid",
+)
 a1, a2, a3 = st.columns([2, 2, 5])
 auto = a1.toggle("Auto-refresh", value=False, key="lb_auto")
 stream = a2.toggle(
@@ -40,6 +59,11 @@ stream = a2.toggle(
 every = a3.select_slider("every (s)", [1, 2, 5, 10, 30], value=5, key="lb_every", disabled=not auto)
 
 
+def series_key(venue: str) -> str:
+    """One series per venue, symbol and window: a new window starts a new series."""
+    return f"{venue}|{symbol.strip().upper()}|{window:g}"
+
+
 def live_books() -> None:
     if not venues:
         st.info("Pick at least one venue.", icon=":material/touch_app:")
@@ -47,8 +71,13 @@ def live_books() -> None:
     if not symbol.strip():
         st.info("Enter a symbol.", icon=":material/touch_app:")
         return
-    series: dict[str, list[dict]] = st.session_state.setdefault("lb_series", {})
+    wanted = {series_key(v) for v in venues}
+    series: dict[str, list[dict]] = {
+        k: v for k, v in st.session_state.get("lb_series", {}).items() if k in wanted
+    }
+    st.session_state["lb_series"] = series
     now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    recorded = api_mode(api) == "recorded"
     st.button("Refresh now", key="lb_refresh")
     tabs = st.tabs(venues) if len(venues) > 1 else [st.container()]
     for venue, tab in zip(venues, tabs, strict=True):
@@ -58,77 +87,106 @@ def live_books() -> None:
                 show_failure(resp, f"The {venue} order book")
                 continue
             book = resp.data
+            pair = book.get("symbol", symbol)
+            cur = currencies(pair)
             tob = book.get("top_of_book") or {}
             imb = window_row(book, "imbalance", window) or {}
             depth = window_row(book, "depth", window) or {}
-            key = f"{venue}|{book.get('symbol', symbol)}"
-            pts = series.setdefault(key, [])
-            pts.append(book_point(book, window, now))
+            pts = series.setdefault(series_key(venue), [])
+            point = book_point(book, window, now)
+            # A point per book state: polling an unchanged book (a recording at its end, a quiet
+            # market) repeats the same book time and adds nothing.
+            if not pts or pts[-1].get("book_ts") != point.get("book_ts"):
+                pts.append(point)
             del pts[:-MAX_POINTS]
 
-            st.markdown(f"**{book.get('symbol', symbol)} on {venue}** — book time `{book.get('book_ts')}`")
+            st.markdown(
+                f"**{pair} on {venue}** — book time `{fmt_time(book.get('book_ts'))}` UTC"
+                + (" · :orange-badge[recorded book]" if recorded else "")
+            )
             spreads = [p["spread_bps"] for p in pts if p.get("spread_bps") is not None]
             imbalances = [p["imbalance"] for p in pts if p.get("imbalance") is not None]
-            m = st.columns(6)
-            m[0].metric("Mid", fmt(tob.get("mid_price")))
+            m = st.columns(3)
+            m[0].metric(f"Mid ({cur.quote_label})", fmt_number(tob.get("mid_price"), "price"))
             m[1].metric(
-                "Spread",
-                fmt(tob.get("spread_bps"), 3, " bps"),
-                chart_data=spreads if len(spreads) > 1 else None,
+                f"Best bid ({cur.quote_label})",
+                fmt_number(tob.get("best_bid"), "price"),
+                f"size {fmt_number(tob.get('best_bid_size'), 'size', cur.base_label)}",
+                delta_color="off",
+                delta_arrow="off",
             )
             m[2].metric(
-                "Best bid",
-                fmt(tob.get("best_bid")),
-                f"size {fmt(tob.get('best_bid_size'), 4)}",
+                f"Best ask ({cur.quote_label})",
+                fmt_number(tob.get("best_ask"), "price"),
+                f"size {fmt_number(tob.get('best_ask_size'), 'size', cur.base_label)}",
                 delta_color="off",
                 delta_arrow="off",
             )
-            m[3].metric(
-                "Best ask",
-                fmt(tob.get("best_ask")),
-                f"size {fmt(tob.get('best_ask_size'), 4)}",
-                delta_color="off",
-                delta_arrow="off",
+            m = st.columns(3)
+            m[0].metric(
+                "Spread (bps)",
+                fmt_number(tob.get("spread_bps"), "bps").removesuffix(" bps"),
+                chart_data=spreads if len(spreads) > 1 else None,
+                help="(best ask - best bid) / mid, in basis points",
             )
-            m[4].metric(
-                f"Imbalance ±{window:g} bps",
-                fmt(imb.get("imbalance"), 3),
+            m[1].metric(
+                f"Imbalance ±{window:g} bps (-1 to 1)",
+                fmt_number(imb.get("imbalance"), "ratio"),
                 chart_data=imbalances if len(imbalances) > 1 else None,
-                help="(bid size - ask size) / (bid size + ask size) within the window, in [-1, 1]",
+                help="(bid size - ask size) / (bid size + ask size) within the window",
             )
-            m[5].metric(
-                f"Depth ±{window:g} bps",
+            m[2].metric(
+                f"Depth ±{window:g} bps ({cur.quote_label})",
                 fmt_compact((depth.get("bid_notional") or 0) + (depth.get("ask_notional") or 0)),
-                help="bid + ask notional within the window (quote units)",
+                help=f"bid + ask notional within ±{window:g} bps of mid, in {cur.quote_label}",
             )
             quality = book.get("quality") or {}
             if tob.get("crossed") or quality.get("crossed") or quality.get("stale"):
                 st.warning(f"Book quality: {quality}", icon=":material/warning:")
             st.plotly_chart(
-                charts.depth_figure(book, title=f"Cumulative depth — {book.get('symbol')} on {venue}"),
+                charts.depth_figure(book, title=f"Cumulative depth — {pair} on {venue}"),
                 key=f"lb-depth-{venue}",
             )
             if len(pts) > 1:
                 st.plotly_chart(
                     charts.timeseries_figure(
                         pts,
-                        "fetched_at",
+                        "book_ts",
                         ["spread_bps"],
                         ["imbalance"],
-                        title=f"Spread and imbalance ±{window:g} bps over time ({len(pts)} polls)",
+                        title=f"Spread and imbalance ±{window:g} bps over book time ({len(pts)} book states)",
+                        names={"imbalance": f"Imbalance ±{window:g} bps (-1 to 1)"},
+                        x_title="book time (UTC)",
+                        y_range=charts.padded_range(spreads, floor_zero=True),
+                        y2_range=[-1, 1],
                     ),
                     key=f"lb-ts-{venue}",
                 )
+                downloads(pts, safe_name("book-series", venue, pair, f"{window:g}bps"), key=f"lb-ts-{venue}")
+            elif recorded:
+                st.caption(
+                    f"Recorded book: it stays at book time {book.get('book_ts')} between polls, so there is no "
+                    "spread / imbalance history to draw. Play the recording at its own pace with "
+                    "`mlm up --data ../shared/data --speed 1` to see it move."
+                )
             else:
                 st.caption(
-                    "Spread and imbalance over time appear after the next refresh (or turn on auto-refresh)."
+                    "Spread and imbalance over book time appear once the book changes (refresh, or turn on "
+                    "auto-refresh)."
                 )
             with st.expander("Depth windows and imbalance"):
                 table(
                     book.get("depth") or [],
                     ["window_bps", "bid_size", "bid_notional", "ask_size", "ask_notional"],
+                    cur=cur,
+                    download=safe_name("depth-windows", venue, pair, book.get("book_ts")),
                 )
-                table(book.get("imbalance") or [], ["window_bps", "imbalance", "bid_size", "ask_size"])
+                table(
+                    book.get("imbalance") or [],
+                    ["window_bps", "imbalance", "bid_size", "ask_size"],
+                    cur=cur,
+                    download=safe_name("imbalance-windows", venue, pair, book.get("book_ts")),
+                )
             raw_json(
                 {k: v for k, v in book.items() if k not in ("bids", "asks")}, "Raw JSON (levels omitted)"
             )
@@ -137,9 +195,17 @@ def live_books() -> None:
 def stream_section() -> None:
     """Spread, imbalance and depth share of every venue from ``WS /ws/stream`` frames."""
     frames, error, url = api.stream(symbol, window, seconds=1.2)
-    store: dict[str, list[dict]] = st.session_state.setdefault("lb_stream_rows", {})
-    rows = store.setdefault(f"{symbol}|{window:g}", [])
-    rows.extend(stream_rows(frames))
+    key = f"{symbol.strip().upper()}|{window:g}"
+    store: dict[str, list[dict]] = {
+        k: v for k, v in st.session_state.get("lb_stream_rows", {}).items() if k == key
+    }
+    st.session_state["lb_stream_rows"] = store
+    rows = store.setdefault(key, [])
+    seen = {(r["venue"], r["book_ts"]) for r in rows}
+    for r in stream_rows(frames):  # one row per venue and book state
+        if (r["venue"], r["book_ts"]) not in seen:
+            seen.add((r["venue"], r["book_ts"]))
+            rows.append(r)
     del rows[: max(0, len(rows) - MAX_POINTS * 3)]
     st.subheader(f"Cross-venue stream — {symbol} ±{window:g} bps")
     if error:
@@ -150,20 +216,35 @@ def stream_section() -> None:
         return
     latest = [m for m in frames if m.get("type") == "metrics"][-1:] or [{}]
     m = st.columns(3)
-    m[0].metric("HHI of depth", fmt(latest[0].get("hhi"), 3))
-    m[1].metric("Effective venues", fmt(latest[0].get("effective_venues"), 2))
-    m[2].metric("Frames kept", len({r["seq"] for r in rows}))
+    m[0].metric(
+        "HHI of depth",
+        fmt_number(latest[0].get("hhi"), "ratio"),
+        help="0 to 1; 1 = one venue holds all depth",
+    )
+    m[1].metric("Effective venues", fmt_number(latest[0].get("effective_venues"), "ratio"))
+    m[2].metric("Book states kept", f"{len(rows):,}")
     if latest[0].get("unavailable"):
         st.caption(f"Unavailable: {latest[0]['unavailable']}")
     c1, c2 = st.columns(2)
     c1.plotly_chart(
-        charts.by_venue_figure(rows, "ts", "spread_bps", "Spread (bps) by venue"), key="lb-ws-spread"
+        charts.by_venue_figure(
+            rows,
+            "book_ts",
+            "spread_bps",
+            "Spread (bps) by venue",
+            y_range=charts.padded_range([r.get("spread_bps") for r in rows], floor_zero=True),
+        ),
+        key="lb-ws-spread",
     )
-    c2.plotly_chart(charts.by_venue_figure(rows, "ts", "imbalance", "Imbalance by venue"), key="lb-ws-imb")
-    last_seq = rows[-1]["seq"]
+    c2.plotly_chart(
+        charts.by_venue_figure(rows, "book_ts", "imbalance", "Imbalance by venue", y_range=[-1, 1]),
+        key="lb-ws-imb",
+    )
+    latest_rows = {r["venue"]: r for r in rows}  # each venue's last book state
     table(
-        [r for r in rows if r["seq"] == last_seq],
-        ["venue", "symbol", "mid", "spread_bps", "imbalance", "share"],
+        list(latest_rows.values()),
+        ["venue", "symbol", "book_ts", "mid", "spread_bps", "imbalance", "depth_notional", "share"],
+        download=safe_name("stream", symbol, f"{window:g}bps"),
     )
 
 

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import streamlit as st
 from mlm_ui import charts
 from mlm_ui.client import ApiResponse
 from mlm_ui.common import client, fmt, page_header, raw_json, show_answer, table
+from mlm_ui.files import safe_name
 from mlm_ui.forms import order_form
 from mlm_ui.shapes import is_number, pick, records
+from mlm_ui.units import currencies, fmt_number, rows_currencies
 
 CHILD_COLS = [
     "venue",
     "symbol",
     "size",
-    "notional",
     "vwap",
     "fee_bps",
     "fee_quote",
     "total_quote",
     "levels_consumed",
+    "book_ts",
 ]
+BASELINE_WORDS = {
+    "routed": "Routed plan",
+    "best_single_venue": "Best single venue",
+    "pro_rata_depth": "Pro rata by depth",
+    "equal_split": "Equal split",
+}
 BASE_COLS = [
     "name",
     "fillable",
@@ -35,23 +44,44 @@ BASE_COLS = [
 
 def render_routing(data: dict[str, Any]) -> None:
     plan = data.get("routed") if isinstance(data.get("routed"), dict) else pick(data, "plan", default={})
+    children = records(pick(plan, "children")) or records(data.get("children")) or []
+    venues_used = records(data.get("venues")) or []
+    # The plan's prices are in the quote currency of its books (USDT spot, USD inverse perps).
+    cur = rows_currencies(children or venues_used, currencies(data.get("symbol")))
+    stem = safe_name(
+        "route", data.get("symbol"), data.get("side"), data.get("size") or data.get("notional_requested")
+    )
     m = st.columns(4)
     m[0].metric("Fully filled", fmt(pick(data, "fully_filled", default=pick(plan, "fillable"))))
-    m[1].metric("Avg price incl. fees", fmt(pick(plan, "avg_price_incl_fees", "avg_price")))
-    m[2].metric("Cost vs mid", fmt(data.get("cost_vs_mid_bps"), 2, " bps"))
-    m[3].metric("Reference mid", fmt(data.get("reference_mid")))
+    m[1].metric(
+        f"Avg price incl. fees ({cur.quote_label})",
+        fmt_number(pick(plan, "avg_price_incl_fees", "avg_price"), "price"),
+    )
+    m[2].metric(
+        "Cost vs mid",
+        fmt_number(data.get("cost_vs_mid_bps"), "bps"),
+        help=f"{fmt_number(data.get('cost_vs_mid_quote'), 'notional', cur.quote_label)} against the reference mid",
+    )
+    m[3].metric(f"Reference mid ({cur.quote_label})", fmt_number(data.get("reference_mid"), "price"))
     if data.get("reason") or pick(plan, "reason"):
         st.warning(pick(data, "reason", default=pick(plan, "reason")), icon=":material/warning:")
-    children = records(pick(plan, "children")) or records(data.get("children"))
     st.subheader("Routed plan")
     if children:
-        c1, c2 = st.columns([3, 2])
-        with c1:
-            table(children, CHILD_COLS)
-        c2.plotly_chart(
-            charts.shares_figure({str(c.get("venue")): c.get("size") for c in children}, "Size per venue"),
-            key="route-split",
-        )
+        table(children, CHILD_COLS, cur=cur, download=f"{stem}-plan")
+        if len(children) == 1:
+            st.caption(
+                f"The whole order goes to **{children[0].get('venue')}**: no split was cheaper after fees "
+                "(see the baselines below)."
+            )
+        else:
+            c1, _ = st.columns([2, 3])
+            c1.plotly_chart(
+                charts.shares_figure(
+                    {str(c.get("venue")): c.get("size") for c in children},
+                    f"Size per venue ({cur.base_label})",
+                ),
+                key="route-split",
+            )
     else:
         st.caption("No child orders in the answer.")
     baselines = records(data.get("baselines"))
@@ -60,18 +90,38 @@ def render_routing(data: dict[str, Any]) -> None:
         if any(is_number(b.get("savings_bps")) for b in baselines):
             st.plotly_chart(
                 charts.bar_figure(
-                    baselines,
+                    [{**b, "name": BASELINE_WORDS.get(str(b.get("name")), b.get("name"))} for b in baselines],
                     "name",
                     "savings_bps",
-                    title="Savings of the routed plan (bps; positive = routing is cheaper)",
+                    title="Savings of the routed plan against each baseline (bps; positive = routing is cheaper)",
+                    y_label="savings of the routed plan (bps)",
                 ),
                 key="route-baselines",
             )
-        table(baselines, BASE_COLS)
+        table(
+            baselines,
+            BASE_COLS,
+            cur=cur,
+            download=f"{stem}-baselines",
+            display={"name": lambda n: BASELINE_WORDS.get(str(n), n)},
+        )
     excluded = data.get("excluded")
-    if excluded:
-        st.caption("Venues left out:")
-        st.json(excluded, expanded=False)
+    if isinstance(excluded, dict) and excluded:
+        st.subheader("Venues left out")
+        table(
+            [{"venue": v, "reason": r if isinstance(r, str) else json.dumps(r)} for v, r in excluded.items()],
+            ["venue", "reason"],
+            download=f"{stem}-left-out",
+            static=True,
+        )
+    elif isinstance(excluded, list) and excluded:
+        st.subheader("Venues left out")
+        table(
+            [e if isinstance(e, dict) else {"venue": str(e), "reason": ""} for e in excluded],
+            ["venue", "reason"],
+            download=f"{stem}-left-out",
+            static=True,
+        )
     if data.get("fees_assumed_zero"):
         st.caption("No fee table was configured: fees assumed zero.")
 

@@ -484,8 +484,21 @@ def answer_create_alert(r, args: dict) -> str:
 
 
 def answer_list_alerts(r, args: dict) -> str:
+    if args.get("delete_requested"):
+        head = (
+            "I can't delete alert rules from chat (the assistant only reads and creates them): delete one on "
+            "the app's Alerts page or with DELETE /api/alerts/{id}. "
+        )
+        return head + _list_alerts_text(r)
+    return _list_alerts_text(r)
+
+
+def _list_alerts_text(r) -> str:
     if not r.rules:
-        return 'You have no alert rules yet. Create one like "alert me when the BTC spread on Binance goes above 5 bps".'
+        return (
+            'You have no alert rules yet. Create one like "alert me when the BTC spread on Binance goes above '
+            'N bps".'
+        )
     lines = [f"{r.rules_total} alert rule(s):"]
     for rule in r.rules:
         lines.append(f"- #{rule.rule['id']}: {rule.description}; fired {rule.events} time(s) recently")
@@ -671,7 +684,7 @@ def _plan_alerts(a: dict) -> tuple[str, dict] | str:
     action = a.get("alert_action", "recent")
     if a.get("side") not in ("both", "bid", "ask"):
         a = {k: v for k, v in a.items() if k != "side"}  # an order side is not a depth side
-    if action == "list":
+    if action in ("list", "delete"):
         return "list_alerts", {}
     if not a.get("symbol"):
         return (
@@ -684,12 +697,12 @@ def _plan_alerts(a: dict) -> tuple[str, dict] | str:
         ):
             a = {
                 k: v for k, v in a.items() if k != "window_bps"
-            }  # "5 bps" was the threshold, not a depth window
+            }  # "N bps" was the threshold, not a depth window
         if any(k not in a for k in ("metric", "comparison", "threshold")):
             return (
                 "To set an alert I need what to watch (spread, depth, imbalance, price, volatility), the "
                 'direction (above or below) and a threshold, e.g. "alert me when the BTC spread on Binance '
-                'goes above 5 bps".'
+                'goes above N bps".'
             )
         return _call("create_alert", a)
     return _call("liquidity_alerts", a)
@@ -740,6 +753,7 @@ def offline_model_function(messages: list[ModelMessage], info: AgentInfo) -> Mod
                 calls.get(p.tool_call_id, {}),
                 side_defaulted="side" not in stated,
                 liquidity_question=_asks_if_liquid(prompts[-1] if prompts else ""),
+                delete_requested=q is not None and q.extra.get("alert_action") == "delete",
             )
             texts.append(writer(p.content, args) if writer else str(p.content))
         return ModelResponse(parts=[TextPart("\n\n".join(texts))])

@@ -315,7 +315,7 @@ def _quantity(tag: str) -> str:
     mults = _alternation(k for k in _MULTIPLIERS if len(k) <= 2)
     words = _alternation(k for k in _MULTIPLIERS if len(k) > 2)
     return (
-        rf"(?<![\w.,])(?P<{tag}num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+        rf"(?<![\w.,])(?P<{tag}num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?(?:e[+-]?\d{{1,4}})?|\.\d+)"
         rf"(?:(?P<{tag}mult>{mults})(?![a-z])|\s*(?P<{tag}multw>{words})\b)?"
     )
 
@@ -1182,11 +1182,19 @@ _ALERT_BELOW_RE: Final = re.compile(
 )
 
 
+_ALERT_DELETE_RE: Final = re.compile(
+    r"\b(?:delete|remove|cancel|clear|drop|disable|turn\s+off|get\s+rid\s+of|wipe)\b[^.?!]{0,30}\b(?:alerts?|rules?)\b"
+)
+
+
 def _alert_spec(ex: _Extraction) -> dict[str, Any]:
-    """What an alerts question asks for: ``alert_action`` (create / list / recent) and, to create a
-    rule, ``metric``, ``comparison`` and ``threshold`` in the metric's unit (bps for spread and
-    volatility, quote for depth and price)."""
+    """What an alerts question asks for: ``alert_action`` (create / list / recent / delete: the
+    assistant cannot delete, it lists the rules and says how) and, to create a rule, ``metric``,
+    ``comparison`` and ``threshold`` in the metric's unit (bps for spread and volatility, quote for
+    depth and price)."""
     low = ex.low
+    if _ALERT_DELETE_RE.search(low):
+        return {"alert_action": "delete"}
     if _ALERT_LIST_RE.search(low) and not _ALERT_CREATE_RE.search(low):
         return {"alert_action": "list"}
     if not _ALERT_CREATE_RE.search(low):

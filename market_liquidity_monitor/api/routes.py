@@ -187,6 +187,19 @@ async def pairs(
 # ------------------------------------------------------------------------------------ history
 
 
+@router.get("/history/coverage", tags=["history"])
+async def history_coverage(
+    services: ServicesDep,
+    venue: Annotated[str | None, Query(min_length=1, max_length=40, pattern=r"^[a-z0-9]+$")] = None,
+    symbol: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+) -> list[dict]:
+    """The stored candle series: ``[{venue, symbol, timeframe, first_ts_ms, last_ts_ms, count}]``
+    (on recorded data the candle files are imported first). Filter by ``venue`` and/or ``symbol``."""
+    h = services.candles
+    await h.coverage(services.books.canonical(venue or services.settings.agent.default_venue), None)
+    return await (await h.history()).coverage(venue, symbol.strip().upper() if symbol else None)
+
+
 @router.get("/history/candles", response_model=CandlesResponse, tags=["history"])
 async def history_candles(
     settings: SettingsDep,

@@ -51,3 +51,17 @@ def test_alert_rule_4xx(live_client):
         "/api/alerts", json={"symbol": "BTC/USDT", "metric": "depth", "comparison": "below", "threshold": 1}
     )
     assert r.status_code == 422 and "depth_notional" in r.text
+
+
+def test_a_rule_on_a_symbol_without_any_book_is_refused(live_client, api_market):
+    """A rule that can never fire (no venue has a book of the symbol) is refused with what exists."""
+    rule = {"symbol": "ZZZ/USDT", "metric": "spread_bps", "comparison": "above", "threshold": 5}
+    r = live_client.post("/api/alerts", json=rule)
+    assert r.status_code == 404, r.text
+    body = r.json()
+    assert "Unknown symbol 'ZZZ/USDT'" in body["detail"]
+    held = {i.symbol for i in api_market.instruments()}
+    assert "BTC/USDT" in held and "BTC/USDT" in body["valid"]
+    ok = live_client.post("/api/alerts", json={**rule, "symbol": "BTC/USDT", "threshold": 123.5})
+    assert ok.status_code == 201, ok.text
+    assert live_client.delete(f"/api/alerts/{ok.json()['id']}").status_code == 204

@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
+import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from market_liquidity_monitor.runtime import streamlit_command
 
 from .conftest import APP, REPO, free_port
 
@@ -35,23 +39,7 @@ def streamlit_url(api_server, tmp_path_factory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     env = {**os.environ, "MLM_API_URL": api_server.url, "PYTHONUNBUFFERED": "1"}
     env.pop("MLM_API__TOKEN", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(APP),
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
+    cmd = streamlit_command(APP, "127.0.0.1", port)  # exactly what `mlm up` starts
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -92,9 +80,14 @@ def page(streamlit_url):
             browser.close()
 
 
+# Screenshots are also copied here, for people to look at after a run.
+SHARED_SHOTS = Path("/tmp/mlm-screens")
+
+
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    """Where screenshots go: ``MLM_FRONTEND_SCREENSHOTS`` if set (kept), else pytest's tmp dir."""
+    """Where screenshots go: ``MLM_FRONTEND_SCREENSHOTS`` if set (kept), else pytest's tmp dir
+    (each is also copied to ``/tmp/mlm-screens/``)."""
     env = os.environ.get("MLM_FRONTEND_SCREENSHOTS")
     if env:
         Path(env).mkdir(parents=True, exist_ok=True)
@@ -102,10 +95,31 @@ def shots(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
-def save(page, shots: Path, name: str) -> None:
+def save(page, shots: Path, name: str) -> Path:
+    """A screenshot of the whole page: Streamlit scrolls inside its main container, so the
+    viewport is made as tall as the page's content first."""
+    height = page.evaluate(
+        "(() => { const e = document.querySelector('[data-testid=stMainBlockContainer]');"
+        " return e ? Math.ceil(e.getBoundingClientRect().top + e.scrollHeight) : 1000; })()"
+    )
+    page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height) + 40, 12_000))})
+    page.wait_for_timeout(800)  # let plotly re-lay out at the new size
     path = shots / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    SHARED_SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SHARED_SHOTS / path.name)
     print(f"{name} screenshot: {path}")
+    return path
+
+
+def settle(page, timeout_s: float = 180) -> None:
+    """Wait until Streamlit has finished running the script (no "Running..." status)."""
+    page.wait_for_timeout(700)
+    deadline = time.monotonic() + timeout_s
+    while page.get_by_test_id("stStatusWidget").count() and time.monotonic() < deadline:
+        page.wait_for_timeout(300)
+    page.wait_for_timeout(500)
 
 
 def assert_no_exception(page) -> None:
@@ -152,3 +166,228 @@ def test_compare_in_the_browser(page, streamlit_url, shots):
     page.locator(".js-plotly-plot").first.wait_for()
     assert_no_exception(page)
     save(page, shots, "compare")
+
+
+# ----------------------------------------------------------------------------------- every page
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_test_id("stSelectbox").filter(has_text=label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def pick_radio(page, label: str, option: str) -> None:
+    page.get_by_test_id("stRadio").filter(has_text=label).first.get_by_text(option, exact=True).click()
+
+
+def run_form(page) -> None:
+    page.get_by_test_id("stBaseButton-primaryFormSubmit").first.click()
+    settle(page)
+
+
+def assert_page_ok(page) -> None:
+    """No Streamlit exception, the data labelled as recorded, no developer toolbar."""
+    assert_no_exception(page)
+    page.get_by_text(re.compile(r"Recorded data")).first.wait_for()
+    assert page.get_by_test_id("stAppDeployButton").count() == 0
+    assert page.get_by_text("Deploy", exact=True).count() == 0
+
+
+def chat_defaults(page) -> None:
+    page.get_by_role("button", name="Show me the order book depth for BTC/USDT").wait_for()
+
+
+def chat_example(page) -> None:
+    page.get_by_role("button", name="Show me the order book depth for BTC/USDT").click()
+    page.get_by_test_id("stChatMessage").nth(1).locator(".js-plotly-plot").first.wait_for()
+    settle(page)
+
+
+def live_defaults(page) -> None:
+    page.get_by_text("Cumulative depth — BTC/USDT on binance").first.wait_for()
+    page.get_by_text("Depth ±50 bps (USDT)").first.wait_for()
+
+
+def live_stream_25(page) -> None:
+    choose(page, "Depth window", "±25 bps of mid")
+    page.get_by_text("Depth ±25 bps (USDT)").first.wait_for()
+    page.get_by_test_id("stCheckbox").filter(has_text="Cross-venue stream").first.click()
+    page.get_by_text("Cross-venue stream — BTC/USDT ±25 bps").wait_for()
+    settle(page)
+
+
+def compare_defaults(page) -> None:
+    run_form(page)
+    page.get_by_text("Best venue").first.wait_for()
+
+
+def compare_sell_notional(page) -> None:
+    pick_radio(page, "Side", "sell")
+    pick_radio(page, "Amount in", "quote (notional)")
+    page.get_by_label("Amount", exact=True).fill("250000")
+    run_form(page)
+    page.get_by_text("Best venue").first.wait_for()
+
+
+def route_defaults(page) -> None:
+    run_form(page)
+    page.get_by_text("Routed plan").first.wait_for()
+
+
+def route_more_venues(page) -> None:
+    """The watched Binance venues plus okx, typed in (a venue the API has an older book of)."""
+    box = page.get_by_test_id("stMultiSelect").filter(has_text="Venues").first
+    for venue in ("binance", "binancecoinm"):
+        box.click()
+        page.get_by_role("option", name=venue, exact=True).click()
+        page.wait_for_timeout(300)
+    box.click()
+    page.keyboard.type("okx", delay=50)
+    page.wait_for_timeout(500)
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    page.keyboard.press("Escape")
+    for venue in ("binance", "binancecoinm", "okx"):
+        box.get_by_text(venue, exact=True).wait_for()
+    run_form(page)
+    page.get_by_role("heading", name="Venues left out").wait_for()
+
+
+def candles_defaults(page) -> None:
+    page.get_by_text("BTC/USDT on binance — 1h candles").first.wait_for()
+
+
+def candles_between_dates(page) -> None:
+    page.get_by_label("Symbol", exact=True).fill("ETH/USDT")
+    page.keyboard.press("Enter")
+    settle(page)
+    choose(page, "Timeframe", "5m")
+    settle(page)
+    pick_radio(page, "Window", "Between dates")
+    settle(page)
+    page.get_by_text("ETH/USDT on binance — 5m candles").first.wait_for()
+
+
+def backtest_defaults(page) -> None:
+    run_form(page)
+    page.get_by_text("No interval above 200 bps").wait_for()
+
+
+def backtest_large_sell(page) -> None:
+    pick_radio(page, "Side", "sell")
+    page.get_by_label("Size (base units)", exact=True).fill("100")
+    page.get_by_label("Lookback (days)", exact=True).fill("2")
+    run_form(page)
+    page.get_by_role("heading", name="Risk periods").wait_for()
+
+
+def pairs_defaults(page) -> None:
+    run_form(page)
+    page.get_by_text("Hedge ratio (OLS)").first.wait_for()
+
+
+def pairs_hourly(page) -> None:
+    page.get_by_label("Symbol B", exact=True).fill("SOL/USDT")
+    choose(page, "Timeframe", "1h")
+    page.get_by_label("Lookback (days)", exact=True).fill("30")
+    run_form(page)
+    page.get_by_text("BTC/USDT vs SOL/USDT").first.wait_for()
+
+
+def alerts_defaults(page) -> None:
+    page.get_by_role("button", name="Create rule").click()
+    settle(page)
+    page.get_by_text("The rule was not sent:").wait_for()  # no threshold typed: said, nothing sent
+
+
+def alerts_depth_rule(page) -> None:
+    choose(page, "Metric", "Depth within the window (USDT)")
+    settle(page)
+    choose(page, "Book side", "Bid")
+    settle(page)
+    box = page.get_by_label("Threshold: Bid depth within 50 bps (USDT)", exact=True)
+    box.fill("1,000,000")
+    box.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Create rule").click()
+    settle(page)
+    page.get_by_text(re.compile(r"Rule \d+ created")).wait_for()
+    page.get_by_role("button", name="Create rule").click()  # the same rule again: the API says no
+    settle(page)
+    page.get_by_text(re.compile(r"an identical rule already exists: id \d+")).first.wait_for()
+
+
+def alerts_cleanup(page) -> None:
+    for _ in range(5):
+        button = page.get_by_role("button", name="Delete")
+        if not button.count():
+            return
+        button.first.click()
+        settle(page)
+
+
+def health_defaults(page) -> None:
+    page.get_by_text("Feeds and books").wait_for()
+
+
+def health_refresh(page) -> None:
+    page.get_by_role("button", name="Refresh").click()
+    settle(page)
+    page.get_by_text("Feeds and books").wait_for()
+
+
+PAGES = [
+    ("chat", "", chat_defaults, chat_example),
+    ("live_book", "live_book", live_defaults, live_stream_25),
+    ("compare", "compare", compare_defaults, compare_sell_notional),
+    ("route", "route", route_defaults, route_more_venues),
+    ("candles", "candles", candles_defaults, candles_between_dates),
+    ("backtest", "backtest", backtest_defaults, backtest_large_sell),
+    ("pairs", "pairs", pairs_defaults, pairs_hourly),
+    ("alerts", "alerts", alerts_defaults, alerts_depth_rule),
+    ("health", "health", health_defaults, health_refresh),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "path", "defaults", "changed"), PAGES, ids=[p[0] for p in PAGES])
+def test_every_page_with_defaults_and_a_changed_form(
+    page, streamlit_url, shots, name, path, defaults, changed
+):
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(f"{streamlit_url}/{path}")
+    settle(page)
+    try:
+        defaults(page)
+        settle(page)
+        assert_page_ok(page)
+        save(page, shots, f"{name}-defaults")
+        page.goto(f"{streamlit_url}/{path}")  # a fresh run of the page, then a changed form
+        settle(page)
+        changed(page)
+        settle(page)
+        assert_page_ok(page)
+        save(page, shots, f"{name}-changed")
+    finally:
+        if name == "alerts":
+            alerts_cleanup(page)
+
+
+@pytest.mark.slow
+def test_candles_csv_download_is_the_apis_candles(page, streamlit_url, api_server):
+    page.goto(f"{streamlit_url}/candles")
+    settle(page)
+    page.get_by_text("BTC/USDT on binance — 1h candles").first.wait_for()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="CSV").first.click()
+    download = info.value
+    assert re.fullmatch(r"candles-binance-BTC-USDT-1h-.+\.csv", download.suggested_filename)
+    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text())))
+    api = httpx.get(
+        f"{api_server.url}/api/history/candles",
+        params={"symbol": "BTC/USDT", "timeframe": "1h", "start": rows[0]["ts"]},
+        timeout=60,
+    ).json()["candles"]
+    assert [r["ts"] for r in rows] == [c["ts"] for c in api]
+    assert [float(r["close"]) for r in rows] == [c["close"] for c in api]
+    assert list(rows[0]) == ["ts", "open", "high", "low", "close", "volume", "ts_ms"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
-from mlm_ui import charts, shapes
+from mlm_ui import charts, shapes, units
 from mlm_ui.client import ApiClient, format_detail
 
 
@@ -180,3 +182,100 @@ def test_book_point_and_depth_figure():
     assert list(bids["y"]) == [1.0, 3.0] and list(asks["y"]) == [0.5, 2.0]
     assert list(bids["customdata"]) == [100.0, 298.0]
     assert fig["layout"]["shapes"][0]["x0"] == 100.5
+
+
+# ----------------------------------------------------------------------------------- units, files, alert form
+
+
+def test_currencies_of_ccxt_unified_symbols():
+    from mlm_ui.units import common_currencies, currencies
+
+    assert currencies("BTC/USDT") == units.Currencies("BTC", "USDT")
+    assert currencies("BTC/USDT:USDT") == units.Currencies("BTC", "USDT")
+    assert currencies("BTC/USD:BTC") == units.Currencies("BTC", "USD")
+    assert currencies("eth") == units.Currencies("ETH", None)
+    assert currencies(None) == units.Currencies()
+    # Rows that disagree on the quote (USDT spot, USD inverse perp) have no common quote.
+    assert common_currencies(["BTC/USDT", "BTC/USD:BTC"]) == units.Currencies("BTC", None)
+    assert units.label("vwap", common_currencies(["BTC/USDT"])) == "VWAP (USDT)"
+    assert units.label("size", units.Currencies("BTC", None)) == "Size (BTC)"
+    assert units.label("notional", units.Currencies("BTC", None)) == "Notional (quote)"
+    assert units.label("foo_bar_bps") == "Foo bar (bps)"
+
+
+@pytest.mark.parametrize(
+    ("x", "kind", "unit", "text"),
+    [
+        (61602.016, "price", "", "61,602.02"),
+        (0.09194, "price", "", "0.0919400"),
+        (2677.605, "price", "USDT", "2,677.61 USDT"),
+        (1.67183, "size", "BTC", "1.6718 BTC"),
+        (1540307.6934, "notional", "USDT", "1,540,308 USDT"),
+        (0.0016233, "bps", "", "0.0016 bps"),
+        (10.2518, "bps", "", "10.25 bps"),
+        (0.0777, "share", "", "7.8%"),
+        (1000, "ratio", "", "1,000"),
+        (None, "price", "", "—"),
+        (True, "bool", "", "yes"),
+    ],
+)
+def test_human_number_formats(x, kind, unit, text):
+    assert units.fmt_number(x, kind, unit) == text
+
+
+def test_times_and_amounts_for_reading():
+    assert units.fmt_time("2024-08-09T00:05:05.809Z") == "2024-08-09 00:05:05.809"
+    assert units.fmt_time("2024-09-06T03:00:00.000Z") == "2024-09-06 03:00"
+    assert units.fmt_amount(5.0, "BTC") == "5 BTC" and units.fmt_amount(1234.5) == "1,234.5"
+    assert units.column_format("notional", [1540307.69]) == "%,.0f"
+    assert units.column_format("bps", [0.0016, 0.25]) == "%,.4f"
+
+
+def test_downloads_keep_the_rows_as_the_api_gave_them(tmp_path):
+    import csv
+    import io
+
+    import pyarrow.parquet as pq
+    from mlm_ui import files
+
+    rows = [
+        {"venue": "binance", "vwap": 61603.56492442001, "excluded": {"okx": "stale"}, "opportunity": None},
+        {"venue": "okx", "vwap": 61659.956999999995, "excluded": {}, "opportunity": False},
+    ]
+    df = files.frame(rows, ["vwap"])
+    assert list(df.columns) == ["vwap", "venue", "excluded", "opportunity"]
+    back = list(csv.DictReader(io.StringIO(files.csv_bytes(df).decode())))
+    assert [float(r["vwap"]) for r in back] == [r["vwap"] for r in rows]  # full precision
+    assert json.loads(back[0]["excluded"]) == {"okx": "stale"}
+    (tmp_path / "x.parquet").write_bytes(files.parquet_bytes(df))
+    table = pq.read_table(tmp_path / "x.parquet").to_pylist()
+    assert [r["vwap"] for r in table] == [r["vwap"] for r in rows]
+    assert [r["opportunity"] for r in table] == [None, False]
+    assert files.safe_name("backtest", "BTC/USDT", "buy", 5.0) == "backtest-BTC-USDT-buy-5.0"
+    assert files.safe_name("../../etc/passwd") == "etc-passwd"
+
+
+def test_alert_rule_checks_in_words():
+    from mlm_ui import alert_form
+
+    cur = units.Currencies("BTC", "USDT")
+    ok = {"symbol": "BTC/USDT", "metric": "spread_bps", "comparison": "above", "threshold": 5.0}
+    assert alert_form.check_rule(ok, cur) == []
+    assert alert_form.check_rule({**ok, "threshold": None}, cur) == [
+        "Enter a threshold: Spread (bps), e.g. 5."
+    ]
+    depth = {**ok, "metric": "depth_notional", "threshold": 1e6}
+    assert alert_form.check_rule(depth, cur) == [
+        "Depth within the window (USDT) needs depth window (± bps of mid)."
+    ]
+    assert alert_form.check_rule({**ok, "metric": "imbalance", "window_bps": 50, "threshold": 2.0}, cur) == [
+        "An imbalance threshold must be between -1 and 1 (got 2)."
+    ]
+    words = alert_form.threshold_words("depth_notional", cur, {"window_bps": 25.0, "side": "ask"})
+    assert words == "Ask depth within 25 bps (USDT)"
+    assert alert_form.parse_number("1,000,000") == 1e6 and alert_form.parse_number("lots") is None
+    assert alert_form.ordered_metrics(["mid_price", "volume", "spread_bps"]) == [
+        "spread_bps",
+        "mid_price",
+        "volume",
+    ]

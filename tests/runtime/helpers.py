@@ -29,7 +29,11 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
         if not k.startswith(("MLM_", "LOGFIRE_", "OPENAI_", "ANTHROPIC_", "OPENROUTER_"))
         and k not in ("DATABASE_URL", "REDIS_URL")
     }
-    env.update({"MLM_HOME_DIR": str(home), "PYTHONUNBUFFERED": "1", "COLUMNS": "220"}, **extra)
+    # The checkout under test first on the path, whatever the editable install points at (worktrees).
+    path = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env.update(
+        {"MLM_HOME_DIR": str(home), "PYTHONUNBUFFERED": "1", "COLUMNS": "220", "PYTHONPATH": path}, **extra
+    )
     return env
 
 

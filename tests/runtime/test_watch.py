@@ -72,7 +72,10 @@ def test_watch_once_prints_one_table_with_the_analytics_numbers(data_dir, tmp_pa
         mlm(*args), cwd=tmp_path, env=clean_env(tmp_path), capture_output=True, text=True, timeout=300
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "BTC/USDT: liquidity by venue (window ±25 bps, reference order 2 base)" in res.stdout
+    assert "BTC/USDT: liquidity by venue (window ±25 bps, reference order 2 BTC)" in res.stdout
+    # The headers name the units: mid in the quote currency, depth in the base currency.
+    assert "mid (USDT)" in res.stdout
+    assert "bid depth ±25 bps (BTC)" in res.stdout and "ask depth ±25 bps (BTC)" in res.stdout
     for venue in VENUES:
         d = _direct(market, venue, "BTC/USDT", 25.0, 2.0)
         cells = _cells(res.stdout, venue)
