@@ -24,7 +24,22 @@ class AgentSettings(_Section):
     # Base URL of any OpenAI-compatible server (used with model "openai-compatible:<name>").
     base_url: str | None = None
     api_key: SecretStr | None = None
-    max_tool_calls: int = 8
+    # Limits of one question (pydantic-ai UsageLimits; a hit ends the run with an answer that says
+    # so and shows what was computed): tool calls, model responses, tokens in + out (None = no limit).
+    max_tool_calls: int = Field(default=8, ge=1)
+    max_requests: int = Field(default=12, ge=1)
+    max_total_tokens: int | None = Field(default=200_000, ge=1)
+    # Seconds one model request may take: every attempt of it and its whole stream (pydantic-ai
+    # request_timeout; also the SDK's per-attempt timeout). A hang is cut here, not retried.
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    # Seconds one question may take, tools included (pydantic-ai run timeout).
+    run_timeout_s: float = Field(default=110.0, gt=0)
+    # Attempts per model request (1 = no retry): the provider SDK retries connection errors, 408,
+    # 409, 429 and 5xx, honouring Retry-After, with capped exponential backoff.
+    retry_attempts: int = Field(default=3, ge=1, le=10)
+    # When the provider fails (unreachable, timed out, 429/5xx after the retries), answer with the
+    # offline model and say so; false = the error (HTTP 503 / exit code 2).
+    fallback_offline: bool = True
     default_venue: str = "binance"
     default_quote: str = "USDT"
 

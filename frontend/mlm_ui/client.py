@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
@@ -92,6 +93,61 @@ def _is_missing_route(status: int, data: Any) -> bool:
     return status == 404 and isinstance(data, dict) and data.get("detail") == "Not Found"
 
 
+def _to_response(method: str, path: str, r: httpx.Response, t0: float) -> ApiResponse:
+    """An ``ApiResponse`` of an answered (and read) request."""
+    try:
+        data = r.json() if r.content else None
+    except ValueError:
+        data = {"detail": r.text[:2000]}
+    common = {
+        "method": method,
+        "url": str(r.request.url),
+        "status": r.status_code,
+        "data": data,
+        "elapsed_ms": (time.perf_counter() - t0) * 1000,
+        "headers": dict(r.headers),
+    }
+    if r.is_success:
+        return ApiResponse("ok", **common)
+    if _is_missing_route(r.status_code, data):
+        return ApiResponse("not_available", error=f"{method} {path} is not served by this API", **common)
+    msg = format_detail(data.get("detail")) if isinstance(data, dict) else str(data)
+    return ApiResponse("http_error", error=f"HTTP {r.status_code}: {msg}", **common)
+
+
+@dataclass(frozen=True)
+class ChatEvent:
+    """One server-sent event of ``POST /api/chat`` with ``stream=true``: ``event`` is ``tool_call``,
+    ``tool_result``, ``chunk``, ``done`` or ``error`` (the API's), or ``failure`` (the request itself
+    failed; ``response`` says how, as any other call's ``ApiResponse``)."""
+
+    event: str
+    data: dict[str, Any] = field(default_factory=dict)
+    response: ApiResponse | None = None
+
+
+def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """``(event, data)`` pairs of a ``text/event-stream`` (WHATWG HTML "server-sent events": an
+    event ends at a blank line; ``data`` lines are joined with newlines; ``:`` lines are comments)."""
+    event, data = "message", []
+    for line in lines:
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+    if data:
+        yield event, "\n".join(data)
+
+
 def quote_symbol(symbol: str) -> str:
     """A unified symbol for a path segment: ``BTC/USDT`` stays readable (the API's orderbook route
     takes the rest of the path), other reserved characters are escaped."""
@@ -140,25 +196,7 @@ class ApiClient:
             return ApiResponse("unreachable", method, url, error=f"timed out ({type(exc).__name__})")
         except httpx.HTTPError as exc:
             return ApiResponse("unreachable", method, url, error=f"{type(exc).__name__}: {exc}")
-        full_url = str(r.request.url)
-        try:
-            data = r.json() if r.content else None
-        except ValueError:
-            data = {"detail": r.text[:2000]}
-        common = {
-            "method": method,
-            "url": full_url,
-            "status": r.status_code,
-            "data": data,
-            "elapsed_ms": (time.perf_counter() - t0) * 1000,
-            "headers": dict(r.headers),
-        }
-        if r.is_success:
-            return ApiResponse("ok", **common)
-        if _is_missing_route(r.status_code, data):
-            return ApiResponse("not_available", error=f"{method} {path} is not served by this API", **common)
-        msg = format_detail(data.get("detail")) if isinstance(data, dict) else str(data)
-        return ApiResponse("http_error", error=f"HTTP {r.status_code}: {msg}", **common)
+        return _to_response(method, path, r, t0)
 
     def get(self, path: str, **params: Any) -> ApiResponse:
         return self.request("GET", path, params=params)
@@ -210,6 +248,48 @@ class ApiClient:
         if session_id:
             body["session_id"] = session_id
         return self.post("/api/chat", body)
+
+    def chat_stream(self, message: str, session_id: str | None = None) -> Iterator[ChatEvent]:
+        """``POST /api/chat`` with ``stream=true``: its events as they arrive (httpx streaming; the
+        read timeout applies between two events). A request that fails ends the iteration with one
+        ``ChatEvent("failure", response=...)`` (unreachable, HTTP error, a stream cut off before
+        ``done``); the API's own ``error`` event is passed on as it came."""
+        body: dict[str, Any] = {"message": message, "stream": True}
+        if session_id:
+            body["session_id"] = session_id
+        url = self.url("/api/chat")
+        headers = {"Accept": "text/event-stream"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        t0 = time.perf_counter()
+        done = False
+        try:
+            with (
+                httpx.Client(timeout=self.timeout, transport=self._transport) as http,
+                http.stream("POST", url, json=body, headers=headers) as r,
+            ):
+                if not r.is_success:
+                    r.read()
+                    yield ChatEvent("failure", response=_to_response("POST", "/api/chat", r, t0))
+                    return
+                for event, raw in parse_sse(r.iter_lines()):
+                    try:
+                        data = json.loads(raw)
+                    except ValueError:
+                        data = {"text": raw}
+                    done = done or event in ("done", "error")
+                    yield ChatEvent(event, data if isinstance(data, dict) else {"value": data})
+        except httpx.TimeoutException as exc:
+            err = f"timed out ({type(exc).__name__})"
+            yield ChatEvent("failure", response=ApiResponse("unreachable", "POST", url, error=err))
+            return
+        except httpx.HTTPError as exc:
+            err = f"{type(exc).__name__}: {exc}"
+            yield ChatEvent("failure", response=ApiResponse("unreachable", "POST", url, error=err))
+            return
+        if not done:
+            err = "the answer stream ended before its done event"
+            yield ChatEvent("failure", response=ApiResponse("unreachable", "POST", url, error=err))
 
     def alerts(self) -> ApiResponse:
         return self.get("/api/alerts")

@@ -1,5 +1,6 @@
-"""Chat: ask the assistant (POST /api/chat); each answer shows its tool calls and, where it helps,
-a chart drawn from API data (impact curve, depth, venue costs)."""
+"""Chat: ask the assistant (POST /api/chat, streamed: tool calls show as they run, the answer as it
+is written); each answer shows its tool calls and, where it helps, a chart drawn from API data
+(impact curve, depth, venue costs)."""
 
 from __future__ import annotations
 
@@ -128,11 +129,8 @@ def render_message(msg: dict[str, Any], idx: int) -> None:
         render_tool_calls(msg.get("tool_calls") or [], msg.get("grounding"))
 
 
-def ask(api: ApiClient, question: str) -> dict[str, Any]:
-    resp = api.chat(question, st.session_state.get("chat_session_id"))
-    if not resp.ok:
-        return {"role": "assistant", "failure": resp}
-    data = resp.data if isinstance(resp.data, dict) else {}
+def _message(api: ApiClient, data: dict[str, Any]) -> dict[str, Any]:
+    """The history entry of an answer (the ``done`` payload of POST /api/chat)."""
     if data.get("session_id"):
         st.session_state["chat_session_id"] = data["session_id"]
     tool_calls = [c for c in data.get("tool_calls") or [] if isinstance(c, dict)]
@@ -143,6 +141,52 @@ def ask(api: ApiClient, question: str) -> dict[str, Any]:
         "grounding": data.get("grounding"),
         "chart": chart_for(api, tool_calls),
     }
+
+
+def ask_streaming(api: ApiClient, question: str, idx: int) -> dict[str, Any]:
+    """One question, rendered as it is answered: the tool calls as they run (a status box), the
+    text as the model writes it (``st.write_stream``), then the final answer with its tool calls
+    and chart. Returns the history entry."""
+    outcome: dict[str, Any] = {}
+    with st.chat_message("assistant"):
+        status_slot = st.empty()
+        status = status_slot.status("Asking the assistant…", expanded=False)
+        text_slot = st.empty()
+
+        def text() -> Any:
+            for ev in api.chat_stream(question, st.session_state.get("chat_session_id")):
+                if ev.event == "chunk":
+                    yield str(ev.data.get("text", ""))
+                elif ev.event == "tool_call":
+                    status.update(label=f"Running `{ev.data.get('name')}`…", state="running")
+                    status.markdown(f"`{ev.data.get('name')}` — args `{ev.data.get('args')}`")
+                elif ev.event == "tool_result":
+                    mark = "done" if ev.data.get("ok") else "refused its arguments"
+                    status.markdown(f"`{ev.data.get('name')}` {mark}: {ev.data.get('summary')}")
+                elif ev.event == "done":
+                    outcome["done"] = ev.data
+                elif ev.event == "error":
+                    outcome["error"] = ev.data.get("detail") or "the assistant failed"
+                elif ev.event == "failure":
+                    outcome["failure"] = ev.response
+
+        with text_slot.container():
+            st.write_stream(text())
+        status_slot.empty()
+        if "done" in outcome:
+            msg = _message(api, outcome["done"])
+            text_slot.markdown(msg["content"])  # the final answer (notes included) replaces the stream
+            if msg.get("chart"):
+                render_chart(msg["chart"], key=f"chat-chart-{idx}")
+            render_tool_calls(msg.get("tool_calls") or [], msg.get("grounding"))
+            return msg
+        text_slot.empty()
+        if "failure" in outcome:
+            show_failure(outcome["failure"], "The assistant")
+            return {"role": "assistant", "failure": outcome["failure"]}
+        detail = outcome.get("error") or "the answer stream ended without an answer"
+        st.error(f"**The assistant failed** — {detail}", icon=":material/warning:")
+        return {"role": "assistant", "content": f"_(the assistant failed: {detail})_"}
 
 
 page_header(
@@ -198,7 +242,4 @@ if question:
     again.empty()
     history.append({"role": "user", "content": question})
     render_message(history[-1], len(history) - 1)
-    with st.spinner("Asking the assistant…"):
-        answer = ask(api, question)
-    history.append(answer)
-    render_message(answer, len(history) - 1)
+    history.append(ask_streaming(api, question, len(history)))

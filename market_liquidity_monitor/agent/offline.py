@@ -8,7 +8,9 @@ scope get a polite refusal that says what it can do; no tool is called.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,7 +24,7 @@ from pydantic_ai.messages import (
     ToolReturnPart,
     UserPromptPart,
 )
-from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
 from market_liquidity_monitor.agent.capabilities import tool_args
 from market_liquidity_monitor.agent.parser import ParsedQuery, parse_query
@@ -788,5 +790,33 @@ def _last_calls(messages: list[ModelMessage]) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: Words per streamed piece of an offline answer.
+STREAM_WORDS = 6
+_PIECE = re.compile(rf"(?:\S+\s*){{1,{STREAM_WORDS}}}|\s+")
+
+
+async def offline_stream_function(
+    messages: list[ModelMessage], info: AgentInfo
+) -> AsyncIterator[str | DeltaToolCalls]:
+    """The offline model's streamed response: the same response as ``offline_model_function``
+    (computed in a worker thread, as ``FunctionModel`` runs a sync function), yielded as text pieces
+    of ``STREAM_WORDS`` words, or as one complete tool-call delta."""
+    response = await asyncio.to_thread(offline_model_function, messages, info)
+    for i, part in enumerate(response.parts):
+        if isinstance(part, TextPart):
+            for piece in _PIECE.findall(part.content):
+                yield piece
+                await asyncio.sleep(0)  # let the consumer forward the piece before the next one
+        elif isinstance(part, ToolCallPart):
+            yield {
+                i: DeltaToolCall(
+                    name=part.tool_name, json_args=part.args_as_json_str(), tool_call_id=part.tool_call_id
+                )
+            }
+
+
 def build_offline_model() -> FunctionModel:
-    return FunctionModel(offline_model_function, model_name="offline")
+    """The offline model, for non-streamed (``Agent.run``) and streamed (``run_stream_events``) runs."""
+    return FunctionModel(
+        offline_model_function, stream_function=offline_stream_function, model_name="offline"
+    )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from pydantic_ai import ModelRetry, RunContext
 
+from market_liquidity_monitor.agent.retries import ArgumentProblems
 from market_liquidity_monitor.domain.errors import MLMError
 from market_liquidity_monitor.services.alerting import (
     AlertListAnswer,
@@ -31,6 +32,8 @@ from market_liquidity_monitor.services.liquidity import (
     MaxSizeAnswer,
     OrderBookAnswer,
     RouteAnswer,
+    check_amount,
+    parse_side,
 )
 from market_liquidity_monitor.services.trading import BacktestAnswer, PairsAnswer, PriceHistoryAnswer
 
@@ -130,6 +133,11 @@ async def market_impact(
         notional: order size in quote units (e.g. 150000 for $150k).
         venue: ccxt venue id; default venue if omitted.
     """
+    problems = ArgumentProblems("market_impact")  # every bad argument in one retry (agent/retries.py)
+    problems.check("side", parse_side, side)
+    problems.check("size/notional", check_amount, size, notional)
+    await problems.acheck("symbol/venue", ctx.deps.services.books.resolve, symbol, venue)
+    problems.raise_if_any()
     return await ctx.deps.services.liquidity.impact(symbol, side, size, notional, venue)
 
 

@@ -13,19 +13,19 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from market_liquidity_monitor import __version__
 from market_liquidity_monitor.agent.assistant import ModelProviderError
 from market_liquidity_monitor.api import routes
 from market_liquidity_monitor.api.alerts import router as alerts_router
 from market_liquidity_monitor.api.alerts import start_alerts
+from market_liquidity_monitor.api.chat import chat_response
 from market_liquidity_monitor.api.deps import AssistantDep, EngineDep, MarketDep, ServicesDep, StatusDep
 from market_liquidity_monitor.api.schemas import (
     ChatRequest,
@@ -206,27 +206,18 @@ def create_app(
             200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream=true"}
         },
     )
-    async def chat(body: ChatRequest, assistant: AssistantDep):
+    async def chat(body: ChatRequest, assistant: AssistantDep, request: Request):
         """Ask the assistant. The answer's numbers come from the listed tool calls.
 
-        ``stream=true``: ``text/event-stream`` with ``event: chunk`` (``{"text"}``, pieces of the
-        answer in order) then ``event: done`` (``{"answer", "tool_calls", "session_id",
-        "grounding"}``). The answer is checked against the tool results before it is streamed.
-        Errors: 503 when the LLM provider is unreachable or refuses the request (the model, its base
-        URL and what to do; never the key), in both modes.
+        ``stream=true``: ``text/event-stream`` with the events as they happen: ``event: tool_call``
+        (``{"name", "args"}``), ``event: tool_result`` (``{"name", "ok", "summary"}``), ``event: chunk``
+        (``{"text"}``, the answer as the model writes it), then ``event: done`` (``{"answer",
+        "tool_calls", "session_id", "grounding"}``, the JSON mode's body; its ``answer`` is final).
+        A limit or timeout that stops the run is an answer saying so (200). A client that disconnects
+        cancels the run. Errors: 503 when the LLM provider is unreachable or refuses the request and
+        the offline model may not answer (the model, its base URL and what to do; never the key).
         """
-        res = await assistant.ask(body.message, body.session_id)  # before any byte is streamed
-        if not body.stream:
-            return ChatResponse(**res.as_dict())
-
-        async def events() -> AsyncIterator[str]:
-            for piece in re.findall(r"\S+\s*|\s+", res.answer):
-                yield f"event: chunk\ndata: {json.dumps({'text': piece})}\n\n"
-            yield f"event: done\ndata: {json.dumps(res.as_dict(), default=str)}\n\n"
-
-        return StreamingResponse(
-            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
+        return await chat_response(request, assistant, body.message, body.session_id, body.stream)
 
     @app.get("/api/orderbook/{venue}/{symbol:path}", response_model=OrderBookAnswer, tags=["analytics"])
     async def orderbook(

@@ -1,5 +1,8 @@
 """An unreachable or refusing LLM provider: one clear line and exit code 2 from ``mlm ask`` /
-``mlm eval`` (no traceback, no key), ``ModelProviderError`` from ``Assistant.ask``.
+``mlm eval`` (no traceback, no key), ``ModelProviderError`` from ``Assistant.ask``, when the
+offline model may not answer instead (``MLM_AGENT__FALLBACK_OFFLINE=false``, or a 4xx refusal);
+with the fallback on (the default), an unreachable provider is answered offline and the answer
+says so.
 
 The provider is a loopback port where nothing listens, or a local HTTP server answering 401 with
 the key echoed in its body: no request leaves the machine.
@@ -65,10 +68,26 @@ def refusing_url():
         server.server_close()
 
 
-def _env(monkeypatch, base_url: str) -> None:
+def _env(monkeypatch, base_url: str, fallback: bool = False) -> None:
     monkeypatch.setenv("MLM_AGENT__MODEL", "openai:gpt-4o")
     monkeypatch.setenv("MLM_AGENT__BASE_URL", base_url)
     monkeypatch.setenv("MLM_AGENT__API_KEY", KEY)
+    monkeypatch.setenv("MLM_AGENT__FALLBACK_OFFLINE", "true" if fallback else "false")
+    monkeypatch.setenv("MLM_AGENT__RETRY_ATTEMPTS", "1")
+
+
+@pytest.mark.usefixtures("allow_loopback_model_requests")
+def test_mlm_ask_unreachable_provider_falls_back_to_offline_and_says_so(monkeypatch, dead_url, data_dir):
+    _env(monkeypatch, dead_url, fallback=True)
+    res = CliRunner().invoke(app, ["ask", QUESTION, "--data", str(data_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["tool_calls"][0]["tool"] == "market_impact"
+    assert out["answer"].endswith(
+        f"Note: the provider 'openai:gpt-4o' at {dead_url} could not be reached (APIConnectionError); "
+        "answered by the offline model."
+    )
+    assert KEY not in res.output
 
 
 @pytest.mark.usefixtures("allow_loopback_model_requests")
