@@ -31,10 +31,13 @@ event as ``payload`` and ``ts_ms`` = the observation time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
+import math
+import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -170,18 +173,24 @@ class AlertService:
     """Alert rules, evaluation as data arrives, stored events, subscribers and crunch detection.
 
     ``market``: a ``MarketData`` (symbols typed by users are resolved per venue) or a bare
-    ``BookStore``. ``db``: a migrated ``Database`` for persistence, or None to keep everything in
-    memory. ``history``: observations kept per book (default ``settings.analytics.alert_history``).
+    ``BookStore``. ``db``: a migrated ``Database`` for persistence, an async callable returning one
+    (called on each use, so a database that was down at start is connected once it is back; e.g.
+    the API's ``HistoryService``), or None to keep everything in memory. ``history``: observations kept per book (default ``settings.analytics.alert_history``).
     ``windows_bps``: depth windows always sampled (default ``settings.analytics.depth_windows_bps``;
     rule windows are added). ``watch_symbols``: unified symbols sampled on every venue even
     without a rule (for ``crunches``). Call ``await start()`` once to load stored rules.
+
+    Write-through: with a database, a rule change is committed first and applied in memory only
+    once the commit succeeded; if the database is unreachable the error is raised and memory is
+    unchanged. If the stored rules could not be loaded at ``start()`` (database down), every rule
+    operation loads them first (and raises while it still cannot), and ``run()`` retries each round.
     """
 
     def __init__(
         self,
         market: MarketData | BookStore,
         *,
-        db: Database | None = None,
+        db: Database | Callable[[], Awaitable[Database]] | None = None,
         settings: Settings | None = None,
         history: int | None = None,
         windows_bps: Iterable[float] | None = None,
@@ -190,7 +199,9 @@ class AlertService:
         self.settings = settings or (market.settings if isinstance(market, MarketData) else Settings())
         self.market = market if isinstance(market, MarketData) else None
         self.store: BookStore = market.store if isinstance(market, MarketData) else market
-        self.db = db
+        self._db_source = db
+        self.db: Database | None = db if isinstance(db, Database) else None
+        self.loaded = db is None  # stored rules loaded (nothing to load without a database)
         cfg = self.settings.analytics
         self.history = history if history is not None else cfg.alert_history
         self._base_windows = {
@@ -213,11 +224,18 @@ class AlertService:
 
     # ------------------------------------------------------------------------------ rules
 
+    async def _database(self) -> Database:
+        if self.db is None or not isinstance(self._db_source, Database):
+            self.db = await self._db_source()  # type: ignore[misc]
+        return self.db
+
     async def start(self) -> None:
-        """Load the stored rules (no-op without a database). Rows that cannot be evaluated are logged and skipped."""
-        if self.db is None:
+        """Load the stored rules (no-op without a database). Rows that cannot be evaluated are logged
+        and skipped. Raises the storage error when the database is unreachable (nothing loaded)."""
+        if self._db_source is None:
             return
-        async with self.db.session() as session:
+        db = await self._database()
+        async with db.session() as session:
             rows = await AlertRepository(session).list()
         rules = {}
         for row in rows:
@@ -226,7 +244,12 @@ class AlertService:
             except MLMError as exc:
                 log.warning("skipping stored alert %s: %s", row.id, exc)
         self._rules = rules
+        self.loaded = True
         self._refresh()
+
+    async def _ensure_loaded(self) -> None:
+        if not self.loaded:
+            await self.start()
 
     def _refresh(self) -> None:
         self._evaluator.set_rules(self._rules[k] for k in sorted(self._rules))
@@ -259,14 +282,15 @@ class AlertService:
             if not any(i.symbol == rule.symbol for i in held):
                 raise UnknownSymbolError(rule.symbol, sorted({i.symbol for i in held}))
         AlertEvaluator([rule], history=self.history)  # fails early if the history is too short
+        await self._ensure_loaded()
         same = next((r for r in self._rules.values() if _same_condition(r, rule)), None)
         if same is not None:
             raise InvalidInputError(
                 f"an identical rule already exists: id {same.id} ({same.describe()}); "
                 "delete it or change the threshold, venue, metric or its parameters"
             )
-        if self.db is not None:
-            async with self.db.session() as session:
+        if self._db_source is not None:
+            async with (await self._database()).session() as session:
                 row = await AlertRepository(session).create(
                     name=rule.name,
                     metric=str(rule.metric),
@@ -293,28 +317,36 @@ class AlertService:
         return rule
 
     async def list_rules(self) -> list[AlertRule]:
-        """Every rule, by id."""
+        """Every rule, by id (the committed ones: memory mirrors the database)."""
+        await self._ensure_loaded()
         return [self._rules[k] for k in sorted(self._rules)]
 
     async def get_rule(self, rule_id: int) -> AlertRule | None:
+        await self._ensure_loaded()
         return self._rules.get(rule_id)
 
     async def delete_rule(self, rule_id: int) -> bool:
-        """Delete a rule (and its stored events); False if there is no such rule."""
-        found = self._rules.pop(rule_id, None) is not None
-        if self.db is not None:
-            async with self.db.session() as session:
+        """Delete a rule (and its stored events); False if there is no such rule. With a database
+        the delete is committed before the rule leaves memory (a storage error leaves it in place)."""
+        await self._ensure_loaded()
+        if not 1 <= rule_id < 2**63:  # not a row id (SQLite and PostgreSQL ids are signed 64-bit)
+            return False
+        found = rule_id in self._rules
+        if self._db_source is not None:
+            async with (await self._database()).session() as session:
                 found = await AlertRepository(session).delete(rule_id) or found
+        self._rules.pop(rule_id, None)  # committed (or no database): now memory follows
         self._refresh()
         return found
 
     async def set_enabled(self, rule_id: int, enabled: bool) -> bool:
-        """Enable or disable a rule; False if there is no such rule."""
+        """Enable or disable a rule; False if there is no such rule (committed before memory changes)."""
+        await self._ensure_loaded()
         rule = self._rules.get(rule_id)
         if rule is None:
             return False
-        if self.db is not None:
-            async with self.db.session() as session:
+        if self._db_source is not None:
+            async with (await self._database()).session() as session:
                 await AlertRepository(session).set_enabled(rule_id, enabled)
         self._rules[rule_id] = replace(rule, enabled=enabled)
         self._refresh()
@@ -419,9 +451,9 @@ class AlertService:
             pending, self._pending = self._pending, []
             if not pending:
                 return []
-            if self.db is not None:
+            if self._db_source is not None:
                 try:
-                    async with self.db.session() as session:
+                    async with (await self._database()).session() as session:
                         repo = AlertRepository(session)
                         stored = []
                         for e in pending:
@@ -458,13 +490,19 @@ class AlertService:
         interval = interval_s if interval_s is not None else 1.0 / self.settings.analytics.tick_hz
         if interval <= 0:
             raise InvalidInputError(f"interval_s must be > 0 seconds; got {interval!r}")
+        last_warning = -math.inf
         while True:
             try:
+                if not self.loaded:  # the database was down at start: load once it is back
+                    with contextlib.suppress(Exception):
+                        await self.start()
                 await self.observe()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("alert round failed (events kept for the next round): %s", exc)
+                if time.monotonic() - last_warning >= 30:  # at most one line per 30 s of outage
+                    log.warning("alert round failed (events kept for the next round): %s", exc)
+                    last_warning = time.monotonic()
             await asyncio.sleep(interval)
 
     # ------------------------------------------------------------------- subscribers
@@ -503,8 +541,8 @@ class AlertService:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidInputError(f"limit must be an integer in [1, 10000]; got {limit!r}")
         sym = symbol.strip().upper() if symbol else None
-        if self.db is not None:
-            async with self.db.session() as session:
+        if self._db_source is not None:
+            async with (await self._database()).session() as session:
                 rows = await AlertRepository(session).events(limit=limit, symbol=sym, venue=venue)
             return [_event_from_row(r) for r in rows]
         out = [

@@ -234,6 +234,7 @@ def serve(
     import uvicorn
 
     from market_liquidity_monitor.api.app import create_app
+    from market_liquidity_monitor.observability import configure_logging
     from market_liquidity_monitor.runtime import port_error, port_in_use
 
     settings = _settings(data)
@@ -247,7 +248,16 @@ def serve(
             soft_wrap=True,
         )
         raise typer.Exit(1)
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, access_log=verbose)
+    configure_logging(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=bind_host,
+        port=bind_port,
+        access_log=verbose,
+        # uvicorn's own handlers would print the WebSocket ?token= in clear: its records go to the
+        # root handler of configure_logging instead, through the redaction filter (as in `mlm up`).
+        log_config=None,
+    )
 
 
 def main() -> None:  # pragma: no cover

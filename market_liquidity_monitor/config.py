@@ -114,6 +114,18 @@ class ApiSettings(_Section):
     ws_client_queue: int = 8
     ws_stall_timeout_s: float = 30.0
     ws_max_clients: int = 1000
+    # Per client address (IP): WebSocket connections held at once (close 1008 beyond, with the
+    # reason); distinct (symbol, window) streams the hub computes per tick (a new one beyond is
+    # refused with an error frame listing the windows already streamed).
+    ws_max_clients_per_address: int = 256
+    ws_max_streams: int = 32
+    # Largest request body accepted (413 beyond); JSON bodies of this API are a few hundred bytes.
+    max_body_bytes: int = 1_048_576
+    # How long the API waits for PostgreSQL: to connect, and per statement (and for a pooled
+    # connection); past that the endpoint answers 503. The storage probe runs this often.
+    db_connect_timeout_s: float = 3.0
+    db_statement_timeout_s: float = 10.0
+    db_probe_interval_s: float = 10.0
     # Symbols watched on every configured venue (resolved per venue: BTC/USDT is BTC/USDT:USDT on
     # a USD-M venue); /api/status is "live" once each has a synced, fresh book.
     watch_symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")

@@ -8,8 +8,9 @@ spans are created in-process (tests read them with ``logfire.testing``) and drop
 
 - ``configure_logging(settings)``: one stderr handler on the root logger at ``settings.log_level``
   with ``InstrumentContextFilter`` (adds ``venue``/``symbol`` to every record and `` [venue
-  symbol]`` to the line) and ``RedactSecretsFilter`` (replaces every configured secret value by
-  ``***``). Idempotent: calling it again replaces the handler.
+  symbol]`` to the line) and ``RedactSecretsFilter`` (replaces every configured secret value, and
+  any ``?token=``/``api_key=``/``Bearer`` credential, by ``***``; uvicorn's access lines included
+  when uvicorn runs with ``log_config=None``, as ``mlm serve`` and ``mlm up`` do). Idempotent: calling it again replaces the handler.
 - ``log_context(venue=..., symbol=...)`` and ``instrument_logger(log, venue, symbol)`` attach the
   instrument to log records; a record whose arguments contain an ``InstrumentId`` gets it too.
 - ``configure_observability(settings, app=None)``: Logfire + instrumentation; returns what was
@@ -24,6 +25,7 @@ import contextlib
 import contextvars
 import importlib.util
 import logging
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
@@ -132,32 +134,65 @@ def redact(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+# Credentials carried in a URL's query or a header, whatever their value (a wrong token a client
+# sent is still a credential attempt): ``?token=...``/``&api_key=...`` and ``Bearer ...``.
+_CREDENTIAL_PARAMS = ("token", "access_token", "api_key", "apikey", "key", "secret", "password", "signature")
+_QUERY_CREDENTIAL = re.compile(
+    r"([?&;](?:" + "|".join(_CREDENTIAL_PARAMS) + r")=)[^&;#\s\"']+", re.IGNORECASE
+)
+_BEARER = re.compile(r"(\bBearer\s+)[^\s\"',;]+", re.IGNORECASE)
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the value of every credential query parameter (``token``, ``api_key``, ...)
+    and of every ``Bearer`` credential replaced by ``***``: ``/ws/stream?symbol=BTC&token=abc`` ->
+    ``/ws/stream?symbol=BTC&token=***``."""
+    if "=" in text:
+        text = _QUERY_CREDENTIAL.sub(r"\1***", text)
+    if "earer" in text:
+        text = _BEARER.sub(r"\1***", text)
+    return text
+
+
 class RedactSecretsFilter(logging.Filter):
-    """Replaces configured secret values in a record's message and traceback by ``***``.
+    """Replaces configured secret values, and the value of any credential in a URL query or a
+    ``Bearer`` header (``redact_credentials``), in a record's message and traceback by ``***``.
 
     Defence in depth: secrets are ``SecretStr`` and never formatted on purpose, but a third-party
-    library may put a URL with a password or a request header into an error message."""
+    library may put a URL with a password or a request header into an error message, and uvicorn's
+    access log prints every request's query string (the WebSocket's ``?token=``).
 
-    def __init__(self, secrets: Iterable[str]):
+    String arguments are cleaned in place, so formatters that unpack ``record.args`` (uvicorn's
+    ``AccessFormatter``) keep working; a message still holding a secret after that is replaced by
+    its cleaned text."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
         super().__init__()
         self.secrets = sorted({s for s in secrets if len(s) >= _MIN_SECRET_LEN}, key=len, reverse=True)
 
+    def _clean(self, text: str) -> str:
+        return redact_credentials(redact(text, self.secrets))
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._clean(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: self._clean(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        if isinstance(record.msg, str):
+            record.msg = self._clean(record.msg)
         try:
             msg = record.getMessage()
         except Exception:  # a bad format string: leave the record to the handler's error path
             return True
-        clean = redact(msg, self.secrets)
+        clean = self._clean(msg)
         if clean != msg:
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self.secrets)
+            record.exc_text = self._clean(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info, self.secrets)
+            record.stack_info = self._clean(record.stack_info)
         return True
 
 
@@ -321,5 +356,6 @@ __all__ = [
     "log_context",
     "logfire_options",
     "redact",
+    "redact_credentials",
     "secret_values",
 ]

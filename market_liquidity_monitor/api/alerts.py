@@ -12,11 +12,12 @@ import contextlib
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from market_liquidity_monitor.api.deps import AlertsDep
 from market_liquidity_monitor.api.stream import StreamHub
+from market_liquidity_monitor.storage.outage import storage_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,10 @@ async def alert_events(
 
 
 @router.delete("/{alert_id}", status_code=204, summary="Delete an alert rule")
-async def delete_alert(alert_id: int, alerts: AlertsDep) -> None:
+async def delete_alert(
+    alert_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="Rule id (a 64-bit row id).")],
+    alerts: AlertsDep,
+) -> None:
     """Errors: 404 when no rule has this id (the message lists the ids that exist)."""
     if not await alerts.delete_rule(alert_id):
         ids = [r.id for r in await alerts.list_rules()]
@@ -126,9 +130,17 @@ async def delete_alert(alert_id: int, alerts: AlertsDep) -> None:
 
 
 async def start_alerts(app: FastAPI, services: Any, hub: StreamHub):
-    """Start the services' alert rules (loaded from the database) evaluating as data arrives, with
-    fired events pushed to the stream hub; returns its stop function."""
-    await services.start(watch_symbols=services.settings.api.watch_symbols)
+    """Start the services' alert rules (loaded from the database, which is connected on use, so a
+    database that is down at start only delays the rules) evaluating as data arrives, with fired
+    events pushed to the stream hub; returns its stop function."""
+    try:
+        await services.start(watch_symbols=services.settings.api.watch_symbols)
+    except Exception as exc:  # the API serves books without its database; rules load once it is back
+        reason = storage_unavailable(exc)
+        if reason is None:
+            raise
+        log.warning("alert rules not loaded, storage unavailable (retried on use): %s", reason)
+        app.state.storage.record_failure(reason)
     svc = services.alerts
     svc.watch_symbols.update(s.strip().upper() for s in services.settings.api.watch_symbols)
     svc.subscribe(lambda e: hub.publish({"type": "alert", "event": e.model_dump(mode="json")}))

@@ -27,6 +27,7 @@ from market_liquidity_monitor.api.alerts import router as alerts_router
 from market_liquidity_monitor.api.alerts import start_alerts
 from market_liquidity_monitor.api.chat import chat_response
 from market_liquidity_monitor.api.deps import AssistantDep, EngineDep, MarketDep, ServicesDep, StatusDep
+from market_liquidity_monitor.api.hardening import install_hardening
 from market_liquidity_monitor.api.schemas import (
     ChatRequest,
     ChatResponse,
@@ -36,6 +37,7 @@ from market_liquidity_monitor.api.schemas import (
 )
 from market_liquidity_monitor.api.security import add_cors, check_websocket, require_token
 from market_liquidity_monitor.api.status import Readiness, compute_status
+from market_liquidity_monitor.api.storage_health import StorageMonitor
 from market_liquidity_monitor.api.stream import StreamHub, parse_window, serve_client
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.errors import VenueRequestError, VenueUnreachableError
@@ -102,6 +104,7 @@ def create_app(
         app.state.history = svc.candles
         app.state.readiness = readiness
         app.state.hub = hub
+        app.state.storage = storage = StorageMonitor(settings, svc.candles)
         app.state.assistant = svc.assistant
         app.state.status = lambda: compute_status(
             readiness,
@@ -110,14 +113,18 @@ def create_app(
             writer=_writer_stats(app),
             feeds=_feeds(app),
             rest_books=svc.books.rest_store,
+            storage=storage.snapshot(),
+            cache=engine.cache.status(),
         )
         readiness.start()
         await hub.start()
+        await storage.start()
         alerts_stop = await start_alerts(app, svc, hub)
         try:
             yield
         finally:
             await alerts_stop()
+            await storage.stop()
             await hub.stop()
             if services is None:
                 await svc.close()
@@ -135,8 +142,11 @@ def create_app(
         ),
         lifespan=lifespan,
         dependencies=[Depends(require_token)],
+        docs_url=None,  # served offline by install_hardening (api/hardening.py)
+        redoc_url=None,
     )
     app.state.settings = settings
+    install_hardening(app, settings)  # body limit, JSON checks, 422/503 handlers, offline docs
     add_cors(app, settings)
     configure_observability(settings, app)  # Logfire spans in-process; sent only with a token
 

@@ -10,13 +10,13 @@ book 409 (the reasons).
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
+import re
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
+import pandas as pd
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
+from fastapi.responses import StreamingResponse
 
 from market_liquidity_monitor.api.deps import ServicesDep, SettingsDep, StatusDep
 from market_liquidity_monitor.api.schemas import (
@@ -36,7 +36,7 @@ from market_liquidity_monitor.services import (
     default_pair,
 )
 from market_liquidity_monitor.services.liquidity import NoUsableBookError
-from market_liquidity_monitor.storage.export import export as export_rows
+from market_liquidity_monitor.storage.export import export_chunks
 from market_liquidity_monitor.storage.history import NoHistoryError, to_ms
 
 router = APIRouter(prefix="/api")
@@ -251,18 +251,25 @@ async def history_candles(
     }
 
 
+# Times are stored as int64 epoch nanoseconds (trades) and read into pandas: both end here.
+_MIN_MS = pd.Timestamp.min.value // 1_000_000 + 1  # 1677-09-21T00:12:43.146Z
+_MAX_MS = pd.Timestamp.max.value // 1_000_000  # 2262-04-11T23:47:16.854Z
+_TIME_RANGE = "between 1677-09-22 and 2262-04-11 UTC"
+
+
 def _time(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None
     v = value.strip()
     try:
-        ms = to_ms(int(v)) if v.isdigit() else to_ms(v)
-    except InvalidInputError:
+        ms = to_ms(int(v)) if re.fullmatch(r"-?\d{1,19}", v) else to_ms(v)
+    except (InvalidInputError, ValueError, OverflowError):  # pandas: OutOfBoundsDatetime, overflow
         raise InvalidInputError(
-            f"{name}={value!r} is not a time: use ISO 8601 (2024-08-08T00:00:00Z) or epoch milliseconds"
+            f"{name}={value!r} is not a time: use ISO 8601 (2024-08-08T00:00:00Z) or epoch milliseconds, "
+            f"{_TIME_RANGE}"
         ) from None
-    if ms is None or not -62_135_596_800_000 <= ms <= 253_402_300_799_000:
-        raise InvalidInputError(f"{name}={value!r} is outside years 1-9999")
+    if ms is None or not _MIN_MS <= ms <= _MAX_MS:
+        raise InvalidInputError(f"{name}={value!r} is outside the supported times: {_TIME_RANGE}")
     return ms
 
 
@@ -321,14 +328,21 @@ async def history_trades(
 # ------------------------------------------------------------------------------------ export
 
 
+# Export ids: a ccxt venue id (lowercase letters and digits: "binance", "binanceusdm") and a base
+# asset or ccxt unified symbol (BASE/QUOTE[:SETTLE][-EXPIRY[-STRIKE-C|P]], docs.ccxt.com "Market
+# structure"). They only filter rows: no path or file name is ever built from them.
+VENUE_ID_PATTERN = r"^[a-z0-9]{1,40}$"
+UNIFIED_SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._]{0,19}(/[A-Za-z0-9._]{1,20}(:[A-Za-z0-9._]{1,20})?(-[A-Za-z0-9.]{1,20}){0,3})?$"
+
+
 @router.get(
     "/export",
     tags=["history"],
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={
         200: {
             "content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
-            "description": "The rows as a CSV or Parquet file (columns in storage/export.py).",
+            "description": "The rows as a streamed CSV or Parquet download (columns in storage/export.py).",
         }
     },
 )
@@ -336,18 +350,24 @@ async def export_file(
     settings: SettingsDep,
     services: ServicesDep,
     kind: Annotated[Literal["candles", "trades"], Query(description="What to export.")],
-    symbol: Annotated[str, Query(min_length=1, max_length=40, description="BTC or BTC/USDT.")],
+    symbol: Annotated[
+        str,
+        Query(min_length=1, max_length=40, pattern=UNIFIED_SYMBOL_PATTERN, description="BTC or BTC/USDT."),
+    ],
     timeframe: Annotated[Timeframe | None, Query(description="Candle timeframe (candles only).")] = None,
     format: Annotated[Literal["csv", "parquet"], Query(description="File format.")] = "csv",
-    venue: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+    venue: Annotated[
+        str | None, Query(min_length=1, max_length=40, pattern=VENUE_ID_PATTERN, description="ccxt venue id.")
+    ] = None,
     start: Annotated[str | None, Query(max_length=40, description="ISO 8601 UTC or epoch ms.")] = None,
     end: Annotated[
         str | None, Query(max_length=40, description="ISO 8601 UTC or epoch ms; exclusive.")
     ] = None,
-) -> FileResponse:
-    """Stored candles or trades as a file (streamed from storage in chunks). Candle columns: venue,
-    symbol, timeframe, ts, ts_ms, open, high, low, close, volume; trade columns: venue, symbol,
-    trade_id, ts, ts_event_ns, ts_recv_ns, price, size, side. Errors: 404 nothing stored; 422 bad time."""
+) -> StreamingResponse:
+    """Stored candles or trades as a download streamed from storage in bounded chunks (no file is
+    written on the server). Candle columns: venue, symbol, timeframe, ts, ts_ms, open, high, low,
+    close, volume; trade columns: venue, symbol, trade_id, ts, ts_event_ns, ts_recv_ns, price, size,
+    side. Errors: 404 nothing stored; 422 bad venue id, symbol or time; 503 storage unavailable."""
     venue = (venue or settings.agent.default_venue).lower()
     pair = default_pair(symbol, settings)
     s_ms, e_ms = _time(start, "start"), _time(end, "end")
@@ -360,22 +380,21 @@ async def export_file(
                 f"No {timeframe or ''} candles stored for {pair} on {venue}.".replace("  ", " "), cov
             )
     h = await history.history()
-    tmp = Path(tempfile.mkdtemp(prefix="mlm-export-"))
-    name = f"{kind}_{venue}_{pair.replace('/', '-').replace(':', '_')}{'_' + timeframe if timeframe else ''}.{format}"
-    path = tmp / name
-    res = await export_rows(
-        h.db, kind, path, fmt=format, venue=venue, symbol=pair, timeframe=timeframe, start=s_ms, end=e_ms
+    chunks = export_chunks(
+        h.db, kind, format, venue=venue, symbol=pair, timeframe=timeframe, start=s_ms, end=e_ms
     )
+    first = await anext(chunks)  # storage errors before the first byte: a 503/404, not a cut stream
 
-    def cleanup() -> None:
-        path.unlink(missing_ok=True)
-        tmp.rmdir()
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()
 
+    name = f"{kind}_{venue}_{pair.replace('/', '-').replace(':', '_')}{'_' + timeframe if timeframe else ''}.{format}"
     media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
-    return FileResponse(
-        path,
-        media_type=media,
-        filename=name,
-        headers={"X-Row-Count": str(res.rows)},
-        background=BackgroundTask(cleanup),
+    return StreamingResponse(
+        body(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )

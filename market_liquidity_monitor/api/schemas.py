@@ -348,3 +348,11 @@ class StatusResponse(BaseModel):
     websocket: dict[str, Any] = Field(
         description="clients, frames_skipped, clients_dropped, max_frame_bytes, tick_hz, heartbeat_s"
     )
+    storage: dict[str, Any] | None = Field(
+        default=None,
+        description="Database: backend, state (ok/down/unknown), last_error, since and checked_at (ISO UTC)",
+    )
+    cache: dict[str, Any] | None = Field(
+        default=None,
+        description="Cache: backend in use (redis/memory), configured, degraded (Redis down: memory), last_error",
+    )

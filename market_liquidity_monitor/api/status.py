@@ -16,6 +16,7 @@ stops five minutes before spot and COIN-M, so the default venues give ``degraded
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -165,6 +166,8 @@ def compute_status(
     writer: dict[str, Any] | None,
     feeds: list[dict[str, Any]] | None = None,
     rest_books: Any = None,
+    storage: dict[str, Any] | None = None,
+    cache: Any = None,
 ) -> dict[str, Any]:
     """The /api/status body (see ``StatusResponse`` for the shape).
 
@@ -257,4 +260,11 @@ def compute_status(
         "circuit_breakers": breakers,
         "writer": writer,
         "websocket": websocket,
+        "storage": storage,
+        "cache": None if cache is None else _cache_state(cache),
     }
+
+
+def _cache_state(cache: Any) -> dict[str, Any]:
+    """``data_engine.cache.CacheStatus`` as a dict: backend in use, configured, degraded, last_error."""
+    return cache if isinstance(cache, dict) else dataclasses.asdict(cache)

@@ -32,6 +32,8 @@ import itertools
 import json
 import logging
 import math
+import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -82,16 +84,31 @@ def dumps(obj: Any) -> str:
 
 
 def build_metrics(
-    market: MarketData, instruments: list[InstrumentId], window_bps: float
+    market: MarketData,
+    instruments: list[InstrumentId],
+    window_bps: float,
+    views: dict[InstrumentId, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, str], float | None, dict[str, float]]:
-    """Per-venue rows, unavailable venues (reason), HHI and venue shares of depth within the window."""
+    """Per-venue rows, unavailable venues (reason), HHI and venue shares of depth within the window.
+
+    ``views``: a per-tick cache ``{instrument: (view, top_of_book) | MLMError}`` shared by every
+    (symbol, window) of one tick, so each book's view and top of book are built once per tick."""
     rows: list[dict[str, Any]] = []
     missing: dict[str, str] = {}
     depth: dict[str, float] = {}
+    views = {} if views is None else views
     for inst in instruments:
         try:
-            view = market.store.view(inst.venue, inst.symbol)
-            top = analytics.top_of_book(view)
+            got = views.get(inst)
+            if got is None:
+                try:
+                    view = market.store.view(inst.venue, inst.symbol)
+                    got = views[inst] = (view, analytics.top_of_book(view))
+                except MLMError as exc:
+                    got = views[inst] = exc
+            if isinstance(got, MLMError):
+                raise got
+            view, top = got
             d = analytics.depth_within_bps(view, window_bps)
         except MLMError as exc:
             missing[inst.venue] = str(exc)[:120]
@@ -139,6 +156,8 @@ class Client:
     sent: int = 0
     skipped: int = 0
     kicked: asyncio.Event = field(default_factory=asyncio.Event)
+    address: str | None = None
+    kick_reason: str = ""
 
     def offer(self, frame: str, now: float) -> None:
         """Queue ``frame`` without waiting; when full, drop the oldest queued frame (a skip)."""
@@ -170,7 +189,9 @@ class StreamHub:
         self.frames_built = 0
         self.dropped_clients = 0
         self.last_tick_ms: float | None = None
+        self.last_tick_views = 0  # book views built in the last tick (one per instrument, not per key)
         self.max_frame_bytes = 0
+        self.refused_clients = 0
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -209,21 +230,48 @@ class StreamHub:
             self._resolved[key] = (insts, missing)
         return insts, missing
 
-    def register(self, symbol: str, window_bps: float) -> Client:
-        if len(self.clients) >= self.settings.api.ws_max_clients:
-            raise OverflowError(f"too many WebSocket clients (max {self.settings.api.ws_max_clients})")
-        c = Client(
-            next(self._ids),
-            (symbol.strip().upper(), window_bps),
-            asyncio.Queue(maxsize=self.settings.api.ws_client_queue),
-        )
+    def register(self, symbol: str, window_bps: float, address: str | None = None) -> Client:
+        """A new subscriber of ``(symbol, window_bps)`` from client ``address`` (IP).
+
+        Raises ``StreamLimitError`` (with the close code and the reason) beyond
+        ``api.ws_max_clients`` clients, ``api.ws_max_clients_per_address`` from one address, or
+        ``api.ws_max_streams`` distinct (symbol, window) streams (a window already streamed is
+        always accepted: it costs nothing more per tick)."""
+        api = self.settings.api
+        key = (symbol.strip().upper(), window_bps)
+        if len(self.clients) >= api.ws_max_clients:
+            self.refused_clients += 1
+            raise StreamLimitError(
+                1013, f"too many WebSocket clients (max {api.ws_max_clients}); retry later"
+            )
+        if address is not None:
+            held = sum(1 for c in self.clients.values() if c.address == address)
+            if held >= api.ws_max_clients_per_address:
+                self.refused_clients += 1
+                raise StreamLimitError(
+                    1008,
+                    f"too many WebSocket connections from {address} (max {api.ws_max_clients_per_address} "
+                    "per address, settings api.ws_max_clients_per_address)",
+                )
+        keys = {c.key for c in self.clients.values()}
+        if key not in keys and len(keys) >= api.ws_max_streams:
+            self.refused_clients += 1
+            same = sorted(w for s, w in keys if s == key[0])
+            raise StreamLimitError(
+                1013,
+                f"at most {api.ws_max_streams} distinct (symbol, window) streams at once (settings "
+                f"api.ws_max_streams); windows streamed now for {key[0]}: "
+                f"{', '.join(f'{w:g}' for w in same) or 'none'} bps; retry with one of them or later",
+            )
+        c = Client(next(self._ids), key, asyncio.Queue(maxsize=api.ws_client_queue), address=address)
         self.clients[c.id] = c
         return c
 
     def unregister(self, c: Client) -> None:
         self.clients.pop(c.id, None)
 
-    def _kick(self, c: Client) -> None:
+    def _kick(self, c: Client, reason: str = "server shutting down") -> None:
+        c.kick_reason = c.kick_reason or reason
         c.kicked.set()
         with contextlib.suppress(asyncio.QueueFull):
             c.queue.put_nowait(_CLOSE)
@@ -239,6 +287,9 @@ class StreamHub:
             "frames_skipped": sum(c.skipped for c in cl),
             "clients_lagging": sum(1 for c in cl if c.full_since is not None),
             "clients_dropped": self.dropped_clients,
+            "clients_refused": self.refused_clients,
+            "streams": len({c.key for c in cl}),
+            "max_streams": self.settings.api.ws_max_streams,
             "last_tick_ms": self.last_tick_ms,
             "max_frame_bytes": self.max_frame_bytes,
         }
@@ -248,10 +299,11 @@ class StreamHub:
         """One serialised metrics frame per key (runs in a worker thread)."""
         out = {}
         ts = _now_iso()
+        views: dict[InstrumentId, Any] = {}  # each book's view once per tick, whatever the windows
         for symbol, window in keys:
             insts, missing = self.resolve(symbol)
             ready = [i for i in insts if self.readiness.is_ready(i)]
-            rows, unavailable, hhi, _ = build_metrics(self.market, ready, window)
+            rows, unavailable, hhi, _ = build_metrics(self.market, ready, window, views)
             unavailable = {**missing, **unavailable}
             for i in insts:
                 if i not in ready:
@@ -273,6 +325,7 @@ class StreamHub:
                 text = dumps(frame)
             self.max_frame_bytes = max(self.max_frame_bytes, len(text.encode()))
             out[(symbol, window)] = text
+        self.last_tick_views = len(views)
         return out
 
     async def _run(self) -> None:
@@ -323,7 +376,7 @@ class StreamHub:
             if c.full_since is not None and now - c.full_since > stall_s:
                 log.warning("dropping WebSocket client %d: queue full for %.0f s", c.id, stall_s)
                 self.dropped_clients += 1
-                self._kick(c)
+                self._kick(c, f"client too slow: its queue stayed full for {stall_s:g} s")
 
     # ---------------------------------------------------------------- alerts
     def publish(self, message: dict[str, Any]) -> None:
@@ -348,20 +401,76 @@ class StreamHub:
                 c.offer(text, now)
 
 
+class StreamLimitError(Exception):
+    """A subscription the hub refuses: ``code`` (WebSocket close code) and ``reason``."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def _transport_of(ws: Any) -> Any:
+    """The server's asyncio transport under an ASGI WebSocket, if it can be found, else None.
+
+    ASGI has no "abort" message, and a peer that stopped reading blocks every send (uvicorn waits
+    for the transport to become writable, close frames included), so the only way to drop it is
+    to abort the TCP connection. uvicorn's protocol objects keep it as ``.transport``; the ASGI
+    ``send`` callable is a bound method of that protocol, possibly wrapped in closures by
+    middleware (Starlette's exception wrapper): follow ``__self__`` and closure cells a few levels."""
+    todo, seen = [getattr(ws, "_send", None)], 0
+    while todo and seen < 32:
+        fn = todo.pop(0)
+        seen += 1
+        owner = getattr(fn, "__self__", None)
+        transport = getattr(owner, "transport", None)
+        if transport is not None and callable(getattr(transport, "abort", None)):
+            return transport
+        for cell in getattr(fn, "__closure__", None) or ():
+            with contextlib.suppress(ValueError):  # an empty cell
+                if callable(cell.cell_contents):
+                    todo.append(cell.cell_contents)
+    return None
+
+
+async def close_client(ws: Any, code: int, reason: str, timeout_s: float = 1.0) -> bool:
+    """Close ``ws`` with ``code``/``reason`` (the reason is cut to the 123 bytes a close frame
+    holds, RFC 6455 section 5.5). A peer that does not take the close frame within ``timeout_s``
+    (it stopped reading) has its TCP connection reset (``SO_LINGER`` 0, so the frames queued in the
+    kernel are dropped too instead of lingering in an orphaned socket). True if it was reset."""
+    reason = reason.encode()[:123].decode(errors="ignore")
+    try:
+        await asyncio.wait_for(ws.close(code=code, reason=reason), timeout=timeout_s)
+        return False
+    except Exception:  # TimeoutError (a peer that stopped reading), or the socket is gone
+        transport = _transport_of(ws)
+        if transport is None:
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # SO_LINGER 0: reset now, drop the unsent frames (no orphan socket)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        return True
+
+
 async def serve_client(ws, hub: StreamHub, symbol: str, window_bps: float) -> None:
     """Run one accepted WebSocket: a sender task draining the client's queue, and a receive loop
-    that notices the client leaving. Returns when either ends or the hub kicks the client."""
+    that notices the client leaving. Returns when either ends or the hub kicks the client; a
+    kicked client is closed (1013 with the reason) and, if it does not take the close frame
+    because it stopped reading, its connection is aborted: it does not linger until a ping
+    timeout. Refused subscriptions (``StreamLimitError``) get an error frame, then the close."""
     try:
         insts, missing = await asyncio.to_thread(hub.resolve, symbol)
     except InvalidInputError as exc:
         await ws.send_text(dumps({"type": "error", "detail": str(exc)}))
         await ws.close(code=1008)
         return
+    address = ws.client.host if getattr(ws, "client", None) else None
     try:
-        client = hub.register(symbol, window_bps)
-    except OverflowError as exc:
-        await ws.send_text(dumps({"type": "error", "detail": str(exc)}))
-        await ws.close(code=1013)
+        client = hub.register(symbol, window_bps, address)
+    except StreamLimitError as exc:
+        await ws.send_text(dumps({"type": "error", "detail": exc.reason}))
+        await close_client(ws, exc.code, exc.reason)
         return
     s = hub.settings
     await ws.send_text(
@@ -393,7 +502,11 @@ async def serve_client(ws, hub: StreamHub, symbol: str, window_bps: float) -> No
             if m["type"] == "websocket.disconnect":
                 return
 
-    tasks = [asyncio.create_task(sender()), asyncio.create_task(receiver())]
+    tasks = [
+        asyncio.create_task(sender()),
+        asyncio.create_task(receiver()),
+        asyncio.create_task(client.kicked.wait()),
+    ]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -404,5 +517,4 @@ async def serve_client(ws, hub: StreamHub, symbol: str, window_bps: float) -> No
             with contextlib.suppress(BaseException):
                 await t
         if client.kicked.is_set():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(code=1013), timeout=1.0)
+            await close_client(ws, 1013, client.kick_reason or "dropped by the server")

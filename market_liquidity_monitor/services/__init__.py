@@ -147,18 +147,24 @@ class Services:
         )
 
     async def start(self, *, watch_symbols: tuple[str, ...] = ()) -> None:
-        """Load the stored alert rules (idempotent)."""
+        """Build the alert service and load its stored rules (idempotent). Raises the storage error
+        when the database is unreachable: the service is then built and loads its rules on first use."""
         if self._started:
             return
         from market_liquidity_monitor.alerts_service import AlertService
 
-        db = (await self.candles.history()).db if self.persist_alerts else None
-        self.alerts = AlertService(self.market, db=db, settings=self.settings, watch_symbols=watch_symbols)
-        await self.alerts.start()
+        candles = self.candles
+
+        async def database():  # connected (and migrated) on use: a database down at start is retried
+            return (await candles.history()).db
+
         from market_liquidity_monitor.services.alerting import AlertAnswers
 
+        db = database if self.persist_alerts else None
+        self.alerts = AlertService(self.market, db=db, settings=self.settings, watch_symbols=watch_symbols)
         self.alert_answers = AlertAnswers(self.alerts, self.books)
-        self._started = True
+        self._started = True  # the service exists; its stored rules load now or on first use
+        await self.alerts.start()
 
     @property
     def assistant(self) -> Any:

@@ -35,6 +35,7 @@ from market_liquidity_monitor.storage import migrations
 from market_liquidity_monitor.storage.db import Database
 from market_liquidity_monitor.storage.history import History, NoHistoryError
 from market_liquidity_monitor.storage.importers import import_path
+from market_liquidity_monitor.storage.outage import db_engine_options
 from market_liquidity_monitor.storage.repositories import (
     candle_fetch_spans,
     count_candles,
@@ -131,6 +132,8 @@ class CandleService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._imported = False
         self._lock: asyncio.Lock | None = None
+        self._init_lock: asyncio.Lock | None = None
+        self._init_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def is_recorded(self) -> bool:
@@ -140,9 +143,14 @@ class CandleService:
         """The migrated history database (``History``) of this event loop."""
         loop = asyncio.get_running_loop()
         if self._db is None or self._loop is not loop:
-            url = self.settings.effective_database_url
-            await migrations.upgrade_async(url)
-            self._db, self._loop, self._lock = Database(url), loop, asyncio.Lock()
+            if self._init_loop is not loop:  # concurrent first uses must not migrate twice
+                self._init_lock, self._init_loop = asyncio.Lock(), loop
+            async with self._init_lock:
+                if self._db is None or self._loop is not loop:
+                    url = self.settings.effective_database_url
+                    await migrations.upgrade_async(url)
+                    db = Database(url, **db_engine_options(self.settings, url))  # short timeouts: 503
+                    self._db, self._loop, self._lock = db, loop, asyncio.Lock()
         return History(self._db)
 
     async def coverage(self, venue: str, symbol: str | None) -> list[dict]:

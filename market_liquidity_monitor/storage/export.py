@@ -9,10 +9,16 @@ Columns:
 ``ts`` is the UTC time (ISO 8601 in CSV, a UTC timestamp column in Parquet); the integer columns keep
 the exact stored epoch values. The format comes from ``fmt`` or the file extension (``.csv``,
 ``.parquet``/``.pq``).
+
+``export`` writes a file the caller names (the CLI); ``export_chunks`` yields the same bytes chunk by
+chunk for a streamed HTTP download (the API), with no file at all.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +147,111 @@ def _frame(rows: list[Any], columns: list[str], tcol: str, per_ms: int) -> pd.Da
     return df
 
 
+class _Sink(io.RawIOBase):
+    """A write-only file whose bytes are taken out chunk by chunk (a Parquet writer's target)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts: list[bytes] = []
+        self._pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:  # type: ignore[override]
+        data = bytes(b)
+        self._parts.append(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def take(self) -> bytes:
+        out, self._parts = b"".join(self._parts), []
+        return out
+
+
+class _Encoder:
+    """Encodes frames of one export as CSV text or Parquet row groups, chunk by chunk."""
+
+    def __init__(self, kind: str, fmt: str):
+        self.kind, self.fmt = kind, fmt
+        self.first = True
+        self._sink: _Sink | None = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def encode(self, df: pd.DataFrame) -> bytes:
+        if self.fmt == "csv":
+            text = df.to_csv(None, header=self.first, index=False, date_format=_CSV_DATE_FORMAT)
+            self.first = False
+            return text.encode()
+        if self._writer is None:
+            self._sink = _Sink()
+            self._writer = pq.ParquetWriter(self._sink, PARQUET_SCHEMAS[self.kind], compression="zstd")
+        if len(df):
+            self._writer.write_table(
+                pa.Table.from_pandas(df, schema=PARQUET_SCHEMAS[self.kind], preserve_index=False)
+            )
+        self.first = False
+        return self._sink.take()
+
+    def close(self) -> bytes:
+        """The bytes that end the file (Parquet footer; nothing for CSV)."""
+        if self._writer is None:
+            return b""
+        self._writer.close()
+        self._writer = None
+        return self._sink.take()
+
+
+_CSV_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+async def export_chunks(
+    db: Database,
+    kind: str,
+    fmt: str,
+    *,
+    venue: str | None = None,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    names: list[str] | None = None,
+    start: TimeLike = None,
+    end: TimeLike = None,
+    chunk_rows: int = 20_000,
+) -> AsyncIterator[bytes]:
+    """The export as a sequence of byte chunks (CSV text, or one Parquet row group per chunk),
+    streamed from storage ``chunk_rows`` rows at a time: memory is bounded by one chunk, no file is
+    written. Filters as for ``export``. Encoding runs in a worker thread (never on the event loop).
+
+    A chunk is yielded per storage partition; the last one ends the file (the Parquet footer). An
+    empty result still gives the header (CSV) or an empty Parquet file with the columns. Errors:
+    ``InvalidInputError`` (unknown kind/format, bad time) before the first chunk; a storage error
+    may surface from any chunk (the transfer is then cut short, which a chunked HTTP client sees)."""
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"Unknown export format {fmt!r}: valid formats are {', '.join(FORMATS)}.")
+    q, tcol, per_ms = _query(
+        kind, venue=venue, symbol=symbol, timeframe=timeframe, names=names, start=start, end=end
+    )
+    columns = [c.name for c in q.selected_columns]
+    enc = _Encoder(kind, fmt)
+
+    def encode(rows: list[Any]) -> bytes:
+        return enc.encode(_frame(rows, columns, tcol, per_ms))
+
+    try:
+        async with db.engine.connect() as conn:
+            result = await conn.stream(q.execution_options(yield_per=chunk_rows))
+            async for part in result.partitions(chunk_rows):
+                yield await asyncio.to_thread(encode, [tuple(r) for r in part])
+        if enc.first:  # no rows: still a file with the columns
+            yield await asyncio.to_thread(encode, [])
+        yield await asyncio.to_thread(enc.close)
+    finally:
+        enc.close()
+
+
 async def export(
     db: Database,
     kind: str,
@@ -156,8 +267,10 @@ async def export(
     chunk_rows: int = 100_000,
 ) -> ExportResult:
     """Write ``kind`` rows matching the filters to ``path`` (created or overwritten; parent folders
-    created). ``names`` filters metric names, ``timeframe`` candle timeframes; ``[start, end)`` is on
-    the row time. Returns the number of rows written (0 gives a file with the header only)."""
+    created): the CLI's ``mlm export``, where the path is the user's own. ``names`` filters metric
+    names, ``timeframe`` candle timeframes; ``[start, end)`` is on the row time. Returns the number
+    of rows written (0 gives a file with the header only). The API streams ``export_chunks`` instead:
+    it never builds a path from request text."""
     path = Path(path)
     fmt = export_format(path, fmt)
     q, tcol, per_ms = _query(
@@ -166,35 +279,18 @@ async def export(
     columns = [c.name for c in q.selected_columns]
     path.parent.mkdir(parents=True, exist_ok=True)
     rows_written = 0
-    writer: pq.ParquetWriter | None = None
-    first = True
-    try:
-        async with db.engine.connect() as conn:
-            result = await conn.stream(q.execution_options(yield_per=chunk_rows))
-            async for part in result.partitions(chunk_rows):
-                df = _frame([tuple(r) for r in part], columns, tcol, per_ms)
-                rows_written += len(df)
-                if fmt == "csv":
-                    df.to_csv(
-                        path,
-                        mode="w" if first else "a",
-                        header=first,
-                        index=False,
-                        date_format="%Y-%m-%dT%H:%M:%S.%fZ",
-                    )
-                else:
-                    table = pa.Table.from_pandas(df, schema=PARQUET_SCHEMAS[kind], preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(path, PARQUET_SCHEMAS[kind], compression="zstd")
-                    writer.write_table(table)
-                first = False
-        if first:  # no rows: still write a file with the columns
-            empty = _frame([], columns, tcol, per_ms)
-            if fmt == "csv":
-                empty.to_csv(path, index=False)
-            else:
-                pq.write_table(PARQUET_SCHEMAS[kind].empty_table(), path)
-    finally:
-        if writer is not None:
-            writer.close()
+    enc = _Encoder(kind, fmt)
+    with path.open("wb") as out:
+        try:
+            async with db.engine.connect() as conn:
+                result = await conn.stream(q.execution_options(yield_per=chunk_rows))
+                async for part in result.partitions(chunk_rows):
+                    df = _frame([tuple(r) for r in part], columns, tcol, per_ms)
+                    rows_written += len(df)
+                    out.write(enc.encode(df))
+            if enc.first:
+                out.write(enc.encode(_frame([], columns, tcol, per_ms)))
+            out.write(enc.close())
+        finally:
+            enc.close()
     return ExportResult(kind=kind, path=path, fmt=fmt, rows=rows_written)
