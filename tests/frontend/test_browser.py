@@ -275,7 +275,9 @@ def backtest_defaults(page) -> None:
 
 def backtest_large_sell(page) -> None:
     pick_radio(page, "Side", "sell")
-    page.get_by_label("Size (base units)", exact=True).fill("100")
+    # 5,000 BTC at once: ~2x the 2,000 BTC whose per-candle cost on the calibrated BTC model is
+    # ~200 bps (the high-risk threshold), so the window has risk periods to list
+    page.get_by_label("Size (base units)", exact=True).fill("5000")
     page.get_by_label("Lookback (days)", exact=True).fill("2")
     run_form(page)
     page.get_by_role("heading", name="Risk periods").wait_for()
