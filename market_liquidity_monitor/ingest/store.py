@@ -149,6 +149,10 @@ class BookStore:
     def instruments(self) -> list[InstrumentId]:
         return sorted(self._entries)
 
+    def count(self) -> int:
+        """Number of books held (books are never removed)."""
+        return len(self._entries)
+
     def venues(self) -> list[str]:
         return sorted({i.venue for i in self._entries})
 

@@ -252,6 +252,8 @@ class BookService:
         venue = canonical_venue(venue) if venue else None
         if self.is_recorded or venue is None:
             try:
+                if self.market.discovered():  # every instrument known: no file I/O, no thread hop
+                    return self.market.resolve(symbol, venue, market_type)
                 return await asyncio.to_thread(self.market.resolve, symbol, venue, market_type)
             except (UnknownVenueError, UnknownSymbolError):
                 if self.is_recorded or self.engine is None:
@@ -285,7 +287,10 @@ class BookService:
         provenance. Raises ``BookNotReadyError`` (resyncing), ``UnknownSymbolError``,
         ``VenueUnreachableError`` (REST fallback failed; the breaker's state is in the message)."""
         if self.is_recorded:
-            view = await asyncio.to_thread(self.market.view, inst, max_levels)
+            if self.market.is_loaded(inst):  # a cached float view: no I/O, no thread hop
+                view = self.market.view(inst, max_levels)
+            else:  # the first question of a book loads its recording (file I/O): off the loop
+                view = await asyncio.to_thread(self.market.view, inst, max_levels)
             return Book(view, self._provenance(view, BookSource.RECORDING))
         store = self.market.store
         try:
