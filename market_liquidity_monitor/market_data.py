@@ -210,7 +210,7 @@ class MarketData:
             log.info("replaying recording %s (%d files)", group.name, len(group.files))
             clock = self._session_clocks.setdefault(session_of(group), ReplayClock())
             before = set(self.store.instruments())
-            rp = Replayer(self.store, self.registry, clock=clock)
+            rp = Replayer(self.store, self.registry, clock=clock, read_stats=self.read_stats)
             cb = None
             if self.progress is not None:
                 name, prog = group.name, self.progress

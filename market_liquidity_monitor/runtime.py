@@ -199,7 +199,7 @@ class RecordedIngest:
                     seen.add(inst)
                     store.set_clock(inst, clock)
 
-        rp = Replayer(store, self.market.registry, clock=clock)
+        rp = Replayer(store, self.market.registry, clock=clock, read_stats=self.market.read_stats)
         try:
             records = merge(*(g.records(self.market.read_stats) for g in groups))
             st = rp.run(records, on_record=on_record, speed=self.speed, stop_event=self.stop_event)

@@ -356,3 +356,9 @@ class StatusResponse(BaseModel):
         default=None,
         description="Cache: backend in use (redis/memory), configured, degraded (Redis down: memory), last_error",
     )
+    recordings: dict[str, Any] | None = Field(
+        default=None,
+        description="Recorded mode: corrupt_lines and rejected_updates over every recording read so far, "
+        "and files_with_problems [{file, corrupt_lines, unreadable, rejected_updates, examples}] "
+        "(a damaged file is skipped from the damage on, never fatal); null in live mode",
+    )

@@ -262,7 +262,13 @@ def compute_status(
         "websocket": websocket,
         "storage": storage,
         "cache": None if cache is None else _cache_state(cache),
+        "recordings": _recordings_state(market) if market.is_recorded else None,
     }
+
+
+def _recordings_state(market: Any) -> dict[str, Any]:
+    rs = market.read_stats
+    return {"corrupt_lines": rs.corrupt, "rejected_updates": rs.rejected, "files_with_problems": rs.report()}
 
 
 def _cache_state(cache: Any) -> dict[str, Any]:

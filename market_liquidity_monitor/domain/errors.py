@@ -69,6 +69,12 @@ class SequenceGapError(MLMError):
         super().__init__(f"Sequence gap: expected {expected}, got {got}. {detail}".strip())
 
 
+class BadUpdateError(MLMError, ValueError):
+    """A decoded book update or snapshot whose levels cannot be applied (a non-finite or malformed
+    price or size, a negative size, a level that is not ``[price, size]``). The book store has
+    already discarded the book and asked for a new snapshot when this is raised."""
+
+
 class BookNotReadyError(MLMError):
     """The book has no snapshot yet (still warming up or resyncing)."""
 
