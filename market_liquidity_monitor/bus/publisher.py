@@ -1,0 +1,231 @@
+"""The ingest side of the bus: a ``BookStore`` that publishes what it verified.
+
+``PublishingStore`` is the worker's book store (``mlm ingest --shard I/N``): every event still goes
+through ``BookStore.on_event`` (the venue's ``BookSync`` sequence rule, buffering, resync on a gap,
+checksum verification), and only then is the outcome published to the shard's stream
+(``bus.codec`` describes the messages):
+
+- a delta that was applied and left the book synced -> ``d`` (the venue's levels, as sent);
+- a venue snapshot that (re)built the book (buffered deltas replayed into it) -> ``s`` with a new
+  seq (a *reset* image of the whole book);
+- a book that lost sync (gap, failed checksum; also a live reconnect, found at the next tick) ->
+  ``x``;
+- every ``snapshot_interval_s``, a *checkpoint* ``s`` of every synced book (same seq), stored as
+  the book's latest image: a replica that starts, or missed messages, rebuilds from it;
+- every ``heartbeat_interval_s``, a heartbeat ``h`` with each book's clock.
+
+A flusher thread sends what accumulated as one pipelined batch (one round trip per batch, not per
+message); while a batch is in flight the next one accumulates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from market_liquidity_monitor.bus import codec
+from market_liquidity_monitor.bus.transport import Bus
+from market_liquidity_monitor.domain.events import L2Delta, L2Snapshot
+from market_liquidity_monitor.domain.instrument import InstrumentId
+from market_liquidity_monitor.ingest.store import BookStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PublishCounters:
+    deltas: int = 0
+    images: int = 0
+    checkpoints: int = 0
+    invalidations: int = 0
+    heartbeats: int = 0
+    batches: int = 0
+    publish_errors: int = 0
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+class PublishingStore(BookStore):
+    """A ``BookStore`` whose verified book changes go to ``bus`` as shard ``shard`` of ``count``.
+
+    ``start()`` registers the shard and starts the flusher and ticker threads; ``stop()`` flushes
+    and stops them. ``on_event`` is serialised by a lock (replay threads of several timelines may
+    share the store).
+    """
+
+    def __init__(
+        self,
+        adapter_for,
+        bus: Bus,
+        shard: int,
+        count: int,
+        *,
+        snapshot_interval_s: float = 5.0,
+        heartbeat_interval_s: float = 0.5,
+        max_batch: int = 1000,
+        **store_kw,
+    ):
+        super().__init__(adapter_for, **store_kw)
+        self.bus = bus
+        self.shard = shard
+        self.count = count
+        self.epoch = time.time_ns()
+        self.snapshot_interval_s = snapshot_interval_s
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.max_batch = max_batch
+        self.counters = PublishCounters()
+        self.lock = threading.RLock()
+        self._seq: dict[InstrumentId, int] = {}
+        self._synced: dict[InstrumentId, bool] = {}
+        self._snaps: dict[InstrumentId, int] = {}
+        self._pending: list[bytes] = []
+        self._pending_images: dict[str, bytes] = {}
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.bus.register_shard(self.shard, self.count, self.epoch)
+        for target, name in ((self._flush_loop, "mlm-bus-flush"), (self._tick_loop, "mlm-bus-tick")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout_s)
+        self._flush()
+
+    # ------------------------------------------------------------------ ingest path
+
+    def on_event(self, ev):
+        if not isinstance(ev, L2Delta | L2Snapshot):
+            return super().on_event(ev)
+        t_in = time.time_ns()
+        with self.lock:
+            e = self.entry(ev.instrument)
+            snaps_before = e.sync.counters.snapshots_applied
+            applied_before = e.sync.counters.deltas_applied
+            out = super().on_event(ev)
+            inst = ev.instrument
+            synced = e.book.quality.synced
+            if synced and e.sync.counters.snapshots_applied != snaps_before:
+                self._image(inst, e, t_in, new_seq=True)
+            elif synced and isinstance(ev, L2Delta) and e.sync.counters.deltas_applied != applied_before:
+                seq = self._seq[inst] = self._seq.get(inst, 0) + 1
+                nb, na = e.book.level_count()
+                self._emit(
+                    codec.dumps(
+                        [codec.DELTA, codec.inst_key(inst), self.epoch, seq, ev.bids, ev.asks,
+                         ev.ts_event, ev.ts_recv, t_in, nb, na]
+                    )
+                )  # fmt: skip
+                self.counters.deltas += 1
+            elif not synced and self._synced.get(inst):
+                self._invalid(inst, ev.ts_recv)
+            self._synced[inst] = synced
+            return out
+
+    def _image(self, inst: InstrumentId, e, t_in: int, *, new_seq: bool) -> bytes:
+        if new_seq:
+            self._seq[inst] = self._seq.get(inst, 0) + 1
+        bids, asks = codec.book_wire_levels(e.book)
+        key = codec.inst_key(inst)
+        msg = codec.dumps(
+            [codec.IMAGE, key, self.epoch, self._seq.get(inst, 0), bids, asks,
+             e.book.ts_event_ns, e.book.ts_recv_ns, t_in]
+        )  # fmt: skip
+        self._emit(msg, key)
+        if new_seq:
+            self.counters.images += 1
+        else:
+            self.counters.checkpoints += 1
+        self._synced[inst] = True
+        return msg
+
+    def _invalid(self, inst: InstrumentId, ts_recv: int | None) -> None:
+        seq = self._seq[inst] = self._seq.get(inst, 0) + 1
+        self._emit(codec.dumps([codec.INVALID, codec.inst_key(inst), self.epoch, seq, ts_recv]))
+        self.counters.invalidations += 1
+        self._synced[inst] = False
+
+    def _emit(self, msg: bytes, image_key: str | None = None) -> None:
+        with self._cond:
+            self._pending.append(msg)
+            if image_key is not None:
+                self._pending_images[image_key] = msg
+            self._cond.notify()
+
+    # ------------------------------------------------------------------ threads
+
+    def _flush(self) -> None:
+        with self._cond:
+            batch, images = self._pending[: self.max_batch], {}
+            del self._pending[: self.max_batch]
+            if self._pending_images:
+                ids = {id(m) for m in batch}
+                images = {k: m for k, m in self._pending_images.items() if id(m) in ids}
+                for k in images:
+                    del self._pending_images[k]
+        if not batch:
+            return
+        try:
+            self.bus.publish(self.shard, batch, images)
+            self.counters.batches += 1
+        except Exception as exc:  # the bus is down: count, keep ingesting (replicas resync later)
+            self.counters.publish_errors += 1
+            log.warning("bus publish of %d messages failed: %s", len(batch), exc)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._cond:
+                if not self._pending:
+                    self._cond.wait(0.1)
+            self._flush()
+
+    def _tick_loop(self) -> None:
+        next_checkpoint = time.monotonic() + self.snapshot_interval_s
+        while not self._stop.wait(self.heartbeat_interval_s):
+            try:
+                self.tick(checkpoint=time.monotonic() >= next_checkpoint)
+            except Exception:  # a tick must never kill the worker
+                log.exception("bus tick failed")
+            if time.monotonic() >= next_checkpoint:
+                next_checkpoint = time.monotonic() + self.snapshot_interval_s
+
+    def tick(self, *, checkpoint: bool = False) -> None:
+        """Publish lost-sync marks found since the last tick (books invalidated outside
+        ``on_event``), checkpoint images when ``checkpoint``, then a heartbeat."""
+        t_in = time.time_ns()
+        clocks = {}
+        with self.lock:
+            for inst in self.instruments():
+                e = self.entry(inst)
+                synced = e.book.quality.synced
+                if not synced and self._synced.get(inst):
+                    self._invalid(inst, e.book.ts_recv_ns)
+                elif synced and checkpoint:
+                    self._image(inst, e, t_in, new_seq=False)
+                clocks[codec.inst_key(inst)] = self.clock_of(inst).now_ns()
+        self._emit(codec.dumps([codec.HEARTBEAT, self.shard, self.epoch, t_in, clocks]))
+        self.counters.heartbeats += 1
+
+    def status(self) -> dict:
+        with self._cond:
+            backlog = len(self._pending)
+        return {
+            "shard": self.shard,
+            "count": self.count,
+            "epoch": self.epoch,
+            "books": len(self.instruments()),
+            "backlog": backlog,
+            **self.counters.as_dict(),
+        }
