@@ -102,7 +102,12 @@ class PublishingStore(BookStore):
             self._cond.notify_all()
         for t in self._threads:
             t.join(timeout_s)
-        self._flush()
+        self.flush()
+
+    def flush(self) -> None:
+        """Send everything pending now (batches of ``max_batch``), in this thread."""
+        while self._pending:
+            self._flush()
 
     # ------------------------------------------------------------------ ingest path
 
