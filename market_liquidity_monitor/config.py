@@ -142,6 +142,12 @@ class BusSettings(_Section):
     heartbeat_interval_s: float = Field(default=0.5, gt=0)
     # A replica marks a shard's books stale when no heartbeat came for this long.
     heartbeat_timeout_s: float = Field(default=3.0, gt=0)
+    # A worker publishes a metrics frame per book per this much book time (0 = none) to the
+    # metrics stream; storage consumers (`mlm consume`) write them as metrics rows.
+    metrics_interval_ms: int = Field(default=1_000, ge=0)
+    # A consumer takes over (XAUTOCLAIM) entries another consumer of its group read but did not
+    # acknowledge for this long (it died or hangs).
+    claim_idle_ms: int = Field(default=10_000, ge=1)
 
 
 class ObservabilitySettings(_Section):

@@ -74,6 +74,64 @@ def ingest_command(
         b.close()
 
 
+def consume_command(
+    bus: Annotated[
+        str | None, typer.Option("--bus", help="Bus URL: redis://host:port/db (default MLM_REDIS_URL).")
+    ] = None,
+    group: Annotated[
+        str, typer.Option("--group", help="Consumer group (one per kind of consumer).")
+    ] = "storage",
+    consumer: Annotated[
+        str,
+        typer.Option("--consumer", help="This member's name in the group (unique, stable across restarts)."),
+    ] = "storage-1",
+) -> None:
+    """Run one storage consumer: metrics frames from the bus into the database (consumer group)."""
+    import asyncio
+    import json
+    import sys
+
+    from market_liquidity_monitor.bus.consumer import MetricsConsumer
+    from market_liquidity_monitor.config import Settings
+    from market_liquidity_monitor.observability import configure_logging
+    from market_liquidity_monitor.storage import migrations
+    from market_liquidity_monitor.storage.db import Database
+    from market_liquidity_monitor.storage.writer import StorageWriter
+
+    settings = Settings()
+    url = bus or settings.redis_url
+    if not url or not url.startswith(("redis://", "rediss://", "unix://")):
+        raise typer.BadParameter("give --bus redis://host:port/db (or set MLM_REDIS_URL)", param_hint="--bus")
+    for name, value in (("--group", group), ("--consumer", consumer)):
+        if not value or len(value) > 64 or not value.replace("-", "").replace("_", "").isalnum():
+            raise typer.BadParameter(f"{value!r}: 1-64 letters, digits, '-' or '_'", param_hint=name)
+    configure_logging(settings)
+
+    async def main() -> dict:
+        await migrations.upgrade_async(settings.effective_database_url)
+        db = Database.from_settings(settings)
+        writer = StorageWriter.from_settings(settings, db)
+        c = MetricsConsumer(url, writer, prefix=settings.bus.prefix, group=group, consumer=consumer,
+                            claim_idle_ms=settings.bus.claim_idle_ms)  # fmt: skip
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await c.run(stop)
+        finally:
+            await c.close()
+            await db.dispose()
+        return {
+            "consumer": consumer,
+            "group": group,
+            **c.counters.as_dict(),
+            "writer": writer.stats().to_dict(),
+        }
+
+    sys.stdout.write(json.dumps(asyncio.run(main()), default=str) + "\n")
+
+
 def replica_market(settings, url: str):
     """A ``MarketData`` whose store a ``BookFollower`` keeps from the bus, and the follower
     (started). Raises ``ValueError`` for a bad URL."""
@@ -100,3 +158,4 @@ def replica_market(settings, url: str):
 
 def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest_command)
+    app.command("consume")(consume_command)

@@ -17,6 +17,12 @@ per-instrument bus ``seq`` that grows by one per book-changing message of that e
 - ``["h", shard, epoch, wall_ns, {key: now_ns}]``: heartbeat of a shard, with each book's clock
   ("now" on the worker: wall time live, the recording's time on replayed data).
 
+On the metrics stream (consumed by consumer groups, ``bus.consumer``):
+
+- ``["m", key, epoch, ts_ns, {name: value}]``: a metrics frame of one book at book time ``ts_ns``
+  (its receive time; one per ``bus.metrics_interval_ms`` of book time), stored as ``metrics`` rows
+  keyed by ``(venue, symbol, name, ts_ns)``: a frame written twice is one row.
+
 ``t_in_ns`` is the worker's wall time (``time.time_ns``) when the venue frame came in, for the
 end-to-end latency of ``benchmarks/bench_bus.py``.
 """
@@ -29,7 +35,7 @@ from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.scaling import POW10
 from market_liquidity_monitor.domain.instrument import InstrumentId
 
-DELTA, IMAGE, INVALID, HEARTBEAT = "d", "s", "x", "h"
+DELTA, IMAGE, INVALID, HEARTBEAT, METRICS = "d", "s", "x", "h", "m"
 
 dumps = orjson.dumps
 loads = orjson.loads

@@ -41,6 +41,7 @@ class PublishCounters:
     checkpoints: int = 0
     invalidations: int = 0
     heartbeats: int = 0
+    metrics_frames: int = 0
     batches: int = 0
     publish_errors: int = 0
 
@@ -66,6 +67,7 @@ class PublishingStore(BookStore):
         snapshot_interval_s: float = 5.0,
         heartbeat_interval_s: float = 0.5,
         max_batch: int = 1000,
+        metrics_interval_ms: int = 0,
         **store_kw,
     ):
         super().__init__(adapter_for, **store_kw)
@@ -76,6 +78,11 @@ class PublishingStore(BookStore):
         self.snapshot_interval_s = snapshot_interval_s
         self.heartbeat_interval_s = heartbeat_interval_s
         self.max_batch = max_batch
+        # Metrics frames (``bus.metrics``): one per book per ``metrics_interval_ms`` of book time
+        # (0 = none), on the bus's metrics stream, for the storage consumers.
+        self.metrics_interval_ns = metrics_interval_ms * 1_000_000
+        self._metrics_bucket: dict[InstrumentId, int] = {}
+        self._pending_metrics: list[bytes] = []
         self.counters = PublishCounters()
         self.lock = threading.RLock()
         self._seq: dict[InstrumentId, int] = {}
@@ -106,7 +113,7 @@ class PublishingStore(BookStore):
 
     def flush(self) -> None:
         """Send everything pending now (batches of ``max_batch``), in this thread."""
-        while self._pending:
+        while self._pending or self._pending_metrics:
             self._flush()
 
     # ------------------------------------------------------------------ ingest path
@@ -137,7 +144,26 @@ class PublishingStore(BookStore):
             elif not synced and self._synced.get(inst):
                 self._invalid(inst, ev.ts_recv)
             self._synced[inst] = synced
+            if synced and self.metrics_interval_ns:
+                self._maybe_metrics(inst, e)
             return out
+
+    def _maybe_metrics(self, inst: InstrumentId, e) -> None:
+        ts = e.book.ts_recv_ns
+        if ts is None:
+            return
+        bucket = ts // self.metrics_interval_ns
+        if self._metrics_bucket.get(inst) == bucket:
+            return
+        frame = metrics_frame(e.book, self._windows)
+        if frame is None:
+            return  # a side is empty: nothing to measure now (the next update tries again)
+        self._metrics_bucket[inst] = bucket
+        msg = codec.dumps([codec.METRICS, codec.inst_key(inst), self.epoch, ts, frame])
+        with self._cond:
+            self._pending_metrics.append(msg)
+            self._cond.notify()
+        self.counters.metrics_frames += 1
 
     def _image(self, inst: InstrumentId, e, t_in: int, *, new_seq: bool) -> bytes:
         if new_seq:
@@ -173,6 +199,7 @@ class PublishingStore(BookStore):
 
     def _flush(self) -> None:
         with self._cond:
+            metrics, self._pending_metrics = self._pending_metrics, []
             batch, images = self._pending[: self.max_batch], {}
             del self._pending[: self.max_batch]
             if self._pending_images:
@@ -180,9 +207,11 @@ class PublishingStore(BookStore):
                 images = {k: m for k, m in self._pending_images.items() if id(m) in ids}
                 for k in images:
                     del self._pending_images[k]
-        if not batch:
-            return
         try:
+            if metrics:
+                self.bus.append_metrics(metrics)
+            if not batch:
+                return
             self.bus.publish(self.shard, batch, images)
             self.counters.batches += 1
         except Exception as exc:  # the bus is down: count, keep ingesting (replicas resync later)
@@ -192,7 +221,7 @@ class PublishingStore(BookStore):
     def _flush_loop(self) -> None:
         while not self._stop.is_set():
             with self._cond:
-                if not self._pending:
+                if not self._pending and not self._pending_metrics:
                     self._cond.wait(0.1)
             self._flush()
 
@@ -234,3 +263,25 @@ class PublishingStore(BookStore):
             "backlog": backlog,
             **self.counters.as_dict(),
         }
+
+
+def metrics_frame(book, windows_bps) -> dict[str, float] | None:
+    """The liquidity metrics of one synced book, ``{name: value}``: ``mid_price``, ``spread_bps``,
+    ``microprice`` (``analytics.liquidity.top_of_book``) and, per depth window ``w`` bps,
+    ``depth_{w}bps_bid_notional`` / ``depth_{w}bps_ask_notional`` (quote units,
+    ``analytics.liquidity.depth_within_bps``). None when a side is empty."""
+    from market_liquidity_monitor.analytics.liquidity import depth_within_bps, top_of_book
+    from market_liquidity_monitor.domain.errors import MLMError
+
+    try:
+        view = book.view()
+        top = top_of_book(view)
+        out = {"mid_price": top.mid_price, "spread_bps": top.spread_bps, "microprice": top.microprice}
+        for w in windows_bps:
+            d = depth_within_bps(view, w)
+            name = f"depth_{w:g}bps"
+            out[f"{name}_bid_notional"] = d.bid_notional
+            out[f"{name}_ask_notional"] = d.ask_notional
+    except MLMError:
+        return None
+    return out

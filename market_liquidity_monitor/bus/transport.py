@@ -11,7 +11,8 @@ flusher, the replica's follower), never from the event loop:
   https://redis.io/docs/latest/commands/xadd/), the latest image of every book in a hash
   (``{prefix}:images:{i}``, value ``"<entry id> <message>"``), and the shards in a hash
   (``{prefix}:shards``: ``i -> {"count", "epoch", "started_ns"}``). Replicas read with ``XREAD
-  BLOCK`` from their last id per stream.
+  BLOCK`` from their last id per stream. Metrics frames go to ``{prefix}:metrics``, read by
+  consumer groups (``bus.consumer``).
 
 Stream entry ids are strings (``"1712345678901-0"`` in Redis, ``"7"`` in-process) compared only
 by the transport.
@@ -41,6 +42,9 @@ class Bus(Protocol):
     def latest_images(self, shard: int) -> dict[str, tuple[str, bytes]]:
         """``{book key: (entry id, image message)}`` of a shard."""
 
+    def append_metrics(self, messages: list[bytes]) -> None:
+        """Append metrics frames to the metrics stream (read by consumer groups)."""
+
     def read(self, positions: dict[int, str], block_ms: int, count: int) -> list[tuple[int, str, bytes]]:
         """Entries after ``positions[shard]`` (``"0"`` = from the oldest kept), in stream order per
         shard: ``[(shard, entry id, message), ...]``; waits up to ``block_ms`` for the first."""
@@ -57,7 +61,12 @@ class InProcessBus:
         self._next: dict[int, int] = {}
         self._images: dict[int, dict[str, tuple[str, bytes]]] = {}
         self._shards: dict[int, dict] = {}
+        self.metrics: deque[bytes] = deque(maxlen=maxlen)
         self._cond = threading.Condition()
+
+    def append_metrics(self, messages: list[bytes]) -> None:
+        with self._cond:
+            self.metrics.extend(messages)
 
     def register_shard(self, shard: int, count: int, epoch: int) -> None:
         with self._cond:
@@ -136,6 +145,16 @@ class RedisStreamsBus:
 
     def stream(self, shard: int) -> str:
         return f"{self.prefix}:shard:{shard}"
+
+    @property
+    def metrics_stream(self) -> str:
+        return f"{self.prefix}:metrics"
+
+    def append_metrics(self, messages: list[bytes]) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        for m in messages:
+            pipe.xadd(self.metrics_stream, {"m": m}, maxlen=self.maxlen, approximate=True)
+        pipe.execute()
 
     def _images_key(self, shard: int) -> str:
         return f"{self.prefix}:images:{shard}"

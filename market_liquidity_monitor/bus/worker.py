@@ -67,6 +67,7 @@ class ShardWorker:
             self.count,
             snapshot_interval_s=b.snapshot_interval_s,
             heartbeat_interval_s=b.heartbeat_interval_s,
+            metrics_interval_ms=b.metrics_interval_ms,
             windows_bps=self.settings.analytics.depth_windows_bps,
             stale_after_ms=self.settings.analytics.stale_after_ms,
             max_buffer=self.settings.ingest.max_buffered_deltas,
