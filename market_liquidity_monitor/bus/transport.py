@@ -53,12 +53,14 @@ class Bus(Protocol):
 
 
 class InProcessBus:
-    """Bounded in-memory streams with the ``Bus`` interface (thread-safe)."""
+    """Bounded in-memory streams with the ``Bus`` interface (thread-safe). Entry ids are
+    consecutive integers per shard; a stream longer than ``maxlen`` drops its oldest entries in
+    chunks (approximate trimming, like ``MAXLEN ~``)."""
 
     def __init__(self, maxlen: int = 100_000):
         self.maxlen = maxlen
-        self._streams: dict[int, deque[tuple[int, bytes]]] = {}
-        self._next: dict[int, int] = {}
+        self._streams: dict[int, list[bytes]] = {}
+        self._first: dict[int, int] = {}  # id of each stream's first kept entry
         self._images: dict[int, dict[str, tuple[str, bytes]]] = {}
         self._shards: dict[int, dict] = {}
         self.metrics: deque[bytes] = deque(maxlen=maxlen)
@@ -78,14 +80,15 @@ class InProcessBus:
 
     def publish(self, shard: int, messages: list[bytes], images: dict[str, bytes] | None = None) -> list[str]:
         with self._cond:
-            stream = self._streams.setdefault(shard, deque(maxlen=self.maxlen))
-            n = self._next.get(shard, 1)
-            ids = []
-            for m in messages:
-                stream.append((n, m))
-                ids.append(str(n))
-                n += 1
-            self._next[shard] = n
+            stream = self._streams.setdefault(shard, [])
+            first = self._first.setdefault(shard, 1)
+            n = first + len(stream)
+            ids = [str(n + i) for i in range(len(messages))]
+            stream.extend(messages)
+            excess = len(stream) - self.maxlen
+            if excess > self.maxlen // 10:
+                del stream[:excess]
+                self._first[shard] = first + excess
             if images:
                 by_msg = {id(m): i for m, i in zip(messages, ids, strict=True)}
                 store = self._images.setdefault(shard, {})
@@ -106,11 +109,10 @@ class InProcessBus:
                 stream = self._streams.get(shard)
                 if not stream:
                     continue
-                first = stream[0][0]
+                first = self._first[shard]
                 start = max(0, after + 1 - first)
-                for i in range(start, min(len(stream), start + count)):
-                    n, m = stream[i]
-                    out.append((shard, str(n), m))
+                for i, m in enumerate(stream[start : start + count], start):
+                    out.append((shard, str(first + i), m))
             return out
 
         with self._cond:
