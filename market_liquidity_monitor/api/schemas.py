@@ -356,3 +356,9 @@ class StatusResponse(BaseModel):
         default=None,
         description="Cache: backend in use (redis/memory), configured, degraded (Redis down: memory), last_error",
     )
+    bus: dict[str, Any] | None = Field(
+        default=None,
+        description="API replica (mlm serve --bus): messages, deltas_applied, images_applied, gaps, "
+        "invalidations, restarts, read_errors, shards_down and per shard its epoch, heartbeat_age_s, down, "
+        "books; null when the books are not from a bus",
+    )

@@ -131,6 +131,12 @@ def test_two_shards_two_replicas_equal_single_process_and_survive_a_worker_resta
     for name, c in clients.items():
         rows = status_books(c)
         assert {k: (rows[k]["gaps"], rows[k]["resyncs"]) for k in ref} == ref_quality, name
+        bus = c.get("/api/status").json()["bus"]
+        assert (bus["gaps"], bus["restarts"], bus["level_count_mismatches"]) == (0, 0, 0), name
+        assert [(s["shard"], s["down"], s["books"]) for s in bus["shards"]] == [
+            (0, False, 14),
+            (1, False, 13),
+        ]
 
     # Worker 1 dies (no goodbye): its venues are the 2nd and 4th of the sorted four.
     venues = sorted({v for v, _ in ref})
@@ -146,6 +152,7 @@ def test_two_shards_two_replicas_equal_single_process_and_survive_a_worker_resta
 
         rows = wait_for(stale_as_expected, 15, f"{name}: books of the dead worker stale, others fresh")
         assert all(not rows[k]["ok"] for k in ref if k[0] in dead)
+        assert [s["down"] for s in c.get("/api/status").json()["bus"]["shards"]] == [False, True]
 
     # Its restart replays again: the replicas discard the old books and resync from its images.
     procs.start(
@@ -163,3 +170,13 @@ def test_two_shards_two_replicas_equal_single_process_and_survive_a_worker_resta
         rows = status_books(c)
         assert all(rows[k]["resyncs"] == ref_quality[k][1] + 1 for k in ref if k[0] in dead), name
         assert all(rows[k]["resyncs"] == ref_quality[k][1] for k in ref if k[0] not in dead), name
+        assert c.get("/api/status").json()["bus"]["restarts"] == 13, name  # the dead shard's books
+
+    # A replica started now has seen nothing: it starts from the stored latest images.
+    late = free_port()
+    procs.start("replica2", "serve", "--bus", redis_url, "--port", str(late))
+    with httpx.Client(base_url=f"http://127.0.0.1:{late}", timeout=10) as c:
+        wait_for(lambda: c.get("/api/health").status_code == 200, 60, "replica2 to serve")
+        bad = wait_equal({"replica2": c}, ref, 30)
+        assert not bad, "\n".join(bad[:10])
+        assert c.get("/api/status").json()["bus"]["gaps"] == 0
