@@ -135,15 +135,14 @@ def consume_command(
 def replica_market(settings, url: str):
     """A ``MarketData`` whose store a ``BookFollower`` keeps from the bus, and the follower
     (started). Raises ``ValueError`` for a bad URL."""
-    from market_liquidity_monitor.bus.follower import BookFollower, bus_adapters
+    from market_liquidity_monitor.bus.follower import BookFollower, ReplicaStore, bus_adapters
     from market_liquidity_monitor.bus.transport import open_bus
-    from market_liquidity_monitor.ingest.store import BookStore
     from market_liquidity_monitor.market_data import MarketData
     from market_liquidity_monitor.venues.registry import AdapterRegistry
 
     bus = open_bus(url, prefix=settings.bus.prefix, maxlen=settings.bus.stream_maxlen)
     registry = AdapterRegistry()
-    store = BookStore(
+    store = ReplicaStore(
         bus_adapters(registry),
         windows_bps=settings.analytics.depth_windows_bps,
         stale_after_ms=settings.analytics.stale_after_ms,

@@ -17,6 +17,7 @@ restarted) discards that shard's books until the new worker's images resync them
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -76,6 +77,36 @@ def bus_adapters(registry):
     return get
 
 
+class ReplicaStore(BookStore):
+    """The replica's ``BookStore``: the follower thread writes it while API requests read it, so
+    every read that walks a book or the entries holds ``lock``, as does the follower for each
+    message it applies (a reader waits for at most one message)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.lock = threading.RLock()
+
+    def view(self, venue: str, symbol: str, max_levels: int | None = None):
+        with self.lock:
+            return super().view(venue, symbol, max_levels)
+
+    def quality(self, e):
+        with self.lock:
+            return super().quality(e)
+
+    def instruments(self):
+        with self.lock:
+            return super().instruments()
+
+    def venues(self):
+        with self.lock:
+            return super().venues()
+
+    def find(self, venue: str, symbol: str):
+        with self.lock:
+            return super().find(venue, symbol)
+
+
 class WorkerClock(Clock):
     """A book's clock on its worker as of the last heartbeat, plus wall time since it arrived."""
 
@@ -133,7 +164,7 @@ class BookFollower:
         store: BookStore,
         *,
         heartbeat_timeout_s: float = 3.0,
-        read_count: int = 5000,
+        read_count: int = 1000,
         block_ms: int = 200,
         on_applied=None,
     ):
@@ -151,7 +182,6 @@ class BookFollower:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_discover = 0.0
-        self.lock = threading.RLock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -187,10 +217,12 @@ class BookFollower:
             self._stop.wait(self.block_ms / 1000)
             return 0
         entries = self.bus.read(self.positions, self.block_ms, self.read_count)
-        with self.lock:
-            for shard, entry_id, msg in entries:
-                self.positions[shard] = entry_id
+        store_lock = getattr(self.store, "lock", None) or contextlib.nullcontext()
+        for shard, entry_id, msg in entries:
+            self.positions[shard] = entry_id
+            with store_lock:
                 self.apply(msg, shard)
+        with store_lock:
             self.check_heartbeats()
         return len(entries)
 
@@ -201,7 +233,8 @@ class BookFollower:
             if shard in self.positions:
                 continue
             images = self.bus.latest_images(shard)
-            with self.lock:
+            store_lock = getattr(self.store, "lock", None) or contextlib.nullcontext()
+            with store_lock:
                 self.shards.setdefault(shard, ShardState(shard))
                 start = None
                 for _key, (entry_id, msg) in sorted(images.items()):
@@ -328,22 +361,22 @@ class BookFollower:
     def status(self) -> dict:
         """Counters, and per shard: epoch, seconds since its last heartbeat, down, books."""
         now = time.monotonic()
-        with self.lock:
-            return {
-                **self.counters.as_dict(),
-                "shards": [
-                    {
-                        "shard": s.shard,
-                        "epoch": s.epoch,
-                        "heartbeat_age_s": None
-                        if s.last_heartbeat_mono is None
-                        else round(now - s.last_heartbeat_mono, 3),
-                        "down": s.down,
-                        "books": len(s.books),
-                    }
-                    for s in sorted(self.shards.values(), key=lambda s: s.shard)
-                ],
-            }
+        shards = sorted(list(self.shards.values()), key=lambda s: s.shard)  # list(): one atomic copy
+        return {
+            **self.counters.as_dict(),
+            "shards": [
+                {
+                    "shard": s.shard,
+                    "epoch": s.epoch,
+                    "heartbeat_age_s": None
+                    if s.last_heartbeat_mono is None
+                    else round(now - s.last_heartbeat_mono, 3),
+                    "down": s.down,
+                    "books": len(s.books),
+                }
+                for s in shards
+            ],
+        }
 
 
 def _id_lt(a: str, b: str) -> bool:

@@ -4,6 +4,8 @@ resyncs it (counted); Redis-free, on the recorded OKX capture (CRC32-checked boo
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,50 @@ def test_shards_split_venues_and_bad_shard_is_refused():
     for bad in ("2/2", "-1/2", "1", "a/b"):
         with pytest.raises(ValueError, match="I/N"):
             parse_shard(bad)
+
+
+def test_replica_books_can_be_read_while_the_follower_applies():
+    """API requests read the replica's store while the follower thread writes it: every read
+    (view, quality, listing) must see a whole message applied or not, never raise mid-update."""
+    import threading
+
+    from market_liquidity_monitor.bus.follower import ReplicaStore
+    from market_liquidity_monitor.domain.errors import BookNotReadyError
+
+    bus = InProcessBus()
+    reg = AdapterRegistry()
+    worker = PublishingStore(reg, bus, 0, 1, clock=ReplayClock())
+    bus.register_shard(0, 1, worker.epoch)
+    worker.start()
+    store = ReplicaStore(bus_adapters(AdapterRegistry()))
+    f = BookFollower(bus, store, block_ms=10)
+    stop = threading.Event()
+    threading.Thread(target=f.run, args=(stop,), daemon=True).start()
+    feed = threading.Thread(
+        target=lambda: [
+            Replayer(worker, reg).run(g.records(ReadStats())) for g in discover(DATA, venues=["okx"])
+        ]
+    )
+    feed.start()
+    reads = 0
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show, if any
+    try:
+        while feed.is_alive() or reads < 50:
+            for inst in store.instruments():
+                try:
+                    v = store.view(inst.venue, inst.symbol)
+                    assert len(v.bid_prices) == len(v.bid_sizes)
+                except BookNotReadyError:
+                    pass
+                store.quality(store.find(inst.venue, inst.symbol))
+                reads += 1
+    finally:
+        sys.setswitchinterval(switch)
+        feed.join()
+        worker.stop()
+        deadline = time.monotonic() + 10
+        while f.counters.deltas_applied < worker.counters.deltas and time.monotonic() < deadline:
+            stop.wait(0.05)
+        stop.set()
+    assert reads > 50 and f.counters.deltas_applied == worker.counters.deltas
