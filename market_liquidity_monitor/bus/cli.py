@@ -72,6 +72,12 @@ def ingest_command(
     finally:
         worker.stop()
         b.close()
+    import json
+    import sys
+
+    sys.stdout.write(
+        json.dumps({"venues": worker.venues, "replayed": worker.replayed, **worker.store.status()}) + "\n"
+    )
 
 
 def consume_command(

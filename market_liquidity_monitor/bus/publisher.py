@@ -96,9 +96,15 @@ class PublishingStore(BookStore):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
+    def start(self, *, tick_thread: bool = True) -> None:
+        """Register the shard; start the flusher thread and (``tick_thread``) the ticker thread.
+        Without it the caller runs ``tick_loop_async`` in the event loop that feeds the store (the
+        live runtime also changes books outside ``on_event``, in that loop)."""
         self.bus.register_shard(self.shard, self.count, self.epoch)
-        for target, name in ((self._flush_loop, "mlm-bus-flush"), (self._tick_loop, "mlm-bus-tick")):
+        loops = [(self._flush_loop, "mlm-bus-flush")]
+        if tick_thread:
+            loops.append((self._tick_loop, "mlm-bus-tick"))
+        for target, name in loops:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -233,6 +239,22 @@ class PublishingStore(BookStore):
             except Exception:  # a tick must never kill the worker
                 log.exception("bus tick failed")
             if time.monotonic() >= next_checkpoint:
+                next_checkpoint = time.monotonic() + self.snapshot_interval_s
+
+    async def tick_loop_async(self) -> None:
+        """``tick`` every ``heartbeat_interval_s`` (a checkpoint every ``snapshot_interval_s``) in
+        the running event loop, until ``stop()``."""
+        import asyncio
+
+        next_checkpoint = time.monotonic() + self.snapshot_interval_s
+        while not self._stop.is_set():
+            await asyncio.sleep(self.heartbeat_interval_s)
+            checkpoint = time.monotonic() >= next_checkpoint
+            try:
+                self.tick(checkpoint=checkpoint)
+            except Exception:
+                log.exception("bus tick failed")
+            if checkpoint:
                 next_checkpoint = time.monotonic() + self.snapshot_interval_s
 
     def tick(self, *, checkpoint: bool = False) -> None:

@@ -84,7 +84,9 @@ class ShardWorker:
         return [g for g in groups if g.venue in self.venues]
 
     def start(self) -> None:
-        self.store.start()
+        # Live, books also change outside on_event (reconnects) in the feed's event loop: the
+        # ticks run there too (run_live), not in a thread.
+        self.store.start(tick_thread=self.data_dir is not None)
         if self.data_dir is not None:
             self._start_replay()
 
@@ -139,12 +141,14 @@ class ShardWorker:
         for venue in self.venues:
             feed.add_feed(venue, feeds[venue])
         task = asyncio.create_task(feed.run())
+        ticks = asyncio.create_task(self.store.tick_loop_async())
         while not self.stop_event.is_set():
             await asyncio.sleep(0.2)
             if task.done():
                 break
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for t in (task, ticks):
+            t.cancel()
+        await asyncio.gather(task, ticks, return_exceptions=True)
 
     def stop(self) -> None:
         self.stop_event.set()
