@@ -5,7 +5,8 @@ API replicas (``mlm serve --bus``) that hold no ingest.
 Reference: the same captures replayed in this test through the single-process path (``Replayer``
 into one ``BookStore``). Every replica's book of every instrument, fetched over its REST API, must
 equal the reference level by level; killing a worker must make its books stale on both replicas
-(and only its books); restarting it must resync them to the reference again.
+(and only its books); restarting it must resync them to the reference again. The replicas start
+while (or after) the workers replay, so they begin from the stored latest images plus the stream.
 """
 
 from __future__ import annotations
@@ -71,7 +72,24 @@ def differences(ref, got) -> list[str]:
     return bad
 
 
+def settled(client: httpx.Client, ref) -> bool:
+    """Every reference book synced on the replica and nothing applied for 0.5 s (cheap: status)."""
+
+    def applied() -> int | None:
+        body = client.get("/api/status").json()
+        rows = {(b["venue"], b["symbol"]): b for b in body["books"] if "synced" in b}
+        if not all(k in rows and rows[k]["synced"] for k in ref):
+            return None
+        return body["bus"]["deltas_applied"] + body["bus"]["images_applied"]
+
+    before = applied()
+    time.sleep(0.5)
+    return before is not None and applied() == before
+
+
 def wait_equal(clients, ref, timeout_s: float) -> list[str]:
+    for name, c in clients.items():
+        wait_for(lambda c=c: settled(c, ref), timeout_s, f"{name} to settle")
     deadline = time.monotonic() + timeout_s
     while True:
         bad = []
@@ -82,7 +100,7 @@ def wait_equal(clients, ref, timeout_s: float) -> list[str]:
                 bad.append(f"{name}: {exc}")
         if not bad or time.monotonic() > deadline:
             return bad
-        time.sleep(0.5)
+        time.sleep(1.0)
 
 
 def status_books(client: httpx.Client) -> dict[tuple[str, str], dict]:
@@ -171,12 +189,3 @@ def test_two_shards_two_replicas_equal_single_process_and_survive_a_worker_resta
         assert all(rows[k]["resyncs"] == ref_quality[k][1] + 1 for k in ref if k[0] in dead), name
         assert all(rows[k]["resyncs"] == ref_quality[k][1] for k in ref if k[0] not in dead), name
         assert c.get("/api/status").json()["bus"]["restarts"] == 13, name  # the dead shard's books
-
-    # A replica started now has seen nothing: it starts from the stored latest images.
-    late = free_port()
-    procs.start("replica2", "serve", "--bus", redis_url, "--port", str(late))
-    with httpx.Client(base_url=f"http://127.0.0.1:{late}", timeout=10) as c:
-        wait_for(lambda: c.get("/api/health").status_code == 200, 60, "replica2 to serve")
-        bad = wait_equal({"replica2": c}, ref, 30)
-        assert not bad, "\n".join(bad[:10])
-        assert c.get("/api/status").json()["bus"]["gaps"] == 0
