@@ -131,6 +131,25 @@ class ApiSettings(_Section):
     watch_symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
 
 
+class BusSettings(_Section):
+    # Scale-out on Redis Streams (bus/, docs/scaleout.md). Key prefix of the streams and hashes;
+    # entries kept per shard stream (XADD MAXLEN ~, approximate trimming).
+    prefix: str = "mlm:bus"
+    stream_maxlen: int = Field(default=100_000, ge=100)
+    # A worker publishes a checkpoint image of every synced book this often (replicas that start
+    # or missed messages rebuild from it), and a heartbeat per shard this often.
+    snapshot_interval_s: float = Field(default=5.0, gt=0)
+    heartbeat_interval_s: float = Field(default=0.5, gt=0)
+    # A replica marks a shard's books stale when no heartbeat came for this long.
+    heartbeat_timeout_s: float = Field(default=3.0, gt=0)
+    # A worker publishes a metrics frame per book per this much book time (0 = none) to the
+    # metrics stream; storage consumers (`mlm consume`) write them as metrics rows.
+    metrics_interval_ms: int = Field(default=1_000, ge=0)
+    # A consumer takes over (XAUTOCLAIM) entries another consumer of its group read but did not
+    # acknowledge for this long (it died or hangs).
+    claim_idle_ms: int = Field(default=10_000, ge=1)
+
+
 class ObservabilitySettings(_Section):
     # Logfire (OpenTelemetry) token; unset = spans stay in the process, nothing is sent anywhere.
     logfire_token: SecretStr | None = None
@@ -181,6 +200,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     data_engine: DataEngineSettings = DataEngineSettings()
     api: ApiSettings = ApiSettings()
+    bus: BusSettings = BusSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     exchange: ExchangeSettings = ExchangeSettings()
 

@@ -80,6 +80,14 @@ def _feeds(app: FastAPI) -> list[dict[str, Any]] | None:
         return None
 
 
+def _with_bus(market: MarketData, status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` plus the bus follower's counters when this process is an API replica."""
+    follower = getattr(market, "bus_follower", None)
+    if follower is not None:
+        status["bus"] = follower.status()
+    return status
+
+
 def create_app(
     settings: Settings | None = None, market: MarketData | None = None, services: Services | None = None
 ) -> FastAPI:
@@ -106,15 +114,18 @@ def create_app(
         app.state.hub = hub
         app.state.storage = storage = StorageMonitor(settings, svc.candles)
         app.state.assistant = svc.assistant
-        app.state.status = lambda: compute_status(
-            readiness,
-            breakers=[h.to_dict() for h in engine.health()],
-            websocket=hub.stats(),
-            writer=_writer_stats(app),
-            feeds=_feeds(app),
-            rest_books=svc.books.rest_store,
-            storage=storage.snapshot(),
-            cache=engine.cache.status(),
+        app.state.status = lambda: _with_bus(
+            md,
+            compute_status(
+                readiness,
+                breakers=[h.to_dict() for h in engine.health()],
+                websocket=hub.stats(),
+                writer=_writer_stats(app),
+                feeds=_feeds(app),
+                rest_books=svc.books.rest_store,
+                storage=storage.snapshot(),
+                cache=engine.cache.status(),
+            ),
         )
         readiness.start()
         await hub.start()

@@ -362,3 +362,9 @@ class StatusResponse(BaseModel):
         "and files_with_problems [{file, corrupt_lines, unreadable, rejected_updates, examples}] "
         "(a damaged file is skipped from the damage on, never fatal); null in live mode",
     )
+    bus: dict[str, Any] | None = Field(
+        default=None,
+        description="API replica (mlm serve --bus): messages, deltas_applied, images_applied, gaps, "
+        "invalidations, restarts, read_errors, shards_down and per shard its epoch, heartbeat_age_s, down, "
+        "books; null when the books are not from a bus",
+    )

@@ -54,6 +54,9 @@ class BookEntry:
     trades: deque = field(default_factory=lambda: deque(maxlen=1000))
     messages: int = 0
     checksum_failed: bool = False
+    # The feed that keeps this book is known to be down (a bus replica whose worker stopped
+    # sending heartbeats, ``bus/follower.py``): the book is stale whatever its age says.
+    feed_down: bool = False
 
 
 class BookStore:
@@ -206,14 +209,15 @@ class BookStore:
 
     def refresh_stale(self, e: BookEntry, now_ns: int | None = None) -> bool:
         """Update the book's ``stale`` flag: stale = no book update (delta or snapshot applied)
-        for more than ``stale_after_ms`` before ``now_ns`` (default: the book's clock); tickers,
-        trades, heartbeats and pings do not count. A new stale episode is counted when the flag
+        for more than ``stale_after_ms`` before ``now_ns`` (default: the book's clock), or its
+        feed is known to be down (``BookEntry.feed_down``); tickers, trades, heartbeats and pings
+        do not count. A new stale episode is counted when the flag
         turns on. Returns the flag."""
         q = e.book.quality
         ts = e.book.ts_recv_ns
         if now_ns is None:
             now_ns = self.clock_of(e.instrument).now_ns()
-        stale = ts is not None and now_ns - ts > self.stale_after_ns
+        stale = (ts is not None and now_ns - ts > self.stale_after_ns) or e.feed_down
         if stale and not q.stale:
             q.stale_episodes += 1
         q.stale = stale
