@@ -39,13 +39,15 @@ def liquidity_verdict(answer: str, tool_calls: list[dict[str, Any]]) -> dict[str
     side = "ask" if result.get("side") == "buy" else "bid"
     size, notional = result.get("size"), result.get("notional_requested")
     asked = fmt_amount(size, cur.base_label) if is_number(size) else fmt_amount(notional, cur.quote_label)
-    where = f"the visible {side} side of {result.get('symbol')} on {result.get('venue')} (book {fmt_time(result.get('book_ts'))} UTC)"
+    where = f"The visible {side} side of {result.get('symbol')} on {result.get('venue')} (book {fmt_time(result.get('book_ts'))} UTC)"
     price = (
         f"a VWAP of {fmt_number(result.get('vwap'), 'price', cur.quote_label)}, "
         f"{fmt_number(result.get('slippage_bps'), 'bps')} from the mid"
     )
     if yes:
-        reason = f"{where} fills the whole {asked} order at {price}, over {result.get('levels_consumed')} price levels."
+        n = result.get("levels_consumed")
+        levels = f"{n} price level" + ("" if n == 1 else "s")
+        reason = f"{where} fills the whole {asked} order at {price}, over {levels}."
     else:
         filled = fmt_number(result.get("filled_size"), "size", cur.base_label)
         reason = (

@@ -57,7 +57,7 @@ def test_verdict_restates_yes_or_no_with_the_tools_figures(api_server):
     calls = [{"tool": "market_impact", "args": {}, "result": imp}]
     v = liquidity_verdict("Yes: the visible book can absorb it. Selling 10 ETH ...", calls)
     assert v is not None and v["yes"] is True
-    assert "bid side of ETH/USDT on binance" in v["reason"] and "10 ETH" in v["reason"]
+    assert v["reason"].startswith("The visible bid side of ETH/USDT on binance") and "10 ETH" in v["reason"]
     slip = re.search(r"([\d.]+) bps from the mid", v["reason"])
     assert slip and float(slip.group(1)) == pytest.approx(imp["slippage_bps"], abs=0.01)
     vwap = re.search(r"VWAP of ([\d,.]+) USDT", v["reason"])
