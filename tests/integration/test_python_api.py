@@ -230,3 +230,14 @@ def test_closed_monitor_refuses_and_package_import_stays_light(data_dir, tmp_pat
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_health_and_alerts_are_the_service_answers(example):
+    _, _, m = example
+    health = m.health("binance")
+    assert health == m.run(lambda s: s.health.venue_health("binance", None))
+    books = health.to_pandas()
+    assert len(books) == health.books_total and set(books.venue) == {"binance"}
+    assert int((books.warning.isna()).sum()) == health.healthy
+    rules = m.alerts()
+    assert rules.rules_total == len(rules.rules) == 0  # recordings keep rules in memory: none yet
