@@ -14,6 +14,7 @@ from market_liquidity_monitor.analytics.liquidity import Result
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import UnknownVenueError
 from market_liquidity_monitor.services.books import BookService, quality_warning
+from market_liquidity_monitor.services.tabular import Tabular
 
 __all__ = ["BookHealth", "HealthAnswer", "HealthService"]
 
@@ -44,7 +45,7 @@ class BookHealth(Result):
     sequence: int | None = None
 
 
-class HealthAnswer(Result):
+class HealthAnswer(Tabular, Result):
     """Every book held (of the venues asked about) and the REST circuit breakers.
 
     ``healthy``/``unhealthy``: books without / with a warning (stale, crossed, not synced, checksum

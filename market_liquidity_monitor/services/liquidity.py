@@ -32,6 +32,7 @@ from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.instrument import Side
 from market_liquidity_monitor.services.books import Book, BookProvenance, BookService, Unavailable
 from market_liquidity_monitor.services.fees import FeeService
+from market_liquidity_monitor.services.tabular import Tabular
 
 __all__ = [
     "REFERENCE_NOTIONAL_QUOTE",
@@ -54,7 +55,7 @@ REFERENCE_NOTIONAL_QUOTE = 10_000.0
 # ----------------------------------------------------------------------------- answers
 
 
-class OrderBookAnswer(OrderBookSummary):
+class OrderBookAnswer(Tabular, OrderBookSummary):
     """``analytics.OrderBookSummary`` of one book, its provenance, and (``levels`` > 0) the top
     ``levels`` per side as ``[[price, size], ...]`` best first (quote units, base units)."""
 
@@ -92,7 +93,7 @@ class CompareRow(VenueCost):
     book: BookProvenance
 
 
-class CompareAnswer(VenueComparison):
+class CompareAnswer(Tabular, VenueComparison):
     """``analytics.VenueComparison`` with provenance: each row's book and fee source, the venues
     that could not be compared (``unavailable``, with the reason) and a summary of the arbitrage
     checks. ``reference_order_defaulted``: no size was given, a ``REFERENCE_NOTIONAL_QUOTE`` order
@@ -115,7 +116,7 @@ class CompareAnswer(VenueComparison):
     book_ts_span_s: float
 
 
-class RouteAnswer(RoutingResult):
+class RouteAnswer(Tabular, RoutingResult):
     """``analytics.RoutingResult`` (simulation only; nothing is sent) with the books used, their
     provenance, the fee of each venue and its source, and the venues without a usable book."""
 
