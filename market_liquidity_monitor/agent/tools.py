@@ -18,6 +18,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from pydantic_ai import ModelRetry, RunContext
 
+from market_liquidity_monitor.agent.arguments import (
+    AlertComparison,
+    AlertDepthSide,
+    AlertMetricName,
+    ExecutionSchedule,
+    Timeframe,
+    TradeSide,
+)
 from market_liquidity_monitor.agent.retries import ArgumentProblems
 from market_liquidity_monitor.domain.errors import MLMError
 from market_liquidity_monitor.services.alerting import (
@@ -118,7 +126,7 @@ async def order_book(
 async def market_impact(
     ctx: RunContext[AgentDeps],
     symbol: str,
-    side: str | None = None,
+    side: TradeSide | None = None,
     size: float | None = None,
     notional: float | None = None,
     venue: str | None = None,
@@ -146,7 +154,7 @@ async def max_size_within_slippage(
     ctx: RunContext[AgentDeps],
     symbol: str,
     max_slippage_bps: float,
-    side: str | None = None,
+    side: TradeSide | None = None,
     venue: str | None = None,
 ) -> MaxSizeAnswer:
     """The largest market order whose VWAP slippage vs mid stays within a limit: size (base units),
@@ -165,7 +173,7 @@ async def max_size_within_slippage(
 async def compare_venues(
     ctx: RunContext[AgentDeps],
     symbol: str,
-    side: str | None = None,
+    side: TradeSide | None = None,
     size: float | None = None,
     notional: float | None = None,
     venues: list[str] | None = None,
@@ -196,7 +204,7 @@ async def compare_venues(
 async def route_order(
     ctx: RunContext[AgentDeps],
     symbol: str,
-    side: str | None = None,
+    side: TradeSide | None = None,
     size: float | None = None,
     notional: float | None = None,
     venues: list[str] | None = None,
@@ -226,13 +234,13 @@ async def route_order(
 async def backtest_execution(
     ctx: RunContext[AgentDeps],
     symbol: str,
-    side: str | None = None,
+    side: TradeSide | None = None,
     size: float | None = None,
     notional: float | None = None,
     lookback_days: float | None = None,
-    timeframe: str | None = None,
+    timeframe: Timeframe | None = None,
     venue: str | None = None,
-    schedule: str | None = None,
+    schedule: ExecutionSchedule | None = None,
     at: str | None = None,
 ) -> BacktestAnswer:
     """How one taker order would have performed over a past window: its fills on the modelled book,
@@ -262,7 +270,7 @@ async def pairs_stats(
     ctx: RunContext[AgentDeps],
     symbol_a: str,
     symbol_b: str,
-    timeframe: str | None = None,
+    timeframe: Timeframe | None = None,
     lookback_days: float | None = None,
     venue: str | None = None,
     size: float | None = None,
@@ -289,7 +297,7 @@ async def price_history(
     symbol: str,
     lookback_days: float | None = None,
     venue: str | None = None,
-    timeframe: str | None = None,
+    timeframe: Timeframe | None = None,
 ) -> PriceHistoryAnswer:
     """Price trend and realised volatility of one asset over a lookback window ending at the
     latest candle (the data's own end time on recorded data): return % first-to-last close, the
@@ -334,12 +342,12 @@ def _alert_answers(deps: AgentDeps):
 async def create_alert(
     ctx: RunContext[AgentDeps],
     symbol: str,
-    metric: str,
-    comparison: str,
+    metric: AlertMetricName,
+    comparison: AlertComparison,
     threshold: float,
     venue: str | None = None,
     window_bps: float | None = None,
-    side: str | None = None,
+    side: AlertDepthSide | None = None,
     lookback: int | None = None,
     period_s: float | None = None,
     cooldown_s: float | None = None,

@@ -1,0 +1,130 @@
+"""The tool schemas a model (and an MCP client) sees: closed sets are enums taken from the product's
+own enums, every argument is described, the instructions name the loaded venues and the defaults,
+and ``mlm mcp`` lists exactly these schemas (one list of tools)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from pydantic_ai import Tool
+
+from market_liquidity_monitor.agent.factory import data_instructions
+from market_liquidity_monitor.agent.tools import TOOLS, AgentDeps
+from market_liquidity_monitor.config import Settings
+
+# (tool, argument) -> the values the services accept, written out here (not read from the code).
+ENUMS = {
+    **{
+        (t, "side"): ["buy", "sell"]
+        for t in (
+            "market_impact",
+            "max_size_within_slippage",
+            "compare_venues",
+            "route_order",
+            "backtest_execution",
+        )
+    },
+    ("backtest_execution", "schedule"): ["arrival", "twap", "vwap"],
+    ("create_alert", "metric"): [
+        "mid_price",
+        "spread_bps",
+        "depth_notional",
+        "depth_size",
+        "imbalance",
+        "zscore",
+        "volume",
+        "volatility",
+    ],
+    ("create_alert", "comparison"): ["above", "below", "crosses_above", "crosses_below", "crosses"],
+    ("create_alert", "side"): ["both", "bid", "ask"],
+}
+TIMEFRAME_ARGS = {
+    ("backtest_execution", "timeframe"),
+    ("pairs_stats", "timeframe"),
+    ("price_history", "timeframe"),
+}
+UNIT_WORDS = ("bps", "base units", "quote units", "days", "seconds", "0..1", "observations", "metric's unit")
+
+
+def _schemas() -> dict[str, dict]:
+    return {d.name: d.parameters_json_schema for d in (Tool(fn).tool_def for fn in TOOLS)}
+
+
+def _variants(prop: dict) -> list[dict]:
+    return [v for v in prop.get("anyOf", [prop]) if v.get("type") != "null"]
+
+
+def test_closed_sets_are_enums_and_timeframes_a_pattern():
+    schemas = _schemas()
+    for (tool, arg), values in ENUMS.items():
+        (variant,) = _variants(schemas[tool]["properties"][arg])
+        assert (variant["type"], variant["enum"]) == ("string", values), (tool, arg)
+    for tool, arg in TIMEFRAME_ARGS:
+        (variant,) = _variants(schemas[tool]["properties"][arg])
+        assert variant["type"] == "string" and variant["pattern"], (tool, arg)
+    # no other free string where a closed set is meant
+    for tool, schema in schemas.items():
+        for arg in schema["properties"]:
+            if arg in ("side", "schedule", "metric", "comparison"):
+                assert (tool, arg) in ENUMS, (tool, arg)
+
+
+def test_every_argument_is_described_and_numbers_carry_units():
+    for tool, schema in _schemas().items():
+        for arg, prop in schema["properties"].items():
+            desc = prop.get("description", "")
+            assert len(desc) >= 10, f"{tool}.{arg} has no description"
+            assert "``" not in desc and "settings." not in desc, f"{tool}.{arg} names an internal: {desc}"
+            numeric = any(v.get("type") in ("number", "integer") for v in _variants(prop))
+            if numeric:
+                assert any(w in desc for w in UNIT_WORDS) or arg.endswith(("_bps", "_s", "_days")), (
+                    f"{tool}.{arg}: no unit in {desc!r}"
+                )
+
+
+def test_loose_values_map_to_the_enum_and_bad_ones_list_the_valid():
+    validator = Tool(TOOLS[1]).function_schema.validator  # market_impact
+    assert validator.validate_python({"symbol": "BTC", "side": "Long", "size": "5"})["side"] == "buy"
+    assert validator.validate_python({"symbol": "BTC", "side": "bid"})["side"] == "sell"
+    with pytest.raises(ValidationError, match="Input should be 'buy' or 'sell'"):
+        validator.validate_python({"symbol": "BTC", "side": "up"})
+    schedule = Tool(TOOLS[5]).function_schema.validator  # backtest_execution
+    assert schedule.validate_python({"symbol": "SOL", "schedule": "TWAP"})["schedule"] == "twap"
+    with pytest.raises(ValidationError, match="'arrival', 'twap' or 'vwap'"):
+        schedule.validate_python({"symbol": "SOL", "schedule": "iceberg"})
+    with pytest.raises(ValidationError, match="pattern"):
+        schedule.validate_python({"symbol": "SOL", "timeframe": "hourly"})
+
+
+def test_instructions_name_the_recorded_venues_and_the_defaults(data_dir):
+    from pydantic_ai import RunContext
+    from pydantic_ai.usage import RunUsage
+
+    from market_liquidity_monitor.services import Services
+
+    services = Services.build(Settings(data_dir=data_dir), persist_alerts=False)
+    text = data_instructions(RunContext(deps=AgentDeps(services), model=None, usage=RunUsage()))
+    # the venues of ../shared/data's recordings (its README, section 1), by ccxt id
+    venues = "binance, binancecoinm, binanceusdm, bitfinex, bitstamp, bybit, coinbase, gate, gemini, kraken, kucoin, okx"
+    assert f"venues (ccxt ids; use them as `venue`): {venues}." in text
+    assert "recorded books" in text
+    assert "venue binance" in text and "quote USDT" in text and "side buy" in text and "50 bps" in text
+    assert not services.market.store.instruments()  # listing the venues loaded nothing
+
+
+async def test_mcp_lists_the_same_schemas(data_dir):
+    from mcp import Client
+
+    from market_liquidity_monitor.mcp_server import build_server
+    from market_liquidity_monitor.services import Services
+
+    services = Services.build(Settings(data_dir=data_dir), persist_alerts=False)
+    async with Client(build_server(services)) as client:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        assert {n: t.input_schema for n, t in listed.items()} == _schemas()
+        bad = await client.call_tool("market_impact", {"symbol": "BTC", "side": "up", "size": "x"})
+    assert bad.is_error
+    text = bad.content[0].text
+    assert text.startswith("2 problems with the arguments of market_impact")
+    assert "side: Input should be 'buy' or 'sell' (got 'up')" in text and "size: " in text
+    await services.close()
