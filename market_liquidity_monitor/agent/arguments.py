@@ -1,53 +1,43 @@
 """Argument types of the tools (``agent/tools.py``) for a model's tool schema.
 
-Closed sets are ``Literal`` types (a JSON-schema ``enum`` the model sees) built from the product's
-own enums, so the schema and the services accept the same values (no second list):
+Closed sets are advertised as a JSON-schema ``enum`` (``WithJsonSchema``) built from the product's
+own enums, so the schema lists exactly the values the services accept:
 
-- ``TradeSide``: ``domain.instrument.Side`` (``buy``/``sell``). The aliases ``Side.parse`` accepts
-  (``long``/``ask`` -> buy, ``short``/``bid`` -> sell, any case) are mapped before the check, so a
-  loose model still gets its answer; anything else is refused with the valid values.
-- ``ExecutionSchedule``: ``analytics.backtest.Schedule``; ``AlertMetricName``, ``AlertComparison``,
-  ``AlertDepthSide``: ``analytics.alerts``' ``AlertMetric``, ``Comparison``, ``DepthSide``.
+- ``TradeSide``: ``domain.instrument.Side`` (``buy``/``sell``);
+- ``ExecutionSchedule``: ``analytics.backtest.Schedule``;
+- ``AlertMetricName``, ``AlertComparison``, ``AlertDepthSide``: ``analytics.alerts``'
+  ``AlertMetric``, ``Comparison``, ``DepthSide``;
 - ``Timeframe`` is open (each venue lists its own): a ``<n><unit>`` pattern, unit s, m, h, d, w or
-  M (month), as ``storage.timeframes`` parses it.
+  M (month), the form ``storage.timeframes`` parses.
+
+The schema is what the model is told; the check stays where it is, in the services
+(``Side.parse``, ``Schedule(...)``, ``AlertSpec``...): their messages name the valid values, the
+aliases they accept (``long``/``short``, any case) keep working, and a tool that gathers its
+argument problems (``agent/retries.py``) still reports a bad side together with a bad size and
+venue in one retry, instead of pydantic refusing the side alone first.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import WithJsonSchema
 
 from market_liquidity_monitor.analytics.alerts import AlertMetric, Comparison, DepthSide
 from market_liquidity_monitor.analytics.backtest import Schedule
-from market_liquidity_monitor.domain.errors import MLMError
 from market_liquidity_monitor.domain.instrument import Side
 
 
-def _literal(enum: Any) -> Any:
-    return Literal[tuple(m.value for m in enum)]  # type: ignore[valid-type]
+def _enum(enum: Any) -> Any:
+    return WithJsonSchema({"type": "string", "enum": [m.value for m in enum]})
 
 
-def _side_alias(value: Any) -> Any:
-    """``Side.parse``'s aliases to ``buy``/``sell``; anything else unchanged (the Literal refuses it)."""
-    if isinstance(value, str):
-        try:
-            return Side.parse(value).value
-        except MLMError:
-            return value
-    return value
-
-
-def _lower(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
-TradeSide = Annotated[_literal(Side), BeforeValidator(_side_alias)]
-ExecutionSchedule = Annotated[_literal(Schedule), BeforeValidator(_lower)]
-AlertMetricName = Annotated[_literal(AlertMetric), BeforeValidator(_lower)]
-AlertComparison = Annotated[_literal(Comparison), BeforeValidator(_lower)]
-AlertDepthSide = Annotated[_literal(DepthSide), BeforeValidator(_lower)]
-Timeframe = Annotated[str, Field(pattern=r"^[1-9][0-9]*[smhdwM]$")]
+TradeSide = Annotated[str, _enum(Side)]
+ExecutionSchedule = Annotated[str, _enum(Schedule)]
+AlertMetricName = Annotated[str, _enum(AlertMetric)]
+AlertComparison = Annotated[str, _enum(Comparison)]
+AlertDepthSide = Annotated[str, _enum(DepthSide)]
+Timeframe = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^[1-9][0-9]*[smhdwM]$"})]
 
 __all__ = [
     "AlertComparison",

@@ -4,8 +4,6 @@ and ``mlm mcp`` lists exactly these schemas (one list of tools)."""
 
 from __future__ import annotations
 
-import pytest
-from pydantic import ValidationError
 from pydantic_ai import Tool
 
 from market_liquidity_monitor.agent.factory import data_instructions
@@ -82,18 +80,17 @@ def test_every_argument_is_described_and_numbers_carry_units():
                 )
 
 
-def test_loose_values_map_to_the_enum_and_bad_ones_list_the_valid():
+def test_the_services_keep_the_check_and_its_aliases():
+    """The enum is what the model is told; the values are checked by the services (their messages
+    name the valid values), so loose values still work and a tool reports every problem at once."""
     validator = Tool(TOOLS[1]).function_schema.validator  # market_impact
-    assert validator.validate_python({"symbol": "BTC", "side": "Long", "size": "5"})["side"] == "buy"
-    assert validator.validate_python({"symbol": "BTC", "side": "bid"})["side"] == "sell"
-    with pytest.raises(ValidationError, match="Input should be 'buy' or 'sell'"):
-        validator.validate_python({"symbol": "BTC", "side": "up"})
-    schedule = Tool(TOOLS[5]).function_schema.validator  # backtest_execution
-    assert schedule.validate_python({"symbol": "SOL", "schedule": "TWAP"})["schedule"] == "twap"
-    with pytest.raises(ValidationError, match="'arrival', 'twap' or 'vwap'"):
-        schedule.validate_python({"symbol": "SOL", "schedule": "iceberg"})
-    with pytest.raises(ValidationError, match="pattern"):
-        schedule.validate_python({"symbol": "SOL", "timeframe": "hourly"})
+    assert validator.validate_python({"symbol": "BTC", "side": "Long", "size": "5"}) == {
+        "symbol": "BTC",
+        "side": "Long",
+        "size": 5.0,
+        "notional": None,
+        "venue": None,
+    }
 
 
 def test_instructions_name_the_recorded_venues_and_the_defaults(data_dir):
@@ -122,9 +119,20 @@ async def test_mcp_lists_the_same_schemas(data_dir):
     async with Client(build_server(services)) as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}
         assert {n: t.input_schema for n, t in listed.items()} == _schemas()
-        bad = await client.call_tool("market_impact", {"symbol": "BTC", "side": "up", "size": "x"})
+        bad = await client.call_tool(
+            "market_impact", {"symbol": "BTC", "side": "up", "size": -5, "venue": "nowhere"}
+        )
+        typed = await client.call_tool("market_impact", {"symbol": "BTC", "size": "x", "window": 1})
     assert bad.is_error
     text = bad.content[0].text
-    assert text.startswith("2 problems with the arguments of market_impact")
-    assert "side: Input should be 'buy' or 'sell' (got 'up')" in text and "size: " in text
+    assert text.startswith(
+        "3 problems with the arguments of market_impact (fix all of them in the next call):"
+    )
+    assert "side: Invalid side 'up': valid sides are 'buy' and 'sell'" in text
+    assert "size/notional: size must be a finite number > 0, got -5" in text
+    assert "Unknown venue 'nowhere'" in text and "Valid venues: binance, binancecoinm" in text
+    assert typed.is_error  # pydantic's errors, every field at once
+    assert typed.content[0].text.startswith("2 problems with the arguments of market_impact")
+    assert "size: Input should be a valid number" in typed.content[0].text
+    assert "window: Extra inputs are not permitted" in typed.content[0].text
     await services.close()
