@@ -356,3 +356,8 @@ class StatusResponse(BaseModel):
         default=None,
         description="Cache: backend in use (redis/memory), configured, degraded (Redis down: memory), last_error",
     )
+    model: dict[str, Any] | None = Field(
+        default=None,
+        description="The assistant's model: provider, configured_model, effective_model (offline when the "
+        "configured provider cannot be used), reason (why, e.g. no API key), fallback_model, base_url",
+    )
