@@ -143,7 +143,7 @@ class McpTools:
         await self._start()
         deps = AgentDeps(self.services)
         try:
-            result = await schema.call(args, self._context(deps, name))
+            await schema.call(args, self._context(deps, name))  # the model's view; the answer is logged
         except ModelRetry as exc:  # the tool's refusal: the service's message, naming what is valid
             return _error(exc.message)
         except MLMError as exc:  # raised outside a tool's own handling
@@ -151,7 +151,7 @@ class McpTools:
         except Exception as exc:  # a bug must not end the session: log it, tell the client
             log.exception("MCP tool %s failed", name)
             return _error(f"{name} failed: {type(exc).__name__}: {exc}")
-        data = result.model_dump(mode="json")
+        data = deps.tool_log[-1].result.model_dump(mode="json")  # the typed answer, in full
         return mcp_types.CallToolResult(
             content=[mcp_types.TextContent(type="text", text=json.dumps(data, ensure_ascii=False))],
             structured_content=data,

@@ -355,7 +355,9 @@ class Assistant:
                             "data": {
                                 "name": ev.part.tool_name,
                                 "ok": ev.part.outcome == "success",
-                                "summary": _result_summary(ev.part.content),
+                                "summary": _result_summary(
+                                    getattr(ev.part, "metadata", None) or ev.part.content
+                                ),
                                 "tool_call_id": ev.part.tool_call_id,
                             },
                         }

@@ -1,7 +1,8 @@
 """The assistant's tools: thin adapters over the service layer (``services``).
 
-Each tool passes its arguments to one service method and returns that method's typed answer
-unchanged (the same answer REST, the CLI and the MCP server return). Every call is logged in
+Each tool passes its arguments to one service method; that method's typed answer (the same answer
+REST, the CLI and the MCP server return) is logged unchanged and the model reads its compact view
+(``agent/compact.py``: internal counters and empty fields left out). Every call is logged in
 ``deps.tool_log`` (arguments, typed result or the refusal) so the answer can be checked against it
 (grounding). A bad argument or a question the data cannot answer raises ``ModelRetry`` with the
 service's message, which says what is valid; an LLM corrects itself from it and the offline model
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from pydantic_ai import ModelRetry, RunContext
+from pydantic_ai import ModelRetry, RunContext, ToolReturn
 
 from market_liquidity_monitor.agent.arguments import (
     AlertComparison,
@@ -26,6 +27,7 @@ from market_liquidity_monitor.agent.arguments import (
     Timeframe,
     TradeSide,
 )
+from market_liquidity_monitor.agent.compact import compact_result
 from market_liquidity_monitor.agent.retries import ArgumentProblems
 from market_liquidity_monitor.domain.errors import MLMError
 from market_liquidity_monitor.services.alerting import (
@@ -82,7 +84,9 @@ class AgentDeps:
 
 def _logged(fn):
     """Run a tool over the services: ``MLMError`` -> ``ModelRetry`` with its message, and every call
-    recorded in ``deps.tool_log`` (arguments bound from the signature, None left out)."""
+    recorded in ``deps.tool_log`` (arguments bound from the signature, None left out). The run gets
+    a ``ToolReturn``: the model's compact view of the answer (``compact_result``), the typed answer
+    as its ``metadata``."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
@@ -98,7 +102,9 @@ def _logged(fn):
             ctx.deps.tool_log.append(ToolCallRecord(fn.__name__, call_args, error=str(exc.message)))
             raise
         ctx.deps.tool_log.append(ToolCallRecord(fn.__name__, call_args, result=result))
-        return result
+        # The model reads the compact view; the typed answer rides along as metadata (not sent to
+        # a provider) for the offline model, and in full in the tool log (agent/compact.py).
+        return ToolReturn(return_value=compact_result(result), metadata=result)
 
     return wrapper
 

@@ -136,3 +136,46 @@ async def test_mcp_lists_the_same_schemas(data_dir):
     assert "size: Input should be a valid number" in typed.content[0].text
     assert "window: Extra inputs are not permitted" in typed.content[0].text
     await services.close()
+
+
+async def test_the_model_reads_a_compact_result_and_the_log_keeps_the_typed_answer(
+    monkeypatch, recorded_market
+):
+    """Over a loopback OpenAI-compatible server: the tool message on the wire leaves out internal
+    counters and empty fields; ``tool_calls`` (the API's / CLI's result) keeps the whole answer, and
+    every value the model read is the answer's own."""
+    from pydantic_ai import models
+
+    from market_liquidity_monitor.config import AgentSettings
+    from market_liquidity_monitor.testing.llm_server import LoopbackLLM, tool_then_answer
+    from tests.support import assistant_for
+
+    monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)  # requests go to 127.0.0.1 only
+    seen: list[dict] = []
+
+    def answer(results) -> str:
+        seen.append(results[0]["json"])
+        r = results[0]["json"]
+        return f"On {r['venue']} {r['symbol']} a 5 BTC buy fills at VWAP {r['vwap']}."
+
+    with LoopbackLLM() as llm:
+        llm.model = tool_then_answer(
+            "market_impact", {"symbol": "BTC", "side": "buy", "size": 5, "venue": "binance"}, answer
+        )
+        settings = Settings(agent=AgentSettings(model="openai:loopback", base_url=llm.base_url, api_key="k"))
+        r = await assistant_for(settings, recorded_market).ask("5 BTC market buy on binance?")
+    (wire,) = seen
+    full = r.tool_calls[0]["result"]
+    assert full["book_ts_ns"] and full["book"]["quality"]["sequence"] and "reason" in full
+    for gone in ("book_ts_ns", "reason", "notional_requested"):
+        assert gone not in wire  # internal, or None
+    assert "quality" not in wire["book"] and "book_ts_ns" not in wire["book"]
+    assert wire["book"]["quality_warning" if full["book"]["quality_warning"] else "integrity"]
+
+    def same(w, f):
+        if isinstance(w, dict):
+            return all(same(v, f[k]) for k, v in w.items())
+        return w == f
+
+    assert same(wire, full)  # nothing renamed or rounded
+    assert len(str(wire)) < 0.75 * len(str(full))
