@@ -57,6 +57,7 @@ INSTRUCTIONS = (
     "a tool error says which argument was wrong and what is valid."
 )
 HTTP_PATH = "/mcp"
+WRITING_TOOLS = frozenset({"create_alert"})
 
 
 class McpTools:
@@ -94,6 +95,10 @@ class McpTools:
                     description=d.description,
                     input_schema=d.parameters_json_schema,
                     output_schema=d.return_schema or None,
+                    # every tool reads, except create_alert, which adds a rule (nothing is deleted)
+                    annotations=mcp_types.ToolAnnotations(
+                        read_only_hint=d.name not in WRITING_TOOLS, destructive_hint=False
+                    ),
                 )
             )
         return out

@@ -214,6 +214,7 @@ async def test_stdio_lists_tools_and_answers_like_ask(processes, tmp_path):
 
     assert {t.name for t in tools} == ASSISTANT_TOOLS
     assert all(t.description and t.input_schema["type"] == "object" for t in tools)
+    assert [t.name for t in tools if not t.annotations.read_only_hint] == ["create_alert"]
     assert bad.is_error
     text = bad.content[0].text
     assert "size must be a finite number > 0, got -1.0" in text
