@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.cli import register as register_rest_replay_command
 from market_liquidity_monitor.ingest.cli import register as register_ingest_commands
+from market_liquidity_monitor.mcp_server import register as register_mcp_command
 from market_liquidity_monitor.runtime import register as register_up_command
 from market_liquidity_monitor.watch import register as register_watch_command
 
@@ -59,6 +60,7 @@ register_ingest_commands(app)  # `mlm record`, `mlm replay`
 register_up_command(app)  # `mlm up`
 register_watch_command(app)  # `mlm watch`
 register_rest_replay_command(app)  # `mlm rest-replay`
+register_mcp_command(app)  # `mlm mcp`
 
 
 def _register_bus() -> None:

@@ -235,11 +235,13 @@ class Assistant:
         """The assistant's model, for a status endpoint: ``configured_model`` (the setting),
         ``effective_model`` (what answers: ``"offline"`` when the configured provider cannot be
         used), ``reason`` (why they differ, else None), ``fallback_model`` (``"offline"`` when it
-        answers for a failing provider, else None) and ``base_url`` (credentials removed)."""
+        answers for a failing provider, else None), ``base_url`` (credentials removed) and
+        ``provider`` (of the configured model: ``openai``, ``anthropic``... or ``offline``)."""
         choice = self.model_choice
         if choice is None:
             name = getattr(self.agent.model, "model_name", None) or str(self.agent.model)
             return {
+                "provider": name.partition(":")[0] if ":" in name else name,
                 "configured_model": name,
                 "effective_model": name,
                 "reason": None,
@@ -247,6 +249,9 @@ class Assistant:
                 "base_url": None,
             }
         return {
+            "provider": choice.configured.partition(":")[0]
+            if ":" in choice.configured
+            else choice.configured,
             "configured_model": choice.configured,
             "effective_model": choice.effective,
             "reason": choice.reason,
@@ -357,7 +362,9 @@ class Assistant:
                                 "data": {
                                     "name": ev.part.tool_name,
                                     "ok": ev.part.outcome == "success",
-                                    "summary": _result_summary(ev.part.content),
+                                    "summary": _result_summary(
+                                        getattr(ev.part, "metadata", None) or ev.part.content
+                                    ),
                                     "tool_call_id": ev.part.tool_call_id,
                                 },
                             }

@@ -211,13 +211,14 @@ def create_app(
         )
 
     @app.get("/api/status", response_model=StatusResponse, tags=["status"])
-    def status(status: StatusDep) -> dict:
+    def status(status: StatusDep, assistant: AssistantDep) -> dict:
         """Readiness of the system: ``warming`` while the watched books (``api.watch_symbols`` on
         every venue of ``venues``) load or await their first snapshot, ``live`` once each is synced
         and fresh, ``degraded`` (with ``reasons``) when some are not. Also per-venue connection
         state, per-book quality, REST circuit breakers, storage-writer buffer use and the
-        WebSocket stream's client count and dropped frames."""
-        return status()
+        WebSocket stream's client count and dropped frames, and the assistant's model (``model``:
+        configured vs effective, and why a configured provider fell back to the offline model)."""
+        return {**status(), "model": assistant.model_status()}
 
     @app.post(
         "/api/chat",

@@ -368,3 +368,8 @@ class StatusResponse(BaseModel):
         "invalidations, restarts, read_errors, shards_down and per shard its epoch, heartbeat_age_s, down, "
         "books; null when the books are not from a bus",
     )
+    model: dict[str, Any] | None = Field(
+        default=None,
+        description="The assistant's model: provider, configured_model, effective_model (offline when the "
+        "configured provider cannot be used), reason (why, e.g. no API key), fallback_model, base_url",
+    )
