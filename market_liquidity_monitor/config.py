@@ -90,6 +90,10 @@ class DataEngineSettings(_Section):
     # asked with ccxt fetch_order_book, and how long one snapshot is reused before it is fetched again.
     rest_book_levels: int = 100
     rest_book_ttl_s: float = 2.0
+    # A venue answering 429: no request to it for its Retry-After, or this long when it sends none;
+    # never longer than rate_limit_max_hold_s (a bogus header does not silence a venue for hours).
+    rate_limit_hold_s: float = Field(default=5.0, ge=0)
+    rate_limit_max_hold_s: float = Field(default=300.0, ge=0)
     # ccxt.pro order books (data_engine/pro.py) for venues without a native WebSocket adapter:
     # on/off; venues allowed (empty = every ccxt.pro venue with watchOrderBook); books watched at
     # once; levels per side kept; seconds a first question waits for the first book (then REST);
