@@ -172,9 +172,7 @@ async def test_server_killed_then_restarted(polo: PoloniexServer, tmp_path: Path
 async def test_idle_book_stops_being_watched_and_close_ends_every_watch(
     polo: PoloniexServer, tmp_path: Path
 ) -> None:
-    services = Services.build(
-        pro_settings(polo.base_url, tmp_path, pro_idle_ttl_s=0.3), persist_alerts=False
-    )
+    services = Services.build(pro_settings(polo.base_url, tmp_path, pro_idle_ttl_s=0.3), persist_alerts=False)
     try:
         book = await services.books.book(POLO)
         assert book.provenance.source == "ccxt_pro"
@@ -214,3 +212,57 @@ async def test_native_venues_never_use_ccxt_pro(tmp_path: Path) -> None:
         assert not off.books.pro.supports("poloniex")
     finally:
         await off.close()
+
+
+async def test_health_and_api_status_show_each_watch(polo: PoloniexServer, tmp_path: Path) -> None:
+    import httpx
+
+    from market_liquidity_monitor.api.app import create_app
+
+    settings = pro_settings(polo.base_url, tmp_path)
+    services = Services.build(settings, persist_alerts=False)
+    app = create_app(settings, services=services)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://mlm.test") as client:
+                assert (await services.books.book(POLO)).provenance.source == "ccxt_pro"
+                health = await services.health.venue_health("poloniex")
+                (row,) = health.books
+                assert (row.venue, row.symbol, row.source, row.warning) == (
+                    "poloniex",
+                    "ETH/USDT",
+                    "ccxt_pro",
+                    None,
+                )
+                (w,) = health.ccxt_pro
+                assert w["state"] == "watching" and w["updates"] >= 1 and w["reconnects"] == 0
+                assert w["errors"] == 0 and 0 <= w["last_update_age_ms"] < 10_000
+
+                body = (await client.get("/api/status")).json()
+                (w,) = body["ccxt_pro"]
+                assert (w["venue"], w["symbol"], w["state"]) == ("poloniex", "ETH/USDT", "watching")
+                # the watched ETH/USDT (api.watch_symbols) is judged on its ccxt.pro book
+                (book,) = [b for b in body["books"] if (b["venue"], b["symbol"]) == ("poloniex", "ETH/USDT")]
+                assert book["watched"] is True
+                assert book["source"] == "ccxt_pro" and book["ok"] is True
+                (venue,) = [v for v in body["venues"] if v["venue"] == "poloniex"]
+                assert venue["connection"] == "ccxt_pro"
+
+                await polo.stop()
+
+                async def reconnecting():
+                    return [s for s in services.books.pro.status() if s.state == "reconnecting"]
+
+                await until(reconnecting, what="the drop")
+                body = (await client.get("/api/status")).json()
+                (w,) = body["ccxt_pro"]
+                assert (
+                    w["state"] == "reconnecting"
+                    and w["errors"] >= 1
+                    and "Connection closed" in w["last_error"]
+                )
+                (venue,) = [v for v in body["venues"] if v["venue"] == "poloniex"]
+                assert venue["connection"] != "ccxt_pro"
+    finally:
+        await services.close()
