@@ -266,3 +266,38 @@ async def test_health_and_api_status_show_each_watch(polo: PoloniexServer, tmp_p
                 assert venue["connection"] != "ccxt_pro"
     finally:
         await services.close()
+
+
+async def test_mlm_ask_answers_from_a_ccxt_pro_book(polo: PoloniexServer, tmp_path: Path) -> None:
+    """The command line as a user runs it: no --data, REST and WebSocket hosts pointed at the stand-in."""
+    import json
+    import os
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLM_", "OPENAI_", "ANTHROPIC_", "OPENROUTER_"))
+    }
+    env.update(
+        MLM_DATA_ENGINE__REST_BASE_URL=polo.base_url,
+        MLM_DATA_ENGINE__PRO_WS_BASE_URL=polo.base_url,
+        MLM_HOME_DIR=str(tmp_path),
+        MLM_VENUES='["poloniex"]',
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "market_liquidity_monitor.cli", "ask",
+        "How much slippage would a 40 ETH market buy cause on Poloniex?", "--json",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    payload = json.loads(out.decode().strip().splitlines()[-1])
+    (call,) = payload["tool_calls"]
+    r = call["result"]
+    assert call["tool"] == "market_impact" and r["venue"] == "poloniex"
+    assert r["book"]["source"] == "ccxt_pro" and r["book"]["verified"] is False
+    assert r["vwap"] == pytest.approx(float(walk_asks(sent_book(polo.sent), Decimal(40))), rel=1e-12)
+    assert r["levels_consumed"] >= 2
+    assert "ccxt_pro unverified" in payload["answer"]
+    assert polo.subscriptions == 1 and not polo._clients  # the process closed its connection
