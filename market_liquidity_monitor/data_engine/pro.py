@@ -53,7 +53,7 @@ from market_liquidity_monitor.venues.registry import ADAPTER_CLASSES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProBookStatus", "ProBookWatcher", "point_ws_at"]
+__all__ = ["ProBookStatus", "ProBookWatcher", "backoff_delay_s", "default_pro_factory", "point_ws_at"]
 
 
 def point_ws_at(exchange: Any, ws_urls: Any, base_url: str) -> None:
@@ -94,6 +94,15 @@ def default_pro_factory(settings: Settings) -> Callable[[str], Any]:
         return exchange
 
     return make
+
+
+def backoff_delay_s(attempt: int, initial_s: float, max_s: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait before reconnect ``attempt`` (0 = first retry): ``initial_s * 2**attempt``
+    capped at ``max_s``, then drawn uniformly from [delay/2, delay] ("equal jitter", AWS
+    Architecture Blog, "Exponential Backoff And Jitter", 2015) so watches that failed together do
+    not reconnect together."""
+    delay = min(max_s, initial_s * 2 ** min(attempt, 62))
+    return (rng or random).uniform(delay / 2, delay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +169,7 @@ class ProBookWatcher:
         self._reaper: asyncio.Task | None = None
         self._closed = False
         self._has_watch: dict[str, bool] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ which venues
     def supports(self, venue: str) -> bool:
@@ -185,6 +195,14 @@ class ProBookWatcher:
         """The latest ccxt.pro book of ``inst`` and None, or None and why there is none (not
         started within ``pro_first_book_timeout_s``, reconnecting after an error, too many books).
         Starts the watch on first use. Never raises for venue trouble."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (a new asyncio.run): the old tasks are gone
+            if self._loop is not None:
+                log.info("ccxt.pro: new event loop; dropping %d watches of the old one", len(self._watches))
+            self._watches.clear()
+            self._exchanges.clear()  # their sessions belong to the old loop
+            self._reaper = None
+            self._loop = loop
         w = self._watches.get(inst)
         if w is None:
             if len(self._watches) >= self._cfg.pro_max_books:
@@ -202,7 +220,11 @@ class ProBookWatcher:
         ob = w.book
         if ob is None:
             if w.last_error:
-                retry = "" if w.retry_at is None else f"; retrying in {max(0.0, w.retry_at - self._clock()):.1f} s"
+                retry = (
+                    ""
+                    if w.retry_at is None
+                    else f"; retrying in {max(0.0, w.retry_at - self._clock()):.1f} s"
+                )
                 return None, f"ccxt.pro {inst.venue} {inst.symbol}: {w.last_error}{retry}"
             return None, (
                 f"ccxt.pro {inst.venue} {inst.symbol}: no book within "
@@ -248,8 +270,9 @@ class ProBookWatcher:
                 w.book = None
                 w.errors += 1
                 w.last_error = _short(exc)
-                delay = min(self._cfg.pro_backoff_max_s, self._cfg.pro_backoff_initial_s * 2**w.attempt)
-                delay = random.uniform(delay / 2, delay)
+                delay = backoff_delay_s(
+                    w.attempt, self._cfg.pro_backoff_initial_s, self._cfg.pro_backoff_max_s
+                )
                 w.attempt += 1
                 w.retry_at = self._clock() + delay
                 w.first.set()  # a first caller waiting gets the reason now, not after the timeout
