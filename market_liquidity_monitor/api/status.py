@@ -236,6 +236,12 @@ def compute_status(
                 row = {"venue": inst.venue, "symbol": inst.symbol, "ok": False, "problem": str(exc)}
             row["watched"] = False
             books.append(row)
+    down = {(w["venue"], w["symbol"]): w for w in pro_watches or [] if w.get("state") != "watching"}
+    for b in books:  # a ccxt.pro book whose watch dropped is not served: say so, whatever its age
+        w = down.get((b["venue"], b["symbol"])) if b.get("source") == "ccxt_pro" else None
+        if w is not None and b.get("ok"):
+            b["ok"] = False
+            b["problem"] = f"ccxt.pro watch {w['state']}: {w.get('last_error') or 'no book yet'}"
     by_venue: dict[str, dict[str, Any]] = {}
     venues = list(dict.fromkeys([*readiness.settings.venues, *sorted({b["venue"] for b in books})]))
     for venue in venues:

@@ -98,18 +98,25 @@ class HealthService:
                     await self.books.load_all(v)
             else:
                 await self.books.load_all()
+        down = {(w["venue"], w["symbol"]): w for w in self.pro_watches() if w["state"] != "watching"}
         rows = []
         for inst in self.books.loaded():
             if asked and inst.venue not in asked:
                 continue
             q = self.books.quality(inst)
             known = {k: q[k] for k in BookHealth.model_fields if k in q}
+            source = str(self.books.source_of(inst))
+            warning = quality_warning(q)
+            w = down.get((inst.venue, inst.symbol)) if source == "ccxt_pro" else None
+            if w is not None:  # the watch dropped: its last book is not served, whatever its age
+                dropped = f"ccxt.pro watch {w['state']}: {w.get('last_error') or 'no book yet'}"
+                warning = f"{dropped}; {warning}" if warning else dropped
             rows.append(
                 BookHealth(
                     venue=inst.venue,
                     symbol=inst.symbol,
-                    source=str(self.books.source_of(inst)),
-                    warning=quality_warning(q),
+                    source=source,
+                    warning=warning,
                     **known,
                 )
             )

@@ -264,6 +264,11 @@ async def test_health_and_api_status_show_each_watch(polo: PoloniexServer, tmp_p
                 )
                 (venue,) = [v for v in body["venues"] if v["venue"] == "poloniex"]
                 assert venue["connection"] != "ccxt_pro"
+                # the held copy is not "ok" while its watch is down, however young it is
+                (book,) = [b for b in body["books"] if (b["venue"], b["symbol"]) == ("poloniex", "ETH/USDT")]
+                assert book["ok"] is False and "ccxt.pro watch reconnecting" in book["problem"]
+                (row,) = (await services.health.venue_health("poloniex")).books
+                assert row.source == "ccxt_pro" and row.warning.startswith("ccxt.pro watch reconnecting")
     finally:
         await services.close()
 
