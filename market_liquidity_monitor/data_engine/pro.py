@@ -143,6 +143,7 @@ class _Watch:
     last_error: str | None = None
     retry_at: float | None = None
     last_asked: float = 0.0
+    waiting: int = 0  # callers waiting for the first book (never reaped meanwhile)
     first: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -214,8 +215,12 @@ class ProBookWatcher:
             w.last_asked = self._clock()
             w.task = asyncio.create_task(self._run(w), name=f"ccxt.pro {inst}")
             self._ensure_reaper()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(w.first.wait(), self._cfg.pro_first_book_timeout_s)
+            w.waiting += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(w.first.wait(), self._cfg.pro_first_book_timeout_s)
+            finally:
+                w.waiting -= 1
         w.last_asked = self._clock()
         ob = w.book
         if ob is None:
@@ -294,7 +299,11 @@ class ProBookWatcher:
     async def reap_idle(self) -> list[InstrumentId]:
         """Stop watching books nobody asked for during ``pro_idle_ttl_s``; the ones stopped."""
         now = self._clock()
-        idle = [i for i, w in self._watches.items() if now - w.last_asked > self._cfg.pro_idle_ttl_s]
+        idle = [
+            i
+            for i, w in self._watches.items()
+            if not w.waiting and now - w.last_asked > self._cfg.pro_idle_ttl_s
+        ]
         for inst in idle:
             await self._stop(inst)
         return idle

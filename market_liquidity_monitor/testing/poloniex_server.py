@@ -101,6 +101,11 @@ class PoloniexServer:
         self._runner: web.AppRunner | None = None
 
     @property
+    def connections(self) -> int:
+        """WebSocket connections open right now."""
+        return sum(1 for ws in self._clients if not ws.closed)
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -231,7 +236,9 @@ class PoloniexServer:
                             json.dumps({"event": "error", "message": f"Invalid symbols value {symbols}"})
                         )
                         continue
-                    await ws.send_str(json.dumps({"event": "subscribe", "channel": "book_lv2", "symbols": symbols}))
+                    await ws.send_str(
+                        json.dumps({"event": "subscribe", "channel": "book_lv2", "symbols": symbols})
+                    )
                     top = self.top()
                     snap = self._message(
                         "snapshot",
@@ -244,7 +251,11 @@ class PoloniexServer:
                     self._subscribed.add(ws)
                 elif event == "unsubscribe":
                     self._subscribed.discard(ws)
-                    await ws.send_str(json.dumps({"event": "unsubscribe", "channel": "book_lv2", "symbols": msg.get("symbols")}))
+                    await ws.send_str(
+                        json.dumps(
+                            {"event": "unsubscribe", "channel": "book_lv2", "symbols": msg.get("symbols")}
+                        )
+                    )
         finally:
             self._clients.discard(ws)
             self._subscribed.discard(ws)
@@ -285,8 +296,15 @@ class PoloniexServer:
         if request.match_info["symbol"] != SYMBOL:
             return web.json_response({"code": 21603, "message": "Symbol does not exist"}, status=400)
         limit = int(request.query.get("limit", "10"))
-        flat = {k: [x for p, q in list(_top(self._book[k], k, limit).items()) for x in (p, q)] for k in self._book}
+        flat = {
+            k: [x for p, q in list(_top(self._book[k], k, limit).items()) for x in (p, q)] for k in self._book
+        }
         return web.json_response(
-            {"time": self._ts_ms, "scale": "-1", "asks": flat["asks"], "bids": flat["bids"], "ts": self._ts_ms}
+            {
+                "time": self._ts_ms,
+                "scale": "-1",
+                "asks": flat["asks"],
+                "bids": flat["bids"],
+                "ts": self._ts_ms,
+            }
         )
-

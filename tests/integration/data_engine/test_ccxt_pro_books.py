@@ -42,7 +42,7 @@ def pro_settings(base_url: str, home: Path, **de) -> Settings:
         "request_timeout_s": 3.0,
         "pro_backoff_initial_s": 0.05,
         "pro_backoff_max_s": 0.2,
-        "pro_first_book_timeout_s": 5.0,
+        "pro_first_book_timeout_s": 20.0,  # returns as soon as the book is there (slow shared CI)
         **de,
     }
     return Settings(home_dir=home, venues=("poloniex",), data_engine=DataEngineSettings(**cfg))
@@ -76,7 +76,7 @@ def walk_asks(book: dict[str, dict[Decimal, Decimal]], size: Decimal) -> Decimal
     raise AssertionError("book too thin for the reference walk")
 
 
-async def until(pred, timeout_s: float = 10.0, what: str = "condition"):
+async def until(pred, timeout_s: float = 20.0, what: str = "condition"):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = await pred()
@@ -179,9 +179,9 @@ async def test_idle_book_stops_being_watched_and_close_ends_every_watch(
         assert services.books.pro.watched() == [POLO]
 
         async def reaped():
-            return services.books.pro.watched() == [] and not polo._clients
+            return services.books.pro.watched() == [] and polo.connections == 0
 
-        await until(reaped, timeout_s=5.0, what="the idle book to be dropped")
+        await until(reaped, timeout_s=20.0, what="the idle book to be dropped")
         # asked again: watched again
         assert (await services.books.book(POLO)).provenance.source == "ccxt_pro"
         assert polo.subscriptions == 2
@@ -190,9 +190,9 @@ async def test_idle_book_stops_being_watched_and_close_ends_every_watch(
     assert services.books.pro.watched() == []
 
     async def disconnected():
-        return not polo._clients
+        return polo.connections == 0
 
-    await until(disconnected, timeout_s=5.0, what="close() to disconnect")
+    await until(disconnected, timeout_s=20.0, what="close() to disconnect")
 
 
 async def test_native_venues_never_use_ccxt_pro(tmp_path: Path) -> None:
@@ -305,4 +305,4 @@ async def test_mlm_ask_answers_from_a_ccxt_pro_book(polo: PoloniexServer, tmp_pa
     assert r["vwap"] == pytest.approx(float(walk_asks(sent_book(polo.sent), Decimal(40))), rel=1e-12)
     assert r["levels_consumed"] >= 2
     assert "ccxt_pro unverified" in payload["answer"]
-    assert polo.subscriptions == 1 and not polo._clients  # the process closed its connection
+    assert polo.subscriptions == 1 and polo.connections == 0  # the process closed its connection
