@@ -123,6 +123,8 @@ def create_app(
                 writer=_writer_stats(app),
                 feeds=_feeds(app),
                 rest_books=svc.books.rest_store,
+                pro_books=svc.books.pro_store,
+                pro_watches=svc.health.pro_watches(),
                 storage=storage.snapshot(),
                 cache=engine.cache.status(),
             ),

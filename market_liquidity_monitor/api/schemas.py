@@ -337,11 +337,17 @@ class StatusResponse(BaseModel):
         "rest/...), configured, books_ok, books_total, watched_total"
     )
     books: list[dict[str, Any]] = Field(
-        description="Every book held (watched ones first, watched=true): source (recording/ws/rest), ok, "
+        description="Every book held (watched ones first, watched=true): source (recording/ws/ccxt_pro/rest), ok, "
         "problem, book_ts, synced, stale, crossed, age_ms, resyncs, gaps, checksum_failures, messages"
     )
     books_total: int = Field(default=0, description="Books held right now (every source).")
     circuit_breakers: list[dict[str, Any]]
+    ccxt_pro: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="ccxt.pro watches (venues without a native adapter): venue, symbol, state "
+        "(starting/watching/reconnecting), last_update_age_ms, updates, reconnects, errors, last_error, "
+        "retry_in_s, idle_s",
+    )
     writer: dict[str, Any] | None = Field(
         description="Storage writer buffer use; null when no writer runs in this process"
     )
