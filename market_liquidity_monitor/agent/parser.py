@@ -37,20 +37,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+from market_liquidity_monitor.agent.capabilities import CAPABILITY_TOOLS, capability_args
+
 __all__ = ["CAPABILITIES", "ParsedQuery", "parse_query"]
 
-CAPABILITIES: Final[tuple[str, ...]] = (
-    "order_book",
-    "market_impact",
-    "compare_venues",
-    "route_order",
-    "backtest",
-    "pairs",
-    "alerts",
-    "health",
-    "history",
-    "refuse",
-)
+#: The capability vocabulary (``agent.capabilities``: one table for parser, planner and evaluation).
+CAPABILITIES: Final[tuple[str, ...]] = tuple(CAPABILITY_TOOLS)
 
 
 @dataclass(frozen=True)
@@ -263,8 +255,6 @@ _TIMEFRAME_ADJECTIVES: Final[dict[str, str]] = {
 def _allowed(capability: str) -> tuple[str, ...]:
     """Argument names ``capability``'s tools accept (their signatures; ``agent.capabilities``), plus
     ``venue`` where a tool takes ``venues`` (one named venue is passed as ``venue``)."""
-    from market_liquidity_monitor.agent.capabilities import capability_args
-
     args = capability_args(capability)
     return (*args, "venue") if "venues" in args and "venue" not in args else args
 
@@ -289,6 +279,13 @@ _MAX_SIZE_RE: Final = re.compile(
     r"|size\s+limit|capacity)\b[^.?!]{0,80}\b(?:within|under|below|less\s+than|without|before|keep(?:ing)?"
     r"|at\s+most|no\s+more\s+than|capped\s+at|limit(?:ed)?\s+to|max(?:imum)?\s+of)\b"
 )
+#: Wording that makes a bps figure a limit on the order's cost, not a depth window: with no order
+#: amount stated, "max 3 bps slippage", "at 20 bps of impact", "before the price moves 1%" ask for the
+#: largest size within it (``max_size_within_slippage``).
+_SLIPPAGE_LIMIT_RE: Final = re.compile(
+    r"\bslip+a?ge?\b|\bslip(?:s|ping)?\b|\bimpact\b|\bprice[\s-]+(?:move|moves|moving|impact)\b"
+    r"|\b(?:mov(?:e|es|ing)|push(?:es|ing)?|shift(?:s|ing)?)\s+(?:the\s+)?(?:price|market|mid|book)\b"
+)
 #: Perpetual/futures wording that turns "BTCUSDT" into the linear perp "BTC/USDT:USDT".
 _PERP_RE: Final = re.compile(r"\b(?:perps?|perpetuals?|swaps?|futures|usd-?m|linear)\b")
 #: How a backtested order is worked: spread evenly (TWAP) or with the volume (VWAP schedule).
@@ -298,7 +295,7 @@ _TWAP_SCHEDULE_RE: Final = re.compile(
     r"|\bevenly\b"
 )
 _VWAP_SCHEDULE_RE: Final = re.compile(
-    r"\bvwap\s+(?:schedule|algo|execution|strategy|order)\b|\bvolume[\s-]weighted\s+(?:schedule|execution|slices)\b"
+    r"\bvwap[\s-]+(?:schedule|algo|execution|strategy|order|style|slices|basis|profile|curve)\b|\bvwap'?d\b|\bvolume[\s-]weighted\s+(?:schedule|execution|slices)\b"
     r"|\bwith\s+(?:the\s+)?volume\b|\b(?:as\s+a|using\s+a|via\s+a|with\s+a)\s+vwap\b"
 )
 _INVERSE_RE: Final = re.compile(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
@@ -328,6 +325,44 @@ def _quantity(tag: str) -> str:
         rf"(?<![\w.,])(?P<{tag}num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?(?:e[+-]?\d{{1,4}})?|\.\d+)"
         rf"(?:(?P<{tag}mult>{mults})(?![a-z])|\s*(?P<{tag}multw>{words})\b)?"
     )
+
+
+#: Month names for written dates ("1 sep 2024", "Sept 1st, 2024").
+_MONTHS: Final[dict[str, int]] = {
+    name: n
+    for n, names in enumerate(
+        (("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",),
+         ("jun", "june"), ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"),
+         ("oct", "october"), ("nov", "november"), ("dec", "december")),
+        1,
+    )
+    for name in names
+}  # fmt: skip
+_CLOCK: Final = (
+    r"(?:(?:[t\s]|\s*,?\s*at\s+|\s+@\s*)(?P<hh>\d{1,2})(?::(?P<mm>\d{2})(?::(?P<ss>\d{2}))?)?"
+    r"(?:\.\d+)?\s*(?P<ampm>am|pm)?(?(mm)|(?(ampm)|(?=\s*(?:z|utc|gmt|h\b)))))?"
+    r"\s*(?:z\b|utc\b|gmt\b|\+00:?00)?"
+)
+#: A point in time: ISO dates with an optional clock ("2024-09-01 12:00 UTC", "2024-08-15T08:30Z")
+#: and written dates with a year ("1 sep 2024 14:00", "sept 1, 2024 at 2pm").
+_TIME_RES: Final[tuple[re.Pattern[str], ...]] = (
+    re.compile(r"(?<![\w.-])(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![0-9-])" + _CLOCK),
+    re.compile(
+        rf"(?<![\w.])(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<mon>{_alternation(_MONTHS)})\.?,?\s+(?P<y>\d{{4}})\b"
+        + _CLOCK
+    ),
+    re.compile(
+        rf"\b(?P<mon>{_alternation(_MONTHS)})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b"
+        + _CLOCK
+    ),
+)
+#: Words that leave venues out of a routing or comparison: "exclude okx and gate", "not on bybit".
+_EXCLUDE_CUE_RE: Final = re.compile(
+    r"\b(?:exclud(?:e|es|ed|ing)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
+    r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?))\b"
+)
+#: What may stand between an exclusion cue and its venues, or between two excluded venues.
+_EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
 
 
 _ALIAS_TO_TICKER: Final[dict[str, str]] = {
@@ -421,7 +456,9 @@ _BARE_NUMBER_RE: Final = re.compile(_quantity("q") + r"(?![\w.%])")
 
 #: Phrases that contain buy/sell but do not give an order side.
 _NOT_A_SIDE_RE: Final = re.compile(
-    r"\b(?:buy|sell|bid|ask|offer)s?[\s-]?(?:side|walls?|pressure)\b|\bsell[\s-]?offs?\b|\bbuy[\s-]?backs?\b"
+    r"\b(?:bid|ask|offer)s?[\s-]?(?:side|walls?|pressure)\b|\b(?:buy|sell)s?[\s-]?(?:walls?|pressure)\b"
+    r"|\b(?:buy|sell)[\s-]?side\s+(?:depth|liquidity|of|book|pressure|volume|orders|imbalance|flow|size)\b"
+    r"|\b(?:the|its|on\s+the)\s+(?:buy|sell)[\s-]?side\b(?!\s*(?:order|trade))|\bsell[\s-]?offs?\b|\bbuy[\s-]?backs?\b"
     r"|\bbuy(?:ing)?\s*(?:/|or|and|&)\s*sell(?:ing)?\b|\bsell(?:ing)?\s*(?:/|or|and|&)\s*buy(?:ing)?\b"
     r"|\bpump[\s-]?(?:and|&|n)[\s-]?dump\b"
 )
@@ -484,12 +521,22 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bsomething\s+(?:weird|odd|off|wrong|strange)", r"\bsuspicious", r"\bspoof", r"\bmanipulat",
         r"\bpump[\s-]?(?:and|&|n)[\s-]?dump", r"\bflash[\s-]?crash", r"\bdr(?:ied|y|ying)\s+up\b",
         r"\bliquidity\s+(?:drops?|crash|collapse|crisis|shocks?|holes?|gaps?|vanish\w*)\b",
+        # a liquidity word next to a word for its sudden loss, either order: "depth collapses",
+        # "did the book thin out", "liquidity evaporated", "sudden drop in depth"
+        r"\b(?:liquidity|liq|depth|book|bids?|asks?|offers?)\s+(?:\w+\s+)?(?:collaps\w*|crash\w*|crunch\w*"
+        r"|evaporat\w*|vanish\w*|disappear\w*|dr(?:ied|ying|y)\s+up|thin(?:ned|ning)?\s+out|gaps?|holes?)\b",
+        r"\b(?:collapse|crash|drop|plunge|evaporation|vanishing|disappearance|hole|gap)s?\s+in\s+(?:the\s+)?"
+        r"(?:\w+\s+)?(?:liquidity|depth|book)\b",
     ),
     "health": _any_of(
         r"circuit[\s-]?breakers?", r"\bbreakers?\b", r"\bcbs?\s+(?:open|trip)", r"\bstale\b",
         r"\b(?:dis)?connect(?:ed|ion|ions|ivity)?\b", r"\buptime\b", r"\bdowntime\b", r"\boutages?\b",
         r"\blatenc", r"\bheartbeats?\b", r"\bwebsockets?\b", r"\bfeeds?\b", r"\bstatus\b",
         r"\brate[\s-]?limit", r"\bhealth[\s-]?checks?\b", r"\bping\b(?!\s+me)",
+        # freshness of the data: "how old is the okx book", "last update from kraken", "is it lagging"
+        r"\bhow\s+(?:old|fresh|recent|up[\s-]?to[\s-]?date)\b", r"\bage\s+of\b", r"\bfresh(?:ness)?\b",
+        r"\b(?:last|latest|most\s+recent)\s+(?:\w+\s+){0,2}(?:updates?|messages?|ticks?|snapshots?)\b",
+        r"\blagg?(?:ing|ed|y)\b", r"\bdelayed\b", r"\bsynced?\b", r"\bsequence\s+gaps?\b", r"\bchecksums?\b",
     ),
     # Weak health words count only about venues, never about an asset ("is BTC down?").
     "health_weak": _any_of(
@@ -699,6 +746,10 @@ class _Extraction:
     inverse: bool = False
     #: how a backtested order is executed: "twap" / "vwap" when the question says so
     schedule: str | None = None
+    #: a point in time the question names ("at 2024-09-01 12:00 UTC"), ISO 8601 UTC
+    at: str | None = None
+    #: venues the question leaves out ("exclude okx", "leave out bybit", "not on gate")
+    exclude_venues: list[str] = field(default_factory=list)
 
     @property
     def symbol(self) -> str | None:
@@ -763,7 +814,8 @@ def _normalise(text: str) -> str:
         low = word.lower()
         if low in _FUZZY_STOPWORDS or low in _FUZZY_TARGETS:
             return word
-        close = difflib.get_close_matches(low, _FUZZY_TARGETS, n=1, cutoff=0.88)
+        # one edit in a 7+ letter word ("etherium", "bitcion") scores ~0.86; shorter words need 0.88
+        close = difflib.get_close_matches(low, _FUZZY_TARGETS, n=1, cutoff=0.85 if len(low) >= 7 else 0.88)
         return close[0] if close else word
 
     return re.sub(r"\b[A-Za-z]{5,}\b", repair, text)
@@ -831,6 +883,29 @@ def _extract_lookback(ex: _Extraction, work: str) -> str:
     for m in _YESTERDAY_RE.finditer(work):
         ex.lookback_days = ex.lookback_days or 1
         work = _mask(work, *m.span())
+    return work
+
+
+def _extract_time(ex: _Extraction, work: str) -> str:
+    """A point in time, as ISO 8601 UTC ``YYYY-MM-DDTHH:MM:SSZ`` (no clock: midnight; times are
+    UTC, the data's own zone). Read first, so no part of a date is taken for a size or a timeframe."""
+    for regex in _TIME_RES:
+        for m in regex.finditer(work):
+            month = (
+                int(m.group("m"))
+                if "m" in regex.groupindex and m.group("m")
+                else _MONTHS.get((m.groupdict().get("mon") or "").rstrip("."), 0)
+            )
+            hour, minute, second = (int(m.group(g) or 0) for g in ("hh", "mm", "ss"))
+            if m.group("ampm") == "pm" and hour < 12:
+                hour += 12
+            elif m.group("ampm") == "am" and hour == 12:
+                hour = 0
+            if not (1 <= month <= 12 and 1 <= int(m.group("d")) <= 31 and hour < 24 and minute < 60):
+                continue
+            if ex.at is None:
+                ex.at = f"{int(m.group('y')):04d}-{month:02d}-{int(m.group('d')):02d}T{hour:02d}:{minute:02d}:{second:02d}Z"
+            work = _mask(work, *m.span())
     return work
 
 
@@ -910,13 +985,22 @@ def _extract_more_sizes(ex: _Extraction, work: str) -> str:
 
 def _extract_venues(ex: _Extraction, work: str) -> str:
     """Venue ccxt ids in the order mentioned, and whether the question says "all venues"."""
+    cue_ends = [m.end() for m in _EXCLUDE_CUE_RE.finditer(work)]
+    excluding_from = -1  # where the text after an exclusion cue (or an excluded venue) resumes
     for m in _VENUE_RE.finditer(work):
         venue = _VENUE_ALIAS[re.sub(r"[\s_-]", "", m.group("venue"))]
         if m.group("venue") == "cb" and _CB_NOT_COINBASE_RE.match(work, m.end()):
             continue
-        if venue not in ex.venues:
+        starts = [e for e in cue_ends if e <= m.start()] + ([excluding_from] if excluding_from >= 0 else [])
+        resume = max(starts, default=-1)
+        if resume >= 0 and _EXCLUDE_GAP_RE.fullmatch(work, resume, m.start()):
+            if venue not in ex.exclude_venues:
+                ex.exclude_venues.append(venue)
+            excluding_from = m.end()
+        elif venue not in ex.venues:
             ex.venues.append(venue)
         work = _mask(work, *m.span())
+    ex.venues = [v for v in ex.venues if v not in ex.exclude_venues]
     ex.all_venues = bool(_ALL_VENUES_RE.search(work))
     return work
 
@@ -984,7 +1068,8 @@ def _extract(text: str) -> _Extraction:
     """Read every argument the question states; each span is masked once it is consumed."""
     low = _lower(text)
     ex = _Extraction(low=low, cues=frozenset(name for name, rx in _CUES.items() if rx.search(low)))
-    work = _extract_timeframe(ex, low)
+    work = _extract_time(ex, low)
+    work = _extract_timeframe(ex, work)
     work = _extract_lookback(ex, work)
     work = _extract_bps(ex, work)
     work = _extract_money(ex, work)
@@ -1003,7 +1088,14 @@ def _extract(text: str) -> _Extraction:
         ex.schedule = "vwap"
     elif _TWAP_SCHEDULE_RE.search(low):
         ex.schedule = "twap"
-    if ex.window_bps is not None and _MAX_SIZE_RE.search(low):
+    if ex.window_bps is not None and (
+        _MAX_SIZE_RE.search(low)
+        or (
+            not ex.has_quantity
+            and _SLIPPAGE_LIMIT_RE.search(low)
+            and not ex.has("compare", "route", "across_venues", "alerts", "backtest")
+        )
+    ):
         ex.max_slippage_bps, ex.window_bps = ex.window_bps, None
     if (m := _BARE_NUMBER_RE.search(work)) is not None:
         ex.bare_number = _quantity_value(m)
@@ -1086,6 +1178,11 @@ def _classify(ex: _Extraction) -> _Match | None:
         ex.has("definitional")
         and not ex.has_quantity
         and not ex.venues
+        and ex.lookback_days is None
+        and ex.lookback_hours is None
+        and ex.window_bps is None
+        and ex.timeframe is None
+        and ex.at is None
         and not any(r.cue(ex) for r in _RULES)
     ):
         return None  # "what is bitcoin?" is general knowledge, not a liquidity question
@@ -1161,6 +1258,10 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
         "timeframe": ex.timeframe,
         "symbol_a": legs[0] if legs else None,
         "symbol_b": legs[1] if len(legs) > 1 else None,
+        "exclude_venues": list(ex.exclude_venues) or None,
+        # one stated time, passed as whichever time argument the capability's tools take
+        "at": ex.at,
+        "as_of": ex.at,
     }
     return _filter(capability, candidates)
 
@@ -1218,9 +1319,11 @@ def _alert_spec(ex: _Extraction) -> dict[str, Any]:
         return {"alert_action": "recent"}
     out: dict[str, Any] = {"alert_action": "create"}
     metric = next((m for m, rx in _ALERT_METRICS if rx.search(low)), None)
+    above, below = _ALERT_ABOVE_RE.search(low), _ALERT_BELOW_RE.search(low)
+    if metric is None and (above or below) and (ex.bare_number is not None or ex.notional is not None):
+        metric = "mid_price"  # "ping me when ETH drops below 2500": a level of the asset is its price
     if metric is not None:
         out["metric"] = metric
-    above, below = _ALERT_ABOVE_RE.search(low), _ALERT_BELOW_RE.search(low)
     if above and below:
         out["comparison"] = "above" if above.start() < below.start() else "below"
     elif above or below:
