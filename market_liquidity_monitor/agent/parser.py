@@ -339,13 +339,20 @@ _MONTHS: Final[dict[str, int]] = {
     for name in names
 }  # fmt: skip
 _CLOCK: Final = (
-    r"(?:(?:[t\s]|\s*,?\s*at\s+|\s+@\s*)(?P<hh>\d{1,2})(?::(?P<mm>\d{2})(?::(?P<ss>\d{2}))?)?"
-    r"(?:\.\d+)?\s*(?P<ampm>am|pm)?(?(mm)|(?(ampm)|(?=\s*(?:z|utc|gmt|h\b)))))?"
+    r"(?:(?:[t\s]|\s*,?\s*at\s+|\s+@\s*)(?:(?P<cw>noon|midnight)|(?P<hh>\d{1,2})(?::(?P<mm>\d{2})"
+    r"(?::(?P<ss>\d{2}))?)?(?:\.\d+)?\s*(?P<ampm>am|pm)?(?(mm)|(?(ampm)|(?=\s*(?:z|utc|gmt|h\b))))))?"
     r"\s*(?:z\b|utc\b|gmt\b|\+00:?00)?"
+)
+#: A clock written before its date: "at 14:00 on 2024-09-01", "noon on 2024-09-02" (minutes, am/pm
+#: or noon/midnight required, so "buy 5 on 2024-09-01" keeps its size).
+_CLOCK_FIRST: Final = (
+    r"(?:\bat\s+)?(?:\b(?P<cw>noon|midnight)|(?<![\w.,])(?P<hh>\d{1,2})(?::(?P<mm>\d{2})(?::(?P<ss>\d{2}))?)?"
+    r"\s*(?P<ampm>am|pm)?(?(mm)|(?(ampm)|(?!))))\s*(?:z\b|utc\b|gmt\b)?\s*,?\s*(?:on\s+)?"
 )
 #: A point in time: ISO dates with an optional clock ("2024-09-01 12:00 UTC", "2024-08-15T08:30Z")
 #: and written dates with a year ("1 sep 2024 14:00", "sept 1, 2024 at 2pm").
 _TIME_RES: Final[tuple[re.Pattern[str], ...]] = (
+    re.compile(_CLOCK_FIRST + r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![0-9-])"),
     re.compile(r"(?<![\w.-])(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![0-9-])" + _CLOCK),
     re.compile(
         rf"(?<![\w.])(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<mon>{_alternation(_MONTHS)})\.?,?\s+(?P<y>\d{{4}})\b"
@@ -445,6 +452,9 @@ _SIZE_WORDS_RE: Final = re.compile(
     rf"\b(?:(?P<small>{_alternation(w for w in _NUMBER_WORDS if w not in ('a', 'an', 'hundred'))})\s+)?"
     rf"(?P<scale>hundred|thousand|million)?\s*(?=(?:{_ASSET_ALT})(?![a-z0-9]))"
 )
+_FRACTION_SIZE_RE: Final = re.compile(
+    rf"\b(?:(?P<half>half)|(?P<quarter>(?:a\s+)?quarter))\s+(?:of\s+)?an?\s+(?=(?:{_ASSET_ALT})(?![a-z0-9]))"
+)
 _SIZE_UNITS_RE: Final = re.compile(_quantity("q") + r"\s*(?:coins?|tokens?|units?|contracts?|lots?)\b")
 _SIZE_KEYWORD_RE: Final = re.compile(
     r"\b(?:size|qty|quantity|amount)\s*(?:of|=|:|is)?\s*(?:-\s?)?" + _quantity("q")
@@ -536,7 +546,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         # freshness of the data: "how old is the okx book", "last update from kraken", "is it lagging"
         r"\bhow\s+(?:old|fresh|recent|up[\s-]?to[\s-]?date)\b", r"\bage\s+of\b", r"\bfresh(?:ness)?\b",
         r"\b(?:last|latest|most\s+recent)\s+(?:\w+\s+){0,2}(?:updates?|messages?|ticks?|snapshots?)\b",
-        r"\blagg?(?:ing|ed|y)\b", r"\bdelayed\b", r"\bsynced?\b", r"\bsequence\s+gaps?\b", r"\bchecksums?\b",
+        r"\bcrossed\b", r"\bresync", r"\blagg?(?:ing|ed|y)\b", r"\bdelayed\b", r"\bsynced?\b", r"\bsequence\s+gaps?\b", r"\bchecksums?\b",
     ),
     # Weak health words count only about venues, never about an asset ("is BTC down?").
     "health_weak": _any_of(
@@ -548,14 +558,14 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"hedge[\s-]?ratio", r"\bz[\s-]?scores?\b", r"\bzscores?\b", r"cointegrat", r"\badf\b", r"dickey",
         r"stationar", r"correlat", r"\bcovarian", r"\bbeta\b", r"\bhalf[\s-]?life\b", r"\bpairs?[\s-]?trad",
         r"\bpairs?\s+(?:analysis|stats|statistics)\b", r"\bstat(?:istical)?[\s-]?arb", r"mean[\s-]?revert",
-        r"mean[\s-]?reversion", r"\bspread\s+trad",
+        r"mean[\s-]?reversion", r"\bspread\s+trad", r"\bengle\b", r"\bgranger\b", r"\bjohansen\b",
     ),
     # Weak pairs words need two assets and a joining word: "spread between BTC and ETH".
     "pairs_weak": _any_of(
         r"\bspre+a?ds?\b", r"\bratio\b", r"\brelative\b", r"\brelationship\b", r"\bco[\s-]?move",
-        r"\bmove\s+together\b", r"\btrack\s+each\s+other\b", r"\bdivergen", r"\bdecoupl",
+        r"\bmove\s+together\b", r"\btrack\s+each\s+other\b", r"\bdivergen", r"\bdecoupl", r"\bhedg(?:e|es|ed|ing)\b",
     ),
-    "pairs_joint": _any_of(r"\b(?:between|vs\.?|versus|against|relative|from|with)\b"),
+    "pairs_joint": _any_of(r"\b(?:between|vs\.?|versus|against|relative|from|with|to\s+hedge|hedg\w*)\b"),
     "backtest": _any_of(
         r"back[\s-]?test", r"\bhistorically\b", r"\bif\s+i\s+(?:had|'d)\b", r"\bin\s+hindsight\b", r"\breplay",
         r"\bhistorical\s+(?:slippage|costs?|execution|impact|fills?|performance)",
@@ -576,6 +586,9 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\b(?:on|over|to)\s+(?:all|multiple|several)\s+(?:the\s+)?(?:venues|exchanges)\b",
     ),
     "compare": _any_of(
+        r"\bwho(?:'s|\s+has|\s+have|\s+offers?|\s+gives?|\s+is)\b[^.?!]{0,25}\b(?:best|cheapest|deepest|tightest"
+        r"|lowest|highest|most\s+liquid)\b",
+        r"\bbest\s+(?:price|bid|ask|offer|quote|fill|rate)s?\b[^.?!]{0,30}\b(?:anywhere|across|among|any\s+venue)",
         r"\bcompar", r"\bwhich\s+(?:venue|exchange|market|platform|place|one|book|cex)s?\b",
         r"\bwhere(?:'s)?\b", r"\bbest\s+(?:venue|exchange|place|market|platform|book|cex)s?\b",
         r"\bcheapest\b", r"\barbitrage", r"\barbs?\b", r"\brank",
@@ -767,6 +780,16 @@ class _Extraction:
         for _, unified, base, quote in self.mentions:
             parts = [base, quote] if quote in _CRYPTO_QUOTES else [unified]
             legs.extend(p for p in parts if p not in legs)
+        # "how many BTC to hedge 100 ETH", "hedge my SOL with ETH": the hedged asset is the dependent leg
+        hedged = re.search(
+            r"\bhedg(?:e|es|ed|ing)\s+(?:my\s+|a\s+|the\s+|an?\s+)?(?:[\d.,]+\s*[kmb]?\s*)?\$?(?P<a>[a-z]+)",
+            self.low,
+        )
+        if hedged and len(legs) >= 2:
+            target = _ALIAS_TO_TICKER.get(hedged.group("a"))
+            if target in legs and legs[0] != target:
+                legs.remove(target)
+                legs.insert(0, target)
         return legs
 
     @property
@@ -897,6 +920,8 @@ def _extract_time(ex: _Extraction, work: str) -> str:
                 else _MONTHS.get((m.groupdict().get("mon") or "").rstrip("."), 0)
             )
             hour, minute, second = (int(m.group(g) or 0) for g in ("hh", "mm", "ss"))
+            if m.group("cw"):
+                hour = 12 if m.group("cw") == "noon" else 0
             if m.group("ampm") == "pm" and hour < 12:
                 hour += 12
             elif m.group("ampm") == "am" and hour == 12:
@@ -949,6 +974,9 @@ def _extract_size(ex: _Extraction, work: str) -> str:
         _check_sign(ex, work, m, value, asset.end() if asset else None)
         ex.size = ex.size if ex.size is not None else value
         work = _mask(work, m.start(), m.end())
+    for m in _FRACTION_SIZE_RE.finditer(work):
+        ex.size = ex.size if ex.size is not None else (0.5 if m.group("half") else 0.25)
+        work = _mask(work, *m.span())
     for m in _SIZE_WORDS_RE.finditer(work):
         small, scale = m.group("small"), m.group("scale")
         if small is None and scale is None:
@@ -972,8 +1000,24 @@ def _extract_pairs(ex: _Extraction, work: str) -> str:
     return work
 
 
+#: "a 250k buy in SOL", "$-less 2m order of ETH": an amount with a k/m multiplier right before an order
+#: noun (the asset named elsewhere) is a quote amount, as traders size orders in dollars.
+_ORDER_NOUN_NOTIONAL_RE: Final = re.compile(
+    _quantity("q") + r"(?<=[a-z])\s+(?:usd[tc]?\s+)?(?:buy|sell|order|ticket|clip|trade|purchase)s?\b"
+)
+
+
 def _extract_more_sizes(ex: _Extraction, work: str) -> str:
-    """Sizes not right before an asset: "size of 10", "40 coins", "sell 40 on kraken"."""
+    """Sizes not right before an asset: "size of 10", "40 coins", "sell 40 on kraken"; and a
+    multiplied amount before an order noun as a notional ("a 250k buy in SOL")."""
+    if ex.size is None and ex.notional is None:
+        for m in _ORDER_NOUN_NOTIONAL_RE.finditer(work):
+            if m.group("qmult") or m.group("qmultw"):
+                value = _quantity_value(m)
+                _check_sign(ex, work, m, value)
+                ex.notional = value
+                work = _mask(work, *m.span("qnum"))
+                break
     for regex in (_SIZE_KEYWORD_RE, _SIZE_UNITS_RE, _SIDE_VERB_NUMBER_RE):
         for m in regex.finditer(work):
             value = _quantity_value(m)
@@ -1055,6 +1099,65 @@ def _extract_unknown_ticker(ex: _Extraction, work: str, original: str) -> None:
                 continue  # an all-caps message: capitals say nothing
             ex.mentions.append((m.start(), token, token, None))
             return
+    _extract_lowercase_ticker(ex, work)
+
+
+#: Words that fill the slots below but are never tickers: English words a trader writes there, the
+#: trade's own words, units and time words (checked after the alias tables, venues and quotes).
+_NOT_TICKER_WORDS: Final[frozenset[str]] = frozenset(
+    {w.lower() for w in _NOT_TICKERS} | set(_NUMBER_WORDS) | set(_UNIT_LETTER) | set(_MULTIPLIERS) | set(_QUOTES)
+    | {"the", "this", "that", "these", "those", "it", "its", "them", "my", "your", "our", "their", "his", "her",
+       "an", "some", "each", "every", "both", "either", "other", "another", "more", "less", "most", "much",
+       "many", "few", "now", "today", "here", "there", "right", "currently", "again", "please", "pls", "plz",
+       "market", "markets", "venue", "venues", "exchange", "exchanges", "book", "books", "order", "orders",
+       "trade", "trades", "size", "side", "price", "prices", "px", "spread", "spreads", "depth", "liq",
+       "liquidity", "slippage", "impact", "level", "levels", "coin", "coins", "token", "tokens", "unit",
+       "units", "contract", "contracts", "lot", "lots", "times", "x", "bps", "bp", "pct", "percent",
+       "dollars", "dollar", "bucks", "worth", "usd", "total", "notional", "quote", "base", "asset", "assets",
+       "pair", "pairs", "symbol", "ticker", "perp", "perps", "perpetual", "futures", "spot", "swap", "buy",
+       "sell", "long", "short", "bid", "bids", "ask", "asks", "offer", "offers", "top", "mid", "like",
+       "look", "looking", "looks", "thanks", "is", "are", "was", "be", "been", "do", "does", "did",
+       "and", "or", "but", "with", "without", "within", "on", "in", "at", "for", "of", "to", "from", "by",
+       "vs", "versus", "against", "across", "over", "under", "about", "what", "whats", "how", "hows", "which",
+       "where", "who", "why", "when", "me", "us", "you", "we", "i", "im", "ive", "id", "one", "ones", "all",
+       "any", "no", "not", "so", "then", "than", "too", "very", "just", "only", "also", "still", "yet",
+       "lately", "recently", "average", "avg", "whole", "entire", "full", "deep", "thin", "tight", "wide",
+       "big", "large", "small", "current", "latest", "last", "live", "real", "good", "bad", "best", "worst"}
+)  # fmt: skip
+#: Symbol slots a lower-case word can fill: after an order amount ("2000 jup"), before a quote
+#: ("jupusdt", "jup/usdt"), before a book word ("the wld book", "jup spread"), after "on/for/of/in"
+#: behind a book word ("spread on jup?", "liquidity in xyz on kraken").
+_LOWER_TICKER_SLOTS: Final[tuple[re.Pattern[str], ...]] = (
+    re.compile(_quantity("q") + r"\s*-?\s*(?P<tok>[a-z][a-z0-9]{1,9})(?![a-z0-9])"),
+    re.compile(
+        r"(?<![a-z0-9])(?P<tok>[a-z][a-z0-9]{1,9}?)(?:\s?[/_-]\s?|)(?:usdt|usdc|usd|busd|fdusd)(?![a-z0-9])"
+    ),
+    re.compile(
+        r"(?<![a-z0-9])(?P<tok>[a-z][a-z0-9]{1,9})\s+(?:order[\s-]?book|orderbook|book|spread|depth|liq(?:uidity)?"
+        r"|market|perp(?:etual)?s?|price|px|pair|token|coin)\b"
+    ),
+    re.compile(
+        r"\b(?:spreads?|depth|liq(?:uidity)?|books?|orderbook|prices?|px|slippage|impact|imbalance|mid)\s+"
+        r"(?:on|for|of|in)\s+(?:the\s+)?(?P<tok>[a-z][a-z0-9]{1,9})(?=\s*(?:[?.!,]|$|\b(?:on|at|in|via)\b))"
+    ),
+)
+
+
+def _extract_lowercase_ticker(ex: _Extraction, work: str) -> None:
+    """A lower-case word the alias tables do not know in a slot only a symbol fills (see
+    :data:`_LOWER_TICKER_SLOTS`), read as that symbol so the tools answer "unknown symbol X;
+    closest: ..."; an amount right before it is the order size ("2000 jup")."""
+    for n, rx in enumerate(_LOWER_TICKER_SLOTS):
+        for m in rx.finditer(work):
+            token = m.group("tok")
+            if token in _NOT_TICKER_WORDS or token in _VENUE_ALIAS or not re.search(r"[a-z]", token):
+                continue
+            ex.mentions.append((m.start("tok"), token.upper(), token.upper(), None))
+            if n == 0 and ex.size is None and ex.notional is None:
+                value = _quantity_value(m)
+                _check_sign(ex, work, m, value)
+                ex.size = value
+            return
 
 
 def _extract_side(ex: _Extraction) -> None:
@@ -1123,7 +1226,10 @@ class _Rule:
 #: Ordered: the first rule that fires wins. Alerts and health come first because their cue words are
 #: specific ("circuit breaker") while "which exchanges"/"liquidity" also appear in their questions.
 _RULES: Final[tuple[_Rule, ...]] = (
-    _Rule("alerts", lambda ex: ex.has("alerts")),
+    _Rule(
+        "alerts",
+        lambda ex: ex.has("alerts") or bool(_ALERT_LIST_RE.search(ex.low) or _ALERT_DELETE_RE.search(ex.low)),
+    ),
     _Rule(
         "health",
         lambda ex: (
@@ -1144,7 +1250,14 @@ _RULES: Final[tuple[_Rule, ...]] = (
     _Rule(
         "backtest",
         lambda ex: ex.has("backtest") or (ex.has("backtest_weak") and ex.has_order),
-        lambda ex: ex.has_order and (ex.lookback_days is not None or ex.lookback_hours is not None),
+        lambda ex: (
+            ex.has_order
+            and (
+                ex.lookback_days is not None
+                or ex.lookback_hours is not None
+                or (ex.at is not None and not re.search(r"\bas\s+of\b", ex.low))
+            )
+        ),
     ),
     _Rule(
         "route_order",
@@ -1269,7 +1382,7 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
 _ALERT_CREATE_RE: Final = re.compile(
     r"\b(?:alert|notify|ping|warn|tell|message)\s+(?:me|us)\b|\blet\s+(?:me|us)\s+know\b"
     r"|\b(?:set|create|add|make)\s+(?:up\s+)?(?:an?\s+|new\s+)?(?:alert|alarm|trigger|notification)"
-    r"|\bheads[\s-]?up\s+(?:when|if)\b"
+    r"|\bheads[\s-]?up\s+(?:when|if)\b|\balert\s+(?:when|if|once|whenever|on\s+\w+\s+(?:when|if))\b"
 )
 _ALERT_LIST_RE: Final = re.compile(
     r"\b(?:list|show|see|view|display|give|print)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?(?:my|the|our|existing|active"
