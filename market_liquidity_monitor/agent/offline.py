@@ -683,7 +683,8 @@ def _plan_alerts(a: dict) -> tuple[str, dict] | str:
     action = a.get("alert_action", "recent")
     if a.get("side") not in ("both", "bid", "ask"):
         a = {k: v for k, v in a.items() if k != "side"}  # an order side is not a depth side
-    if action in ("list", "delete"):
+    if action in ("list", "delete") or (action == "recent" and not a.get("symbol")):
+        # no asset to report on: the rules themselves (and what each fired recently) answer it
         return "list_alerts", {}
     if not a.get("symbol"):
         return (

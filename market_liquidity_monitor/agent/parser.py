@@ -279,6 +279,13 @@ _MAX_SIZE_RE: Final = re.compile(
     r"|size\s+limit|capacity)\b[^.?!]{0,80}\b(?:within|under|below|less\s+than|without|before|keep(?:ing)?"
     r"|at\s+most|no\s+more\s+than|capped\s+at|limit(?:ed)?\s+to|max(?:imum)?\s+of)\b"
 )
+#: Wording that asks for a size rather than states one: with a bps figure and no amount, the figure is
+#: the limit ("how far can I push BTC: max size at 30 bps", "capacity at 20 bps").
+_MAX_SIZE_CUE_RE: Final = re.compile(
+    r"\b(?:largest|biggest|max(?:imum)?\s+(?:size|order|amount|qty|quantity|clip|buy|sell|trade|notional)"
+    r"|max\s+\w+\s+(?:size|order|amount|clip)|how\s+(?:much|many|big|large|far)\b[^.?!]{0,30}\b(?:can|could|may)"
+    r"|size\s+limit|capacity|how\s+big\s+(?:a|an)\s+(?:order|trade|clip))\b"
+)
 #: Wording that makes a bps figure a limit on the order's cost, not a depth window: with no order
 #: amount stated, "max 3 bps slippage", "at 20 bps of impact", "before the price moves 1%" ask for the
 #: largest size within it (``max_size_within_slippage``).
@@ -295,6 +302,7 @@ _TWAP_SCHEDULE_RE: Final = re.compile(
     r"|\bevenly\b"
 )
 _VWAP_SCHEDULE_RE: Final = re.compile(
+    r"\bvolume[\s-]?weighted\b(?!\s+(?:average\s+)?price)|\bvwap\s+(?:buy|sell|order|execution|slicing)\b|"
     r"\bvwap[\s-]+(?:schedule|algo|execution|strategy|order|style|slices|basis|profile|curve)\b|\bvwap'?d\b|\bvolume[\s-]weighted\s+(?:schedule|execution|slices)\b"
     r"|\bwith\s+(?:the\s+)?volume\b|\b(?:as\s+a|using\s+a|via\s+a|with\s+a)\s+vwap\b"
 )
@@ -444,6 +452,8 @@ _MONEY_RES: Final = (
     ),
     # "10k worth of ETH"
     re.compile(_quantity("q") + r"\s+worth\b(?:\s+of)?"),
+    # "15 grand of SOL", "50k of ETH": an amount with a multiplier "of" an asset is its quote amount
+    re.compile(_quantity("q") + rf"(?<=[a-z])\s+of\s+(?=\$?(?:{_ASSET_ALT})(?![a-z0-9]))"),
 )
 
 _SIZE_RE: Final = re.compile(_quantity("q") + rf"\s*-?\s*\$?(?={_ASSET_ALT}(?![a-z0-9]))")
@@ -525,7 +535,7 @@ def _any_of(*fragments: str) -> re.Pattern[str]:
 #: Capability cue words, by name. :data:`_RULES` combines them with the extracted arguments.
 _CUES: Final[dict[str, re.Pattern[str]]] = {
     "alerts": _any_of(
-        r"\balert", r"\banomal", r"\bcrunch", r"\bnotif(?:y|ication)", r"\bwarn(?:\s+(?:me|us)|ings?)\b",
+        r"\balert", r"\balarm", r"\banomal", r"\bcrunch", r"\bnotif(?:y|ication)", r"\bwarn(?:\s+(?:me|us)|ings?)\b",
         r"\blet\s+(?:me|us)\s+know\b", r"\bping\s+me\b", r"\bheads[\s-]?up\b", r"\btell\s+me\s+(?:when|if)\b",
         r"\bkeep\s+an\s+eye\b", r"\bwatch\s+(?:for|out)\b", r"\bunusual\b", r"\babnormal", r"\bweird\b",
         r"\bsomething\s+(?:weird|odd|off|wrong|strange)", r"\bsuspicious", r"\bspoof", r"\bmanipulat",
@@ -551,7 +561,8 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
     # Weak health words count only about venues, never about an asset ("is BTC down?").
     "health_weak": _any_of(
         r"\bhealth(?:y)?\b", r"\bup\b", r"\bdown\b", r"\bonline\b", r"\boffline\b", r"\bworking\b",
-        r"\brunning\b", r"\breachable\b", r"\bresponsive\b", r"\balive\b", r"\bbroken\b",
+        r"\brunning\b", r"\breachable\b", r"\brespon(?:sive|ding|ds)\b", r"\balive\b", r"\bbroken\b",
+        r"\btiming\s+out\b", r"\btime[\s-]?outs?\b", r"\berror(?:s|ing)?\b", r"\bflaky\b",
     ),
     "venue_words": _any_of(r"\b(?:exchanges?|venues?|apis?|systems?|services?|servers?|everything)\b"),
     "pairs": _any_of(
@@ -585,12 +596,15 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bacross\b[^.?!]{0,20}\b(?:venues|exchanges|markets|books)\b", r"\bacross\s+all\b",
         r"\b(?:on|over|to)\s+(?:all|multiple|several)\s+(?:the\s+)?(?:venues|exchanges)\b",
     ),
+    # Weak compare words ask for a venue only when the question does not name exactly one
+    # ("where should I sell 10 BTC?" vs "where does the VWAP land on OKX?").
+    "compare_weak": _any_of(r"\bwhere\b"),
     "compare": _any_of(
         r"\bwho(?:'s|\s+has|\s+have|\s+offers?|\s+gives?|\s+is)\b[^.?!]{0,25}\b(?:best|cheapest|deepest|tightest"
         r"|lowest|highest|most\s+liquid)\b",
         r"\bbest\s+(?:price|bid|ask|offer|quote|fill|rate)s?\b[^.?!]{0,30}\b(?:anywhere|across|among|any\s+venue)",
         r"\bcompar", r"\bwhich\s+(?:venue|exchange|market|platform|place|one|book|cex)s?\b",
-        r"\bwhere(?:'s)?\b", r"\bbest\s+(?:venue|exchange|place|market|platform|book|cex)s?\b",
+        r"\bbest\s+(?:venue|exchange|place|market|platform|book|cex)s?\b",
         r"\bcheapest\b", r"\barbitrage", r"\barbs?\b", r"\brank",
         r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:venue|exchange|market|book)",
         r"\btightest\s+(?:venue|exchange|market)", r"\bbetter\s+(?:venue|exchange|place)",
@@ -673,7 +687,8 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
             _IMPERATIVE + r"(?:place|submit|execute|put\s+in|fire\s+off)\b[^.?!]{0,60}"
             r"\b(?:orders?(?!\s*-?\s*books?)|trades?|positions?|buy|sell)\b",
             r"\bon\s+my\s+behalf\b", r"\bmy\s+(?:\w+\s+)?account\b", r"\bwithdraw", r"\bdeposit\b",
-            r"\btransfer\s+(?:my|the|funds|coins|\d)", r"\bcancel\s+(?:my|all|the)\s+orders?\b",
+            r"\btransfer\s+(?:my|the|funds|coins|\d)",
+            r"\b(?:send|transfer|move|withdraw)\b[^.?!]{0,40}\b(?:address|wallet|cold\s+storage|bank)\b", r"\bcancel\s+(?:my|all|the)\s+orders?\b",
         ),
     ),
     (
@@ -1195,7 +1210,7 @@ def _extract(text: str) -> _Extraction:
         _MAX_SIZE_RE.search(low)
         or (
             not ex.has_quantity
-            and _SLIPPAGE_LIMIT_RE.search(low)
+            and (_SLIPPAGE_LIMIT_RE.search(low) or _MAX_SIZE_CUE_RE.search(low))
             and not ex.has("compare", "route", "across_venues", "alerts", "backtest")
         )
     ):
@@ -1228,7 +1243,7 @@ class _Rule:
 _RULES: Final[tuple[_Rule, ...]] = (
     _Rule(
         "alerts",
-        lambda ex: ex.has("alerts") or bool(_ALERT_LIST_RE.search(ex.low) or _ALERT_DELETE_RE.search(ex.low)),
+        lambda ex: ex.has("alerts") or any(rx.search(ex.low) for rx in (_ALERT_LIST_RE, _ALERT_DELETE_RE)),
     ),
     _Rule(
         "health",
@@ -1264,7 +1279,11 @@ _RULES: Final[tuple[_Rule, ...]] = (
         lambda ex: ex.has("route"),
         lambda ex: ex.has_quantity and ex.has("across_venues") and not ex.has("compare"),
     ),
-    _Rule("compare_venues", lambda ex: ex.has("compare", "across_venues"), lambda ex: len(ex.venues) >= 2),
+    _Rule(
+        "compare_venues",
+        lambda ex: ex.has("compare", "across_venues") or (ex.has("compare_weak") and len(ex.venues) != 1),
+        lambda ex: len(ex.venues) >= 2,
+    ),
     _Rule(
         "market_impact",
         lambda ex: ex.has("impact") or ex.max_slippage_bps is not None,
