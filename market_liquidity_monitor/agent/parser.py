@@ -1152,7 +1152,8 @@ _LOWER_TICKER_SLOTS: Final[tuple[re.Pattern[str], ...]] = (
         r"|market|perp(?:etual)?s?|price|px|pair|token|coin)\b"
     ),
     re.compile(
-        r"\b(?:spreads?|depth|liq(?:uidity)?|books?|orderbook|prices?|px|slippage|impact|imbalance|mid)\s+"
+        r"\b(?:spreads?|depth|liq(?:uidity)?|books?|orderbook|prices?|px|slippage|impact|imbalance|mid|bid[\s/-]ask"
+        r"|bbo|tob|top\s+of\s+(?:the\s+)?book|quotes?|bids?|asks?|offers?|levels?)\s+"
         r"(?:on|for|of|in)\s+(?:the\s+)?(?P<tok>[a-z][a-z0-9]{1,9})(?=\s*(?:[?.!,]|$|\b(?:on|at|in|via)\b))"
     ),
 )
@@ -1202,6 +1203,7 @@ def _extract(text: str) -> _Extraction:
     _extract_side(ex)
     ex.perp = bool(_PERP_RE.search(low))
     ex.inverse = bool(_INVERSE_RE.search(low))
+    ex.venues = _perp_venues(ex)  # "coin-m perpetual on binance" is one venue, binancecoinm
     if _VWAP_SCHEDULE_RE.search(low):
         ex.schedule = "vwap"
     elif _TWAP_SCHEDULE_RE.search(low):
@@ -1346,10 +1348,26 @@ _REAL_ORDER_RE: Final = re.compile(
 )
 
 
+#: Venues listing spot and USDT perpetuals under one ccxt id: a base asset said of a perpetual there
+#: ("BTC perp on bybit", or "the ETH perp" with no venue) is the linear ``BASE/USDT:USDT`` (ccxt's
+#: unified symbol). A futures-only id (``binanceusdm``) already picks the perp from the base.
+_USDT_PERP_VENUES: Final[frozenset[str | None]] = frozenset(
+    {None, "bybit", "okx", "gate", "kucoin", "bitget", "mexc", "htx"}
+)
+
+
 def _perp_symbol(ex: _Extraction, symbol: str | None) -> str | None:
     """``BTC/USDT`` said of a perpetual ("BTCUSDT perp") as the linear perp ``BTC/USDT:USDT``;
-    ``BTC/USD`` said of an inverse/coin-margined contract as ``BTC/USD:BTC``."""
-    if symbol is None or "/" not in symbol or ":" in symbol:
+    ``BTC/USD`` said of an inverse/coin-margined contract as ``BTC/USD:BTC``; a base asset said of
+    a perpetual as the linear USDT perp (inverse: ``BTC/USD:BTC``) where that is the venue's kind."""
+    if symbol is None or ":" in symbol:
+        return symbol
+    if "/" not in symbol:
+        venue = ex.venues[0] if len(ex.venues) == 1 else None
+        if ex.inverse and venue is None:
+            return f"{symbol}/USD:{symbol}"
+        if ex.perp and not ex.inverse and venue in _USDT_PERP_VENUES:
+            return f"{symbol}/USDT:USDT"
         return symbol
     base, quote = symbol.split("/")
     if ex.inverse and quote == "USD":
@@ -1364,7 +1382,7 @@ def _perp_venues(ex: _Extraction) -> list[str]:
     if not (ex.perp or ex.inverse):
         return ex.venues
     target = "binancecoinm" if ex.inverse else "binanceusdm"
-    return [target if v == "binance" else v for v in ex.venues]
+    return list(dict.fromkeys(target if v == "binance" else v for v in ex.venues))
 
 
 def _venue_args(venues: list[str]) -> dict[str, Any]:
@@ -1401,7 +1419,8 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
 _ALERT_CREATE_RE: Final = re.compile(
     r"\b(?:alert|notify|ping|warn|tell|message)\s+(?:me|us)\b|\blet\s+(?:me|us)\s+know\b"
     r"|\b(?:set|create|add|make)\s+(?:up\s+)?(?:an?\s+|new\s+)?(?:alert|alarm|trigger|notification)"
-    r"|\bheads[\s-]?up\s+(?:when|if)\b|\balert\s+(?:when|if|once|whenever|on\s+\w+\s+(?:when|if))\b"
+    r"|\bheads[\s-]?up\s+(?:when|if)\b|\balert\s+(?:on\s+\w+\s+)?(?:when|if|once|whenever)\b"
+    r"|\b(?:notify|ping|warn|message|email|text)\s+(?:me\s+|us\s+)?(?:when|if|once|whenever|as\s+soon\s+as)\b"
 )
 _ALERT_LIST_RE: Final = re.compile(
     r"\b(?:list|show|see|view|display|give|print)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?(?:my|the|our|existing|active"
