@@ -10,9 +10,13 @@ How a question is read, in order:
 1. **Normalise**: curly quotes and dashes to ASCII, typo'd venue/asset names repaired
    (``etherum`` -> ``ethereum``, ``coinbse`` -> ``coinbase``).
 2. **Extract** quantities left to right, masking each span so no number is read twice:
+   points in time (``2024-09-01 12:00 UTC``, ``noon on 2024-09-02``: ``at``/``as_of``),
    timeframes (``1h candles``, ``hourly``), lookbacks (``last 7 days``, ``past 24 hours``),
-   basis-point windows (``50 bps``, ``0.5%``), notionals (``$150k``, ``150k USDT worth``),
-   sizes (``10k ETH``, ``2.5 btc``), unified pairs (``eth-usd``, ``ETHUSDT``), venues, assets, side.
+   basis-point windows (``50 bps``, ``0.5%``; a slippage limit when the question asks for a size),
+   notionals (``$150k``, ``150k USDT worth``, ``15 grand of SOL``, ``a 250k buy``),
+   sizes (``10k ETH``, ``2.5 btc``, ``half a BTC``), unified pairs (``eth-usd``, ``ETHUSDT``),
+   venues and excluded venues (``exclude okx``, ``leave out bybit``), assets (an unknown ticker in a
+   symbol's slot is passed on, so the tool answers "unknown symbol X; closest: ..."), side.
 3. **Refuse** unsafe or off-topic text first (prompt injection, credentials, real orders,
    investment advice, jokes and weather), and an order whose size or notional is negative or zero
    ("buy -5 BTC", "sell 0 ETH": ``invalid_size``) instead of reading "-5" as 5.
@@ -53,7 +57,9 @@ class ParsedQuery:
     the capability (``agent.capabilities``: read from the tool signatures): ``symbol``, ``venue``,
     ``venues``, ``side``, ``size`` (base units), ``notional`` (quote units), ``window_bps``,
     ``max_slippage_bps``, ``lookback_days`` (an hour count becomes a fraction of a day),
-    ``timeframe``, ``symbol_a``, ``symbol_b``.
+    ``timeframe``, ``symbol_a``, ``symbol_b``, ``exclude_venues``, ``schedule``, ``at`` / ``as_of``
+    (ISO 8601 UTC). Which of these a capability keeps is read from its tools' signatures, so a tool
+    that gains an argument the parser already extracts (``as_of``) receives it with no change here.
     ``reason`` says why for ``refuse`` (``"<code>: <explanation>"``) and is an optional note otherwise.
     """
 
