@@ -395,7 +395,9 @@ _ASSET_RE: Final = re.compile(rf"(?<![a-z0-9])\$?(?P<asset>{_ASSET_ALT})(?![a-z0
 _TICKER_ALIASES: Final = [a for a in _ALIAS_TO_TICKER if " " not in a and len(a) <= 5]
 _PAIR_RE: Final = re.compile(
     rf"(?<![a-z0-9])(?P<base>{_alternation(_TICKER_ALIASES)})"
-    rf"(?P<sep>\s?[/\-_]\s?|)(?P<quote>{_alternation(_QUOTES)})"
+    # "eth-usd", "ETHUSDT", and "eth usdc" (a space only before a fiat or stablecoin quote: "eth btc" is two assets)
+    rf"(?P<sep>\s?[/\-_]\s?|\s(?=(?:{_alternation(q for q, c in _QUOTES.items() if c not in _CRYPTO_QUOTES)})(?![a-z0-9]))|)"
+    rf"(?P<quote>{_alternation(_QUOTES)})"
     rf"(?::(?P<settle>{_alternation(_QUOTES)}))?(?![a-z0-9])"
 )
 
@@ -1149,6 +1151,8 @@ _NOT_TICKER_WORDS: Final[frozenset[str]] = frozenset(
 #: ("jupusdt", "jup/usdt"), before a book word ("the wld book", "jup spread"), after "on/for/of/in"
 #: behind a book word ("spread on jup?", "liquidity in xyz on kraken").
 _LOWER_TICKER_SLOTS: Final[tuple[re.Pattern[str], ...]] = (
+    # digits glued to 3+ letters that are no unit: "1000sats", "1inch" (checked before "2000 jup")
+    re.compile(r"(?<![\w.,$])(?P<tok>\d+(?P<letters>[a-z]{3,9}))(?![a-z0-9])"),
     re.compile(_quantity("q") + r"\s*-?\s*(?P<tok>[a-z][a-z0-9]{1,9})(?![a-z0-9])"),
     re.compile(
         r"(?<![a-z0-9])(?P<tok>[a-z][a-z0-9]{1,9}?)(?:\s?[/_-]\s?|)(?:usdt|usdc|usd|busd|fdusd)(?![a-z0-9])"
@@ -1169,13 +1173,15 @@ def _extract_lowercase_ticker(ex: _Extraction, work: str) -> None:
     """A lower-case word the alias tables do not know in a slot only a symbol fills (see
     :data:`_LOWER_TICKER_SLOTS`), read as that symbol so the tools answer "unknown symbol X;
     closest: ..."; an amount right before it is the order size ("2000 jup")."""
-    for n, rx in enumerate(_LOWER_TICKER_SLOTS):
+    for rx in _LOWER_TICKER_SLOTS:
         for m in rx.finditer(work):
             token = m.group("tok")
             if token in _NOT_TICKER_WORDS or token in _VENUE_ALIAS or not re.search(r"[a-z]", token):
                 continue
+            if "letters" in rx.groupindex and m.group("letters") in _NOT_TICKER_WORDS:
+                continue  # "50bps", "10days", "24hrs"
             ex.mentions.append((m.start("tok"), token.upper(), token.upper(), None))
-            if n == 0 and ex.size is None and ex.notional is None:
+            if "qnum" in rx.groupindex and ex.size is None and ex.notional is None:
                 value = _quantity_value(m)
                 _check_sign(ex, work, m, value)
                 ex.size = value
@@ -1289,7 +1295,11 @@ _RULES: Final[tuple[_Rule, ...]] = (
     ),
     _Rule(
         "compare_venues",
-        lambda ex: ex.has("compare", "across_venues") or (ex.has("compare_weak") and len(ex.venues) != 1),
+        lambda ex: (
+            ex.has("compare", "across_venues")
+            # "where has BTC traded this week" asks about the past, not for a venue
+            or (ex.has("compare_weak") and len(ex.venues) != 1 and (ex.has_order or not _has_lookback(ex)))
+        ),
         lambda ex: len(ex.venues) >= 2,
     ),
     _Rule(
@@ -1304,6 +1314,10 @@ _RULES: Final[tuple[_Rule, ...]] = (
     ),
     _Rule("order_book", lambda ex: ex.has("order_book"), lambda ex: bool(ex.mentions or ex.venues)),
 )
+
+
+def _has_lookback(ex: _Extraction) -> bool:
+    return ex.lookback_days is not None or ex.lookback_hours is not None
 
 
 @dataclass(frozen=True)
@@ -1632,8 +1646,28 @@ def parse_query(text: str, previous: ParsedQuery | None = None) -> ParsedQuery:
         return _sized(_merge(previous, ex, match), ex)
     if match is None:
         return ParsedQuery("refuse", {}, _SMALLTALK if _SMALLTALK_RE.search(ex.low) else _OFF_TOPIC)
+    if (
+        not match.explicit
+        and match.capability == "market_impact"
+        and ex.bad_quantity is None
+        and _BARE_ORDER_RE.match(ex.low)
+    ):
+        return ParsedQuery("refuse", {}, _BARE_ORDER)
     extra = _alert_spec(ex) if match.capability == "alerts" else {}
     return _sized(ParsedQuery(match.capability, _args_for(match.capability, ex), extra=extra), ex)
+
+
+#: "buy 1 btc now", "sell 20 eth on kraken immediately": an order given as an instruction to act (no
+#: question, no word asking for an analysis: cost, slippage, compare... make the rule explicit).
+#: A terse "buy 5 BTC" stays a question about that order's cost.
+_BARE_ORDER_RE: Final = re.compile(
+    r"^\s*(?:please\s+|pls\s+|ok\s+|just\s+)?(?:market\s+)?(?:buy|sell|short|long|dump|ape)\b[^?]*"
+    r"\b(?:now|immediately|asap|right\s+away|straight\s+away|at\s+market|go)\s*[.!]*\s*$"
+)
+_BARE_ORDER: Final = (
+    "trade_execution: the assistant analyses liquidity and never places orders; ask what the order "
+    "would cost (its slippage, the best venue or a routing plan)"
+)
 
 
 def _sized(parsed: ParsedQuery, ex: _Extraction) -> ParsedQuery:
