@@ -438,6 +438,7 @@ _LOOKBACK_WORDS_RE: Final = re.compile(
     _LOOKBACK_PREFIX
     + rf"(?:(?P<num>\d+(?:\.\d+)?)\s*-?\s*|(?P<word>{_alternation(_NUMBER_WORDS)}|couple of)\s+)?"
     r"(?P<unit>minutes?|mins?|hours?|hrs?|days?|weeks?|wks?|months?|years?|fortnight|quarter)\b"
+    r"(?!\s+(?:of\s+)?(?:a\s+|one\s+)?(?:percent|per\s?cent|%|pct|bps|basis))"  # "a quarter of a percent"
 )
 _YESTERDAY_RE: Final = re.compile(r"\b(?:since\s+)?yesterday\b")
 
@@ -957,12 +958,26 @@ def _extract_time(ex: _Extraction, work: str) -> str:
     return work
 
 
+#: Basis points in words: "half a percent" (50), "a quarter of a percent" (25), "ten bps", "a basis point".
+_BPS_WORDS_RE: Final = re.compile(
+    r"\b(?:(?P<half>half\s+(?:a|of\s+a|of\s+one|one)?)|(?P<quarter>(?:a\s+)?quarter\s+(?:of\s+)?(?:a|one)?)"
+    rf"|(?P<word>{_alternation(w for w in _NUMBER_WORDS if w not in ('hundred',))}))\s*"
+    r"(?P<unit>bps|bp|bips|basis[\s-]points?|percent|per\s?cent|pct|%)(?![a-z0-9])"
+)
+
+
 def _extract_bps(ex: _Extraction, work: str) -> str:
-    """Depth windows: "within 50 bps", "50bp", "0.5%" (50), "1 percent" (100)."""
+    """Depth windows: "within 50 bps", "50bp", "0.5%" (50), "1 percent" (100), "half a percent" (50)."""
     for m in _BPS_RE.finditer(work):
         scale = 1 if m.group("unit").startswith(("b", "bi")) else 100
         if ex.window_bps is None:
             ex.window_bps = _number(m.group("num"), scale=scale)
+        work = _mask(work, *m.span())
+    for m in _BPS_WORDS_RE.finditer(work):
+        count = 0.5 if m.group("half") else 0.25 if m.group("quarter") else _NUMBER_WORDS[m.group("word")]
+        scale = 1 if m.group("unit").startswith(("b", "bi")) else 100
+        if ex.window_bps is None:
+            ex.window_bps = _number(str(count), scale=scale)
         work = _mask(work, *m.span())
     return work
 
