@@ -1560,6 +1560,10 @@ def _contributes(ex: _Extraction) -> bool:
         or ex.lookback_hours is not None
         or ex.timeframe
         or ex.has("flip")
+        or ex.exclude_venues
+        or ex.schedule
+        or ex.at
+        or ex.max_slippage_bps is not None
     )
 
 
@@ -1620,7 +1624,11 @@ def _merge(previous: ParsedQuery, ex: _Extraction, match: _Match | None) -> Pars
         args.update(_venue_args(venues))
         if len(venues) >= 2 and capability in ("order_book", "market_impact"):
             capability = "compare_venues"
-    for key in ("window_bps", "lookback_days", "lookback_hours", "timeframe"):
+    if ex.exclude_venues:
+        args["exclude_venues"] = list(ex.exclude_venues)
+    if ex.at is not None:
+        args["at"] = args["as_of"] = ex.at
+    for key in ("window_bps", "lookback_days", "lookback_hours", "timeframe", "schedule", "max_slippage_bps"):
         if getattr(ex, key) is not None:
             args[key] = getattr(ex, key)
     if ex.lookback_days is not None:

@@ -639,6 +639,42 @@ FOLLOW_UPS: list[tuple[str, list[tuple[str, str, dict[str, Any]]]]] = [
         "Which exchanges are healthy right now? Any circuit breakers open?",
         [("and kraken?", "health", {"venue": "kraken"})],
     ),
+    (
+        "route a 10 btc buy",
+        [
+            (
+                "and exclude okx",
+                "route_order",
+                {"symbol": "BTC", "side": "buy", "size": 10, "exclude_venues": ["okx"]},
+            )
+        ],
+    ),
+    (
+        "backtest buying 10 eth over the last 3 days",
+        [
+            (
+                "what about twap instead",
+                "backtest",
+                {"symbol": "ETH", "side": "buy", "size": 10, "lookback_days": 3, "schedule": "twap"},
+            )
+        ],
+    ),
+    (
+        "backtest buying 10 eth over the last 3 days",
+        [
+            (
+                "and at 2024-09-01 12:00?",
+                "backtest",
+                {
+                    "symbol": "ETH",
+                    "side": "buy",
+                    "size": 10,
+                    "lookback_days": 3,
+                    "at": "2024-09-01T12:00:00Z",
+                },
+            )
+        ],
+    ),
 ]
 
 
