@@ -1160,7 +1160,12 @@ _NOT_TICKER_WORDS: Final[frozenset[str]] = frozenset(
        "where", "who", "why", "when", "me", "us", "you", "we", "i", "im", "ive", "id", "one", "ones", "all",
        "any", "no", "not", "so", "then", "than", "too", "very", "just", "only", "also", "still", "yet",
        "lately", "recently", "average", "avg", "whole", "entire", "full", "deep", "thin", "tight", "wide",
-       "big", "large", "small", "current", "latest", "last", "live", "real", "good", "bad", "best", "worst"}
+       "big", "large", "small", "current", "latest", "last", "live", "real", "good", "bad", "best", "worst",
+       "candles", "candle", "bars", "bar", "secs", "sec", "seconds", "second", "points", "point", "ticks",
+       "tick", "rows", "samples", "periods", "slices", "chunks", "clips", "legs", "shares", "pieces", "steps",
+       "general", "mainnet", "weekend", "weekends", "night", "morning", "open", "close",
+       "fees", "fee", "taker", "maker", "sure", "ok", "okay", "yes", "yeah", "hmm", "etc", "ago",
+       "extra", "once", "twice", "hour", "day", "week", "month", "year", "time", "go"}
 )  # fmt: skip
 #: Symbol slots a lower-case word can fill: after an order amount ("2000 jup"), before a quote
 #: ("jupusdt", "jup/usdt"), before a book word ("the wld book", "jup spread"), after "on/for/of/in"
@@ -1168,18 +1173,18 @@ _NOT_TICKER_WORDS: Final[frozenset[str]] = frozenset(
 _LOWER_TICKER_SLOTS: Final[tuple[re.Pattern[str], ...]] = (
     # digits glued to 3+ letters that are no unit: "1000sats", "1inch" (checked before "2000 jup")
     re.compile(r"(?<![\w.,$])(?P<tok>\d+(?P<letters>[a-z]{3,9}))(?![a-z0-9])"),
-    re.compile(_quantity("q") + r"\s*-?\s*(?P<tok>[a-z][a-z0-9]{1,9})(?![a-z0-9])"),
+    re.compile(_quantity("q") + r"\s*-?\s*(?P<tok>[a-z][a-z0-9]{1,5})(?![a-z0-9])"),
     re.compile(
-        r"(?<![a-z0-9])(?P<tok>[a-z][a-z0-9]{1,9}?)(?:\s?[/_-]\s?|)(?:usdt|usdc|usd|busd|fdusd)(?![a-z0-9])"
+        r"(?<![a-z0-9])(?P<tok>[a-z][a-z0-9]{1,9}?)(?:\s?[/_-]\s?|)(?P<quote>usdt|usdc|usd|busd|fdusd)(?![a-z0-9])"
     ),
     re.compile(
-        r"(?<![a-z0-9])(?P<tok>[a-z][a-z0-9]{1,9})\s+(?:order[\s-]?book|orderbook|book|spread|depth|liq(?:uidity)?"
+        r"(?<![a-z0-9])(?P<tok>[a-z][a-z0-9]{1,5})\s+(?:order[\s-]?book|orderbook|book|spread|depth|liq(?:uidity)?"
         r"|market|perp(?:etual)?s?|price|px|pair|token|coin)\b"
     ),
     re.compile(
         r"\b(?:spreads?|depth|liq(?:uidity)?|books?|orderbook|prices?|px|slippage|impact|imbalance|mid|bid[\s/-]ask"
         r"|bbo|tob|top\s+of\s+(?:the\s+)?book|quotes?|bids?|asks?|offers?|levels?)\s+"
-        r"(?:on|for|of|in)\s+(?:the\s+)?(?P<tok>[a-z][a-z0-9]{1,9})(?=\s*(?:[?.!,]|$|\b(?:on|at|in|via)\b))"
+        r"(?:on|for|of|in)\s+(?:the\s+)?(?P<tok>[a-z][a-z0-9]{1,5})(?=\s*(?:[?.!,]|$|\b(?:on|at|in|via)\b))"
     ),
 )
 
@@ -1195,7 +1200,9 @@ def _extract_lowercase_ticker(ex: _Extraction, work: str) -> None:
                 continue
             if "letters" in rx.groupindex and m.group("letters") in _NOT_TICKER_WORDS:
                 continue  # "50bps", "10days", "24hrs"
-            ex.mentions.append((m.start("tok"), token.upper(), token.upper(), None))
+            base = token.upper()
+            quote = _QUOTES[m.group("quote")] if "quote" in rx.groupindex else None
+            ex.mentions.append((m.start("tok"), f"{base}/{quote}" if quote else base, base, quote))
             if "qnum" in rx.groupindex and ex.size is None and ex.notional is None:
                 value = _quantity_value(m)
                 _check_sign(ex, work, m, value)
