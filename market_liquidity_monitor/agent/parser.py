@@ -304,7 +304,8 @@ _PERP_RE: Final = re.compile(r"\b(?:perps?|perpetuals?|swaps?|futures|usd-?m|lin
 #: How a backtested order is worked: spread evenly (TWAP) or with the volume (VWAP schedule).
 _TWAP_SCHEDULE_RE: Final = re.compile(
     r"\btwap\b|\btime[\s-]weighted\b|\bspread\s+(?:it\s+|evenly\s+|out\s+)*(?:over|across)\s+(?:the\s+)?(?:window|period"
-    r"|week|days?|hours?)\b|\bin\s+(?:equal\s+)?(?:slices|chunks|tranches)\b|\bgradually\b|\bdrip(?:ped|ping)?\b"
+    r"|week|days?|hours?)\b|\bin\s+(?:equal|even|evenly[\s-]sized|equal[\s-]sized|same[\s-]size[d]?)?\s*"
+    r"(?:slices|chunks|tranches|clips|pieces|parts)\b|\bgradually\b|\bdrip(?:ped|ping)?\b"
     r"|\bevenly\b"
 )
 _VWAP_SCHEDULE_RE: Final = re.compile(
@@ -562,6 +563,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\b(?:dis)?connect(?:ed|ion|ions|ivity)?\b", r"\buptime\b", r"\bdowntime\b", r"\boutages?\b",
         r"\blatenc", r"\bheartbeats?\b", r"\bwebsockets?\b", r"\bfeeds?\b", r"\bstatus\b",
         r"\brate[\s-]?limit", r"\bhealth[\s-]?checks?\b", r"\bping\b(?!\s+me)",
+        r"^\W*(?:venue|exchange|feed|system|data)?\s*health\W*$",
         # freshness of the data: "how old is the okx book", "last update from kraken", "is it lagging"
         r"\bhow\s+(?:old|fresh|recent|up[\s-]?to[\s-]?date)\b", r"\bage\s+of\b", r"\bfresh(?:ness)?\b",
         r"\b(?:last|latest|most\s+recent)\s+(?:\w+\s+){0,2}(?:updates?|messages?|ticks?|snapshots?)\b",
@@ -1038,11 +1040,13 @@ def _extract_pairs(ex: _Extraction, work: str) -> str:
     return work
 
 
-#: "a 250k buy in SOL", "$-less 2m order of ETH": an amount with a k/m multiplier right before an order
-#: noun (the asset named elsewhere) is a quote amount, as traders size orders in dollars.
+#: An amount right before an order noun: "a 250k buy in SOL" (with a k/m multiplier and the asset
+#: named elsewhere: a quote amount, as traders size orders in dollars), "btc 5 sell", "eth 1.5k sell"
+#: (right after the asset: base units), "a 40 buy" (base units).
 _ORDER_NOUN_NOTIONAL_RE: Final = re.compile(
-    _quantity("q") + r"(?<=[a-z])\s+(?:usd[tc]?\s+)?(?:buy|sell|order|ticket|clip|trade|purchase)s?\b"
+    _quantity("q") + r"\s+(?P<usd>usd[tc]?\s+)?(?:buy|sell|order|ticket|clip|trade|purchase)s?\b"
 )
+_ASSET_BEFORE_RE: Final = re.compile(rf"(?<![a-z0-9])\$?(?:{_ASSET_ALT})\s+$")
 
 
 def _extract_more_sizes(ex: _Extraction, work: str) -> str:
@@ -1050,12 +1054,16 @@ def _extract_more_sizes(ex: _Extraction, work: str) -> str:
     multiplied amount before an order noun as a notional ("a 250k buy in SOL")."""
     if ex.size is None and ex.notional is None:
         for m in _ORDER_NOUN_NOTIONAL_RE.finditer(work):
-            if m.group("qmult") or m.group("qmultw"):
-                value = _quantity_value(m)
-                _check_sign(ex, work, m, value)
+            value = _quantity_value(m)
+            _check_sign(ex, work, m, value)
+            after_asset = _ASSET_BEFORE_RE.search(work, 0, m.start())
+            multiplied = bool(m.group("qmult") or m.group("qmultw"))
+            if m.group("usd") or (multiplied and not after_asset):
                 ex.notional = value
-                work = _mask(work, *m.span("qnum"))
-                break
+            else:
+                ex.size = value
+            work = _mask(work, *m.span("qnum"))
+            break
     for regex in (_SIZE_KEYWORD_RE, _SIZE_UNITS_RE, _SIDE_VERB_NUMBER_RE):
         for m in regex.finditer(work):
             value = _quantity_value(m)
@@ -1508,7 +1516,12 @@ def _alert_spec(ex: _Extraction) -> dict[str, Any]:
         return {"alert_action": "delete"}
     if _ALERT_LIST_RE.search(low) and not _ALERT_CREATE_RE.search(low):
         return {"alert_action": "list"}
-    if not _ALERT_CREATE_RE.search(low):
+    stated_rule = (  # "btc alert spread > 10bps": a metric, a direction and a threshold make a rule
+        re.search(r"\balert|\balarm", low)
+        and (_ALERT_ABOVE_RE.search(low) or _ALERT_BELOW_RE.search(low))
+        and (ex.bare_number is not None or ex.window_bps is not None or ex.notional is not None)
+    )
+    if not _ALERT_CREATE_RE.search(low) and not stated_rule:
         return {"alert_action": "recent"}
     out: dict[str, Any] = {"alert_action": "create"}
     metric = next((m for m, rx in _ALERT_METRICS if rx.search(low)), None)
