@@ -290,7 +290,8 @@ _MAX_SIZE_RE: Final = re.compile(
 _MAX_SIZE_CUE_RE: Final = re.compile(
     r"\b(?:largest|biggest|max(?:imum)?\s+(?:size|order|amount|qty|quantity|clip|buy|sell|trade|notional)"
     r"|max\s+\w+\s+(?:size|order|amount|clip)|how\s+(?:much|many|big|large|far)\b[^.?!]{0,30}\b(?:can|could|may)"
-    r"|size\s+limit|capacity|how\s+big\s+(?:a|an)\s+(?:order|trade|clip))\b"
+    r"|size\s+limit|capacity|how\s+big\s+(?:a|an)\s+(?:order|trade|clip)"
+    r"|most\s+(?:\w+\s+)?(?:i|we|you)\s+(?:can|could)|up\s+to\s+what\s+size)\b"
 )
 #: Wording that makes a bps figure a limit on the order's cost, not a depth window: with no order
 #: amount stated, "max 3 bps slippage", "at 20 bps of impact", "before the price moves 1%" ask for the
@@ -617,6 +618,9 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bcompar", r"\bwhich\s+(?:venue|exchange|market|platform|place|one|book|cex)s?\b",
         r"\bbest\s+(?:venue|exchange|place|market|platform|book|cex)s?\b",
         r"\bcheapest\b", r"\barbitrage", r"\barbs?\b", r"\brank",
+        # a superlative of a venue: "lowest cost venue", "least slippage exchange", "most liquid market"
+        r"\b(?:best|cheapest|lowest|least|deepest|tightest|optimal|most\s+liquid)(?:[\s-]+[a-z]+){0,2}[\s-]+"
+        r"(?:venues?|exchanges?|markets?|places?|platforms?|cexs?)\b",
         r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:venue|exchange|market|book)",
         r"\btightest\s+(?:venue|exchange|market)", r"\bbetter\s+(?:venue|exchange|place)",
         r"\b(?:venue|exchange)\s+(?:comparison|breakdown)",
@@ -1478,6 +1482,7 @@ _ALERT_LIST_RE: Final = re.compile(
     r"|\b(?:my|our)\s+(?:\w+\s+)?(?:alerts|alert\s+rules|alert)\b"
     r"|\b(?:what|which)\s+alerts?\s+(?:do|have|did|are|is)\b|\balerts?\s+(?:i|we)\s+(?:have|set|created|made)\b"
     r"|\bhow\s+many\s+alerts\b|\bany\s+alerts\s+(?:set|configured|defined)\b"
+    r"|\b(?:what|which|any)\s+(?:alert\s+)?rules\s+(?:do|have|did|are|is|exist)\b|\brules\s+(?:i|we)\s+(?:have|set|made)\b"
 )
 #: Alert metrics by the words that name them, checked in order.
 _ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
