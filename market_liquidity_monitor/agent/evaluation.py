@@ -12,16 +12,35 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from market_liquidity_monitor.agent.assistant import Assistant
 from market_liquidity_monitor.agent.capabilities import TOOL_CAPABILITY
 
+#: Arguments that hold a point in time (ISO 8601): equal when they name the same instant.
+TIME_ARGS = frozenset({"at", "as_of", "since", "until", "start", "end"})
+
+
+def _instant(text: str) -> datetime | None:
+    """``text`` as an aware UTC datetime (ISO 8601, "Z" or an offset; no zone is UTC), else None."""
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
 
 def _same_arg(key: str, expected: Any, got: Any) -> bool:
     """As ``_same``; a symbol given as a base asset matches any quote the assistant picks
-    (../shared/eval/README.md): expected ``SOL`` matches ``SOL``, ``SOL/USDT`` or ``SOL/USDT:USDT``."""
+    (../shared/eval/README.md): expected ``SOL`` matches ``SOL``, ``SOL/USDT`` or ``SOL/USDT:USDT``;
+    a time (``TIME_ARGS``) matches any ISO 8601 spelling of the same instant
+    (``2024-09-01T12:00:00Z`` = ``2024-09-01 12:00`` = ``2024-09-01T14:00+02:00``)."""
+    if key in TIME_ARGS and isinstance(expected, str) and isinstance(got, str):
+        a, b = _instant(expected), _instant(got)
+        if a is not None and b is not None:
+            return a == b
     if (
         key in ("symbol", "symbol_a", "symbol_b")
         and isinstance(expected, str)

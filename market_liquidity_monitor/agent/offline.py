@@ -26,7 +26,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
-from market_liquidity_monitor.agent.capabilities import tool_args
+from market_liquidity_monitor.agent.capabilities import CAPABILITY_TOOLS, best_tool, required_args, tool_args
 from market_liquidity_monitor.agent.parser import ParsedQuery, parse_query
 
 CAPABILITY_HELP = (
@@ -652,12 +652,11 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
     if cap == "order_book":
         return _call("order_book", a)
     if cap == "market_impact":
-        if "max_slippage_bps" in a:
-            return _call("max_size_within_slippage", a)
-        if "size" not in a and "notional" not in a:
-            return _call("order_book", a)
-        a.setdefault("side", "buy")
-        return _call("market_impact", a)
+        if "max_slippage_bps" not in a and "size" not in a and "notional" not in a:
+            return _call("order_book", a)  # no order and no limit: what the book holds answers it
+        if "max_slippage_bps" not in a:
+            a.setdefault("side", "buy")
+        return _call(best_tool(cap, a) or "market_impact", a)
     if cap == "history":
         return _call("price_history", a)
     if cap == "compare_venues":
@@ -676,6 +675,13 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
                 "interval, and buy or sell."
             )
         return _call("backtest_execution", a)
+    # any other capability: its tool that fits what was stated (agent.capabilities), by signature
+    tool = best_tool(cap, a) if cap in CAPABILITY_TOOLS else None
+    if tool is not None:
+        return _call(tool, a)
+    missing = sorted({r for t in CAPABILITY_TOOLS.get(cap, ()) for r in required_args(t) if r not in a})
+    if missing:
+        return f"To answer that I need {', '.join(missing)}. {CAPABILITY_HELP}"
     return f"I couldn't map that question to a tool. {CAPABILITY_HELP}"
 
 
@@ -683,7 +689,8 @@ def _plan_alerts(a: dict) -> tuple[str, dict] | str:
     action = a.get("alert_action", "recent")
     if a.get("side") not in ("both", "bid", "ask"):
         a = {k: v for k, v in a.items() if k != "side"}  # an order side is not a depth side
-    if action in ("list", "delete"):
+    if action in ("list", "delete") or (action == "recent" and not a.get("symbol")):
+        # no asset to report on: the rules themselves (and what each fired recently) answer it
         return "list_alerts", {}
     if not a.get("symbol"):
         return (

@@ -10,9 +10,13 @@ How a question is read, in order:
 1. **Normalise**: curly quotes and dashes to ASCII, typo'd venue/asset names repaired
    (``etherum`` -> ``ethereum``, ``coinbse`` -> ``coinbase``).
 2. **Extract** quantities left to right, masking each span so no number is read twice:
+   points in time (``2024-09-01 12:00 UTC``, ``noon on 2024-09-02``: ``at``/``as_of``),
    timeframes (``1h candles``, ``hourly``), lookbacks (``last 7 days``, ``past 24 hours``),
-   basis-point windows (``50 bps``, ``0.5%``), notionals (``$150k``, ``150k USDT worth``),
-   sizes (``10k ETH``, ``2.5 btc``), unified pairs (``eth-usd``, ``ETHUSDT``), venues, assets, side.
+   basis-point windows (``50 bps``, ``0.5%``; a slippage limit when the question asks for a size),
+   notionals (``$150k``, ``150k USDT worth``, ``15 grand of SOL``, ``a 250k buy``),
+   sizes (``10k ETH``, ``2.5 btc``, ``half a BTC``), unified pairs (``eth-usd``, ``ETHUSDT``),
+   venues and excluded venues (``exclude okx``, ``leave out bybit``), assets (an unknown ticker in a
+   symbol's slot is passed on, so the tool answers "unknown symbol X; closest: ..."), side.
 3. **Refuse** unsafe or off-topic text first (prompt injection, credentials, real orders,
    investment advice, jokes and weather), and an order whose size or notional is negative or zero
    ("buy -5 BTC", "sell 0 ETH": ``invalid_size``) instead of reading "-5" as 5.
@@ -37,20 +41,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+from market_liquidity_monitor.agent.capabilities import CAPABILITY_TOOLS, capability_args
+
 __all__ = ["CAPABILITIES", "ParsedQuery", "parse_query"]
 
-CAPABILITIES: Final[tuple[str, ...]] = (
-    "order_book",
-    "market_impact",
-    "compare_venues",
-    "route_order",
-    "backtest",
-    "pairs",
-    "alerts",
-    "health",
-    "history",
-    "refuse",
-)
+#: The capability vocabulary (``agent.capabilities``: one table for parser, planner and evaluation).
+CAPABILITIES: Final[tuple[str, ...]] = tuple(CAPABILITY_TOOLS)
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,9 @@ class ParsedQuery:
     the capability (``agent.capabilities``: read from the tool signatures): ``symbol``, ``venue``,
     ``venues``, ``side``, ``size`` (base units), ``notional`` (quote units), ``window_bps``,
     ``max_slippage_bps``, ``lookback_days`` (an hour count becomes a fraction of a day),
-    ``timeframe``, ``symbol_a``, ``symbol_b``.
+    ``timeframe``, ``symbol_a``, ``symbol_b``, ``exclude_venues``, ``schedule``, ``at`` / ``as_of``
+    (ISO 8601 UTC). Which of these a capability keeps is read from its tools' signatures, so a tool
+    that gains an argument the parser already extracts (``as_of``) receives it with no change here.
     ``reason`` says why for ``refuse`` (``"<code>: <explanation>"``) and is an optional note otherwise.
     """
 
@@ -264,8 +262,6 @@ _TIMEFRAME_ADJECTIVES: Final[dict[str, str]] = {
 def _allowed(capability: str) -> tuple[str, ...]:
     """Argument names ``capability``'s tools accept (their signatures; ``agent.capabilities``), plus
     ``venue`` where a tool takes ``venues`` (one named venue is passed as ``venue``)."""
-    from market_liquidity_monitor.agent.capabilities import capability_args
-
     args = capability_args(capability)
     return (*args, "venue") if "venues" in args and "venue" not in args else args
 
@@ -290,16 +286,33 @@ _MAX_SIZE_RE: Final = re.compile(
     r"|size\s+limit|capacity)\b[^.?!]{0,80}\b(?:within|under|below|less\s+than|without|before|keep(?:ing)?"
     r"|at\s+most|no\s+more\s+than|capped\s+at|limit(?:ed)?\s+to|max(?:imum)?\s+of)\b"
 )
+#: Wording that asks for a size rather than states one: with a bps figure and no amount, the figure is
+#: the limit ("how far can I push BTC: max size at 30 bps", "capacity at 20 bps").
+_MAX_SIZE_CUE_RE: Final = re.compile(
+    r"\b(?:largest|biggest|max(?:imum)?\s+(?:size|order|amount|qty|quantity|clip|buy|sell|trade|notional)"
+    r"|max\s+\w+\s+(?:size|order|amount|clip)|how\s+(?:much|many|big|large|far)\b[^.?!]{0,30}\b(?:can|could|may)"
+    r"|size\s+limit|capacity|how\s+big\s+(?:a|an)\s+(?:order|trade|clip)"
+    r"|most\s+(?:\w+\s+)?(?:i|we|you)\s+(?:can|could)|up\s+to\s+what\s+size)\b"
+)
+#: Wording that makes a bps figure a limit on the order's cost, not a depth window: with no order
+#: amount stated, "max 3 bps slippage", "at 20 bps of impact", "before the price moves 1%" ask for the
+#: largest size within it (``max_size_within_slippage``).
+_SLIPPAGE_LIMIT_RE: Final = re.compile(
+    r"\bslip+a?ge?\b|\bslip(?:s|ping)?\b|\bimpact\b|\bprice[\s-]+(?:move|moves|moving|impact)\b"
+    r"|\b(?:mov(?:e|es|ing)|push(?:es|ing)?|shift(?:s|ing)?)\s+(?:the\s+)?(?:price|market|mid|book)\b"
+)
 #: Perpetual/futures wording that turns "BTCUSDT" into the linear perp "BTC/USDT:USDT".
 _PERP_RE: Final = re.compile(r"\b(?:perps?|perpetuals?|swaps?|futures|usd-?m|linear)\b")
 #: How a backtested order is worked: spread evenly (TWAP) or with the volume (VWAP schedule).
 _TWAP_SCHEDULE_RE: Final = re.compile(
     r"\btwap\b|\btime[\s-]weighted\b|\bspread\s+(?:it\s+|evenly\s+|out\s+)*(?:over|across)\s+(?:the\s+)?(?:window|period"
-    r"|week|days?|hours?)\b|\bin\s+(?:equal\s+)?(?:slices|chunks|tranches)\b|\bgradually\b|\bdrip(?:ped|ping)?\b"
+    r"|week|days?|hours?)\b|\bin\s+(?:equal|even|evenly[\s-]sized|equal[\s-]sized|same[\s-]size[d]?)?\s*"
+    r"(?:slices|chunks|tranches|clips|pieces|parts)\b|\bgradually\b|\bdrip(?:ped|ping)?\b"
     r"|\bevenly\b"
 )
 _VWAP_SCHEDULE_RE: Final = re.compile(
-    r"\bvwap\s+(?:schedule|algo|execution|strategy|order)\b|\bvolume[\s-]weighted\s+(?:schedule|execution|slices)\b"
+    r"\bvolume[\s-]?weighted\b(?!\s+(?:average\s+)?price)|\bvwap\s+(?:buy|sell|order|execution|slicing)\b|"
+    r"\bvwap[\s-]+(?:schedule|algo|execution|strategy|order|style|slices|basis|profile|curve)\b|\bvwap'?d\b|\bvolume[\s-]weighted\s+(?:schedule|execution|slices)\b"
     r"|\bwith\s+(?:the\s+)?volume\b|\b(?:as\s+a|using\s+a|via\s+a|with\s+a)\s+vwap\b"
 )
 _INVERSE_RE: Final = re.compile(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
@@ -331,6 +344,51 @@ def _quantity(tag: str) -> str:
     )
 
 
+#: Month names for written dates ("1 sep 2024", "Sept 1st, 2024").
+_MONTHS: Final[dict[str, int]] = {
+    name: n
+    for n, names in enumerate(
+        (("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",),
+         ("jun", "june"), ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"),
+         ("oct", "october"), ("nov", "november"), ("dec", "december")),
+        1,
+    )
+    for name in names
+}  # fmt: skip
+_CLOCK: Final = (
+    r"(?:(?:[t\s]|\s*,?\s*at\s+|\s+@\s*)(?:(?P<cw>noon|midnight)|(?P<hh>\d{1,2})(?::(?P<mm>\d{2})"
+    r"(?::(?P<ss>\d{2}))?)?(?:\.\d+)?\s*(?P<ampm>am|pm)?(?(mm)|(?(ampm)|(?=\s*(?:z|utc|gmt|h\b))))))?"
+    r"\s*(?:z\b|utc\b|gmt\b|\+00:?00)?"
+)
+#: A clock written before its date: "at 14:00 on 2024-09-01", "noon on 2024-09-02" (minutes, am/pm
+#: or noon/midnight required, so "buy 5 on 2024-09-01" keeps its size).
+_CLOCK_FIRST: Final = (
+    r"(?:\bat\s+)?(?:\b(?P<cw>noon|midnight)|(?<![\w.,])(?P<hh>\d{1,2})(?::(?P<mm>\d{2})(?::(?P<ss>\d{2}))?)?"
+    r"\s*(?P<ampm>am|pm)?(?(mm)|(?(ampm)|(?!))))\s*(?:z\b|utc\b|gmt\b)?\s*,?\s*(?:on\s+)?"
+)
+#: A point in time: ISO dates with an optional clock ("2024-09-01 12:00 UTC", "2024-08-15T08:30Z")
+#: and written dates with a year ("1 sep 2024 14:00", "sept 1, 2024 at 2pm").
+_TIME_RES: Final[tuple[re.Pattern[str], ...]] = (
+    re.compile(_CLOCK_FIRST + r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![0-9-])"),
+    re.compile(r"(?<![\w.-])(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![0-9-])" + _CLOCK),
+    re.compile(
+        rf"(?<![\w.])(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<mon>{_alternation(_MONTHS)})\.?,?\s+(?P<y>\d{{4}})\b"
+        + _CLOCK
+    ),
+    re.compile(
+        rf"\b(?P<mon>{_alternation(_MONTHS)})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b"
+        + _CLOCK
+    ),
+)
+#: Words that leave venues out of a routing or comparison: "exclude okx and gate", "not on bybit".
+_EXCLUDE_CUE_RE: Final = re.compile(
+    r"\b(?:exclud(?:e|es|ed|ing)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
+    r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?))\b"
+)
+#: What may stand between an exclusion cue and its venues, or between two excluded venues.
+_EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
+
+
 _ALIAS_TO_TICKER: Final[dict[str, str]] = {
     alias: ticker for ticker, aliases in _ASSETS.items() for alias in aliases
 } | dict(_AMBIGUOUS_TICKERS)
@@ -340,7 +398,9 @@ _ASSET_RE: Final = re.compile(rf"(?<![a-z0-9])\$?(?P<asset>{_ASSET_ALT})(?![a-z0
 _TICKER_ALIASES: Final = [a for a in _ALIAS_TO_TICKER if " " not in a and len(a) <= 5]
 _PAIR_RE: Final = re.compile(
     rf"(?<![a-z0-9])(?P<base>{_alternation(_TICKER_ALIASES)})"
-    rf"(?P<sep>\s?[/\-_]\s?|)(?P<quote>{_alternation(_QUOTES)})"
+    # "eth-usd", "ETHUSDT", and "eth usdc" (a space only before a fiat or stablecoin quote: "eth btc" is two assets)
+    rf"(?P<sep>\s?[/\-_]\s?|\s(?=(?:{_alternation(q for q, c in _QUOTES.items() if c not in _CRYPTO_QUOTES)})(?![a-z0-9]))|)"
+    rf"(?P<quote>{_alternation(_QUOTES)})"
     rf"(?::(?P<settle>{_alternation(_QUOTES)}))?(?![a-z0-9])"
 )
 
@@ -381,6 +441,7 @@ _LOOKBACK_WORDS_RE: Final = re.compile(
     _LOOKBACK_PREFIX
     + rf"(?:(?P<num>\d+(?:\.\d+)?)\s*-?\s*|(?P<word>{_alternation(_NUMBER_WORDS)}|couple of)\s+)?"
     r"(?P<unit>minutes?|mins?|hours?|hrs?|days?|weeks?|wks?|months?|years?|fortnight|quarter)\b"
+    r"(?!\s+(?:of\s+)?(?:a\s+|one\s+)?(?:percent|per\s?cent|%|pct|bps|basis))"  # "a quarter of a percent"
 )
 _YESTERDAY_RE: Final = re.compile(r"\b(?:since\s+)?yesterday\b")
 
@@ -403,6 +464,8 @@ _MONEY_RES: Final = (
     ),
     # "10k worth of ETH"
     re.compile(_quantity("q") + r"\s+worth\b(?:\s+of)?"),
+    # "15 grand of SOL", "50k of ETH": an amount with a multiplier "of" an asset is its quote amount
+    re.compile(_quantity("q") + rf"(?<=[a-z])\s+of\s+(?=\$?(?:{_ASSET_ALT})(?![a-z0-9]))"),
 )
 
 _SIZE_RE: Final = re.compile(_quantity("q") + rf"\s*-?\s*\$?(?={_ASSET_ALT}(?![a-z0-9]))")
@@ -410,6 +473,9 @@ _SCALE_WORDS: Final[dict[str, int]] = {"hundred": 100, "thousand": 1_000, "milli
 _SIZE_WORDS_RE: Final = re.compile(
     rf"\b(?:(?P<small>{_alternation(w for w in _NUMBER_WORDS if w not in ('a', 'an', 'hundred'))})\s+)?"
     rf"(?P<scale>hundred|thousand|million)?\s*(?=(?:{_ASSET_ALT})(?![a-z0-9]))"
+)
+_FRACTION_SIZE_RE: Final = re.compile(
+    rf"\b(?:(?P<half>half)|(?P<quarter>(?:a\s+)?quarter))\s+(?:of\s+)?an?\s+(?=(?:{_ASSET_ALT})(?![a-z0-9]))"
 )
 _SIZE_UNITS_RE: Final = re.compile(_quantity("q") + r"\s*(?:coins?|tokens?|units?|contracts?|lots?)\b")
 _SIZE_KEYWORD_RE: Final = re.compile(
@@ -422,7 +488,9 @@ _BARE_NUMBER_RE: Final = re.compile(_quantity("q") + r"(?![\w.%])")
 
 #: Phrases that contain buy/sell but do not give an order side.
 _NOT_A_SIDE_RE: Final = re.compile(
-    r"\b(?:buy|sell|bid|ask|offer)s?[\s-]?(?:side|walls?|pressure)\b|\bsell[\s-]?offs?\b|\bbuy[\s-]?backs?\b"
+    r"\b(?:bid|ask|offer)s?[\s-]?(?:side|walls?|pressure)\b|\b(?:buy|sell)s?[\s-]?(?:walls?|pressure)\b"
+    r"|\b(?:buy|sell)[\s-]?side\s+(?:depth|liquidity|of|book|pressure|volume|orders|imbalance|flow|size)\b"
+    r"|\b(?:the|its|on\s+the)\s+(?:buy|sell)[\s-]?side\b(?!\s*(?:order|trade))|\bsell[\s-]?offs?\b|\bbuy[\s-]?backs?\b"
     r"|\bbuy(?:ing)?\s*(?:/|or|and|&)\s*sell(?:ing)?\b|\bsell(?:ing)?\s*(?:/|or|and|&)\s*buy(?:ing)?\b"
     r"|\bpump[\s-]?(?:and|&|n)[\s-]?dump\b"
 )
@@ -479,37 +547,49 @@ def _any_of(*fragments: str) -> re.Pattern[str]:
 #: Capability cue words, by name. :data:`_RULES` combines them with the extracted arguments.
 _CUES: Final[dict[str, re.Pattern[str]]] = {
     "alerts": _any_of(
-        r"\balert", r"\banomal", r"\bcrunch", r"\bnotif(?:y|ication)", r"\bwarn(?:\s+(?:me|us)|ings?)\b",
+        r"\balert", r"\balarm", r"\banomal", r"\bcrunch", r"\bnotif(?:y|ication)", r"\bwarn(?:\s+(?:me|us)|ings?)\b",
         r"\blet\s+(?:me|us)\s+know\b", r"\bping\s+me\b", r"\bheads[\s-]?up\b", r"\btell\s+me\s+(?:when|if)\b",
         r"\bkeep\s+an\s+eye\b", r"\bwatch\s+(?:for|out)\b", r"\bunusual\b", r"\babnormal", r"\bweird\b",
         r"\bsomething\s+(?:weird|odd|off|wrong|strange)", r"\bsuspicious", r"\bspoof", r"\bmanipulat",
         r"\bpump[\s-]?(?:and|&|n)[\s-]?dump", r"\bflash[\s-]?crash", r"\bdr(?:ied|y|ying)\s+up\b",
         r"\bliquidity\s+(?:drops?|crash|collapse|crisis|shocks?|holes?|gaps?|vanish\w*)\b",
+        # a liquidity word next to a word for its sudden loss, either order: "depth collapses",
+        # "did the book thin out", "liquidity evaporated", "sudden drop in depth"
+        r"\b(?:liquidity|liq|depth|book|bids?|asks?|offers?)\s+(?:\w+\s+)?(?:collaps\w*|crash\w*|crunch\w*"
+        r"|evaporat\w*|vanish\w*|disappear\w*|dr(?:ied|ying|y)\s+up|thin(?:ned|ning)?\s+out|gaps?|holes?)\b",
+        r"\b(?:collapse|crash|drop|plunge|evaporation|vanishing|disappearance|hole|gap)s?\s+in\s+(?:the\s+)?"
+        r"(?:\w+\s+)?(?:liquidity|depth|book)\b",
     ),
     "health": _any_of(
         r"circuit[\s-]?breakers?", r"\bbreakers?\b", r"\bcbs?\s+(?:open|trip)", r"\bstale\b",
         r"\b(?:dis)?connect(?:ed|ion|ions|ivity)?\b", r"\buptime\b", r"\bdowntime\b", r"\boutages?\b",
         r"\blatenc", r"\bheartbeats?\b", r"\bwebsockets?\b", r"\bfeeds?\b", r"\bstatus\b",
         r"\brate[\s-]?limit", r"\bhealth[\s-]?checks?\b", r"\bping\b(?!\s+me)",
+        r"^\W*(?:venue|exchange|feed|system|data)?\s*health\W*$",
+        # freshness of the data: "how old is the okx book", "last update from kraken", "is it lagging"
+        r"\bhow\s+(?:old|fresh|recent|up[\s-]?to[\s-]?date)\b", r"\bage\s+of\b", r"\bfresh(?:ness)?\b",
+        r"\b(?:last|latest|most\s+recent)\s+(?:\w+\s+){0,2}(?:updates?|messages?|ticks?|snapshots?)\b",
+        r"\bcrossed\b", r"\bresync", r"\blagg?(?:ing|ed|y)\b", r"\bdelayed\b", r"\bsynced?\b", r"\bsequence\s+gaps?\b", r"\bchecksums?\b",
     ),
     # Weak health words count only about venues, never about an asset ("is BTC down?").
     "health_weak": _any_of(
         r"\bhealth(?:y)?\b", r"\bup\b", r"\bdown\b", r"\bonline\b", r"\boffline\b", r"\bworking\b",
-        r"\brunning\b", r"\breachable\b", r"\bresponsive\b", r"\balive\b", r"\bbroken\b",
+        r"\brunning\b", r"\breachable\b", r"\brespon(?:sive|ding|ds)\b", r"\balive\b", r"\bbroken\b",
+        r"\btiming\s+out\b", r"\btime[\s-]?outs?\b", r"\berror(?:s|ing)?\b", r"\bflaky\b",
     ),
     "venue_words": _any_of(r"\b(?:exchanges?|venues?|apis?|systems?|services?|servers?|everything)\b"),
     "pairs": _any_of(
         r"hedge[\s-]?ratio", r"\bz[\s-]?scores?\b", r"\bzscores?\b", r"cointegrat", r"\badf\b", r"dickey",
         r"stationar", r"correlat", r"\bcovarian", r"\bbeta\b", r"\bhalf[\s-]?life\b", r"\bpairs?[\s-]?trad",
         r"\bpairs?\s+(?:analysis|stats|statistics)\b", r"\bstat(?:istical)?[\s-]?arb", r"mean[\s-]?revert",
-        r"mean[\s-]?reversion", r"\bspread\s+trad",
+        r"mean[\s-]?reversion", r"\bspread\s+trad", r"\bengle\b", r"\bgranger\b", r"\bjohansen\b",
     ),
     # Weak pairs words need two assets and a joining word: "spread between BTC and ETH".
     "pairs_weak": _any_of(
         r"\bspre+a?ds?\b", r"\bratio\b", r"\brelative\b", r"\brelationship\b", r"\bco[\s-]?move",
-        r"\bmove\s+together\b", r"\btrack\s+each\s+other\b", r"\bdivergen", r"\bdecoupl",
+        r"\bmove\s+together\b", r"\btrack\s+each\s+other\b", r"\bdivergen", r"\bdecoupl", r"\bhedg(?:e|es|ed|ing)\b",
     ),
-    "pairs_joint": _any_of(r"\b(?:between|vs\.?|versus|against|relative|from|with)\b"),
+    "pairs_joint": _any_of(r"\b(?:between|vs\.?|versus|against|relative|from|with|to\s+hedge|hedg\w*)\b"),
     "backtest": _any_of(
         r"back[\s-]?test", r"\bhistorically\b", r"\bif\s+i\s+(?:had|'d)\b", r"\bin\s+hindsight\b", r"\breplay",
         r"\bhistorical\s+(?:slippage|costs?|execution|impact|fills?|performance)",
@@ -529,10 +609,19 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bacross\b[^.?!]{0,20}\b(?:venues|exchanges|markets|books)\b", r"\bacross\s+all\b",
         r"\b(?:on|over|to)\s+(?:all|multiple|several)\s+(?:the\s+)?(?:venues|exchanges)\b",
     ),
+    # Weak compare words ask for a venue only when the question does not name exactly one
+    # ("where should I sell 10 BTC?" vs "where does the VWAP land on OKX?").
+    "compare_weak": _any_of(r"\bwhere\b"),
     "compare": _any_of(
+        r"\bwho(?:'s|\s+has|\s+have|\s+offers?|\s+gives?|\s+is)\b[^.?!]{0,25}\b(?:best|cheapest|deepest|tightest"
+        r"|lowest|highest|most\s+liquid)\b",
+        r"\bbest\s+(?:price|bid|ask|offer|quote|fill|rate)s?\b[^.?!]{0,30}\b(?:anywhere|across|among|any\s+venue)",
         r"\bcompar", r"\bwhich\s+(?:venue|exchange|market|platform|place|one|book|cex)s?\b",
-        r"\bwhere(?:'s)?\b", r"\bbest\s+(?:venue|exchange|place|market|platform|book|cex)s?\b",
+        r"\bbest\s+(?:venue|exchange|place|market|platform|book|cex)s?\b",
         r"\bcheapest\b", r"\barbitrage", r"\barbs?\b", r"\brank",
+        # a superlative of a venue: "lowest cost venue", "least slippage exchange", "most liquid market"
+        r"\b(?:best|cheapest|lowest|least|deepest|tightest|optimal|most\s+liquid)(?:[\s-]+[a-z]+){0,2}[\s-]+"
+        r"(?:venues?|exchanges?|markets?|places?|platforms?|cexs?)\b",
         r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:venue|exchange|market|book)",
         r"\btightest\s+(?:venue|exchange|market)", r"\bbetter\s+(?:venue|exchange|place)",
         r"\b(?:venue|exchange)\s+(?:comparison|breakdown)",
@@ -614,7 +703,8 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
             _IMPERATIVE + r"(?:place|submit|execute|put\s+in|fire\s+off)\b[^.?!]{0,60}"
             r"\b(?:orders?(?!\s*-?\s*books?)|trades?|positions?|buy|sell)\b",
             r"\bon\s+my\s+behalf\b", r"\bmy\s+(?:\w+\s+)?account\b", r"\bwithdraw", r"\bdeposit\b",
-            r"\btransfer\s+(?:my|the|funds|coins|\d)", r"\bcancel\s+(?:my|all|the)\s+orders?\b",
+            r"\btransfer\s+(?:my|the|funds|coins|\d)",
+            r"\b(?:send|transfer|move|withdraw)\b[^.?!]{0,40}\b(?:address|wallet|cold\s+storage|bank)\b", r"\bcancel\s+(?:my|all|the)\s+orders?\b",
         ),
     ),
     (
@@ -700,6 +790,10 @@ class _Extraction:
     inverse: bool = False
     #: how a backtested order is executed: "twap" / "vwap" when the question says so
     schedule: str | None = None
+    #: a point in time the question names ("at 2024-09-01 12:00 UTC"), ISO 8601 UTC
+    at: str | None = None
+    #: venues the question leaves out ("exclude okx", "leave out bybit", "not on gate")
+    exclude_venues: list[str] = field(default_factory=list)
 
     @property
     def symbol(self) -> str | None:
@@ -717,6 +811,16 @@ class _Extraction:
         for _, unified, base, quote in self.mentions:
             parts = [base, quote] if quote in _CRYPTO_QUOTES else [unified]
             legs.extend(p for p in parts if p not in legs)
+        # "how many BTC to hedge 100 ETH", "hedge my SOL with ETH": the hedged asset is the dependent leg
+        hedged = re.search(
+            r"\bhedg(?:e|es|ed|ing)\s+(?:my\s+|a\s+|the\s+|an?\s+)?(?:[\d.,]+\s*[kmb]?\s*)?\$?(?P<a>[a-z]+)",
+            self.low,
+        )
+        if hedged and len(legs) >= 2:
+            target = _ALIAS_TO_TICKER.get(hedged.group("a"))
+            if target in legs and legs[0] != target:
+                legs.remove(target)
+                legs.insert(0, target)
         return legs
 
     @property
@@ -764,7 +868,8 @@ def _normalise(text: str) -> str:
         low = word.lower()
         if low in _FUZZY_STOPWORDS or low in _FUZZY_TARGETS:
             return word
-        close = difflib.get_close_matches(low, _FUZZY_TARGETS, n=1, cutoff=0.88)
+        # one edit in a 7+ letter word ("etherium", "bitcion") scores ~0.86; shorter words need 0.88
+        close = difflib.get_close_matches(low, _FUZZY_TARGETS, n=1, cutoff=0.85 if len(low) >= 7 else 0.88)
         return close[0] if close else word
 
     return re.sub(r"\b[A-Za-z]{5,}\b", repair, text)
@@ -835,12 +940,51 @@ def _extract_lookback(ex: _Extraction, work: str) -> str:
     return work
 
 
+def _extract_time(ex: _Extraction, work: str) -> str:
+    """A point in time, as ISO 8601 UTC ``YYYY-MM-DDTHH:MM:SSZ`` (no clock: midnight; times are
+    UTC, the data's own zone). Read first, so no part of a date is taken for a size or a timeframe."""
+    for regex in _TIME_RES:
+        for m in regex.finditer(work):
+            month = (
+                int(m.group("m"))
+                if "m" in regex.groupindex and m.group("m")
+                else _MONTHS.get((m.groupdict().get("mon") or "").rstrip("."), 0)
+            )
+            hour, minute, second = (int(m.group(g) or 0) for g in ("hh", "mm", "ss"))
+            if m.group("cw"):
+                hour = 12 if m.group("cw") == "noon" else 0
+            if m.group("ampm") == "pm" and hour < 12:
+                hour += 12
+            elif m.group("ampm") == "am" and hour == 12:
+                hour = 0
+            if not (1 <= month <= 12 and 1 <= int(m.group("d")) <= 31 and hour < 24 and minute < 60):
+                continue
+            if ex.at is None:
+                ex.at = f"{int(m.group('y')):04d}-{month:02d}-{int(m.group('d')):02d}T{hour:02d}:{minute:02d}:{second:02d}Z"
+            work = _mask(work, *m.span())
+    return work
+
+
+#: Basis points in words: "half a percent" (50), "a quarter of a percent" (25), "ten bps", "a basis point".
+_BPS_WORDS_RE: Final = re.compile(
+    r"\b(?:(?P<half>half\s+(?:a|of\s+a|of\s+one|one)?)|(?P<quarter>(?:a\s+)?quarter\s+(?:of\s+)?(?:a|one)?)"
+    rf"|(?P<word>{_alternation(w for w in _NUMBER_WORDS if w not in ('hundred',))}))\s*"
+    r"(?P<unit>bps|bp|bips|basis[\s-]points?|percent|per\s?cent|pct|%)(?![a-z0-9])"
+)
+
+
 def _extract_bps(ex: _Extraction, work: str) -> str:
-    """Depth windows: "within 50 bps", "50bp", "0.5%" (50), "1 percent" (100)."""
+    """Depth windows: "within 50 bps", "50bp", "0.5%" (50), "1 percent" (100), "half a percent" (50)."""
     for m in _BPS_RE.finditer(work):
         scale = 1 if m.group("unit").startswith(("b", "bi")) else 100
         if ex.window_bps is None:
             ex.window_bps = _number(m.group("num"), scale=scale)
+        work = _mask(work, *m.span())
+    for m in _BPS_WORDS_RE.finditer(work):
+        count = 0.5 if m.group("half") else 0.25 if m.group("quarter") else _NUMBER_WORDS[m.group("word")]
+        scale = 1 if m.group("unit").startswith(("b", "bi")) else 100
+        if ex.window_bps is None:
+            ex.window_bps = _number(str(count), scale=scale)
         work = _mask(work, *m.span())
     return work
 
@@ -875,6 +1019,9 @@ def _extract_size(ex: _Extraction, work: str) -> str:
         _check_sign(ex, work, m, value, asset.end() if asset else None)
         ex.size = ex.size if ex.size is not None else value
         work = _mask(work, m.start(), m.end())
+    for m in _FRACTION_SIZE_RE.finditer(work):
+        ex.size = ex.size if ex.size is not None else (0.5 if m.group("half") else 0.25)
+        work = _mask(work, *m.span())
     for m in _SIZE_WORDS_RE.finditer(work):
         small, scale = m.group("small"), m.group("scale")
         if small is None and scale is None:
@@ -898,8 +1045,30 @@ def _extract_pairs(ex: _Extraction, work: str) -> str:
     return work
 
 
+#: An amount right before an order noun: "a 250k buy in SOL" (with a k/m multiplier and the asset
+#: named elsewhere: a quote amount, as traders size orders in dollars), "btc 5 sell", "eth 1.5k sell"
+#: (right after the asset: base units), "a 40 buy" (base units).
+_ORDER_NOUN_NOTIONAL_RE: Final = re.compile(
+    _quantity("q") + r"\s+(?P<usd>usd[tc]?\s+)?(?:buy|sell|order|ticket|clip|trade|purchase)s?\b"
+)
+_ASSET_BEFORE_RE: Final = re.compile(rf"(?<![a-z0-9])\$?(?:{_ASSET_ALT})\s+$")
+
+
 def _extract_more_sizes(ex: _Extraction, work: str) -> str:
-    """Sizes not right before an asset: "size of 10", "40 coins", "sell 40 on kraken"."""
+    """Sizes not right before an asset: "size of 10", "40 coins", "sell 40 on kraken"; and a
+    multiplied amount before an order noun as a notional ("a 250k buy in SOL")."""
+    if ex.size is None and ex.notional is None:
+        for m in _ORDER_NOUN_NOTIONAL_RE.finditer(work):
+            value = _quantity_value(m)
+            _check_sign(ex, work, m, value)
+            after_asset = _ASSET_BEFORE_RE.search(work, 0, m.start())
+            multiplied = bool(m.group("qmult") or m.group("qmultw"))
+            if m.group("usd") or (multiplied and not after_asset):
+                ex.notional = value
+            else:
+                ex.size = value
+            work = _mask(work, *m.span("qnum"))
+            break
     for regex in (_SIZE_KEYWORD_RE, _SIZE_UNITS_RE, _SIDE_VERB_NUMBER_RE):
         for m in regex.finditer(work):
             value = _quantity_value(m)
@@ -911,13 +1080,22 @@ def _extract_more_sizes(ex: _Extraction, work: str) -> str:
 
 def _extract_venues(ex: _Extraction, work: str) -> str:
     """Venue ccxt ids in the order mentioned, and whether the question says "all venues"."""
+    cue_ends = [m.end() for m in _EXCLUDE_CUE_RE.finditer(work)]
+    excluding_from = -1  # where the text after an exclusion cue (or an excluded venue) resumes
     for m in _VENUE_RE.finditer(work):
         venue = _VENUE_ALIAS[re.sub(r"[\s_-]", "", m.group("venue"))]
         if m.group("venue") == "cb" and _CB_NOT_COINBASE_RE.match(work, m.end()):
             continue
-        if venue not in ex.venues:
+        starts = [e for e in cue_ends if e <= m.start()] + ([excluding_from] if excluding_from >= 0 else [])
+        resume = max(starts, default=-1)
+        if resume >= 0 and _EXCLUDE_GAP_RE.fullmatch(work, resume, m.start()):
+            if venue not in ex.exclude_venues:
+                ex.exclude_venues.append(venue)
+            excluding_from = m.end()
+        elif venue not in ex.venues:
             ex.venues.append(venue)
         work = _mask(work, *m.span())
+    ex.venues = [v for v in ex.venues if v not in ex.exclude_venues]
     ex.all_venues = bool(_ALL_VENUES_RE.search(work))
     return work
 
@@ -972,6 +1150,77 @@ def _extract_unknown_ticker(ex: _Extraction, work: str, original: str) -> None:
                 continue  # an all-caps message: capitals say nothing
             ex.mentions.append((m.start(), token, token, None))
             return
+    _extract_lowercase_ticker(ex, work)
+
+
+#: Words that fill the slots below but are never tickers: English words a trader writes there, the
+#: trade's own words, units and time words (checked after the alias tables, venues and quotes).
+_NOT_TICKER_WORDS: Final[frozenset[str]] = frozenset(
+    {w.lower() for w in _NOT_TICKERS} | set(_NUMBER_WORDS) | set(_UNIT_LETTER) | set(_MULTIPLIERS) | set(_QUOTES)
+    | {"the", "this", "that", "these", "those", "it", "its", "them", "my", "your", "our", "their", "his", "her",
+       "an", "some", "each", "every", "both", "either", "other", "another", "more", "less", "most", "much",
+       "many", "few", "now", "today", "here", "there", "right", "currently", "again", "please", "pls", "plz",
+       "market", "markets", "venue", "venues", "exchange", "exchanges", "book", "books", "order", "orders",
+       "trade", "trades", "size", "side", "price", "prices", "px", "spread", "spreads", "depth", "liq",
+       "liquidity", "slippage", "impact", "level", "levels", "coin", "coins", "token", "tokens", "unit",
+       "units", "contract", "contracts", "lot", "lots", "times", "x", "bps", "bp", "pct", "percent",
+       "dollars", "dollar", "bucks", "worth", "usd", "total", "notional", "quote", "base", "asset", "assets",
+       "pair", "pairs", "symbol", "ticker", "perp", "perps", "perpetual", "futures", "spot", "swap", "buy",
+       "sell", "long", "short", "bid", "bids", "ask", "asks", "offer", "offers", "top", "mid", "like",
+       "look", "looking", "looks", "thanks", "is", "are", "was", "be", "been", "do", "does", "did",
+       "and", "or", "but", "with", "without", "within", "on", "in", "at", "for", "of", "to", "from", "by",
+       "vs", "versus", "against", "across", "over", "under", "about", "what", "whats", "how", "hows", "which",
+       "where", "who", "why", "when", "me", "us", "you", "we", "i", "im", "ive", "id", "one", "ones", "all",
+       "any", "no", "not", "so", "then", "than", "too", "very", "just", "only", "also", "still", "yet",
+       "lately", "recently", "average", "avg", "whole", "entire", "full", "deep", "thin", "tight", "wide",
+       "big", "large", "small", "current", "latest", "last", "live", "real", "good", "bad", "best", "worst",
+       "candles", "candle", "bars", "bar", "secs", "sec", "seconds", "second", "points", "point", "ticks",
+       "tick", "rows", "samples", "periods", "slices", "chunks", "clips", "legs", "shares", "pieces", "steps",
+       "general", "mainnet", "weekend", "weekends", "night", "morning", "open", "close",
+       "fees", "fee", "taker", "maker", "sure", "ok", "okay", "yes", "yeah", "hmm", "etc", "ago",
+       "extra", "once", "twice", "hour", "day", "week", "month", "year", "time", "go"}
+)  # fmt: skip
+#: Symbol slots a lower-case word can fill: after an order amount ("2000 jup"), before a quote
+#: ("jupusdt", "jup/usdt"), before a book word ("the wld book", "jup spread"), after "on/for/of/in"
+#: behind a book word ("spread on jup?", "liquidity in xyz on kraken").
+_LOWER_TICKER_SLOTS: Final[tuple[re.Pattern[str], ...]] = (
+    # digits glued to 3+ letters that are no unit: "1000sats", "1inch" (checked before "2000 jup")
+    re.compile(r"(?<![\w.,$])(?P<tok>\d+(?P<letters>[a-z]{3,9}))(?![a-z0-9])"),
+    re.compile(_quantity("q") + r"\s*-?\s*(?P<tok>[a-z][a-z0-9]{1,5})(?![a-z0-9])"),
+    re.compile(
+        r"(?<![a-z0-9])(?P<tok>[a-z][a-z0-9]{1,9}?)(?:\s?[/_-]\s?|)(?P<quote>usdt|usdc|usd|busd|fdusd)(?![a-z0-9])"
+    ),
+    re.compile(
+        r"(?<![a-z0-9])(?P<tok>[a-z][a-z0-9]{1,5})\s+(?:order[\s-]?book|orderbook|book|spread|depth|liq(?:uidity)?"
+        r"|market|perp(?:etual)?s?|price|px|pair|token|coin)\b"
+    ),
+    re.compile(
+        r"\b(?:spreads?|depth|liq(?:uidity)?|books?|orderbook|prices?|px|slippage|impact|imbalance|mid|bid[\s/-]ask"
+        r"|bbo|tob|top\s+of\s+(?:the\s+)?book|quotes?|bids?|asks?|offers?|levels?)\s+"
+        r"(?:on|for|of|in)\s+(?:the\s+)?(?P<tok>[a-z][a-z0-9]{1,5})(?=\s*(?:[?.!,]|$|\b(?:on|at|in|via)\b))"
+    ),
+)
+
+
+def _extract_lowercase_ticker(ex: _Extraction, work: str) -> None:
+    """A lower-case word the alias tables do not know in a slot only a symbol fills (see
+    :data:`_LOWER_TICKER_SLOTS`), read as that symbol so the tools answer "unknown symbol X;
+    closest: ..."; an amount right before it is the order size ("2000 jup")."""
+    for rx in _LOWER_TICKER_SLOTS:
+        for m in rx.finditer(work):
+            token = m.group("tok")
+            if token in _NOT_TICKER_WORDS or token in _VENUE_ALIAS or not re.search(r"[a-z]", token):
+                continue
+            if "letters" in rx.groupindex and m.group("letters") in _NOT_TICKER_WORDS:
+                continue  # "50bps", "10days", "24hrs"
+            base = token.upper()
+            quote = _QUOTES[m.group("quote")] if "quote" in rx.groupindex else None
+            ex.mentions.append((m.start("tok"), f"{base}/{quote}" if quote else base, base, quote))
+            if "qnum" in rx.groupindex and ex.size is None and ex.notional is None:
+                value = _quantity_value(m)
+                _check_sign(ex, work, m, value)
+                ex.size = value
+            return
 
 
 def _extract_side(ex: _Extraction) -> None:
@@ -985,7 +1234,8 @@ def _extract(text: str) -> _Extraction:
     """Read every argument the question states; each span is masked once it is consumed."""
     low = _lower(text)
     ex = _Extraction(low=low, cues=frozenset(name for name, rx in _CUES.items() if rx.search(low)))
-    work = _extract_timeframe(ex, low)
+    work = _extract_time(ex, low)
+    work = _extract_timeframe(ex, work)
     work = _extract_lookback(ex, work)
     work = _extract_bps(ex, work)
     work = _extract_money(ex, work)
@@ -1000,11 +1250,19 @@ def _extract(text: str) -> _Extraction:
     _extract_side(ex)
     ex.perp = bool(_PERP_RE.search(low))
     ex.inverse = bool(_INVERSE_RE.search(low))
+    ex.venues = _perp_venues(ex)  # "coin-m perpetual on binance" is one venue, binancecoinm
     if _VWAP_SCHEDULE_RE.search(low):
         ex.schedule = "vwap"
     elif _TWAP_SCHEDULE_RE.search(low):
         ex.schedule = "twap"
-    if ex.window_bps is not None and _MAX_SIZE_RE.search(low):
+    if ex.window_bps is not None and (
+        _MAX_SIZE_RE.search(low)
+        or (
+            not ex.has_quantity
+            and (_SLIPPAGE_LIMIT_RE.search(low) or _MAX_SIZE_CUE_RE.search(low))
+            and not ex.has("compare", "route", "across_venues", "alerts", "backtest")
+        )
+    ):
         ex.max_slippage_bps, ex.window_bps = ex.window_bps, None
     if (m := _BARE_NUMBER_RE.search(work)) is not None:
         ex.bare_number = _quantity_value(m)
@@ -1032,7 +1290,10 @@ class _Rule:
 #: Ordered: the first rule that fires wins. Alerts and health come first because their cue words are
 #: specific ("circuit breaker") while "which exchanges"/"liquidity" also appear in their questions.
 _RULES: Final[tuple[_Rule, ...]] = (
-    _Rule("alerts", lambda ex: ex.has("alerts")),
+    _Rule(
+        "alerts",
+        lambda ex: ex.has("alerts") or any(rx.search(ex.low) for rx in (_ALERT_LIST_RE, _ALERT_DELETE_RE)),
+    ),
     _Rule(
         "health",
         lambda ex: (
@@ -1053,14 +1314,29 @@ _RULES: Final[tuple[_Rule, ...]] = (
     _Rule(
         "backtest",
         lambda ex: ex.has("backtest") or (ex.has("backtest_weak") and ex.has_order),
-        lambda ex: ex.has_order and (ex.lookback_days is not None or ex.lookback_hours is not None),
+        lambda ex: (
+            ex.has_order
+            and (
+                ex.lookback_days is not None
+                or ex.lookback_hours is not None
+                or (ex.at is not None and not re.search(r"\bas\s+of\b", ex.low))
+            )
+        ),
     ),
     _Rule(
         "route_order",
         lambda ex: ex.has("route"),
         lambda ex: ex.has_quantity and ex.has("across_venues") and not ex.has("compare"),
     ),
-    _Rule("compare_venues", lambda ex: ex.has("compare", "across_venues"), lambda ex: len(ex.venues) >= 2),
+    _Rule(
+        "compare_venues",
+        lambda ex: (
+            ex.has("compare", "across_venues")
+            # "where has BTC traded this week" asks about the past, not for a venue
+            or (ex.has("compare_weak") and len(ex.venues) != 1 and (ex.has_order or not _has_lookback(ex)))
+        ),
+        lambda ex: len(ex.venues) >= 2,
+    ),
     _Rule(
         "market_impact",
         lambda ex: ex.has("impact") or ex.max_slippage_bps is not None,
@@ -1075,6 +1351,10 @@ _RULES: Final[tuple[_Rule, ...]] = (
 )
 
 
+def _has_lookback(ex: _Extraction) -> bool:
+    return ex.lookback_days is not None or ex.lookback_hours is not None
+
+
 @dataclass(frozen=True)
 class _Match:
     capability: str
@@ -1087,6 +1367,11 @@ def _classify(ex: _Extraction) -> _Match | None:
         ex.has("definitional")
         and not ex.has_quantity
         and not ex.venues
+        and ex.lookback_days is None
+        and ex.lookback_hours is None
+        and ex.window_bps is None
+        and ex.timeframe is None
+        and ex.at is None
         and not any(r.cue(ex) for r in _RULES)
     ):
         return None  # "what is bitcoin?" is general knowledge, not a liquidity question
@@ -1118,10 +1403,26 @@ _REAL_ORDER_RE: Final = re.compile(
 )
 
 
+#: Venues listing spot and USDT perpetuals under one ccxt id: a base asset said of a perpetual there
+#: ("BTC perp on bybit", or "the ETH perp" with no venue) is the linear ``BASE/USDT:USDT`` (ccxt's
+#: unified symbol). A futures-only id (``binanceusdm``) already picks the perp from the base.
+_USDT_PERP_VENUES: Final[frozenset[str | None]] = frozenset(
+    {None, "bybit", "okx", "gate", "kucoin", "bitget", "mexc", "htx"}
+)
+
+
 def _perp_symbol(ex: _Extraction, symbol: str | None) -> str | None:
     """``BTC/USDT`` said of a perpetual ("BTCUSDT perp") as the linear perp ``BTC/USDT:USDT``;
-    ``BTC/USD`` said of an inverse/coin-margined contract as ``BTC/USD:BTC``."""
-    if symbol is None or "/" not in symbol or ":" in symbol:
+    ``BTC/USD`` said of an inverse/coin-margined contract as ``BTC/USD:BTC``; a base asset said of
+    a perpetual as the linear USDT perp (inverse: ``BTC/USD:BTC``) where that is the venue's kind."""
+    if symbol is None or ":" in symbol:
+        return symbol
+    if "/" not in symbol:
+        venue = ex.venues[0] if len(ex.venues) == 1 else None
+        if ex.inverse and venue is None:
+            return f"{symbol}/USD:{symbol}"
+        if ex.perp and not ex.inverse and venue in _USDT_PERP_VENUES:
+            return f"{symbol}/USDT:USDT"
         return symbol
     base, quote = symbol.split("/")
     if ex.inverse and quote == "USD":
@@ -1136,7 +1437,7 @@ def _perp_venues(ex: _Extraction) -> list[str]:
     if not (ex.perp or ex.inverse):
         return ex.venues
     target = "binancecoinm" if ex.inverse else "binanceusdm"
-    return [target if v == "binance" else v for v in ex.venues]
+    return list(dict.fromkeys(target if v == "binance" else v for v in ex.venues))
 
 
 def _venue_args(venues: list[str]) -> dict[str, Any]:
@@ -1162,6 +1463,10 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
         "timeframe": ex.timeframe,
         "symbol_a": legs[0] if legs else None,
         "symbol_b": legs[1] if len(legs) > 1 else None,
+        "exclude_venues": list(ex.exclude_venues) or None,
+        # one stated time, passed as whichever time argument the capability's tools take
+        "at": ex.at,
+        "as_of": ex.at,
     }
     return _filter(capability, candidates)
 
@@ -1169,7 +1474,8 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
 _ALERT_CREATE_RE: Final = re.compile(
     r"\b(?:alert|notify|ping|warn|tell|message)\s+(?:me|us)\b|\blet\s+(?:me|us)\s+know\b"
     r"|\b(?:set|create|add|make)\s+(?:up\s+)?(?:an?\s+|new\s+)?(?:alert|alarm|trigger|notification)"
-    r"|\bheads[\s-]?up\s+(?:when|if)\b"
+    r"|\bheads[\s-]?up\s+(?:when|if)\b|\balert\s+(?:on\s+\w+\s+)?(?:when|if|once|whenever)\b"
+    r"|\b(?:notify|ping|warn|message|email|text)\s+(?:me\s+|us\s+)?(?:when|if|once|whenever|as\s+soon\s+as)\b"
 )
 _ALERT_LIST_RE: Final = re.compile(
     r"\b(?:list|show|see|view|display|give|print)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?(?:my|the|our|existing|active"
@@ -1177,6 +1483,7 @@ _ALERT_LIST_RE: Final = re.compile(
     r"|\b(?:my|our)\s+(?:\w+\s+)?(?:alerts|alert\s+rules|alert)\b"
     r"|\b(?:what|which)\s+alerts?\s+(?:do|have|did|are|is)\b|\balerts?\s+(?:i|we)\s+(?:have|set|created|made)\b"
     r"|\bhow\s+many\s+alerts\b|\bany\s+alerts\s+(?:set|configured|defined)\b"
+    r"|\b(?:what|which|any)\s+(?:alert\s+)?rules\s+(?:do|have|did|are|is|exist)\b|\brules\s+(?:i|we)\s+(?:have|set|made)\b"
 )
 #: Alert metrics by the words that name them, checked in order.
 _ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
@@ -1215,13 +1522,20 @@ def _alert_spec(ex: _Extraction) -> dict[str, Any]:
         return {"alert_action": "delete"}
     if _ALERT_LIST_RE.search(low) and not _ALERT_CREATE_RE.search(low):
         return {"alert_action": "list"}
-    if not _ALERT_CREATE_RE.search(low):
+    stated_rule = (  # "btc alert spread > 10bps": a metric, a direction and a threshold make a rule
+        re.search(r"\balert|\balarm", low)
+        and (_ALERT_ABOVE_RE.search(low) or _ALERT_BELOW_RE.search(low))
+        and (ex.bare_number is not None or ex.window_bps is not None or ex.notional is not None)
+    )
+    if not _ALERT_CREATE_RE.search(low) and not stated_rule:
         return {"alert_action": "recent"}
     out: dict[str, Any] = {"alert_action": "create"}
     metric = next((m for m, rx in _ALERT_METRICS if rx.search(low)), None)
+    above, below = _ALERT_ABOVE_RE.search(low), _ALERT_BELOW_RE.search(low)
+    if metric is None and (above or below) and (ex.bare_number is not None or ex.notional is not None):
+        metric = "mid_price"  # "ping me when ETH drops below 2500": a level of the asset is its price
     if metric is not None:
         out["metric"] = metric
-    above, below = _ALERT_ABOVE_RE.search(low), _ALERT_BELOW_RE.search(low)
     if above and below:
         out["comparison"] = "above" if above.start() < below.start() else "below"
     elif above or below:
@@ -1272,6 +1586,10 @@ def _contributes(ex: _Extraction) -> bool:
         or ex.lookback_hours is not None
         or ex.timeframe
         or ex.has("flip")
+        or ex.exclude_venues
+        or ex.schedule
+        or ex.at
+        or ex.max_slippage_bps is not None
     )
 
 
@@ -1332,7 +1650,11 @@ def _merge(previous: ParsedQuery, ex: _Extraction, match: _Match | None) -> Pars
         args.update(_venue_args(venues))
         if len(venues) >= 2 and capability in ("order_book", "market_impact"):
             capability = "compare_venues"
-    for key in ("window_bps", "lookback_days", "lookback_hours", "timeframe"):
+    if ex.exclude_venues:
+        args["exclude_venues"] = list(ex.exclude_venues)
+    if ex.at is not None:
+        args["at"] = args["as_of"] = ex.at
+    for key in ("window_bps", "lookback_days", "lookback_hours", "timeframe", "schedule", "max_slippage_bps"):
         if getattr(ex, key) is not None:
             args[key] = getattr(ex, key)
     if ex.lookback_days is not None:
@@ -1373,8 +1695,28 @@ def parse_query(text: str, previous: ParsedQuery | None = None) -> ParsedQuery:
         return _sized(_merge(previous, ex, match), ex)
     if match is None:
         return ParsedQuery("refuse", {}, _SMALLTALK if _SMALLTALK_RE.search(ex.low) else _OFF_TOPIC)
+    if (
+        not match.explicit
+        and match.capability == "market_impact"
+        and ex.bad_quantity is None
+        and _BARE_ORDER_RE.match(ex.low)
+    ):
+        return ParsedQuery("refuse", {}, _BARE_ORDER)
     extra = _alert_spec(ex) if match.capability == "alerts" else {}
     return _sized(ParsedQuery(match.capability, _args_for(match.capability, ex), extra=extra), ex)
+
+
+#: "buy 1 btc now", "sell 20 eth on kraken immediately": an order given as an instruction to act (no
+#: question, no word asking for an analysis: cost, slippage, compare... make the rule explicit).
+#: A terse "buy 5 BTC" stays a question about that order's cost.
+_BARE_ORDER_RE: Final = re.compile(
+    r"^\s*(?:please\s+|pls\s+|ok\s+|just\s+)?(?:market\s+)?(?:buy|sell|short|long|dump|ape)\b[^?]*"
+    r"\b(?:now|immediately|asap|right\s+away|straight\s+away|at\s+market|go)\s*[.!]*\s*$"
+)
+_BARE_ORDER: Final = (
+    "trade_execution: the assistant analyses liquidity and never places orders; ask what the order "
+    "would cost (its slippage, the best venue or a routing plan)"
+)
 
 
 def _sized(parsed: ParsedQuery, ex: _Extraction) -> ParsedQuery:

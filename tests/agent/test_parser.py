@@ -639,6 +639,42 @@ FOLLOW_UPS: list[tuple[str, list[tuple[str, str, dict[str, Any]]]]] = [
         "Which exchanges are healthy right now? Any circuit breakers open?",
         [("and kraken?", "health", {"venue": "kraken"})],
     ),
+    (
+        "route a 10 btc buy",
+        [
+            (
+                "and exclude okx",
+                "route_order",
+                {"symbol": "BTC", "side": "buy", "size": 10, "exclude_venues": ["okx"]},
+            )
+        ],
+    ),
+    (
+        "backtest buying 10 eth over the last 3 days",
+        [
+            (
+                "what about twap instead",
+                "backtest",
+                {"symbol": "ETH", "side": "buy", "size": 10, "lookback_days": 3, "schedule": "twap"},
+            )
+        ],
+    ),
+    (
+        "backtest buying 10 eth over the last 3 days",
+        [
+            (
+                "and at 2024-09-01 12:00?",
+                "backtest",
+                {
+                    "symbol": "ETH",
+                    "side": "buy",
+                    "size": 10,
+                    "lookback_days": 3,
+                    "at": "2024-09-01T12:00:00Z",
+                },
+            )
+        ],
+    ),
 ]
 
 
@@ -763,3 +799,26 @@ def test_never_raises_on_arbitrary_text(text: str) -> None:
 def test_follow_up_never_raises(text: str) -> None:
     previous = parse_query("How much slippage would a 5 BTC market buy cause on Binance?")
     assert parse_query(text, previous).capability in CAPABILITIES
+
+
+@pytest.mark.parametrize(
+    ("query", "symbol"),
+    [
+        ("spread on jup?", "JUP"),
+        ("how deep is the wld book on binance", "WLD"),
+        ("how much slippage for 2000 jup on binance", "JUP"),
+        ("liquidity on 1000sats binance", "1000SATS"),
+        ("jupusdt depth", "JUP/USDT"),
+        ("what is the spread on average?", None),
+        ("how is liquidity in general", None),
+        ("what is the spread on weekends", None),
+        ("depth on binance", None),
+        ("last 20 candles of the book", None),
+        ("sell 100 more", None),
+        ("depth within 50bps", None),
+    ],
+)
+def test_unknown_lower_case_tickers_only_in_a_symbol_slot(query: str, symbol: str | None) -> None:
+    """A lower-case word the tables do not know is a symbol only where nothing else fits, so the
+    tool can answer "unknown symbol X; closest: ..."; an English word there is not a ticker."""
+    assert parse_query(query).args.get("symbol") == symbol
