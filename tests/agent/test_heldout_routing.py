@@ -7,6 +7,15 @@ from the tool signatures (``agent/tools.py``) and the dev set's format
 (``agent/evaluation.py``): a question is right when the expected capability's tool is called with
 every argument the question states. Keep it out of rule tuning: a miss is fixed in the parser, not
 by rewording the question.
+
+Label conventions (all from the tool signatures): the largest size within a slippage or
+price-move limit is ``market_impact`` (the capability of ``max_size_within_slippage``) with
+``max_slippage_bps`` (1% = 100); a perpetual named by its ticker ("BTCUSDT perp on binance
+futures") is the unified ``BTC/USDT:USDT`` on ``binanceusdm``; creating, listing and deleting
+alert rules are ``alerts`` (there is no delete tool: listing the rules is the answer), with
+``metric``/``threshold`` for a new rule and ``comparison`` only when the wording is explicit
+("crosses above"); ``at`` only when the time is typed in ISO 8601; an unknown ticker keeps the
+capability the question targets, with the ticker as typed.
 """
 
 from __future__ import annotations
