@@ -106,6 +106,8 @@ _UNIT_WORDS = {
     "percent": "pct",
     "per cent": "pct",
     "pct": "pct",
+    "ms": "ms",
+    "s": "s",
 }
 
 # A label in the text -> substrings one of which the field's name (or its text context) must hold.
@@ -114,17 +116,37 @@ _LABELS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     for p, subs in [
         (r"\bspreads?\b", ("spread",)),
         (r"\bslip(?:page|s)?\b", ("slippage",)),
-        (r"\bfees?\b", ("fee",)),
+        (r"\bfees?\b", ("fee", "!incl_fee")),
         (r"\bcosts?\b", ("cost",)),
         (r"\bvwap\b", ("vwap",)),
         (r"\baverage\b|\bmean\b|\bavg\b", ("avg", "vwap", "mean")),
         (r"\bmedian\b", ("median",)),
         (r"\bmax(?:imum)?\b", ("max", "worst")),
         (r"\bmid\b", ("mid",)),
+        (r"^\s*(?:above|below|from) the mid\b", ("slippage", "!vs_best")),
+        (r"\bbest\b", ("best",)),
+        (r"\bdown to\b|\bworst\b", ("worst",)),
+        (r"\bvenues?\b|\bvenue\(s\)", ("venue",)),
+        (r"\bpairs?\b|\bpair\(s\)", ("pair",)),
+        (r"\bbooks\b|\bbook\(s\)", ("book",)),
+        (r"\bquote\b", ("quote", "notional")),
+        (r"\bdays?\b", ("day",)),
+        (r"\barrival\b", ("arrival",)),
+        (r"\breference\b", ("reference",)),
+        (r"\bnow\b|\blast\b|\bcurrent\b", ("last", "now")),
+        (r"\bpoints?\b|-point\b", ("n_obs", "window")),
+        (r"\bperiod\b", ("period",)),
+        (r"\bwent from\b|\bfrom\s*\x00", ("first", "start")),
+        (r"(?:^|\s)to\s*\x00", ("last", "end", "worst")),
+        (r"#\s*\x00", ("id",)),
+        (r"\bcrunch\b", ("drop", "crunch")),
+        (r"\brecover(?:ed|y)?\b", ("recover",)),
+        (r"\bprevious\b", ("baseline",)),
+        (r"\b(?:buying|selling|buy|sell|filled|fills only|dump|purchase)\b", ("size", "notional", "filled")),
         (r"\bbids?\b", ("bid",)),
         (r"\basks?\b", ("ask",)),
         (r"\bimbalance\b", ("imbalance",)),
-        (r"\blevels?\b(?![ ]*[-+−]?[\d#])", ("level",)),
+        (r"\blevels?\b(?![ ]*[-+−]?[\d\x00])", ("level",)),
         (r"\bwithin\b", ("window", "max_slippage", "threshold")),
         (r"\bhhi\b", ("hhi",)),
         (r"\bz-?scores?\b", ("zscore",)),
@@ -164,11 +186,11 @@ _LABELS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
 ]
 
 # Where a number's clause ends (labels are looked for within it).
-_DELIM = re.compile(r"[;,=+()\[\]/]|\band\b|\bvs\b|\bthen\b|\. |:\s")
+_DELIM = re.compile(r"[;,+()\[\]/]|\band\b|\bthen\b|\.\s+(?=[A-Z])")
 # Words that end the label words after a number ("5.75887 BTC at VWAP ...": not a VWAP).
 _STOP = re.compile(
-    r"\b(?:at|of|from|to|in|over|on|for|with|than|is|are|was|were|would|per|which|below|above|down|up|"
-    r"the|a|an|x|by|into|across|after|before|while)\b",
+    r"\b(?:at|of|from|to|in|over|on|for|with|than|is|are|was|were|would|which|down|up|"
+    r"a|an|x|by|into|across|after|before|while)\b",
     re.I,
 )
 
@@ -240,10 +262,18 @@ _NUM_WORD_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "bi
 _W = "|".join(list(_NUM_WORD_UNITS) + list(_NUM_WORD_SCALES))
 _WORDS = re.compile(rf"(?<![\w-])(?:{_W})(?:(?:[\s-]+|\s+and\s+)(?:{_W}))*(?![\w])", re.I)
 _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "m": 1e6, "bn": 1e9, "B": 1e9, "thousand": 1e3, "million": 1e6, "billion": 1e9}
-_UNIT_AFTER = re.compile(r"\s?(%|bps\b|bp\b|basis points?\b|percent\b|per cent\b|pct\b|-percent\b)", re.I)
+_UNIT_AFTER = re.compile(r"\s?(%|bps\b|bp\b|basis points?\b|percent\b|per cent\b|pct\b|-percent\b|ms\b|s\b)", re.I)
 # Identifiers with digits that are not figures (symbols, paths, URLs, tiers: "BTC/USD:BTC-211231",
 # "cryptofeed/BYBIT.0.gz", "Lv1", "v2").
 _IDENT = re.compile(r"[A-Za-z][\w.\-]*/[\w.\-/:]+|(?<![\w.])[A-Za-z]+\d[\w]*|\b\w+\.\d+\.gz\b")
+
+
+def _label_key(path: str) -> str:
+    """The name a field's labels are matched on: its own name and its parent's (``adf.p_value``),
+    not the names of the lists it sits in (a compare row's fields are not all "venues")."""
+    parts = path.lower().split(".")
+    parent = parts[-2] if len(parts) >= 2 and not parts[-2].endswith("[]") else ""
+    return f"{parent}.{parts[-1]}".replace("[]", "").strip(".")
 
 
 def _unit_of(key: str) -> str:
@@ -252,6 +282,10 @@ def _unit_of(key: str) -> str:
         return "bps"
     if k.endswith("pct") or "_pct" in k:
         return "pct"
+    if k.endswith("_ms"):
+        return "ms"
+    if k.endswith("_s"):
+        return "s"
     return "plain"
 
 
@@ -267,6 +301,7 @@ class _Fact:
     venues: frozenset[str]
     symbols: frozenset[str]
     turn: int
+    mask: int | None = None
 
 
 @dataclass
@@ -304,19 +339,43 @@ class _Facts:
     last_turn: int = 0
     _index: dict[str, tuple[list[float], list[_Fact]]] | None = None
 
+    _groups: dict[tuple[frozenset, frozenset], set[int]] | None = None
+
+    def best_score(self, labels: set[int], seg: _Segment) -> int:
+        """The most of ``labels`` any field in the segment's scope carries: a number must match one
+        of the fields that carry that many (the best-named field), not merely one that carries one."""
+        if self._groups is None:
+            self._groups = {}
+            for f in self.numbers:
+                if f.key == "question":
+                    continue
+                self._groups.setdefault((f.venues, f.symbols), set()).add(_mask_of(f))
+        want = sum(1 << i for i in labels)
+        best = 0
+        for (venues, symbols), masks in self._groups.items():
+            if _scope_ok(seg.venues, seg.symbols, venues, symbols):
+                for m in masks:
+                    best = max(best, (m & want).bit_count())
+        return max(best, 1)
+
     def near(self, n: _Num, negative: bool) -> Iterable[_Fact]:
         """The facts whose value, in one of the conversions ``_candidates`` allows, may be within
         ``n``'s tolerance (a superset; ``_value_ok`` decides)."""
         if self._index is None:
             self._index = {}
-            for unit in ("bps", "pct", "plain"):
+            for unit in ("bps", "pct", "plain", "ms", "s"):
                 fs = sorted((f for f in self.numbers if f.unit == unit), key=lambda f: f.value)
                 self._index[unit] = ([f.value for f in fs], fs)
-        factors = {"bps": {"bps": 1.0, "pct": 100.0, "plain": 1e4}, "pct": {"pct": 1.0, "bps": 0.01, "plain": 100.0}}
-        targets = [n.value] + ([-n.value] if negative and not n.signed else [])
+        factors = {
+            "bps": {"bps": 1.0, "pct": 100.0, "plain": 1e4},
+            "pct": {"pct": 1.0, "bps": 0.01, "plain": 100.0},
+            "ms": {"ms": 1.0},
+            "s": {"s": 1.0, "ms": 0.001},
+        }
+        targets = [n.value, -n.value] if negative else [n.value]
         seen: set[int] = set()
         for unit, (values, fs) in self._index.items():
-            fac = [1.0] if n.unit == "plain" else [factors[n.unit][unit]] + ([1.0] if n.unit == "pct" and unit == "plain" else [])
+            fac = [1.0] if n.unit == "plain" else [factors[n.unit][unit]] if unit in factors[n.unit] else []
             for f_ in fac:
                 for t in targets:
                     margin = n.tol + 1e-9 * max(1.0, abs(t))
@@ -395,17 +454,19 @@ def _walk(obj: Any, path: str, venues: frozenset, symbols: frozenset, turn: int,
             km = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%|bps)?", k)
             if km and not isinstance(val, dict | list):  # "5%": {critical value}: the key is a figure
                 unit = "pct" if km.group(2) == "%" else ("bps" if km.group(2) else "plain")
-                facts.numbers.append(_Fact(float(km.group(1)), unit, kp.lower(), venues, symbols, turn))
+                facts.numbers.append(_Fact(float(km.group(1)), unit, _label_key(kp), venues, symbols, turn))
             _walk(val, kp, child_venues, symbols, turn, facts)
     elif isinstance(obj, list | tuple):
-        facts.numbers.append(_Fact(float(len(obj)), "plain", f"{path}_count".lower(), venues, symbols, turn))
+        facts.numbers.append(_Fact(float(len(obj)), "plain", _label_key(f"{path}_count"), venues, symbols, turn))
         for v in obj:
-            _walk(v, path, venues, symbols, turn, facts)
+            _walk(v, f"{path}[]", venues, symbols, turn, facts)
     elif isinstance(obj, bool) or obj is None:
         return
     elif isinstance(obj, int | float):
         if math.isfinite(obj):
-            facts.numbers.append(_Fact(float(obj), _unit_of(path.rsplit(".", 1)[-1]), path.lower(), venues, symbols, turn))
+            facts.numbers.append(
+                _Fact(float(obj), _unit_of(path.rsplit(".", 1)[-1]), _label_key(path), venues, symbols, turn)
+            )
     elif isinstance(obj, str):
         facts.strings.add(obj.lower())
         dt = _parse_iso(obj)
@@ -426,10 +487,17 @@ def _text_facts(text: str, path: str, venues, symbols, turn: int, facts: _Facts)
         if dt is not None:
             facts.dates.append(_DateFact(dt, venues, symbols))
     masked = _mask(text, [m.span() for m in _ISO_DT.finditer(text)] + [m.span() for m in _IDENT.finditer(text)])
-    for n in _numbers(masked):
-        words = masked[max(0, n.start - 40) : n.end + 40].lower()
-        # A figure inside text is scoped by venue only: the text may name other pairs.
-        facts.numbers.append(_Fact(n.value, n.unit, f"{path} {words}".lower(), venues, frozenset(), turn))
+    nums = _numbers(masked)
+    whole = _Segment(0, len(masked), frozenset(), frozenset())
+    named = [(m.start(), m.group().lower()) for m in _word_re(facts.venues).finditer(text)] if facts.venues else []
+    for i, n in enumerate(nums):
+        labels, _ = _number_labels(masked, nums, i, whole)
+        key = " ".join([_label_key(path)] + [s for j in labels for s in _LABELS[j][1] if s[0] != "!"])
+        # A figure inside text belongs to the venue the text names before it (if any), and is
+        # scoped by venue only: the text may name other pairs.
+        before = [v for pos, v in named if pos < n.start]
+        scope = frozenset([before[-1]]) if before else venues
+        facts.numbers.append(_Fact(n.value, n.unit, key, scope, frozenset(), turn))
 
 
 def _facts_of(sources: Iterable[Any], questions: Iterable[str]) -> _Facts:
@@ -551,6 +619,8 @@ def _word_numbers(text: str) -> list[_Num]:
         words = [w for w in re.split(r"[\s-]+", m.group().lower()) if w and w != "and"]
         if words == ["one"]:  # a determiner or pronoun far more often than a figure ("one of them")
             continue
+        if re.search(r"\bno\s+$", text[max(0, m.start() - 4) : m.start()], re.I):  # "no two books are"
+            continue
         total, current = 0, 0
         for w in words:
             if w in _NUM_WORD_UNITS:
@@ -571,6 +641,10 @@ def _word_numbers(text: str) -> list[_Num]:
 
 def _candidates(n: _Num, f: _Fact) -> list[float]:
     v = f.value
+    if n.unit in ("ms", "s"):
+        if f.unit == n.unit:
+            return [v]
+        return [v / 1000] if (n.unit, f.unit) == ("s", "ms") else []
     if n.unit == "bps":
         if f.unit == "bps":
             return [v]
@@ -582,20 +656,25 @@ def _candidates(n: _Num, f: _Fact) -> list[float]:
             return [v]
         if f.unit == "bps":
             return [v / 100]
-        return [v * 100, v] if abs(v) <= 1 else [v]
+        return [v * 100] if abs(v) <= 1 else []
     return [v]
 
 
-_NEG_WORDS = re.compile(r"\b(?:loss|losses|lost|down by|fell by|below)\b[^,;]*$", re.I)
+# Words that state a negative figure's sign ("a loss of 6,467"): there an unsigned number may match a
+# negative field and a "-" flips the meaning ("a loss of -6,467" is a profit).
+_NEG_WORDS = re.compile(r"\b(?:loss|losses|lost|down by|fell by)(?: of)?(?: about| roughly)?\s*\$?$", re.I)
 
 
 def _value_ok(n: _Num, f: _Fact, negative_context: bool) -> bool:
     for c in _candidates(n, f):
         eps = 1e-9 * max(1.0, abs(c))
-        if abs(c - n.value) <= n.tol + eps:
-            if n.signed or c >= -eps or abs(n.value) <= n.tol:
+        if negative_context:
+            # "a loss of 380" states -380 ("a loss of -380" would be +380); an unsigned figure may
+            # also be a non-negative field as written.
+            if abs(c + n.value) <= n.tol + eps or (not n.signed and c >= -eps and abs(c - n.value) <= n.tol + eps):
                 return True
-        if not n.signed and negative_context and abs(-c - n.value) <= n.tol + eps:
+            continue
+        if abs(c - n.value) <= n.tol + eps and (n.signed or c >= -eps or abs(n.value) <= n.tol):
             return True
     return False
 
@@ -606,10 +685,27 @@ def _scope_ok(seg_venues: frozenset, seg_symbols: frozenset, venues: frozenset, 
     return not (seg_symbols and symbols and not (seg_symbols & symbols))
 
 
+def _mask_of(f: _Fact) -> int:
+    """The labels field ``f`` carries, as a bit mask (cached on the fact)."""
+    if f.mask is None:
+        f.mask = sum(1 << i for i in range(len(_LABELS)) if _label_ok({i}, f.key))
+    return f.mask
+
+
+def _score(labels: set[int], f: _Fact) -> int:
+    return (_mask_of(f) & sum(1 << i for i in labels)).bit_count()
+
+
 def _label_ok(labels: set[int], key: str) -> bool:
+    """Whether a field named ``key`` carries one of the text's labels (a label's ``!x`` entries are
+    substrings the field must not have: "fee" is not the VWAP "incl. fee")."""
     if not labels or key == "question":
         return True
-    return any(any(s in key for s in _LABELS[i][1]) for i in labels)
+    for i in labels:
+        subs = _LABELS[i][1]
+        if any(s in key for s in subs if s[0] != "!") and not any(s[1:] in key for s in subs if s[0] == "!"):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------- segments
@@ -746,9 +842,10 @@ def check_grounding(answer: str, sources: Iterable[Any], question: str | Iterabl
         labels_prev = labels
         before = masked[max(seg.start, n.start - 40) : n.start]
         negative = bool(_NEG_WORDS.search(before))
+        best = facts.best_score(labels, seg) if labels else 0
         ok = any(
             _scope_ok(seg.venues, seg.symbols, f.venues, f.symbols)
-            and _label_ok(labels, f.key)
+            and (not labels or f.key == "question" or _score(labels, f) == best)
             and _value_ok(n, f, negative)
             for f in facts.near(n, negative)
         )
@@ -771,7 +868,7 @@ def check_grounding(answer: str, sources: Iterable[Any], question: str | Iterabl
 # Words between a label and its number that mean the label is about something else ("fees among the 2").
 _PRE_CUT = re.compile(r"among|after|across|for|with|over|in|on|between|than|or|but|while|because|since|if", re.I)
 _QUOTED_QUESTION = re.compile(r'["“][^"”\n]{5,200}\?["”]')
-_ASSET = re.compile(r"\s*(?:%|bps\b|bp\b|basis points?\b|-?percent\b|[A-Z][A-Z0-9]{1,9}\b|quote\b)?")
+_ASSET = re.compile(r"\s*(?:%|bps\b|bp\b|basis points?\b|-?percent\b|ms\b|s\b|[A-Z][A-Z0-9]{1,9}\b)?")
 
 
 def _number_labels(masked: str, nums: list[_Num], i: int, seg: _Segment) -> tuple[set[int], bool]:
@@ -779,17 +876,18 @@ def _number_labels(masked: str, nums: list[_Num], i: int, seg: _Segment) -> tupl
     words after it (past its unit or asset), or the words of a parenthesis right after it
     ("1.0189 (OLS, ..."). Also whether it restates the number before it ("0.01 USDT (0.00 bps)")."""
     n = nums[i]
-    lo = max(seg.start, nums[i - 1].end if i else 0)
+    prev_digit = next((p for p in reversed(nums[:i]) if any(c.isdigit() for c in p.text)), None)
+    lo = max(seg.start, prev_digit.end if prev_digit else 0)
     pre = masked[lo : n.start]
     cut = list(_DELIM.finditer(pre))
     if cut:
         pre = pre[cut[-1].end() :]
-    words = pre.split()[-4:]
+    words = pre.split()[-6:]
     for j in range(len(words) - 1, -1, -1):
         if _PRE_CUT.fullmatch(words[j]):
             words = words[j + 1 :]
             break
-    pre = " ".join(words) + " #"
+    pre = " ".join(words) + " \x00"
     hi = min(seg.end, nums[i + 1].start if i + 1 < len(nums) else len(masked))
     post = masked[n.end : hi]
     unit = _ASSET.match(post)
@@ -802,14 +900,16 @@ def _number_labels(masked: str, nums: list[_Num], i: int, seg: _Segment) -> tupl
     cut2 = _DELIM.search(post)
     if cut2:
         post = post[: cut2.start()]
+    elif paren and i + 1 < len(nums) and nums[i + 1].start <= hi:
+        post = ""  # "(slippage vs the best ask: 0.25 bps)": those words name the next figure
     stop = _STOP.search(post)
     if stop:
         post = post[: stop.start()]
-    post = " ".join(post.split()[: 3 if paren else 2])
+    post = " ".join(post.split()[:3])
     restates = bool(
         i
         and nums[i - 1].end >= seg.start
-        and re.fullmatch(r"\s*(?:%|bps|bp|[A-Za-z]{1,6})?\s*\(\s*", masked[nums[i - 1].end : n.start])
+        and re.fullmatch(r"\s*(?:[A-Za-z%]+\s*){0,2}\(\s*", masked[nums[i - 1].end : n.start])
     )
     return _labels_in(pre) | _labels_in(post), restates
 
@@ -843,7 +943,9 @@ _NEG_ARB = re.compile(r"\bno arbitrage\b|\bnot profitable\b|\bunprofitable\b", r
 _PNL = re.compile(r"\b(loss|profit) of\b", re.I)
 _STAT = re.compile(r"\b(not )?stationary\b", re.I)
 _COINT = re.compile(r"\b(not )?cointegrated\b", re.I)
-_LIQ_YES = re.compile(r"^\s*Yes\b|(?<!not )\benough (?:visible )?liquidity\b|\bcan absorb\b", re.I)
+_LIQ_YES = re.compile(
+    r"^\s*Yes\b|(?<!not )\benough (?:visible )?liquidity\b|\bcan (?:absorb|fill)\b|\bfully fill(?:s|ed)?\b", re.I
+)
 _LIQ_NO = re.compile(r"^\s*No:|\bnot enough (?:visible )?liquidity\b|\bcannot (?:fill|absorb)\b", re.I)
 
 
