@@ -143,6 +143,8 @@ _LABELS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
         (r"\brecover(?:ed|y)?\b", ("recover",)),
         (r"\bprevious\b", ("baseline",)),
         (r"\b(?:buying|selling|buy|sell|filled|fills only|dump|purchase)\b", ("size", "notional", "filled")),
+        (r"\x01", ("used", "healthy", "filled", "fired")),  # N of M: the part
+        (r"\x02", ("considered", "total", "requested", "available")),  # N of M: the whole
         (r"\bbids?\b", ("bid",)),
         (r"\basks?\b", ("ask",)),
         (r"\bimbalance\b", ("imbalance",)),
@@ -168,7 +170,7 @@ _LABELS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
         (r"\bsav(?:es|ings?)\b", ("saving",)),
         (r"\bimpact\b", ("impact",)),
         (r"\bmarket move\b", ("move",)),
-        (r"\bthreshold\b", ("threshold",)),
+        (r"\bthreshold\b|\b(?:above|below)\s*\x00", ("threshold",)),
         (r"\bcooldown\b", ("cooldown",)),
         (r"\breturns\b", ("return",)),
         (r"\bcandles\b", ("candles",)),
@@ -181,7 +183,7 @@ _LABELS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
         (r"\bhealthy\b", ("healthy",)),
         (r"\bstandard deviations\b", ("zscore",)),
         (r"\bround trip\b", ("round_trip",)),
-        (r"\bincl\.? fees?\b", ("incl_fee", "fee")),
+        (r"\bincl\.? fees?\b", ("incl_fee",)),
     ]
 ]
 
@@ -226,7 +228,7 @@ _NUM = re.compile(
     r"(?<![\w.\-−+])(?P<sign>[-+−])?(?P<cur>\$)?(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
     r"(?:e(?P<exp>[-+]?\d+))?"
     r"(?:\s?(?P<suf>k|K|M|bn|B)(?![\w])|(?<=\d)(?P<msuf>m)(?![\w])|\s(?P<wsuf>thousand|million|billion)\b)?"
-    r"(?![\w.]\w)"
+    r"(?![\w])(?!\.\w)"
 )
 _NUM_WORD_UNITS = {
     "zero": 0,
@@ -302,6 +304,7 @@ class _Fact:
     symbols: frozenset[str]
     turn: int
     mask: int | None = None
+    kind: str = "field"  # "field" (a result's value), "text" (a figure inside result text) or "question"
 
 
 @dataclass
@@ -340,6 +343,7 @@ class _Facts:
     _index: dict[str, tuple[list[float], list[_Fact]]] | None = None
 
     _groups: dict[tuple[frozenset, frozenset], set[int]] | None = None
+    _best: dict[tuple, int] = field(default_factory=dict)
 
     def best_score(self, labels: set[int], seg: _Segment) -> int:
         """The most of ``labels`` any field in the segment's scope carries: a number must match one
@@ -347,16 +351,20 @@ class _Facts:
         if self._groups is None:
             self._groups = {}
             for f in self.numbers:
-                if f.key == "question":
+                if f.kind != "field":
                     continue
                 self._groups.setdefault((f.venues, f.symbols), set()).add(_mask_of(f))
+        cache_key = (frozenset(labels), seg.venues, seg.symbols)
+        if cache_key in self._best:
+            return self._best[cache_key]
         want = sum(1 << i for i in labels)
         best = 0
         for (venues, symbols), masks in self._groups.items():
             if _scope_ok(seg.venues, seg.symbols, venues, symbols):
                 for m in masks:
                     best = max(best, (m & want).bit_count())
-        return max(best, 1)
+        self._best[cache_key] = max(best, 1)
+        return self._best[cache_key]
 
     def near(self, n: _Num, negative: bool) -> Iterable[_Fact]:
         """The facts whose value, in one of the conversions ``_candidates`` allows, may be within
@@ -489,7 +497,11 @@ def _text_facts(text: str, path: str, venues, symbols, turn: int, facts: _Facts)
     masked = _mask(text, [m.span() for m in _ISO_DT.finditer(text)] + [m.span() for m in _IDENT.finditer(text)])
     nums = _numbers(masked)
     whole = _Segment(0, len(masked), frozenset(), frozenset())
-    named = [(m.start(), m.group().lower()) for m in _word_re(facts.venues).finditer(text)] if facts.venues else []
+    named = (
+        [(m.start(), m.group()) for m in re.finditer(r"(?<![\w])[a-z0-9]+(?![\w])", text) if m.group() in facts.venues]
+        if len(venues) != 1
+        else []
+    )
     for i, n in enumerate(nums):
         labels, _ = _number_labels(masked, nums, i, whole)
         key = " ".join([_label_key(path)] + [s for j in labels for s in _LABELS[j][1] if s[0] != "!"])
@@ -497,7 +509,7 @@ def _text_facts(text: str, path: str, venues, symbols, turn: int, facts: _Facts)
         # scoped by venue only: the text may name other pairs.
         before = [v for pos, v in named if pos < n.start]
         scope = frozenset([before[-1]]) if before else venues
-        facts.numbers.append(_Fact(n.value, n.unit, key, scope, frozenset(), turn))
+        facts.numbers.append(_Fact(n.value, n.unit, key, scope, frozenset(), turn, kind="text"))
 
 
 def _facts_of(sources: Iterable[Any], questions: Iterable[str]) -> _Facts:
@@ -521,8 +533,13 @@ def _facts_of(sources: Iterable[Any], questions: Iterable[str]) -> _Facts:
     for q in questions:
         facts.strings.add(q.lower())
         masked = _mask(q, [m.span() for m in _IDENT.finditer(q)])
-        for n in _numbers(masked):
-            facts.numbers.append(_Fact(n.value, n.unit, "question", frozenset(), frozenset(), facts.last_turn))
+        nums = _numbers(masked)
+        whole = _Segment(0, len(masked), frozenset(), frozenset())
+        for i, n in enumerate(nums):
+            # A figure the user stated, named by the question's own words ("above 5 bps").
+            labels, _ = _number_labels(masked, nums, i, whole)
+            key = " ".join(["question"] + [s for j in labels for s in _LABELS[j][1] if s[0] != "!"])
+            facts.numbers.append(_Fact(n.value, n.unit, key, frozenset(), frozenset(), facts.last_turn, kind="question"))
     return facts
 
 
@@ -699,7 +716,7 @@ def _score(labels: set[int], f: _Fact) -> int:
 def _label_ok(labels: set[int], key: str) -> bool:
     """Whether a field named ``key`` carries one of the text's labels (a label's ``!x`` entries are
     substrings the field must not have: "fee" is not the VWAP "incl. fee")."""
-    if not labels or key == "question":
+    if not labels:
         return True
     for i in labels:
         subs = _LABELS[i][1]
@@ -719,6 +736,9 @@ class _Segment:
     symbols: frozenset[str]
 
 
+_SENTENCE_END = re.compile(r"(?<=[!?;])\s+(?=\S)|(?<=\.)\s+(?=[A-Z\[(\"])")
+
+
 def _segments(answer: str, facts: _Facts) -> list[_Segment]:
     """Sentences (and ``;``-separated parts) with the venues and pairs they name; one that names
     none inherits those of the sentence before it on the same line."""
@@ -729,7 +749,7 @@ def _segments(answer: str, facts: _Facts) -> list[_Segment]:
     for line in answer.split("\n"):
         prev_v: frozenset = frozenset()
         prev_s: frozenset = frozenset()
-        cuts = [0] + [m.end() for m in re.finditer(r"(?<=[.!?;])\s+(?=\S)", line)] + [len(line)]
+        cuts = [0] + [m.end() for m in _SENTENCE_END.finditer(line)] + [len(line)]
         for a, b in zip(cuts, cuts[1:], strict=False):
             part = line[a:b]
             v = frozenset(m.group().lower() for m in venue_re.finditer(part)) if venue_re else frozenset()
@@ -743,17 +763,27 @@ def _segments(answer: str, facts: _Facts) -> list[_Segment]:
 
 
 def _word_re(words: Iterable[str]) -> re.Pattern[str] | None:
-    words = sorted(set(words), key=len, reverse=True)
+    return _word_re_cached(frozenset(words))
+
+
+@lru_cache(maxsize=64)
+def _word_re_cached(words: frozenset[str]) -> re.Pattern[str] | None:
+    words = sorted(words, key=len, reverse=True)
     if not words:
         return None
     return re.compile(r"(?<![\w])(?:" + "|".join(map(re.escape, words)) + r")(?![\w])", re.I)
 
 
 def _symbol_re(symbols: Iterable[str]) -> re.Pattern[str] | None:
-    symbols = sorted(set(symbols), key=len, reverse=True)
+    return _symbol_re_cached(frozenset(symbols))
+
+
+@lru_cache(maxsize=64)
+def _symbol_re_cached(symbols: frozenset[str]) -> re.Pattern[str] | None:
+    symbols = sorted(symbols, key=len, reverse=True)
     if not symbols:
         return None
-    return re.compile(r"(?<![\w/])(?:" + "|".join(map(re.escape, symbols)) + r")(?![\w/:\-])")
+    return re.compile(r"(?<![\w/])(?:" + "|".join(map(re.escape, symbols)) + r")(?![\w/\-]|:\w)")
 
 
 def _segment_at(segs: list[_Segment], pos: int) -> _Segment:
@@ -771,8 +801,24 @@ def check_grounding(answer: str, sources: Iterable[Any], question: str | Iterabl
     conversation's tool calls, ``{"tool", "args", "result"}`` each, or bare result dicts) and the
     user's ``question`` (one string, or the conversation's questions). See the module docstring for
     the matching rules. Never raises on text; returns a ``GroundingReport``."""
-    questions = [question] if isinstance(question, str) else list(question)
-    facts = _facts_of(sources, [q for q in questions if q])
+    return Grounder(sources, question).check(answer)
+
+
+class Grounder:
+    """The facts of one conversation's tool results, indexed once, to check one or more answers
+    against (``check``); ``check_grounding`` is ``Grounder(sources, question).check(answer)``."""
+
+    def __init__(self, sources: Iterable[Any], question: str | Iterable[str] = ""):
+        questions = [question] if isinstance(question, str) else list(question)
+        self.questions = [q for q in questions if q]
+        self.facts = _facts_of(sources, self.questions)
+
+    def check(self, answer: str) -> GroundingReport:
+        """The ``GroundingReport`` of ``answer``."""
+        return _check(answer, self.facts, self.questions)
+
+
+def _check(answer: str, facts: _Facts, questions: list[str]) -> GroundingReport:
     segs = _segments(answer, facts)
     unsupported: list[UnsupportedItem] = []
     covered: list[tuple[int, int]] = []
@@ -837,15 +883,15 @@ def check_grounding(answer: str, sources: Iterable[Any], question: str | Iterabl
         checked += 1
         seg = _segment_at(segs, n.start)
         labels, restates = _number_labels(masked, nums, i, seg)
-        if not labels and restates:
-            labels = labels_prev  # "(0.84 bps)" restates the figure before it
+        if not labels and restates and i and nums[i - 1].unit == n.unit:
+            labels = labels_prev  # "42.8 BTC bid (2,638,807 USDT)" restates the figure before it
         labels_prev = labels
         before = masked[max(seg.start, n.start - 40) : n.start]
         negative = bool(_NEG_WORDS.search(before))
         best = facts.best_score(labels, seg) if labels else 0
         ok = any(
             _scope_ok(seg.venues, seg.symbols, f.venues, f.symbols)
-            and (not labels or f.key == "question" or _score(labels, f) == best)
+            and (not labels or (_score(labels, f) == best if f.kind == "field" else _score(labels, f) > 0))
             and _value_ok(n, f, negative)
             for f in facts.near(n, negative)
         )
@@ -882,7 +928,7 @@ def _number_labels(masked: str, nums: list[_Num], i: int, seg: _Segment) -> tupl
     cut = list(_DELIM.finditer(pre))
     if cut:
         pre = pre[cut[-1].end() :]
-    words = pre.split()[-6:]
+    words = pre.split()[-4:]
     for j in range(len(words) - 1, -1, -1):
         if _PRE_CUT.fullmatch(words[j]):
             words = words[j + 1 :]
@@ -897,7 +943,7 @@ def _number_labels(masked: str, nums: list[_Num], i: int, seg: _Segment) -> tupl
     paren = re.match(r"\s*\(([^()]*)", post)
     if paren:
         post = paren.group(1)
-    cut2 = _DELIM.search(post)
+    cut2 = _DELIM.search(post) or re.search("=", post)
     if cut2:
         post = post[: cut2.start()]
     elif paren and i + 1 < len(nums) and nums[i + 1].start <= hi:
@@ -911,7 +957,16 @@ def _number_labels(masked: str, nums: list[_Num], i: int, seg: _Segment) -> tupl
         and nums[i - 1].end >= seg.start
         and re.fullmatch(r"\s*(?:[A-Za-z%]+\s*){0,2}\(\s*", masked[nums[i - 1].end : n.start])
     )
-    return _labels_in(pre) | _labels_in(post), restates
+    labels = _labels_in(pre) | _labels_in(post)
+    nxt = nums[i + 1] if i + 1 < len(nums) else None
+    if nxt is not None and re.fullmatch(r"\s+of\s+", masked[n.end : nxt.start]):  # "2 of 6 venue(s)"
+        after = masked[nxt.end : min(seg.end, nxt.end + 40)]
+        labels |= _labels_in("\x01 " + " ".join(after.split()[:2]))
+    if prev_digit is not None and re.fullmatch(r"\s+of\s+", masked[prev_digit.end : n.start]):
+        labels |= _labels_in("\x02")
+    # "taker fees 10.00 and 10.00 bps": the second figure of a list has the first one's labels
+    lists = bool(prev_digit is not None and re.fullmatch(r"\s*(?:bps|%)?\s*(?:and|or)\s+", masked[prev_digit.end : n.start]))
+    return labels, restates or lists
 
 
 def _date_ok(dt: datetime, prec: str, seg: _Segment, facts: _Facts) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from market_liquidity_monitor.agent.grounding import check_grounding
+from market_liquidity_monitor.agent.grounding import Grounder, check_grounding
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.market_data import MarketData
 from tests.support import assistant_for
@@ -142,6 +142,12 @@ def _fmt_like(old: re.Match, value: float) -> str:
     return sign + s
 
 
+def _unit(m: re.Match) -> float:
+    """One unit of the figure's last written digit: values closer than that are the same claim
+    at the written precision (2,677.605 is both "2,677.60" and "2,677.61")."""
+    return 10.0 ** -(len(m.group(3)) - 1) if m.group(3) else 1.0
+
+
 def _value(m: re.Match) -> float:
     v = float(m.group(2).replace(",", "") + (m.group(3) or ""))
     return -v if m.group(1) == "-" else v
@@ -199,7 +205,11 @@ def venue_swaps(text: str, rng: random.Random, k: int) -> list[Mutation]:
             break
         i, j = rng.sample(rows, 2)
         fi, fj = _figures(lines[i]), _figures(lines[j])
-        pos = [p for p in range(min(len(fi), len(fj))) if fi[p].group() != fj[p].group()]
+        pos = [
+            p
+            for p in range(min(len(fi), len(fj)))
+            if abs(_value(fi[p]) - _value(fj[p])) > _unit(fi[p]) + _unit(fj[p])
+        ]
         if not pos:
             continue
         p = rng.choice(pos)
@@ -226,7 +236,7 @@ def field_swaps(text: str, rng: random.Random, k: int) -> list[Mutation]:
             and sent_start <= o.start() < sent_end
             and re.match(r"\s?(bps|%|[A-Z]{2,5})?", text[o.end() :]).group(1) == unit
             and o.group().lstrip("+") != m.group().lstrip("+")
-            and abs(_value(o)) != abs(_value(m))
+            and abs(abs(_value(o)) - abs(_value(m))) > _unit(m) + _unit(o)
         ]
         if others:
             o = rng.choice(others)
@@ -310,9 +320,10 @@ def test_perturbed_answers_are_flagged(answers):
     flagged: Counter[str] = Counter()
     missed = []
     for i, a in enumerate(answers):
+        grounder = Grounder(a.calls, a.question)  # the facts indexed once per answer
         for m in mutations(a, seed=i):
             generated[m.kind] += 1
-            if check_grounding(m.text, a.calls, a.question).grounded:
+            if grounder.check(m.text).grounded:
                 missed.append((m.kind, a.question, m.what))
             else:
                 flagged[m.kind] += 1
