@@ -116,9 +116,9 @@ _LABELS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     for p, subs in [
         (r"\bspreads?\b", ("spread",)),
         (r"\bslip(?:page|s)?\b", ("slippage",)),
-        (r"\bfees?\b", ("fee", "!incl_fee")),
+        (r"(?<!incl\. )(?<!incl )\bfees?\b", ("fee", "!incl_fee")),
         (r"\bcosts?\b", ("cost",)),
-        (r"\bvwap\b", ("vwap",)),
+        (r"\bvwap\b", ("vwap", "!incl_fee")),
         (r"\baverage\b|\bmean\b|\bavg\b", ("avg", "vwap", "mean")),
         (r"\bmedian\b", ("median",)),
         (r"\bmax(?:imum)?\b", ("max", "worst")),
@@ -137,8 +137,8 @@ _LABELS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
         (r"\bpoints?\b|-point\b", ("n_obs", "window")),
         (r"\bperiod\b", ("period",)),
         (r"\bwent from\b|\bfrom\s*\x00", ("first", "start")),
-        (r"(?:^|\s)to\s*\x00", ("last", "end", "worst")),
-        (r"#\s*\x00", ("id",)),
+        (r"(?:^|\s)to\s*\x00", ("last", "_end", ".end", "worst")),
+        (r"#\s*\x00", (".id", "_id")),
         (r"\bcrunch\b", ("drop", "crunch")),
         (r"\brecover(?:ed|y)?\b", ("recover",)),
         (r"\bprevious\b", ("baseline",)),
@@ -165,7 +165,7 @@ _LABELS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
         (r"\bhours\b", ("hours",)),
         (r"\bvolatility\b", ("vol",)),
         (r"\bannuali[sz]ed\b", ("annualised",)),
-        (r"\bedge\b", ("edge",)),
+        (r"\bedge\b", ("edge", "!hedge")),
         (r"\bprofit\b|\bloss\b|\bp&l\b", ("pnl", "profit")),
         (r"\bsav(?:es|ings?)\b", ("saving",)),
         (r"\bimpact\b", ("impact",)),
@@ -883,7 +883,7 @@ def _check(answer: str, facts: _Facts, questions: list[str]) -> GroundingReport:
         checked += 1
         seg = _segment_at(segs, n.start)
         labels, restates = _number_labels(masked, nums, i, seg)
-        if not labels and restates and i and nums[i - 1].unit == n.unit:
+        if not labels and restates and i and n.unit in (nums[i - 1].unit, "plain"):
             labels = labels_prev  # "42.8 BTC bid (2,638,807 USDT)" restates the figure before it
         labels_prev = labels
         before = masked[max(seg.start, n.start - 40) : n.start]
@@ -928,7 +928,7 @@ def _number_labels(masked: str, nums: list[_Num], i: int, seg: _Segment) -> tupl
     cut = list(_DELIM.finditer(pre))
     if cut:
         pre = pre[cut[-1].end() :]
-    words = pre.split()[-4:]
+    words = pre.split()[-6:]
     for j in range(len(words) - 1, -1, -1):
         if _PRE_CUT.fullmatch(words[j]):
             words = words[j + 1 :]
