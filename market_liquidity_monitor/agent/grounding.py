@@ -342,10 +342,10 @@ class _Facts:
     last_turn: int = 0
     _index: dict[str, tuple[list[float], list[_Fact]]] | None = None
 
-    _groups: dict[tuple[frozenset, frozenset], set[int]] | None = None
+    _groups: dict[tuple[frozenset, frozenset, str], set[int]] | None = None
     _best: dict[tuple, int] = field(default_factory=dict)
 
-    def best_score(self, labels: set[int], seg: _Segment) -> int:
+    def best_score(self, labels: set[int], seg: _Segment, unit: str = "plain") -> int:
         """The most of ``labels`` any field in the segment's scope carries: a number must match one
         of the fields that carry that many (the best-named field), not merely one that carries one."""
         if self._groups is None:
@@ -353,14 +353,15 @@ class _Facts:
             for f in self.numbers:
                 if f.kind != "field":
                     continue
-                self._groups.setdefault((f.venues, f.symbols), set()).add(_mask_of(f))
-        cache_key = (frozenset(labels), seg.venues, seg.symbols)
+                self._groups.setdefault((f.venues, f.symbols, f.unit), set()).add(_mask_of(f))
+        cache_key = (frozenset(labels), seg.venues, seg.symbols, unit)
+        units = _COMPATIBLE_UNITS[unit]
         if cache_key in self._best:
             return self._best[cache_key]
         want = sum(1 << i for i in labels)
         best = 0
-        for (venues, symbols), masks in self._groups.items():
-            if _scope_ok(seg.venues, seg.symbols, venues, symbols):
+        for (venues, symbols, f_unit), masks in self._groups.items():
+            if f_unit in units and _scope_ok(seg.venues, seg.symbols, venues, symbols):
                 for m in masks:
                     best = max(best, (m & want).bit_count())
         self._best[cache_key] = max(best, 1)
@@ -702,6 +703,16 @@ def _scope_ok(seg_venues: frozenset, seg_symbols: frozenset, venues: frozenset, 
     return not (seg_symbols and symbols and not (seg_symbols & symbols))
 
 
+# The field units a number written in a unit can stand for (``_candidates``).
+_COMPATIBLE_UNITS = {
+    "plain": {"plain", "bps", "pct", "ms", "s"},
+    "bps": {"bps", "pct"},
+    "pct": {"pct", "bps", "plain"},
+    "ms": {"ms"},
+    "s": {"s", "ms"},
+}
+
+
 def _mask_of(f: _Fact) -> int:
     """The labels field ``f`` carries, as a bit mask (cached on the fact)."""
     if f.mask is None:
@@ -888,7 +899,7 @@ def _check(answer: str, facts: _Facts, questions: list[str]) -> GroundingReport:
         labels_prev = labels
         before = masked[max(seg.start, n.start - 40) : n.start]
         negative = bool(_NEG_WORDS.search(before))
-        best = facts.best_score(labels, seg) if labels else 0
+        best = facts.best_score(labels, seg, n.unit) if labels else 0
         ok = any(
             _scope_ok(seg.venues, seg.symbols, f.venues, f.symbols)
             and (not labels or (_score(labels, f) == best if f.kind == "field" else _score(labels, f) > 0))
@@ -912,7 +923,7 @@ def _check(answer: str, facts: _Facts, questions: list[str]) -> GroundingReport:
 
 
 # Words between a label and its number that mean the label is about something else ("fees among the 2").
-_PRE_CUT = re.compile(r"among|after|across|for|with|over|in|on|between|than|or|but|while|because|since|if", re.I)
+_PRE_CUT = re.compile(r"among|after|across|for|with|over|in|on|between|than|or|but|while|because|since|if|vs|versus", re.I)
 _QUOTED_QUESTION = re.compile(r'["“][^"”\n]{5,200}\?["”]')
 _ASSET = re.compile(r"\s*(?:%|bps\b|bp\b|basis points?\b|-?percent\b|ms\b|s\b|[A-Z][A-Z0-9]{1,9}\b)?")
 

@@ -191,7 +191,9 @@ def venue_swaps(text: str, rng: random.Random, k: int) -> list[Mutation]:
             a, b = rng.sample(present, 2)
             swapped = _venue_re(a).sub("\0", text)
             swapped = _venue_re(b).sub(a, swapped).replace("\0", b)
-            if swapped != text:
+            lines_a = {i for i, line in enumerate(text.split("\n")) if _venue_re(a).search(line)}
+            lines_b = {i for i, line in enumerate(text.split("\n")) if _venue_re(b).search(line)}
+            if swapped != text and lines_a != lines_b:  # not just two names of one list reordered
                 out.append(Mutation("venue_swap", swapped, f"{a} <-> {b} (names)"))
     elif len(present) == 1:
         a = present[0]
