@@ -201,3 +201,62 @@ def test_report_gives_spans_and_reasons():
     assert items["binance"].kind == "claim" and "binancecoinm" in items["binance"].reason
     assert report.numbers_checked >= 2 and report.claims_checked >= 1
     assert '"15"' in report.note() and report.as_dict()["unsupported"][0]["reason"]
+
+
+# ------------------------------------------------------------------ through the assistant (LLM path)
+
+QUESTION = "How much slippage would a 5 BTC market buy cause on Binance?"
+IMPACT_ARGS = {"symbol": "BTC", "side": "buy", "size": 5, "venue": "binance"}
+
+
+async def test_llm_answers_are_checked_against_the_whole_conversation(monkeypatch, recorded_market):
+    """A wrong figure of a real model's answer is flagged in the answer and in ``grounding``; a
+    later turn may quote a figure computed one turn earlier (no tool call of its own), a new
+    session may not."""
+    from pydantic_ai import models
+
+    from market_liquidity_monitor.config import AgentSettings, Settings
+    from market_liquidity_monitor.testing.llm_server import LoopbackLLM, Text, scripted, tool_then_answer
+    from tests.support import assistant_for
+
+    monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)  # requests go to 127.0.0.1 only
+    with LoopbackLLM() as llm:
+        settings = Settings(
+            agent=AgentSettings(model="openai:loopback", base_url=llm.base_url, api_key="sk-test-loopback")
+        )
+        assistant = assistant_for(settings, recorded_market)
+        llm.model = tool_then_answer(
+            "market_impact",
+            IMPACT_ARGS,
+            lambda res: f"On binance the VWAP is {res[0]['json']['vwap']:,.2f} USDT, slippage 9.99 bps.",
+        )
+        r1 = await assistant.ask(QUESTION)
+        g1 = r1.grounding
+        assert g1["verdict"] == "unsupported" and [u["text"] for u in g1["unsupported"]] == ["9.99"]
+        assert '[Unverified: "9.99"' in r1.answer
+        vwap = r1.tool_calls[0]["result"]["vwap"]
+        llm.model = scripted(Text(f"As computed above, the VWAP on binance was {vwap:,.2f} USDT."))
+        r2 = await assistant.ask("remind me of the VWAP", r1.session_id)
+        assert r2.tool_calls == [] and r2.grounding["grounded"], r2.grounding
+        r3 = await assistant.ask("remind me of the VWAP")  # a new session has no such result
+        assert not r3.grounding["grounded"] and f"{vwap:,.2f}" in {u["text"] for u in r3.grounding["unsupported"]}
+        await assistant.services.close()
+
+
+def test_cli_ask_json_carries_the_grounding_object(data_dir, tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from market_liquidity_monitor.cli import app
+
+    monkeypatch.setenv("MLM_HOME_DIR", str(tmp_path))
+    monkeypatch.delenv("MLM_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    res = CliRunner().invoke(app, ["ask", QUESTION, "--data", str(data_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    g = out["grounding"]
+    assert g["verdict"] == "grounded" and g["grounded"] and g["unsupported"] == []
+    assert g["numbers_checked"] >= 8
+    assert out["tool_calls"][0]["result"]["book_ts"] in out["answer"]
