@@ -46,12 +46,13 @@ tool result or the question.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -263,8 +264,20 @@ _NUM_WORD_UNITS = {
 _NUM_WORD_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
 _W = "|".join(list(_NUM_WORD_UNITS) + list(_NUM_WORD_SCALES))
 _WORDS = re.compile(rf"(?<![\w-])(?:{_W})(?:(?:[\s-]+|\s+and\s+)(?:{_W}))*(?![\w])", re.I)
-_SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "m": 1e6, "bn": 1e9, "B": 1e9, "thousand": 1e3, "million": 1e6, "billion": 1e9}
-_UNIT_AFTER = re.compile(r"\s?(%|bps\b|bp\b|basis points?\b|percent\b|per cent\b|pct\b|-percent\b|ms\b|s\b)", re.I)
+_SUFFIX = {
+    "k": 1e3,
+    "K": 1e3,
+    "M": 1e6,
+    "m": 1e6,
+    "bn": 1e9,
+    "B": 1e9,
+    "thousand": 1e3,
+    "million": 1e6,
+    "billion": 1e9,
+}
+_UNIT_AFTER = re.compile(
+    r"\s?(%|bps\b|bp\b|basis points?\b|percent\b|per cent\b|pct\b|-percent\b|ms\b|s\b)", re.I
+)
 # Identifiers with digits that are not figures (symbols, paths, URLs, tiers: "BTC/USD:BTC-211231",
 # "cryptofeed/BYBIT.0.gz", "Lv1", "v2").
 _IDENT = re.compile(r"[A-Za-z][\w.\-]*/[\w.\-/:]+|(?<![\w.])[A-Za-z]+\d[\w]*|\b\w+\.\d+\.gz\b")
@@ -466,7 +479,9 @@ def _walk(obj: Any, path: str, venues: frozenset, symbols: frozenset, turn: int,
                 facts.numbers.append(_Fact(float(km.group(1)), unit, _label_key(kp), venues, symbols, turn))
             _walk(val, kp, child_venues, symbols, turn, facts)
     elif isinstance(obj, list | tuple):
-        facts.numbers.append(_Fact(float(len(obj)), "plain", _label_key(f"{path}_count"), venues, symbols, turn))
+        facts.numbers.append(
+            _Fact(float(len(obj)), "plain", _label_key(f"{path}_count"), venues, symbols, turn)
+        )
         for v in obj:
             _walk(v, f"{path}[]", venues, symbols, turn, facts)
     elif isinstance(obj, bool) or obj is None:
@@ -495,11 +510,17 @@ def _text_facts(text: str, path: str, venues, symbols, turn: int, facts: _Facts)
         dt = _dt_from_groups(*m.group(1, 2, 3, 4, 5, 6, 7))
         if dt is not None:
             facts.dates.append(_DateFact(dt, venues, symbols))
-    masked = _mask(text, [m.span() for m in _ISO_DT.finditer(text)] + [m.span() for m in _IDENT.finditer(text)])
+    masked = _mask(
+        text, [m.span() for m in _ISO_DT.finditer(text)] + [m.span() for m in _IDENT.finditer(text)]
+    )
     nums = _numbers(masked)
     whole = _Segment(0, len(masked), frozenset(), frozenset())
     named = (
-        [(m.start(), m.group()) for m in re.finditer(r"(?<![\w])[a-z0-9]+(?![\w])", text) if m.group() in facts.venues]
+        [
+            (m.start(), m.group())
+            for m in re.finditer(r"(?<![\w])[a-z0-9]+(?![\w])", text)
+            if m.group() in facts.venues
+        ]
         if len(venues) != 1
         else []
     )
@@ -540,7 +561,9 @@ def _facts_of(sources: Iterable[Any], questions: Iterable[str]) -> _Facts:
             # A figure the user stated, named by the question's own words ("above 5 bps").
             labels, _ = _number_labels(masked, nums, i, whole)
             key = " ".join(["question"] + [s for j in labels for s in _LABELS[j][1] if s[0] != "!"])
-            facts.numbers.append(_Fact(n.value, n.unit, key, frozenset(), frozenset(), facts.last_turn, kind="question"))
+            facts.numbers.append(
+                _Fact(n.value, n.unit, key, frozenset(), frozenset(), facts.last_turn, kind="question")
+            )
     return facts
 
 
@@ -571,7 +594,9 @@ def _known_venues() -> frozenset[str]:
         ids = {x for x in ccxt.exchanges if len(x) >= 4}
     except Exception:  # pragma: no cover - ccxt is a dependency
         ids = set()
-    return frozenset(ids - {"paymium", "alpaca", "woofipro", "hyperliquid", "defx", "bequant"} | {"gate", "okx"})
+    return frozenset(
+        ids - {"paymium", "alpaca", "woofipro", "hyperliquid", "defx", "bequant"} | {"gate", "okx"}
+    )
 
 
 # ---------------------------------------------------------------------------------- numbers
@@ -689,7 +714,9 @@ def _value_ok(n: _Num, f: _Fact, negative_context: bool) -> bool:
         if negative_context:
             # "a loss of 380" states -380 ("a loss of -380" would be +380); an unsigned figure may
             # also be a non-negative field as written.
-            if abs(c + n.value) <= n.tol + eps or (not n.signed and c >= -eps and abs(c - n.value) <= n.tol + eps):
+            if abs(c + n.value) <= n.tol + eps or (
+                not n.signed and c >= -eps and abs(c - n.value) <= n.tol + eps
+            ):
                 return True
             continue
         if abs(c - n.value) <= n.tol + eps and (n.signed or c >= -eps or abs(n.value) <= n.tol):
@@ -761,7 +788,7 @@ def _segments(answer: str, facts: _Facts) -> list[_Segment]:
         prev_v: frozenset = frozenset()
         prev_s: frozenset = frozenset()
         cuts = [0] + [m.end() for m in _SENTENCE_END.finditer(line)] + [len(line)]
-        for a, b in zip(cuts, cuts[1:], strict=False):
+        for a, b in pairwise(cuts):
             part = line[a:b]
             v = frozenset(m.group().lower() for m in venue_re.finditer(part)) if venue_re else frozenset()
             s = frozenset(m.group() for m in symbol_re.finditer(part)) if symbol_re else frozenset()
@@ -807,7 +834,9 @@ def _segment_at(segs: list[_Segment], pos: int) -> _Segment:
 # --------------------------------------------------------------------------------- the check
 
 
-def check_grounding(answer: str, sources: Iterable[Any], question: str | Iterable[str] = "") -> GroundingReport:
+def check_grounding(
+    answer: str, sources: Iterable[Any], question: str | Iterable[str] = ""
+) -> GroundingReport:
     """Check every number, date, venue name and verdict of ``answer`` against ``sources`` (the
     conversation's tool calls, ``{"tool", "args", "result"}`` each, or bare result dicts) and the
     user's ``question`` (one string, or the conversation's questions). See the module docstring for
@@ -858,10 +887,18 @@ def _check(answer: str, facts: _Facts, questions: list[str]) -> GroundingReport:
             continue
         checked += 1
         dt = _dt_from_groups(*m.group(1, 2, 3, 4, 5, 6, 7))
-        prec = "day" if m.group(4) is None else ("min" if m.group(6) is None else ("s" if m.group(7) is None else m.group(7)))
+        prec = (
+            "day"
+            if m.group(4) is None
+            else ("min" if m.group(6) is None else ("s" if m.group(7) is None else m.group(7)))
+        )
         seg = _segment_at(segs, m.start())
         if dt is None or not _date_ok(dt, prec, seg, facts):
-            flag(*m.span(), "date", "no timestamp of a tool result for this venue matches it at the written precision")
+            flag(
+                *m.span(),
+                "date",
+                "no timestamp of a tool result for this venue matches it at the written precision",
+            )
         covered.append(m.span())
     for rx, order in ((_DMY, "dmy"), (_MDY, "mdy")):
         for m in rx.finditer(answer):
@@ -909,7 +946,12 @@ def _check(answer: str, facts: _Facts, questions: list[str]) -> GroundingReport:
         if not ok:
             what = ", ".join(_LABELS[j][1][0] for j in sorted(labels)) or "any field"
             where = f" of {', '.join(sorted(seg.venues))}" if seg.venues else ""
-            flag(n.start, n.end, "number", f"no {what} field{where} in the tool results has this value, sign and unit")
+            flag(
+                n.start,
+                n.end,
+                "number",
+                f"no {what} field{where} in the tool results has this value, sign and unit",
+            )
 
     # 4. Venue names and verdicts.
     checked_claims = _check_claims(_mask(answer, quoted), facts, segs, questions, flag)
@@ -923,7 +965,9 @@ def _check(answer: str, facts: _Facts, questions: list[str]) -> GroundingReport:
 
 
 # Words between a label and its number that mean the label is about something else ("fees among the 2").
-_PRE_CUT = re.compile(r"among|after|across|for|with|over|in|on|between|than|or|but|while|because|since|if|vs|versus", re.I)
+_PRE_CUT = re.compile(
+    r"among|after|across|for|with|over|in|on|between|than|or|but|while|because|since|if|vs|versus", re.I
+)
 _QUOTED_QUESTION = re.compile(r'["“][^"”\n]{5,200}\?["”]')
 _ASSET = re.compile(r"\s*(?:%|bps\b|bp\b|basis points?\b|-?percent\b|ms\b|s\b|[A-Z][A-Z0-9]{1,9}\b)?")
 
@@ -976,7 +1020,10 @@ def _number_labels(masked: str, nums: list[_Num], i: int, seg: _Segment) -> tupl
     if prev_digit is not None and re.fullmatch(r"\s+of\s+", masked[prev_digit.end : n.start]):
         labels |= _labels_in("\x02")
     # "taker fees 10.00 and 10.00 bps": the second figure of a list has the first one's labels
-    lists = bool(prev_digit is not None and re.fullmatch(r"\s*(?:bps|%)?\s*(?:and|or)\s+", masked[prev_digit.end : n.start]))
+    lists = bool(
+        prev_digit is not None
+        and re.fullmatch(r"\s*(?:bps|%)?\s*(?:and|or)\s+", masked[prev_digit.end : n.start])
+    )
     return labels, restates or lists
 
 
@@ -987,9 +1034,13 @@ def _date_ok(dt: datetime, prec: str, seg: _Segment, facts: _Facts) -> bool:
         if prec == "day":
             ok = d.dt.date() == dt.date()
         elif prec == "min":
-            ok = abs((d.dt - dt).total_seconds()) < 60 and (d.dt.replace(second=0, microsecond=0) == dt or abs((d.dt - dt).total_seconds()) <= 30)
+            ok = abs((d.dt - dt).total_seconds()) < 60 and (
+                d.dt.replace(second=0, microsecond=0) == dt or abs((d.dt - dt).total_seconds()) <= 30
+            )
         elif prec == "s":
-            ok = abs((d.dt - dt).total_seconds()) < 1 and (d.dt.replace(microsecond=0) == dt or abs((d.dt - dt).total_seconds()) <= 0.5)
+            ok = abs((d.dt - dt).total_seconds()) < 1 and (
+                d.dt.replace(microsecond=0) == dt or abs((d.dt - dt).total_seconds()) <= 0.5
+            )
         else:
             ok = abs((d.dt - dt).total_seconds()) <= 0.5 * 10.0 ** -(len(prec) - 1) + 1e-6
         if ok:
@@ -1004,13 +1055,17 @@ _BEST = [
     re.compile(r"\b([a-z0-9]+) is (?:the )?(?:best|cheapest)(?: venue)?\b", re.I),
     re.compile(r"\bbest single venue \(([a-z0-9]+)\)", re.I),
 ]
-_POS_ARB = re.compile(r"(?<!no )\barbitrage opportunit(?:y|ies)\b|\bArbitrage after both taker fees: buy\b|(?<!not )(?<!un)\bprofitable\b", re.I)
+_POS_ARB = re.compile(
+    r"(?<!no )\barbitrage opportunit(?:y|ies)\b|\bArbitrage after both taker fees: buy\b|(?<!not )(?<!un)\bprofitable\b",
+    re.I,
+)
 _NEG_ARB = re.compile(r"\bno arbitrage\b|\bnot profitable\b|\bunprofitable\b", re.I)
 _PNL = re.compile(r"\b(loss|profit) of\b", re.I)
 _STAT = re.compile(r"\b(not )?stationary\b", re.I)
 _COINT = re.compile(r"\b(not )?cointegrated\b", re.I)
 _LIQ_YES = re.compile(
-    r"^\s*Yes\b|(?<!not )\benough (?:visible )?liquidity\b|\bcan (?:absorb|fill)\b|\bfully fill(?:s|ed)?\b", re.I
+    r"^\s*Yes\b|(?<!not )\benough (?:visible )?liquidity\b|\bcan (?:absorb|fill)\b|\bfully fill(?:s|ed)?\b",
+    re.I,
 )
 _LIQ_NO = re.compile(r"^\s*No:|\bnot enough (?:visible )?liquidity\b|\bcannot (?:fill|absorb)\b", re.I)
 
@@ -1048,7 +1103,9 @@ def _check_claims(answer: str, facts: _Facts, segs: list[_Segment], questions: l
                 flag(*m.span(1), "claim", f"the tool result's {key} is {best}")
     for m in _POS_ARB.finditer(answer):
         n += 1
-        if not any(isinstance(f.value, int) and f.value > 0 for f in _flags(facts, "arbitrage_opportunities")):
+        if not any(
+            isinstance(f.value, int) and f.value > 0 for f in _flags(facts, "arbitrage_opportunities")
+        ):
             flag(*m.span(), "claim", "the tool results list no arbitrage opportunity after fees")
     for m in _NEG_ARB.finditer(answer):
         n += 1
@@ -1062,13 +1119,20 @@ def _check_claims(answer: str, facts: _Facts, segs: list[_Segment], questions: l
         fl = [f for f in _flags(facts, "pnl_quote", seg) if isinstance(f.value, int | float)]
         if not any((f.value < 0) == want_neg for f in fl):
             flag(*m.span(), "claim", f"the P&L field (pnl_quote) does not show a {m.group(1).lower()}")
-    for rx, key, word in ((_STAT, "rejects_unit_root_5pct", "stationary"), (_COINT, "cointegrated_5pct", "cointegrated")):
+    for rx, key, word in (
+        (_STAT, "rejects_unit_root_5pct", "stationary"),
+        (_COINT, "cointegrated_5pct", "cointegrated"),
+    ):
         for m in rx.finditer(answer):
             n += 1
             claim = m.group(1) is None
             fl = _flags(facts, key, _segment_at(segs, m.start()))
             if not any(f.value is claim for f in fl):
-                flag(*m.span(), "claim", f"the test result ({key}) does not say {'' if claim else 'not '}{word}")
+                flag(
+                    *m.span(),
+                    "claim",
+                    f"the test result ({key}) does not say {'' if claim else 'not '}{word}",
+                )
     for rx, claim in ((_LIQ_YES, True), (_LIQ_NO, False)):
         for m in rx.finditer(answer):
             if claim and _LIQ_NO.search(answer[max(0, m.start() - 4) : m.end()]):
@@ -1077,5 +1141,9 @@ def _check_claims(answer: str, facts: _Facts, segs: list[_Segment], questions: l
             seg = _segment_at(segs, m.start())
             fl = _flags(facts, "fully_filled", seg)
             if not any(f.value is claim for f in fl):
-                flag(*m.span(), "claim", f"the order's fully_filled is not {str(claim).lower()} in the tool result")
+                flag(
+                    *m.span(),
+                    "claim",
+                    f"the order's fully_filled is not {str(claim).lower()} in the tool result",
+                )
     return n

@@ -36,8 +36,20 @@ COMPARE = {
         "size": 200.0,
         "best_venue": "binancecoinm",
         "venues": [
-            {"venue": "binance", "symbol": "ETH/USDT", "cost_bps": 13.88, "fee_bps": 10.0, "spread_bps": 0.04},
-            {"venue": "binancecoinm", "symbol": "ETH/USD:ETH", "cost_bps": 8.35, "fee_bps": 5.0, "spread_bps": 0.05},
+            {
+                "venue": "binance",
+                "symbol": "ETH/USDT",
+                "cost_bps": 13.88,
+                "fee_bps": 10.0,
+                "spread_bps": 0.04,
+            },
+            {
+                "venue": "binancecoinm",
+                "symbol": "ETH/USD:ETH",
+                "cost_bps": 8.35,
+                "fee_bps": 5.0,
+                "spread_bps": 0.05,
+            },
         ],
         "arbitrage_opportunities": [],
         "arbitrage_pairs_checked": 1,
@@ -169,15 +181,21 @@ def test_verdicts_are_checked_against_the_deciding_field():
     assert grounded("Best: binancecoinm.", COMPARE)
     assert not grounded("Best: binance.", COMPARE)
     assert not grounded("binance is the cheapest venue", COMPARE)
-    assert grounded("No arbitrage after taker fees (best: buy binancecoinm, sell binance, -12.79 bps).", COMPARE)
+    assert grounded(
+        "No arbitrage after taker fees (best: buy binancecoinm, sell binance, -12.79 bps).", COMPARE
+    )
     assert not grounded("Arbitrage opportunity after taker fees.", COMPARE)
-    assert not grounded("No arbitrage after taker fees (best: buy binancecoinm, sell binance, 12.79 bps).", COMPARE)
+    assert not grounded(
+        "No arbitrage after taker fees (best: buy binancecoinm, sell binance, 12.79 bps).", COMPARE
+    )
     assert grounded("Yes: the visible book can absorb it.")
     assert not grounded("No: there is not enough visible liquidity.")
 
 
 def test_figures_belong_to_the_venue_their_sentence_names():
-    assert grounded("- binance ETH/USDT: cost 13.88 bps, fee 10.00\n- binancecoinm ETH/USD:ETH: cost 8.35 bps", COMPARE)
+    assert grounded(
+        "- binance ETH/USDT: cost 13.88 bps, fee 10.00\n- binancecoinm ETH/USD:ETH: cost 8.35 bps", COMPARE
+    )
     assert not grounded("- binance ETH/USDT: cost 8.35 bps, fee 10.00", COMPARE)  # binancecoinm's cost
     assert not grounded("- binancecoinm ETH/USD:ETH: fee 10.00 bps", COMPARE)  # binance's fee
     assert not grounded("On kraken the cost is 8.35 bps.", COMPARE)  # a venue no result names
@@ -239,7 +257,9 @@ async def test_llm_answers_are_checked_against_the_whole_conversation(monkeypatc
         r2 = await assistant.ask("remind me of the VWAP", r1.session_id)
         assert r2.tool_calls == [] and r2.grounding["grounded"], r2.grounding
         r3 = await assistant.ask("remind me of the VWAP")  # a new session has no such result
-        assert not r3.grounding["grounded"] and f"{vwap:,.2f}" in {u["text"] for u in r3.grounding["unsupported"]}
+        assert not r3.grounding["grounded"] and f"{vwap:,.2f}" in {
+            u["text"] for u in r3.grounding["unsupported"]
+        }
         await assistant.services.close()
 
 

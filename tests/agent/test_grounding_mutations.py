@@ -201,7 +201,11 @@ def venue_swaps(text: str, rng: random.Random, k: int) -> list[Mutation]:
         out.append(Mutation("venue_swap", _venue_re(a).sub(b, text), f"{a} -> {b} (name)"))
     # Figures of two venue lines ("- <venue> <pair>...") swapped at the same position.
     lines = text.split("\n")
-    rows = [i for i, line in enumerate(lines) if re.match(r"- (\w+) ", line) and re.match(r"- (\w+)", line).group(1) in VENUES]
+    rows = [
+        i
+        for i, line in enumerate(lines)
+        if re.match(r"- (\w+) ", line) and re.match(r"- (\w+)", line).group(1) in VENUES
+    ]
     for _ in range(3):
         if len(rows) < 2:
             break
@@ -218,7 +222,11 @@ def venue_swaps(text: str, rng: random.Random, k: int) -> list[Mutation]:
         new_lines = list(lines)
         new_lines[i] = _replace(lines[i], fi[p], fj[p].group())
         out.append(
-            Mutation("venue_swap", "\n".join(new_lines), f"line {i} figure {fi[p].group()} <- line {j}'s {fj[p].group()}")
+            Mutation(
+                "venue_swap",
+                "\n".join(new_lines),
+                f"line {i} figure {fi[p].group()} <- line {j}'s {fj[p].group()}",
+            )
         )
     return rng.sample(out, min(k, len(out)))
 
@@ -227,9 +235,15 @@ def field_swaps(text: str, rng: random.Random, k: int) -> list[Mutation]:
     """One figure's value written in another figure's place in the same sentence (same unit word after)."""
     out = []
     figs = _figures(text)
-    for idx, m in enumerate(figs):
-        sent_start = max(text.rfind(". ", 0, m.start()), text.rfind("\n", 0, m.start()), text.rfind("; ", 0, m.start()))
-        sent_end = min(x for x in (text.find(". ", m.end()), text.find("\n", m.end()), text.find("; ", m.end()), len(text)) if x >= 0)
+    for m in figs:
+        sent_start = max(
+            text.rfind(". ", 0, m.start()), text.rfind("\n", 0, m.start()), text.rfind("; ", 0, m.start())
+        )
+        sent_end = min(
+            x
+            for x in (text.find(". ", m.end()), text.find("\n", m.end()), text.find("; ", m.end()), len(text))
+            if x >= 0
+        )
         unit = re.match(r"\s?(bps|%|[A-Z]{2,5})?", text[m.end() :]).group(1)
         others = [
             o
@@ -274,7 +288,9 @@ def wrong_verdicts(text: str, rng: random.Random, k: int) -> list[Mutation]:
                 v for v in VENUES if v != m.group(1)
             ]
             new = rng.choice(other)
-            out.append(Mutation("wrong_verdict", _replace(text, m.span(1), new), f"best {m.group(1)} -> {new}"))
+            out.append(
+                Mutation("wrong_verdict", _replace(text, m.span(1), new), f"best {m.group(1)} -> {new}")
+            )
     return rng.sample(out, min(k, len(out)))
 
 
@@ -331,7 +347,9 @@ def test_perturbed_answers_are_flagged(answers):
                 flagged[m.kind] += 1
     print("\nkind               generated  flagged      %")
     for kind in sorted(generated):
-        print(f"{kind:<18} {generated[kind]:>9} {flagged[kind]:>8} {100 * flagged[kind] / generated[kind]:>6.1f}")
+        print(
+            f"{kind:<18} {generated[kind]:>9} {flagged[kind]:>8} {100 * flagged[kind] / generated[kind]:>6.1f}"
+        )
     total, hit = sum(generated.values()), sum(flagged.values())
     print(f"{'total':<18} {total:>9} {hit:>8} {100 * hit / total:>6.1f}")
     for miss in missed:
