@@ -12,6 +12,7 @@ answer says so; with ``fallback_offline=false`` or a refused request (4xx) it ra
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -392,7 +393,8 @@ class Assistant:
         questions = [*earlier_questions, question]
         outcome = "answered"
         if output is not None:
-            report = check_grounding(output, sources, questions)
+            # CPU work (a health answer has hundreds of figures): off the event loop
+            report = await asyncio.to_thread(check_grounding, output, sources, questions)
             answer = output
             if not report.grounded:
                 answer += "\n\n" + report.note()
@@ -401,7 +403,11 @@ class Assistant:
             computed = self._computed_so_far(deps.tool_log)
             # Grounding checks what was computed (written from tool results); the head and tail
             # quote settings, not market figures.
-            report = check_grounding(computed, sources, questions) if computed else GroundingReport()
+            report = (
+                await asyncio.to_thread(check_grounding, computed, sources, questions)
+                if computed
+                else GroundingReport()
+            )
             answer = (
                 stop.head
                 + (
