@@ -664,6 +664,8 @@ def _word_numbers(text: str) -> list[_Num]:
             continue
         if re.search(r"\bno\s+$", text[max(0, m.start() - 4) : m.start()], re.I):  # "no two books are"
             continue
+        if words == ["zero"] and re.search(r"\bthan\s+$", text[max(0, m.start() - 6) : m.start()], re.I):
+            continue  # "greater than zero": a rule, not a figure
         total, current = 0, 0
         for w in words:
             if w in _NUM_WORD_UNITS:
@@ -944,13 +946,14 @@ def _check(answer: str, facts: _Facts, questions: list[str]) -> GroundingReport:
             for f in facts.near(n, negative)
         )
         if not ok:
-            what = ", ".join(_LABELS[j][1][0] for j in sorted(labels)) or "any field"
+            what = ", ".join(_LABELS[j][1][0].strip("._") for j in sorted(labels))
+            what = f"{what} field" if what else "field"
             where = f" of {', '.join(sorted(seg.venues))}" if seg.venues else ""
             flag(
                 n.start,
                 n.end,
                 "number",
-                f"no {what} field{where} in the tool results has this value, sign and unit",
+                f"no {what}{where} in the tool results has this value, sign and unit",
             )
 
     # 4. Venue names and verdicts.
