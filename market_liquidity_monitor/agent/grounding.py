@@ -26,7 +26,12 @@ How a number is matched (all of these must hold for one field):
 - **Field.** The words next to the number name the field ("spread", "slippage", "fee", "VWAP",
   "imbalance", "z-score", "p-value", "hedge ratio", "R²", "bid", "ask", ...): when there is such a
   label the field's name (or, for a figure inside a result's text, that text's words) must carry
-  it, so a fee of 5 bps does not back "slippage 5 bps".
+  it, and among the fields in scope of a compatible unit the number must match one that carries
+  the most of those words (the best-named field): a fee of 5 bps does not back "slippage 5 bps",
+  the Huber hedge ratio does not back "1.03 (OLS", the z-score window does not back "z-score now
+  48". A parenthesis restating the figure before it ("42.8 BTC bid (2,638,807 USDT)") and the
+  second figure of a list ("fees 10.00 and 5.00 bps") take that figure's labels; "2 of 6 venues"
+  labels the part and the whole.
 
 Numbers inside text copied from a result (a fee source, a reason) are backed by that text when it
 appears verbatim in a sentence about the same venue. Numbers written in words ("ten", "five
