@@ -110,7 +110,7 @@ def ask(
     question: Annotated[str, typer.Argument(help="A liquidity question in plain language.")],
     data: DataOpt = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object: answer and tool calls.")
+        bool, typer.Option("--json", help="Print one JSON object: answer, tool calls and grounding check.")
     ] = False,
 ) -> None:
     """Answer one question from real order books."""
@@ -153,7 +153,11 @@ def ask(
             _provider_failed(console, exc)
     if as_json:
         sys.stdout.write(
-            json.dumps({"answer": result.answer, "tool_calls": result.tool_calls}, default=str) + "\n"
+            json.dumps(
+                {"answer": result.answer, "tool_calls": result.tool_calls, "grounding": result.grounding},
+                default=str,
+            )
+            + "\n"
         )
     else:
         # emoji=False: "LINK/USD:LINK" must not become "LINK/USD🔗".

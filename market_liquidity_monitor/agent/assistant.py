@@ -12,6 +12,7 @@ answer says so; with ``fallback_offline=false`` or a refused request (4xx) it ra
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -133,8 +134,9 @@ def provider_error(settings: Settings, exc: ModelAPIError, base_url: str | None 
 @dataclass
 class AskResult:
     """One answer: ``answer`` (text), ``tool_calls`` (``{"tool", "args", "result"}`` each),
-    ``session_id``, ``grounding`` (``check_grounding`` of the model's text: ``grounded``,
-    ``numbers_checked``, ``unsupported``). ``outcome`` (not part of ``as_dict``): ``"answered"``,
+    ``session_id``, ``grounding`` (``GroundingReport.as_dict`` of ``check_grounding`` of the
+    model's text against the tool results of the whole session: ``verdict``, ``grounded``,
+    ``numbers_checked``, ``claims_checked``, ``unsupported`` items with text, span and reason). ``outcome`` (not part of ``as_dict``): ``"answered"``,
     ``"fallback"`` (the offline model answered for a failed provider), ``"limit"``, ``"timeout"`` or
     ``"retries_exhausted"`` (the run was stopped and the answer says why)."""
 
@@ -223,6 +225,9 @@ class Assistant:
         self._offline = build_offline_model()  # answers when the provider fails (fallback_offline)
         self._limits = usage_limits(settings)
         self._sessions: dict[str, list[ModelMessage]] = {}
+        # Per session: the questions and tool calls of its earlier turns (``{"tool", "args",
+        # "result", "turn"}``), so grounding accepts a figure computed one turn earlier.
+        self._grounding_log: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
         self._max_sessions = max_sessions
         if self.model_choice is not None and self.model_choice.reason:
             log.warning(
@@ -400,22 +405,27 @@ class Assistant:
             raise self._provider_error(exc) from None
 
         calls = [c.as_dict() for c in deps.tool_log]
+        earlier_questions, earlier_calls = self._grounding_log.get(sid, ([], []))
+        turn = len(earlier_questions)
+        sources = earlier_calls + [{**c, "turn": turn} for c in calls]
+        questions = [*earlier_questions, question]
         outcome = "answered"
         if output is not None:
-            report = check_grounding(output, calls, question)
+            # CPU work (a health answer has hundreds of figures): off the event loop
+            report = await asyncio.to_thread(check_grounding, output, sources, questions)
             answer = output
             if not report.grounded:
-                answer += (
-                    "\n\n[Unverified figures: "
-                    + ", ".join(report.unsupported)
-                    + " do not appear in any tool result of this answer.]"
-                )
+                answer += "\n\n" + report.note()
         elif stop is not None:
             outcome = stop.outcome
             computed = self._computed_so_far(deps.tool_log)
             # Grounding checks what was computed (written from tool results); the head and tail
             # quote settings, not market figures.
-            report = check_grounding(computed, calls, question) if computed else GroundingReport(True, 0)
+            report = (
+                await asyncio.to_thread(check_grounding, computed, sources, questions)
+                if computed
+                else GroundingReport()
+            )
             answer = (
                 stop.head
                 + (
@@ -428,7 +438,7 @@ class Assistant:
             )
         else:
             outcome = "retries_exhausted"
-            report = GroundingReport(True, 0)  # no figure of the model's to check
+            report = GroundingReport()  # no figure of the model's to check
             answer = exhausted or "I couldn't complete that request."
         if recorder.failures and outcome == "answered":
             outcome = "fallback"
@@ -439,6 +449,7 @@ class Assistant:
         )
         if tail:
             yield {"event": "chunk", "data": {"text": tail}}
+        self._remember_calls(sid, questions, sources)
         yield AskResult(answer, calls, sid, report.as_dict(), outcome)
 
     # ------------------------------------------------------------------ answers of stopped runs
@@ -512,6 +523,14 @@ class Assistant:
         url = _safe_url(choice.base_url if choice else None)
         where = f"{self.settings.agent.model!r}" + (f" at {url}" if url else "")
         return f"Note: the provider {where} {describe_failure(exc)}; answered by the offline model."
+
+    def _remember_calls(self, sid: str, questions: list[str], sources: list[dict[str, Any]]) -> None:
+        """Keep the session's questions and tool calls for grounding later turns (the last 20 turns)."""
+        keep = questions[-20:]
+        first = len(questions) - len(keep)
+        self._grounding_log[sid] = (keep, [c for c in sources if c.get("turn", 0) >= first])
+        if len(self._grounding_log) > self._max_sessions:
+            self._grounding_log.pop(next(iter(self._grounding_log)))
 
     def _remember(self, sid: str, messages: list[ModelMessage]) -> None:
         self._sessions[sid] = messages[-40:]

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from market_liquidity_monitor.agent.grounding import GroundingReport
+
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(
@@ -34,7 +36,10 @@ class ChatResponse(BaseModel):
     answer: str
     tool_calls: list[ToolCall]
     session_id: str
-    grounding: dict[str, Any]
+    grounding: GroundingReport = Field(
+        description="The grounding check of the answer: verdict, numbers and claims checked, and each "
+        "unsupported number/claim with its text span and reason (agent/grounding.py)."
+    )
 
 
 class ImpactRequest(BaseModel):

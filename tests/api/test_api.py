@@ -66,6 +66,7 @@ def test_chat_round_trip_with_session(client):
     body = r.json()
     assert body["tool_calls"][0]["tool"] == "market_impact"
     assert body["grounding"]["grounded"]
+    assert body["grounding"]["verdict"] == "grounded" and body["grounding"]["unsupported"] == []
     r2 = client.post("/api/chat", json={"message": "what about 10 BTC?", "session_id": body["session_id"]})
     assert r2.json()["tool_calls"][0]["args"]["size"] == 10
 
