@@ -105,6 +105,7 @@ def create_app(
         app.state.readiness = readiness
         app.state.hub = hub
         app.state.storage = storage = StorageMonitor(settings, svc.candles)
+        app.state.writer = svc.history.writer if svc.history is not None else None
         app.state.assistant = svc.assistant
         app.state.status = lambda: compute_status(
             readiness,
@@ -119,6 +120,11 @@ def create_app(
         readiness.start()
         await hub.start()
         await storage.start()
+        if svc.history is not None:
+            try:  # the liquidity history's writer: rows buffer (bounded) until the database answers
+                await svc.history.start()
+            except Exception as exc:
+                log.warning("liquidity history: storage not available at start (%s); rows are buffered", exc)
         alerts_stop = await start_alerts(app, svc, hub)
         try:
             yield

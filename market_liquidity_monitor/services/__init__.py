@@ -11,7 +11,8 @@ Chat tools (``agent/``), REST routes and the WebSocket stream (``api/``), the CL
 - ``liquidity`` (``LiquidityService``): order book, impact, max size, compare, route;
 - ``trading`` (``TradingService``): backtest, pairs, price history;
 - ``alerts`` (``AlertService``): rules, events, crunches;
-- ``health`` (``HealthService``): book integrity and circuit breakers.
+- ``health`` (``HealthService``): book integrity and circuit breakers;
+- ``history`` (``HistoryService``): the liquidity history written while ingest runs, and its answers.
 
 They return typed answers (pydantic models with units in their field names) that every interface
 passes on unchanged, so the same question gets the same numbers everywhere.
@@ -28,6 +29,7 @@ from market_liquidity_monitor.services.books import Book, BookProvenance, BookSe
 from market_liquidity_monitor.services.candles import CandleService, CandleSource, default_pair
 from market_liquidity_monitor.services.fees import FeeService, FeeUnknownError
 from market_liquidity_monitor.services.health import HealthAnswer, HealthService
+from market_liquidity_monitor.services.history import HistoryService, LiquidityHistoryAnswer
 from market_liquidity_monitor.services.liquidity import (
     CompareAnswer,
     ImpactAnswer,
@@ -62,7 +64,9 @@ __all__ = [
     "FeeUnknownError",
     "HealthAnswer",
     "HealthService",
+    "HistoryService",
     "ImpactAnswer",
+    "LiquidityHistoryAnswer",
     "LiquidityService",
     "MaxSizeAnswer",
     "OrderBookAnswer",
@@ -102,6 +106,7 @@ class Services:
     liquidity: LiquidityService
     trading: TradingService
     health: HealthService
+    history: HistoryService | None = None
     persist_alerts: bool = True
     alerts: AlertService | None = None
     alert_answers: Any = None
@@ -143,6 +148,7 @@ class Services:
             liquidity=LiquidityService(settings, books, fees, engine),
             trading=TradingService(settings, books, fees, candles),
             health=HealthService(settings, books, engine),
+            history=HistoryService(settings, market, candles),
             persist_alerts=persist_alerts,
         )
 
@@ -176,7 +182,13 @@ class Services:
         return self._assistant
 
     async def close(self) -> None:
-        """Close the data engine's HTTP sessions, the history database and the cache (idempotent)."""
+        """Flush the liquidity history, close the data engine's HTTP sessions, the history database
+        and the cache (idempotent)."""
+        if self.history is not None:
+            try:
+                await self.history.close()
+            except Exception:  # storage down at shutdown: the writer counted what it dropped
+                log.exception("closing the liquidity history failed")
         await self.engine.close()
         await self.candles.close()
         close = getattr(self.cache, "close", None)
