@@ -169,6 +169,7 @@ class StorageWriter:
         self._dropped_logged = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._write_lock: asyncio.Lock | None = None  # one batch in flight at a time
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database | None, **overrides: Any) -> StorageWriter:
@@ -345,9 +346,13 @@ class StorageWriter:
         return self.stats()
 
     async def flush(self) -> None:
-        """Write everything buffered now; raises the database error if a batch cannot be written."""
+        """Write everything buffered now, and wait for a batch the flush task has in flight; raises
+        the database error if a batch cannot be written."""
         while self._buffer:
             await self._write_one_batch()
+        if self._write_lock is not None:
+            async with self._write_lock:
+                pass
 
     async def _run(self) -> None:
         delay = self.retry_initial_s
@@ -388,7 +393,15 @@ class StorageWriter:
                 delay = min(self.retry_max_s, delay * 2)
 
     async def _write_one_batch(self) -> None:
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        async with self._write_lock:
+            await self._write_one_batch_locked()
+
+    async def _write_one_batch_locked(self) -> None:
         n = min(self.batch_size, len(self._buffer))
+        if n == 0:
+            return
         batch = [self._buffer.popleft() for _ in range(n)]
         try:
             written = await self._write(batch)
