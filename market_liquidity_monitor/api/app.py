@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from market_liquidity_monitor import __version__
 from market_liquidity_monitor.agent.assistant import ModelProviderError
@@ -194,6 +194,16 @@ def create_app(
 
     # Sync endpoints run in FastAPI's threadpool, so a first request that replays a recording
     # does not block the event loop.
+    from market_liquidity_monitor.api.prometheus import metrics_registry, render
+
+    prom = metrics_registry(lambda: app.state)
+
+    @app.get("/metrics", tags=["status"], include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus metrics (api/prometheus.py), read from the process's counters at scrape time."""
+        body, ctype = render(prom)
+        return Response(content=body, media_type=ctype)
+
     @app.get("/api/health", response_model=HealthResponse, tags=["status"])
     def health(market: MarketDep, engine: EngineDep) -> HealthResponse:
         """Liveness: the process is up; books loaded; REST circuit breakers per venue."""

@@ -71,6 +71,7 @@ def run(tmp_path_factory):
                         params={"symbol": "BTC", "venue": "binance", "window_bps": 7},
                     )
                     status = (await http.get("/api/status")).json()
+                    scrape = await http.get("/metrics")
             result = {
                 "depth_chat": depth_chat,
                 "spread_chat": spread_chat,
@@ -79,6 +80,7 @@ def run(tmp_path_factory):
                 "rest": rest,
                 "bad": bad,
                 "status": status,
+                "scrape": scrape,
             }
         finally:
             await svc.close()
@@ -271,3 +273,25 @@ def test_trades_of_the_recording_are_stored(db):
         r[0] for r in db.execute("SELECT trade_id FROM trades WHERE venue='binance' AND symbol='BTC/USDT'")
     }
     assert stored == ids and len(ids) > 10_000
+
+
+def test_metrics_endpoint_parses_and_reads_the_counters(run, db):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = run["scrape"]
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    fams = {f.name: f for f in text_string_to_metric_families(r.text)}
+    msgs = {
+        (s.labels["venue"], s.labels["symbol"]): s.value
+        for s in fams["mlm_book_messages"].samples
+        if s.name == "mlm_book_messages_total"
+    }
+    # Every binance BTC/USDT event of the recording was routed (depth + bookTicker + trade lines,
+    # less the REST snapshot line which is one event too): at least the trades stored.
+    trades = db.execute("SELECT COUNT(*) FROM trades WHERE venue='binance' AND symbol='BTC/USDT'").fetchone()[
+        0
+    ]
+    assert msgs[("binance", "BTC/USDT")] > trades
+    written = next(s.value for s in fams["mlm_writer_written_rows"].samples if s.name.endswith("_total"))
+    assert written == run["status"]["writer"]["written"] or written > 0
+    assert "mlm_book_gaps" in fams and "mlm_ws_clients" in fams and "mlm_book_age_seconds" in fams
