@@ -526,7 +526,12 @@ def answer_liquidity_alerts(r, args: dict) -> str:
         )
         span = f"{c['n_observations']} observation(s) from {c['first_ts']} to {c['last_ts']}"
         rep = s.sampled_during_replay
-        if rep:
+        stored = getattr(s, "stored_history", None)
+        if stored:
+            span += (
+                f", one per {stored['interval_s']:g} s from the stored liquidity history ({stored['table']})"
+            )
+        elif rep:
             span += f", sampled every {rep['every_depth_updates']} depth updates of the {rep['recording']} recording"
         if c.get("episodes"):
             lines.append(f"- {len(c['episodes'])} liquidity crunch(es) in {where} ({params}; {span}):")

@@ -168,8 +168,13 @@ class Services:
 
         db = database if self.persist_alerts else None
         self.alerts = AlertService(self.market, db=db, settings=self.settings, watch_symbols=watch_symbols)
-        self.alert_answers = AlertAnswers(self.alerts, self.books)
+        self.alert_answers = AlertAnswers(self.alerts, self.books, self.history)
         self._started = True  # the service exists; its stored rules load now or on first use
+        if self.history is not None:
+            try:  # the liquidity history's writer runs while this process replays or ingests
+                await self.history.start()
+            except Exception as exc:
+                log.warning("liquidity history: storage not available (%s); rows are buffered", exc)
         await self.alerts.start()
 
     @property

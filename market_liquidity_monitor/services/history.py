@@ -490,6 +490,28 @@ class HistoryService:
             notes=notes,
         )
 
+    async def depth_series(
+        self, venue: str, symbol: str, window_bps: float, unit: str = "notional"
+    ) -> tuple[list[int], list[float], int] | None:
+        """Bid + ask depth within ``window_bps`` of one book from every stored row with a value:
+        ``(ts_ns, depth, rows read)``, oldest first; ``unit`` ``notional`` (quote) or ``size``
+        (base). None when nothing is stored, the window is not recorded or the database is down
+        (crunch detection then falls back to its in-memory samples)."""
+        w = float(window_bps)
+        if w not in self.windows_bps:
+            return None
+        try:
+            await self.flush()
+            u = "quote" if unit == "notional" else "base"
+            async with self._db.engine.connect() as conn:
+                pts = await self._read(conn, InstrumentId(venue, symbol), "depth", w, u, 0, 2**62)
+        except Exception as exc:
+            log.warning("liquidity history: depth of %s %s not read (%s)", venue, symbol, exc)
+            return None
+        ts = [t for t, v, _s, _y in pts if v is not None]
+        vals = [v for _t, v, _s, _y in pts if v is not None]
+        return (ts, vals, len(pts)) if ts else None
+
     async def _read(
         self, conn: Any, inst: InstrumentId, metric: str, window_bps: float | None, unit: str,
         start_ns: int, end_ns: int,
