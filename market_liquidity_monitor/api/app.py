@@ -194,9 +194,10 @@ def create_app(
 
     # Sync endpoints run in FastAPI's threadpool, so a first request that replays a recording
     # does not block the event loop.
-    from market_liquidity_monitor.api.prometheus import metrics_registry, render
+    from market_liquidity_monitor.api.prometheus import LatencyMiddleware, metrics_registry, render
 
-    prom = metrics_registry(lambda: app.state)
+    prom, latency = metrics_registry(lambda: app.state)
+    app.add_middleware(LatencyMiddleware, histogram=latency)
 
     @app.get("/metrics", tags=["status"], include_in_schema=False)
     def metrics() -> Response:

@@ -7,17 +7,19 @@ the ingest hot path does nothing extra. Per book (labels ``venue``, ``symbol``):
 ``mlm_book_checksum_failures_total``, ``mlm_book_age_seconds``, ``mlm_book_synced``; WebSocket:
 ``mlm_ws_clients``, ``mlm_ws_clients_dropped_total``, ``mlm_ws_frames_skipped_total``; writer:
 ``mlm_writer_buffered_rows``, ``mlm_writer_written_rows_total``, ``mlm_writer_dropped_rows_total``,
-``mlm_writer_rejected_rows_total``. Not yet exported: request latency (the API keeps no latency
-counter to read).
+``mlm_writer_rejected_rows_total``. Request latency: ``mlm_http_request_duration_seconds``
+(histogram by method, route template and status class), observed by ``LatencyMiddleware`` on the
+API's requests only (the one figure that has no counter to read).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -100,11 +102,49 @@ class MLMCollector(Collector):
         )
 
 
-def metrics_registry(state: Callable[[], Any]) -> CollectorRegistry:
-    """A registry holding only ``MLMCollector`` over ``state()`` (the app's ``state``)."""
+def metrics_registry(state: Callable[[], Any]) -> tuple[CollectorRegistry, Histogram]:
+    """A registry holding ``MLMCollector`` over ``state()`` (the app's ``state``) and the request
+    latency histogram."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(MLMCollector(state))
-    return reg
+    latency = Histogram(
+        "mlm_http_request_duration_seconds",
+        "API request latency (time to the end of the response)",
+        ["method", "route", "status"],
+        registry=reg,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    )
+    return reg, latency
+
+
+class LatencyMiddleware:
+    """Pure ASGI middleware: observes each HTTP request's duration in ``histogram``, labelled by the
+    matched route template (``/api/orderbook/{venue}/{symbol:path}``; ``unmatched`` otherwise, so a
+    client cannot create labels) and the status class (``2xx``...)."""
+
+    def __init__(self, app: Any, histogram: Histogram):
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: dict) -> None:
+            if message.get("type") == "http.response.start":
+                status[0] = int(message.get("status", 500))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.histogram.labels(scope.get("method", ""), route, f"{status[0] // 100}xx").observe(
+                time.perf_counter() - t0
+            )
 
 
 def render(registry: CollectorRegistry) -> tuple[bytes, str]:

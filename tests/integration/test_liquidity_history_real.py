@@ -295,3 +295,11 @@ def test_metrics_endpoint_parses_and_reads_the_counters(run, db):
     written = next(s.value for s in fams["mlm_writer_written_rows"].samples if s.name.endswith("_total"))
     assert written == run["status"]["writer"]["written"] or written > 0
     assert "mlm_book_gaps" in fams and "mlm_ws_clients" in fams and "mlm_book_age_seconds" in fams
+    # The requests made before the scrape are in the latency histogram, by route template.
+    counts = {
+        (s.labels["route"], s.labels["status"]): s.value
+        for s in fams["mlm_http_request_duration_seconds"].samples
+        if s.name.endswith("_count")
+    }
+    assert counts[("/api/history/liquidity", "2xx")] == 1 and counts[("/api/history/liquidity", "4xx")] == 1
+    assert counts[("/api/status", "2xx")] == 1
