@@ -395,7 +395,7 @@ class HistoryService:
                 f"while ingest runs (mlm up, or on recorded data with --data)."
             )
         if self.market.is_recorded:
-            ref_ns, ref_text = int(stored_last), "end of the stored history (the recording's end)"
+            ref_ns, ref_text = int(stored_last), "end of the stored history (recorded data: the recording's clock)"
         else:
             ref_ns, ref_text = time.time_ns(), "wall clock"
         end_ns = end_ms * 1_000_000 if end_ms is not None else ref_ns
@@ -416,7 +416,7 @@ class HistoryService:
                 f"everything stored: {iso_ns(int(stored_first))} to {iso_ns(end_ns)}",
             )
         if end_ms is None and start_ms is None:
-            words += f" ({'the recording ends then' if self.market.is_recorded else 'now'})"
+            words += f" ({'where the stored recording ends' if self.market.is_recorded else 'now'})"
         if start_ns > end_ns:
             raise InvalidInputError(f"start {iso_ns(start_ns)} is after end {iso_ns(end_ns)}")
 
