@@ -395,7 +395,10 @@ class HistoryService:
                 f"while ingest runs (mlm up, or on recorded data with --data)."
             )
         if self.market.is_recorded:
-            ref_ns, ref_text = int(stored_last), "end of the stored history (recorded data: the recording's clock)"
+            ref_ns, ref_text = (
+                int(stored_last),
+                "end of the stored history (recorded data: the recording's clock)",
+            )
         else:
             ref_ns, ref_text = time.time_ns(), "wall clock"
         end_ns = end_ms * 1_000_000 if end_ms is not None else ref_ns
