@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.cli import register as register_rest_replay_command
 from market_liquidity_monitor.ingest.cli import register as register_ingest_commands
+from market_liquidity_monitor.mcp_server import register as register_mcp_command
 from market_liquidity_monitor.runtime import register as register_up_command
 from market_liquidity_monitor.watch import register as register_watch_command
 
@@ -59,6 +60,16 @@ register_ingest_commands(app)  # `mlm record`, `mlm replay`
 register_up_command(app)  # `mlm up`
 register_watch_command(app)  # `mlm watch`
 register_rest_replay_command(app)  # `mlm rest-replay`
+register_mcp_command(app)  # `mlm mcp`
+
+
+def _register_bus() -> None:
+    from market_liquidity_monitor.bus.cli import register
+
+    register(app)  # `mlm ingest --shard I/N --bus redis://...`
+
+
+_register_bus()
 
 DataOpt = Annotated[
     Path | None,
@@ -229,6 +240,14 @@ def serve(
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Log every HTTP request (the uvicorn access log).")
     ] = False,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            "--bus",
+            help="Run as an API replica: books rebuilt from the ingest workers' bus (redis://host:port/db); "
+            "no ingest in this process.",
+        ),
+    ] = None,
 ) -> None:
     """Start the REST API (OpenAPI docs at /docs)."""
     import uvicorn
@@ -249,8 +268,20 @@ def serve(
         )
         raise typer.Exit(1)
     configure_logging(settings)
+    market = follower = None
+    if bus is not None:
+        if data is not None:
+            raise typer.BadParameter(
+                "a replica (--bus) serves the workers' books; drop --data", param_hint="--bus"
+            )
+        from market_liquidity_monitor.bus.cli import replica_market
+
+        try:
+            market, follower = replica_market(settings, bus)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--bus") from None
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, market=market),
         host=bind_host,
         port=bind_port,
         access_log=verbose,
@@ -258,6 +289,8 @@ def serve(
         # root handler of configure_logging instead, through the redaction filter (as in `mlm up`).
         log_config=None,
     )
+    if follower is not None:
+        follower.stop()
 
 
 def main() -> None:  # pragma: no cover

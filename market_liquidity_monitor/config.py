@@ -90,6 +90,24 @@ class DataEngineSettings(_Section):
     # asked with ccxt fetch_order_book, and how long one snapshot is reused before it is fetched again.
     rest_book_levels: int = 100
     rest_book_ttl_s: float = 2.0
+    # A venue answering 429: no request to it for its Retry-After, or this long when it sends none;
+    # never longer than rate_limit_max_hold_s (a bogus header does not silence a venue for hours).
+    rate_limit_hold_s: float = Field(default=5.0, ge=0)
+    rate_limit_max_hold_s: float = Field(default=300.0, ge=0)
+    # ccxt.pro order books (data_engine/pro.py) for venues without a native WebSocket adapter:
+    # on/off; venues allowed (empty = every ccxt.pro venue with watchOrderBook); books watched at
+    # once; levels per side kept; seconds a first question waits for the first book (then REST);
+    # seconds a book nobody asks for is still watched; reconnect back-off (capped, jittered);
+    # WebSocket host override like rest_base_url ("wss://ws.x.com/p" -> "<base>/ws.x.com/p").
+    pro_enabled: bool = True
+    pro_venues: tuple[str, ...] = ()
+    pro_max_books: int = Field(default=50, ge=1)
+    pro_book_levels: int = Field(default=100, ge=1)
+    pro_first_book_timeout_s: float = Field(default=5.0, ge=0)
+    pro_idle_ttl_s: float = Field(default=300.0, gt=0)
+    pro_backoff_initial_s: float = Field(default=0.5, gt=0)
+    pro_backoff_max_s: float = Field(default=30.0, gt=0)
+    pro_ws_base_url: str | None = None
     # Candles fetched from a venue for one question at most (ccxt fetch_ohlcv, paginated).
     max_fetch_candles: int = 50_000
     # Storage writer (ingest path): rows per batch, max seconds between flushes, max rows held
@@ -143,6 +161,25 @@ class ApiSettings(_Section):
     watch_symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
 
 
+class BusSettings(_Section):
+    # Scale-out on Redis Streams (bus/, docs/scaleout.md). Key prefix of the streams and hashes;
+    # entries kept per shard stream (XADD MAXLEN ~, approximate trimming).
+    prefix: str = "mlm:bus"
+    stream_maxlen: int = Field(default=100_000, ge=100)
+    # A worker publishes a checkpoint image of every synced book this often (replicas that start
+    # or missed messages rebuild from it), and a heartbeat per shard this often.
+    snapshot_interval_s: float = Field(default=5.0, gt=0)
+    heartbeat_interval_s: float = Field(default=0.5, gt=0)
+    # A replica marks a shard's books stale when no heartbeat came for this long.
+    heartbeat_timeout_s: float = Field(default=3.0, gt=0)
+    # A worker publishes a metrics frame per book per this much book time (0 = none) to the
+    # metrics stream; storage consumers (`mlm consume`) write them as metrics rows.
+    metrics_interval_ms: int = Field(default=1_000, ge=0)
+    # A consumer takes over (XAUTOCLAIM) entries another consumer of its group read but did not
+    # acknowledge for this long (it died or hangs).
+    claim_idle_ms: int = Field(default=10_000, ge=1)
+
+
 class ObservabilitySettings(_Section):
     # Logfire (OpenTelemetry) token; unset = spans stay in the process, nothing is sent anywhere.
     logfire_token: SecretStr | None = None
@@ -193,6 +230,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     data_engine: DataEngineSettings = DataEngineSettings()
     api: ApiSettings = ApiSettings()
+    bus: BusSettings = BusSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     exchange: ExchangeSettings = ExchangeSettings()
 

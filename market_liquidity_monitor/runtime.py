@@ -50,7 +50,18 @@ if TYPE_CHECKING:  # heavy imports stay inside the functions: `mlm --help` stays
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_FRONTEND = REPO_ROOT / "frontend" / "app.py"
+
+
+def default_frontend() -> Path:
+    """The Streamlit app ``mlm up`` starts unless ``--app`` names another: the copy shipped inside
+    the installed package (``market_liquidity_monitor/frontend/app.py``, built into the wheel from
+    ``frontend/`` by setup.py), else the source checkout's ``frontend/app.py`` (editable installs,
+    ``python -m`` from a clone)."""
+    packaged = Path(__file__).resolve().parent / "frontend" / "app.py"
+    return packaged if packaged.is_file() else REPO_ROOT / "frontend" / "app.py"
+
+
+DEFAULT_FRONTEND = default_frontend()
 
 # Environment variables a Streamlit child never inherits: it talks to the API only.
 _CHILD_ENV_DENY = re.compile(
@@ -199,7 +210,7 @@ class RecordedIngest:
                     seen.add(inst)
                     store.set_clock(inst, clock)
 
-        rp = Replayer(store, self.market.registry, clock=clock)
+        rp = Replayer(store, self.market.registry, clock=clock, read_stats=self.market.read_stats)
         try:
             records = merge(*(g.records(self.market.read_stats) for g in groups))
             st = rp.run(records, on_record=on_record, speed=self.speed, stop_event=self.stop_event)
@@ -512,7 +523,8 @@ class Runtime:
     def _start_ui(self, api_url: str) -> str | None:
         if not self.frontend_app.is_file():
             log.warning(
-                "no Streamlit app at %s; running without the UI (--no-ui to silence)", self.frontend_app
+                "no Streamlit app at %s; running without the UI (--app PATH points at one; --no-ui to silence)",
+                self.frontend_app,
             )
             return None
         cmd = streamlit_command(self.frontend_app, self.host, self.ui_port)
@@ -566,6 +578,10 @@ def up_command(
     port: Annotated[int | None, typer.Option(help="API port (default 8000).")] = None,
     ui_port: Annotated[int, typer.Option("--ui-port", help="Streamlit app port.")] = 8501,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Do not start the Streamlit app.")] = False,
+    app_path: Annotated[
+        Path | None,
+        typer.Option("--app", help="Streamlit app to start (default: the one shipped with the package)."),
+    ] = None,
     speed: Annotated[
         float,
         typer.Option(
@@ -590,6 +606,8 @@ def up_command(
             f"{speed}: valid speeds are 0 (load at once), 1 (recorded pace) or N > 0 (N x faster)",
             param_hint="--speed",
         )
+    if app_path is not None and not (app_path.is_file() and app_path.suffix == ".py"):
+        raise typer.BadParameter(f"{app_path} is not a Streamlit app (a .py file)", param_hint="--app")
     settings = Settings(**({"data_dir": data} if data is not None else {}))
     configure_logging(settings)
     console = Console(highlight=False)
@@ -601,6 +619,7 @@ def up_command(
         ui_port=ui_port,
         ui=not no_ui,
         speed=speed,
+        frontend_app=app_path.resolve() if app_path is not None else default_frontend(),
         echo=lambda line: console.print(line, markup=False, soft_wrap=True),
         echo_error=lambda line: err_console.print(line, markup=False, soft_wrap=True),
         access_log=verbose,
@@ -635,6 +654,7 @@ __all__ = [
     "Runtime",
     "ShutdownInProgress",
     "child_environment",
+    "default_frontend",
     "live_feed_handler",
     "live_feeds",
     "port_error",

@@ -7,6 +7,7 @@ JSON beside it. Nothing here imports Streamlit.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -176,6 +177,31 @@ def cumulative(levels: Sequence[Sequence[float]]) -> tuple[list[float], list[flo
     return prices, cum, cum_notional
 
 
+def book_level_rows(book: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The levels of an ``/api/orderbook`` answer (``bids`` / ``asks``, best first) as one row per
+    level, bids then asks — ``side``, ``level`` (1 = best), ``price`` (quote per base), ``size``
+    (base), ``cum_size`` (base) and ``cum_notional`` (quote) from the best level out: the data of
+    the depth chart (``cumulative``), for its downloads."""
+    rows: list[dict[str, Any]] = []
+    for side in ("bids", "asks"):
+        levels = [
+            lvl for lvl in book.get(side) or [] if len(lvl) >= 2 and is_number(lvl[0]) and is_number(lvl[1])
+        ]
+        _, cum, cum_notional = cumulative(levels)
+        for n, (lvl, c, cn) in enumerate(zip(levels, cum, cum_notional, strict=True), 1):
+            rows.append(
+                {
+                    "side": side[:-1],
+                    "level": n,
+                    "price": float(lvl[0]),
+                    "size": float(lvl[1]),
+                    "cum_size": c,
+                    "cum_notional": cn,
+                }
+            )
+    return rows
+
+
 def window_row(book: Mapping[str, Any], key: str, window_bps: float | None) -> dict[str, Any] | None:
     """The entry of ``book[key]`` (``depth`` or ``imbalance``) for ``window_bps``, else the first."""
     rows = records(book.get(key)) or []
@@ -273,3 +299,47 @@ def stream_rows(frames: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+#: ``Unavailable.kind`` of the API in words (``services.books.Unavailable``).
+LEFT_OUT_WORDS = {
+    "no_symbol": "no such market",
+    "other_quote": "other quote currency",
+    "not_ready": "book not ready",
+    "unreachable": "unreachable",
+    "no_fee": "taker fee unknown",
+    "no_data": "no data",
+    "excluded": "excluded from routing",
+}
+
+
+#: Column headers of the left-out table.
+LEFT_OUT_LABELS = {"venue": "Venue", "why": "Left out because", "reason": "Details"}
+
+
+def left_out_rows(*sources: Any) -> list[dict[str, str]]:
+    """Venues left out of an answer, one row each (``venue``, ``why`` in words, ``reason``), from
+    any mix of the API's shapes: a list of ``{venue, reason, kind}`` (``unavailable``) or a
+    ``{venue: reason}`` dict (``excluded``: books dropped by the routing checks). A venue given
+    twice keeps its first row."""
+    rows: dict[str, dict[str, str]] = {}
+    for src in sources:
+        if isinstance(src, Mapping):
+            items = [{"venue": v, "reason": r, "kind": "excluded"} for v, r in src.items()]
+        elif isinstance(src, list):
+            items = [i if isinstance(i, Mapping) else {"venue": str(i)} for i in src]
+        else:
+            continue
+        for item in items:
+            venue = str(item.get("venue") or "?")
+            reason = item.get("reason")
+            kind = str(item.get("kind") or "")
+            rows.setdefault(
+                venue,
+                {
+                    "venue": venue,
+                    "why": LEFT_OUT_WORDS.get(kind, kind.replace("_", " ")),
+                    "reason": reason if isinstance(reason, str) else json.dumps(reason, default=str),
+                },
+            )
+    return list(rows.values())

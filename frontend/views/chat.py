@@ -9,9 +9,11 @@ from typing import Any
 import streamlit as st
 from mlm_ui import charts
 from mlm_ui.client import ApiClient
-from mlm_ui.common import client, page_header, raw_json, show_failure
-from mlm_ui.shapes import is_number, records
+from mlm_ui.common import client, downloads, page_header, raw_json, show_failure
+from mlm_ui.files import safe_name
+from mlm_ui.shapes import book_level_rows, is_number, records
 from mlm_ui.units import currencies, fmt_time
+from mlm_ui.verdict import liquidity_verdict
 
 EXAMPLES = (
     "How much slippage would a 5 BTC market buy cause on Binance?",
@@ -81,6 +83,32 @@ def chart_for(api: ApiClient, tool_calls: list[dict[str, Any]]) -> dict[str, Any
     return None
 
 
+def chart_data(chart: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """The rows a chat chart plots (for its CSV/Parquet downloads) and a file name stem."""
+    if chart["kind"] == "impact_curve":
+        first = chart["points"][0] if chart["points"] else {}
+        return chart["points"], safe_name(
+            "impact-curve", first.get("venue"), first.get("symbol"), first.get("side")
+        )
+    if chart["kind"] == "depth":
+        book = chart["book"]
+        return book_level_rows(book), safe_name(
+            "book-levels", book.get("venue"), book.get("symbol"), book.get("book_ts")
+        )
+    rows = chart.get("rows") or []
+    symbol = next((r.get("symbol") for r in rows if isinstance(r, dict)), None)
+    return rows, safe_name("venues", symbol, chart.get("metric"))
+
+
+def render_verdict(verdict: dict[str, Any] | None) -> None:
+    if not verdict:
+        return
+    if verdict["yes"]:
+        st.success(f"**Yes — enough visible liquidity.** {verdict['reason']}", icon=":material/check_circle:")
+    else:
+        st.error(f"**No — not enough visible liquidity.** {verdict['reason']}", icon=":material/cancel:")
+
+
 def render_chart(chart: dict[str, Any], key: str) -> None:
     if chart["kind"] == "impact_curve":
         fig = charts.impact_curve_figure(
@@ -99,6 +127,9 @@ def render_chart(chart: dict[str, Any], key: str) -> None:
     else:
         return
     st.plotly_chart(fig, key=key)
+    rows, stem = chart_data(chart)
+    if rows:
+        downloads(rows, stem, key=key)
 
 
 def render_tool_calls(tool_calls: list[dict[str, Any]], grounding: Any) -> None:
@@ -123,6 +154,7 @@ def render_message(msg: dict[str, Any], idx: int) -> None:
         if msg.get("failure") is not None:
             show_failure(msg["failure"], "The assistant")
             return
+        render_verdict(msg.get("verdict"))
         st.markdown(msg["content"])
         if msg.get("chart"):
             render_chart(msg["chart"], key=f"chat-chart-{idx}")
@@ -140,6 +172,7 @@ def _message(api: ApiClient, data: dict[str, Any]) -> dict[str, Any]:
         "tool_calls": tool_calls,
         "grounding": data.get("grounding"),
         "chart": chart_for(api, tool_calls),
+        "verdict": liquidity_verdict(data.get("answer") or "", tool_calls),
     }
 
 
@@ -175,7 +208,9 @@ def ask_streaming(api: ApiClient, question: str, idx: int) -> dict[str, Any]:
         status_slot.empty()
         if "done" in outcome:
             msg = _message(api, outcome["done"])
-            text_slot.markdown(msg["content"])  # the final answer (notes included) replaces the stream
+            with text_slot.container():  # the final answer (notes included) replaces the stream
+                render_verdict(msg.get("verdict"))
+                st.markdown(msg["content"])
             if msg.get("chart"):
                 render_chart(msg["chart"], key=f"chat-chart-{idx}")
             render_tool_calls(msg.get("tool_calls") or [], msg.get("grounding"))

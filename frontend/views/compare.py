@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import streamlit as st
@@ -10,7 +9,15 @@ from mlm_ui import charts
 from mlm_ui.common import client, fmt, page_header, show_answer, table
 from mlm_ui.files import safe_name
 from mlm_ui.forms import order_form
-from mlm_ui.shapes import first_records, is_number, numeric_columns, pick, records
+from mlm_ui.shapes import (
+    LEFT_OUT_LABELS,
+    first_records,
+    is_number,
+    left_out_rows,
+    numeric_columns,
+    pick,
+    records,
+)
 from mlm_ui.units import HELP, currencies, fmt_number, label, rows_currencies
 
 COST_KEYS = ("cost_bps", "slippage_bps", "spread_bps")
@@ -94,18 +101,16 @@ def render_comparison(data: dict[str, Any]) -> None:
             cur=cur,
             download=f"{stem}-arbitrage",
         )
-    missing = pick(data, "unavailable", "excluded")
-    if isinstance(missing, dict) and missing:
+    left_out = left_out_rows(data.get("unavailable"), data.get("excluded"))
+    if left_out:
         st.subheader("Venues left out")
         table(
-            [{"venue": v, "reason": r if isinstance(r, str) else json.dumps(r)} for v, r in missing.items()],
-            ["venue", "reason"],
+            left_out,
+            ["venue", "why", "reason"],
             download=f"{stem}-left-out",
             static=True,
+            labels=LEFT_OUT_LABELS,
         )
-    elif isinstance(missing, list) and missing:
-        st.subheader("Venues left out")
-        table([m if isinstance(m, dict) else {"venue": str(m)} for m in missing], download=f"{stem}-left-out")
     extra = [c for c in numeric_columns(rows) if c not in COST_KEYS]
     if rows and extra and not metric:
         st.caption("Numeric fields: " + ", ".join(label(c, cur) for c in extra))

@@ -21,7 +21,7 @@ from mlm_ui.common import (
     table,
 )
 from mlm_ui.files import safe_name
-from mlm_ui.shapes import book_point, stream_rows, window_row
+from mlm_ui.shapes import book_level_rows, book_point, stream_rows, window_row
 from mlm_ui.units import currencies, fmt_number, fmt_time
 
 MAX_POINTS = 500
@@ -146,6 +146,11 @@ def live_books() -> None:
             st.plotly_chart(
                 charts.depth_figure(book, title=f"Cumulative depth — {pair} on {venue}"),
                 key=f"lb-depth-{venue}",
+            )
+            downloads(  # the levels the depth chart plots
+                book_level_rows(book),
+                safe_name("book-levels", venue, pair, book.get("book_ts")),
+                key=f"lb-lv-{venue}",
             )
             if len(pts) > 1:
                 st.plotly_chart(

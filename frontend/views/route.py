@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import streamlit as st
@@ -11,7 +10,7 @@ from mlm_ui.client import ApiResponse
 from mlm_ui.common import client, fmt, page_header, raw_json, show_answer, table
 from mlm_ui.files import safe_name
 from mlm_ui.forms import order_form
-from mlm_ui.shapes import is_number, pick, records
+from mlm_ui.shapes import LEFT_OUT_LABELS, is_number, left_out_rows, pick, records
 from mlm_ui.units import currencies, fmt_number, rows_currencies
 
 CHILD_COLS = [
@@ -105,22 +104,17 @@ def render_routing(data: dict[str, Any]) -> None:
             download=f"{stem}-baselines",
             display={"name": lambda n: BASELINE_WORDS.get(str(n), n)},
         )
-    excluded = data.get("excluded")
-    if isinstance(excluded, dict) and excluded:
+    # Books dropped by the routing checks (stale, crossed, not contemporaneous, at your request)
+    # and venues with no usable book of the asset at all.
+    left_out = left_out_rows(data.get("excluded"), data.get("unavailable"))
+    if left_out:
         st.subheader("Venues left out")
         table(
-            [{"venue": v, "reason": r if isinstance(r, str) else json.dumps(r)} for v, r in excluded.items()],
-            ["venue", "reason"],
+            left_out,
+            ["venue", "why", "reason"],
             download=f"{stem}-left-out",
             static=True,
-        )
-    elif isinstance(excluded, list) and excluded:
-        st.subheader("Venues left out")
-        table(
-            [e if isinstance(e, dict) else {"venue": str(e), "reason": ""} for e in excluded],
-            ["venue", "reason"],
-            download=f"{stem}-left-out",
-            static=True,
+            labels=LEFT_OUT_LABELS,
         )
     if data.get("fees_assumed_zero"):
         st.caption("No fee table was configured: fees assumed zero.")

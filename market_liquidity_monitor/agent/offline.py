@@ -812,7 +812,9 @@ def offline_model_function(messages: list[ModelMessage], info: AgentInfo) -> Mod
         stated = q.args if q is not None else {}
         for p in returns:
             writer = WRITERS.get(p.tool_name)
-            if not isinstance(p.content, BaseModel):  # a tool refused its arguments (ModelRetry)
+            # the typed answer: the tool's ToolReturn metadata (its content is the model's compact view)
+            answer = p.metadata if isinstance(p.metadata, BaseModel) else p.content
+            if not isinstance(answer, BaseModel):  # a tool refused its arguments (ModelRetry)
                 texts.append(f"I couldn't answer that: {p.content}")
                 continue
             args = dict(
@@ -821,7 +823,7 @@ def offline_model_function(messages: list[ModelMessage], info: AgentInfo) -> Mod
                 liquidity_question=_asks_if_liquid(prompts[-1] if prompts else ""),
                 delete_requested=q is not None and q.extra.get("alert_action") == "delete",
             )
-            texts.append(writer(p.content, args) if writer else str(p.content))
+            texts.append(writer(answer, args) if writer else str(answer))
         return ModelResponse(parts=[TextPart("\n\n".join(texts))])
     q = parse_conversation(_user_prompts(messages))
     if q is None:

@@ -195,6 +195,7 @@ _VENUES: Final[dict[str, tuple[str, ...]]] = {
     "cryptocom": ("crypto.com", "cryptocom"),
     "bitmex": ("bitmex",),
     "upbit": ("upbit",),
+    "poloniex": ("poloniex",),
 }
 
 #: Number words accepted before an asset ("ten BTC") or a time unit ("two weeks").

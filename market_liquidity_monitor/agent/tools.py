@@ -1,7 +1,8 @@
 """The assistant's tools: thin adapters over the service layer (``services``).
 
-Each tool passes its arguments to one service method and returns that method's typed answer
-unchanged (the same answer REST, the CLI and the MCP server return). Every call is logged in
+Each tool passes its arguments to one service method; that method's typed answer (the same answer
+REST, the CLI and the MCP server return) is logged unchanged and the model reads its compact view
+(``agent/compact.py``: internal counters and empty fields left out). Every call is logged in
 ``deps.tool_log`` (arguments, typed result or the refusal) so the answer can be checked against it
 (grounding). A bad argument or a question the data cannot answer raises ``ModelRetry`` with the
 service's message, which says what is valid; an LLM corrects itself from it and the offline model
@@ -16,8 +17,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from pydantic_ai import ModelRetry, RunContext
+from pydantic_ai import ModelRetry, RunContext, ToolReturn
 
+from market_liquidity_monitor.agent.arguments import (
+    AlertComparison,
+    AlertDepthSide,
+    AlertMetricName,
+    ExecutionSchedule,
+    Timeframe,
+    TradeSide,
+)
+from market_liquidity_monitor.agent.compact import compact_result
 from market_liquidity_monitor.agent.retries import ArgumentProblems
 from market_liquidity_monitor.domain.errors import MLMError
 from market_liquidity_monitor.services.alerting import (
@@ -75,7 +85,9 @@ class AgentDeps:
 
 def _logged(fn):
     """Run a tool over the services: ``MLMError`` -> ``ModelRetry`` with its message, and every call
-    recorded in ``deps.tool_log`` (arguments bound from the signature, None left out)."""
+    recorded in ``deps.tool_log`` (arguments bound from the signature, None left out). The run gets
+    a ``ToolReturn``: the model's compact view of the answer (``compact_result``), the typed answer
+    as its ``metadata``."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
@@ -91,7 +103,9 @@ def _logged(fn):
             ctx.deps.tool_log.append(ToolCallRecord(fn.__name__, call_args, error=str(exc.message)))
             raise
         ctx.deps.tool_log.append(ToolCallRecord(fn.__name__, call_args, result=result))
-        return result
+        # The model reads the compact view; the typed answer rides along as metadata (not sent to
+        # a provider) for the offline model, and in full in the tool log (agent/compact.py).
+        return ToolReturn(return_value=compact_result(result), metadata=result)
 
     return wrapper
 
@@ -119,7 +133,7 @@ async def order_book(
 async def market_impact(
     ctx: RunContext[AgentDeps],
     symbol: str,
-    side: str | None = None,
+    side: TradeSide | None = None,
     size: float | None = None,
     notional: float | None = None,
     venue: str | None = None,
@@ -147,7 +161,7 @@ async def max_size_within_slippage(
     ctx: RunContext[AgentDeps],
     symbol: str,
     max_slippage_bps: float,
-    side: str | None = None,
+    side: TradeSide | None = None,
     venue: str | None = None,
 ) -> MaxSizeAnswer:
     """The largest market order whose VWAP slippage vs mid stays within a limit: size (base units),
@@ -166,7 +180,7 @@ async def max_size_within_slippage(
 async def compare_venues(
     ctx: RunContext[AgentDeps],
     symbol: str,
-    side: str | None = None,
+    side: TradeSide | None = None,
     size: float | None = None,
     notional: float | None = None,
     venues: list[str] | None = None,
@@ -197,7 +211,7 @@ async def compare_venues(
 async def route_order(
     ctx: RunContext[AgentDeps],
     symbol: str,
-    side: str | None = None,
+    side: TradeSide | None = None,
     size: float | None = None,
     notional: float | None = None,
     venues: list[str] | None = None,
@@ -227,13 +241,13 @@ async def route_order(
 async def backtest_execution(
     ctx: RunContext[AgentDeps],
     symbol: str,
-    side: str | None = None,
+    side: TradeSide | None = None,
     size: float | None = None,
     notional: float | None = None,
     lookback_days: float | None = None,
-    timeframe: str | None = None,
+    timeframe: Timeframe | None = None,
     venue: str | None = None,
-    schedule: str | None = None,
+    schedule: ExecutionSchedule | None = None,
     at: str | None = None,
 ) -> BacktestAnswer:
     """How one taker order would have performed over a past window: its fills on the modelled book,
@@ -263,7 +277,7 @@ async def pairs_stats(
     ctx: RunContext[AgentDeps],
     symbol_a: str,
     symbol_b: str,
-    timeframe: str | None = None,
+    timeframe: Timeframe | None = None,
     lookback_days: float | None = None,
     venue: str | None = None,
     size: float | None = None,
@@ -290,7 +304,7 @@ async def price_history(
     symbol: str,
     lookback_days: float | None = None,
     venue: str | None = None,
-    timeframe: str | None = None,
+    timeframe: Timeframe | None = None,
 ) -> PriceHistoryAnswer:
     """Price trend and realised volatility of one asset over a lookback window ending at the
     latest candle (the data's own end time on recorded data): return % first-to-last close, the
@@ -369,12 +383,12 @@ def _alert_answers(deps: AgentDeps):
 async def create_alert(
     ctx: RunContext[AgentDeps],
     symbol: str,
-    metric: str,
-    comparison: str,
+    metric: AlertMetricName,
+    comparison: AlertComparison,
     threshold: float,
     venue: str | None = None,
     window_bps: float | None = None,
-    side: str | None = None,
+    side: AlertDepthSide | None = None,
     lookback: int | None = None,
     period_s: float | None = None,
     cooldown_s: float | None = None,

@@ -243,6 +243,28 @@ def book_ref(view: BookView) -> dict[str, Any]:
     }
 
 
+# Values derived only from a view's arrays (top of book, cumulative sums), memoised by array
+# identity: the book store hands out the same read-only arrays until the book changes, so repeated
+# questions on an unchanged book (REST polling, a recorded book, the N venues of a comparison) reuse
+# them instead of recomputing per request (bench_api profile: exact top-of-book and the cumulative
+# sums were most of an /api/impact or /api/compare request). An entry holds the arrays it was
+# computed from and is used only while a caller passes those very objects; bounded, cleared whole.
+_MEMO: dict[tuple, tuple[tuple[np.ndarray, ...], Any]] = {}
+_MEMO_MAX = 512
+
+
+def _memo(kind: str, arrays: tuple[np.ndarray, ...], extra: Any, compute: Any) -> Any:
+    key = (kind, *map(id, arrays), extra)
+    hit = _MEMO.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], arrays, strict=True)):
+        return hit[1]
+    value = compute()
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+    _MEMO[key] = (arrays, value)
+    return value
+
+
 def _exact(x: float) -> Fraction:
     """The decimal value behind a float from the wire (shortest round-trip repr), as a Fraction."""
     return Fraction(repr(float(x)))
@@ -259,6 +281,10 @@ def _require_both_sides(view: BookView, what: str) -> None:
 def exact_mid(view: BookView) -> tuple[float, Fraction]:
     """``(mid_price, exact_mid)``: mid as the live book computes it (correctly rounded exact value)."""
     _require_both_sides(view, "the mid price")
+    return _memo("mid", (view.bid_prices, view.ask_prices), None, lambda: _exact_mid(view))
+
+
+def _exact_mid(view: BookView) -> tuple[float, Fraction]:
     mid = (_exact(view.bid_prices[0]) + _exact(view.ask_prices[0])) / 2
     return float(mid), mid
 
@@ -339,11 +365,7 @@ def _walk(prices: np.ndarray, sizes: np.ndarray, amounts: np.ndarray, by_notiona
     means the side is exhausted: the whole visible side is the fill.
     """
     n = prices.size
-    notionals = prices * sizes
-    cum_size = np.cumsum(sizes)
-    cum_notional = np.cumsum(notionals)
-    cs0 = np.concatenate(([0.0], cum_size))  # cs0[i] = size of the i levels before level i
-    cn0 = np.concatenate(([0.0], cum_notional))
+    cum_size, cum_notional, cs0, cn0 = _memo("cum", (prices, sizes), None, lambda: _cumulative(prices, sizes))
     cum = cum_notional if by_notional else cum_size
     k = np.searchsorted(cum, amounts * (1.0 - REL_TOL), side="left")
     full = k < n
@@ -369,6 +391,14 @@ def _walk(prices: np.ndarray, sizes: np.ndarray, amounts: np.ndarray, by_notiona
 # --------------------------------------------------------------------------------- functions
 
 
+def _cumulative(prices: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(cum_size, cum_notional, cs0, cn0)`` of one side; ``cs0[i]`` = size of the i levels before
+    level i (``cn0`` the same in quote units)."""
+    cum_size = np.cumsum(sizes)
+    cum_notional = np.cumsum(prices * sizes)
+    return cum_size, cum_notional, np.concatenate(([0.0], cum_size)), np.concatenate(([0.0], cum_notional))
+
+
 def top_of_book(view: BookView) -> TopOfBook:
     """Best bid/ask, mid, spread and microprice of ``view``.
 
@@ -382,6 +412,12 @@ def top_of_book(view: BookView) -> TopOfBook:
     A crossed book (``best_bid >= best_ask``) is reported as is with ``crossed=True``.
     Raises ``BookNotReadyError`` if either side is empty.
     """
+    arrays = (view.bid_prices, view.ask_prices, view.bid_sizes, view.ask_sizes)
+    extra = (view.instrument, view.ts_event_ns, view.ts_recv_ns)
+    return _memo("top", arrays, extra, lambda: _top_of_book(view))
+
+
+def _top_of_book(view: BookView) -> TopOfBook:
     mid, mid_x = exact_mid(view)
     bid, ask = _exact(view.bid_prices[0]), _exact(view.ask_prices[0])
     bid_size, ask_size = _exact(view.bid_sizes[0]), _exact(view.ask_sizes[0])
@@ -444,6 +480,12 @@ def depth_within_bps(view: BookView, window_bps: float) -> DepthWindow:
 
 
 def _depth(view: BookView, w: float, mid_x: Fraction) -> DepthWindow:
+    arrays = (view.bid_prices, view.ask_prices, view.bid_sizes, view.ask_sizes)
+    extra = (view.instrument, view.ts_event_ns, view.ts_recv_ns, w, mid_x)
+    return _memo("depth", arrays, extra, lambda: _depth_of(view, w, mid_x))
+
+
+def _depth_of(view: BookView, w: float, mid_x: Fraction) -> DepthWindow:
     nb, na, lo, hi = _window_counts(view, mid_x, w)
     bid_size = float(np.sum(view.bid_sizes[:nb]))
     ask_size = float(np.sum(view.ask_sizes[:na]))

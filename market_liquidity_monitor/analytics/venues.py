@@ -57,6 +57,7 @@ __all__ = [
     "VenueCost",
     "VenueDepth",
     "compare_venues",
+    "concentration_exclusions",
     "fee_keys",
     "herfindahl",
 ]
@@ -458,6 +459,12 @@ def compare_venues(
 
 def _truncated(d: Any) -> bool:
     return bool(d.bid_window_exceeds_visible_book or d.ask_window_exceeds_visible_book)
+
+
+def concentration_exclusions(views: Sequence[BookView], max_diff_ms: float) -> dict[str, str]:
+    """Venues whose books are left out of venue shares and HHI, and why (``venue -> reason``): the
+    rule of ``compare_venues``, shared with the WebSocket metrics stream."""
+    return _concentration_exclusions(views, max_diff_ms)
 
 
 def _concentration_exclusions(views: Sequence[BookView], max_diff_ms: float) -> dict[str, str]:

@@ -80,6 +80,14 @@ def _feeds(app: FastAPI) -> list[dict[str, Any]] | None:
         return None
 
 
+def _with_bus(market: MarketData, status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` plus the bus follower's counters when this process is an API replica."""
+    follower = getattr(market, "bus_follower", None)
+    if follower is not None:
+        status["bus"] = follower.status()
+    return status
+
+
 def create_app(
     settings: Settings | None = None, market: MarketData | None = None, services: Services | None = None
 ) -> FastAPI:
@@ -107,15 +115,20 @@ def create_app(
         app.state.storage = storage = StorageMonitor(settings, svc.candles)
         app.state.writer = svc.history.writer if svc.history is not None else None
         app.state.assistant = svc.assistant
-        app.state.status = lambda: compute_status(
-            readiness,
-            breakers=[h.to_dict() for h in engine.health()],
-            websocket=hub.stats(),
-            writer=_writer_stats(app),
-            feeds=_feeds(app),
-            rest_books=svc.books.rest_store,
-            storage=storage.snapshot(),
-            cache=engine.cache.status(),
+        app.state.status = lambda: _with_bus(
+            md,
+            compute_status(
+                readiness,
+                breakers=[h.to_dict() for h in engine.health()],
+                websocket=hub.stats(),
+                writer=_writer_stats(app),
+                feeds=_feeds(app),
+                rest_books=svc.books.rest_store,
+                pro_books=svc.books.pro_store,
+                pro_watches=svc.health.pro_watches(),
+                storage=storage.snapshot(),
+                cache=engine.cache.status(),
+            ),
         )
         readiness.start()
         await hub.start()
@@ -217,13 +230,14 @@ def create_app(
         )
 
     @app.get("/api/status", response_model=StatusResponse, tags=["status"])
-    def status(status: StatusDep) -> dict:
+    def status(status: StatusDep, assistant: AssistantDep) -> dict:
         """Readiness of the system: ``warming`` while the watched books (``api.watch_symbols`` on
         every venue of ``venues``) load or await their first snapshot, ``live`` once each is synced
         and fresh, ``degraded`` (with ``reasons``) when some are not. Also per-venue connection
         state, per-book quality, REST circuit breakers, storage-writer buffer use and the
-        WebSocket stream's client count and dropped frames."""
-        return status()
+        WebSocket stream's client count and dropped frames, and the assistant's model (``model``:
+        configured vs effective, and why a configured provider fell back to the offline model)."""
+        return {**status(), "model": assistant.model_status()}
 
     @app.post(
         "/api/chat",

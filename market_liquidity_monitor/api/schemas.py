@@ -337,11 +337,17 @@ class StatusResponse(BaseModel):
         "rest/...), configured, books_ok, books_total, watched_total"
     )
     books: list[dict[str, Any]] = Field(
-        description="Every book held (watched ones first, watched=true): source (recording/ws/rest), ok, "
+        description="Every book held (watched ones first, watched=true): source (recording/ws/ccxt_pro/rest), ok, "
         "problem, book_ts, synced, stale, crossed, age_ms, resyncs, gaps, checksum_failures, messages"
     )
     books_total: int = Field(default=0, description="Books held right now (every source).")
     circuit_breakers: list[dict[str, Any]]
+    ccxt_pro: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="ccxt.pro watches (venues without a native adapter): venue, symbol, state "
+        "(starting/watching/reconnecting), last_update_age_ms, updates, reconnects, errors, last_error, "
+        "retry_in_s, idle_s",
+    )
     writer: dict[str, Any] | None = Field(
         description="Storage writer buffer use; null when no writer runs in this process"
     )
@@ -355,4 +361,21 @@ class StatusResponse(BaseModel):
     cache: dict[str, Any] | None = Field(
         default=None,
         description="Cache: backend in use (redis/memory), configured, degraded (Redis down: memory), last_error",
+    )
+    recordings: dict[str, Any] | None = Field(
+        default=None,
+        description="Recorded mode: corrupt_lines and rejected_updates over every recording read so far, "
+        "and files_with_problems [{file, corrupt_lines, unreadable, rejected_updates, examples}] "
+        "(a damaged file is skipped from the damage on, never fatal); null in live mode",
+    )
+    bus: dict[str, Any] | None = Field(
+        default=None,
+        description="API replica (mlm serve --bus): messages, deltas_applied, images_applied, gaps, "
+        "invalidations, restarts, read_errors, shards_down and per shard its epoch, heartbeat_age_s, down, "
+        "books; null when the books are not from a bus",
+    )
+    model: dict[str, Any] | None = Field(
+        default=None,
+        description="The assistant's model: provider, configured_model, effective_model (offline when the "
+        "configured provider cannot be used), reason (why, e.g. no API key), fallback_model, base_url",
     )

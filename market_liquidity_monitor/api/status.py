@@ -128,7 +128,7 @@ def book_state(
     market: MarketData, inst: InstrumentId, store: Any = None, source: str | None = None
 ) -> dict[str, Any]:
     """Quality of one book as shown by /api/status, with ``ok`` and a ``problem`` sentence.
-    ``store``: the ``BookStore`` holding it (default the market's); ``source``: recording/ws/rest."""
+    ``store``: the ``BookStore`` holding it (default the market's); ``source``: recording/ws/ccxt_pro/rest."""
     store = store if store is not None else market.store
     e = store.find(inst.venue, inst.symbol)
     q = store.quality(e)
@@ -168,12 +168,15 @@ def compute_status(
     rest_books: Any = None,
     storage: dict[str, Any] | None = None,
     cache: Any = None,
+    pro_books: Any = None,
+    pro_watches: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The /api/status body (see ``StatusResponse`` for the shape).
 
     The overall status is judged on the watched books (``api.watch_symbols`` x ``venues``);
     ``books`` lists every book held (watched ones first, ``watched`` true), recorded/WebSocket books
-    of ``readiness.market`` and REST snapshots of ``rest_books`` (a ``BookStore``), and ``venues``
+    of ``readiness.market``, ccxt.pro books of ``pro_books`` and REST snapshots of ``rest_books``
+    (``BookStore``s; ``pro_watches``: ``HealthService.pro_watches()``), and ``venues``
     every venue with a book or configured, so the app's pickers show everything that is loaded."""
     market = readiness.market
     warming, watches = readiness.snapshot()
@@ -181,6 +184,12 @@ def compute_status(
     books: list[dict[str, Any]] = []
     pending = 0
     for w in watches:
+        pro_row = _pro_row(market, pro_books, w) if w.instrument is None and not market.is_recorded else None
+        if pro_row is not None:  # no native feed for it, but a ccxt.pro book: judged on that
+            books.append(pro_row)
+            if not pro_row["ok"]:
+                reasons.append(f"{w.venue} {w.symbol}: {pro_row['problem']}")
+            continue
         if w.instrument is None and not market.is_recorded:
             pending += 1
             books.append({"venue": w.venue, "symbol": w.symbol, "ok": False, "problem": w.error})
@@ -212,6 +221,8 @@ def compute_status(
         b["watched"] = True
     seen = {(b["venue"], b["symbol"]) for b in books}
     stores = [(market.store, None)]
+    if pro_books is not None:
+        stores.append((pro_books, "ccxt_pro"))
     if rest_books is not None:
         stores.append((rest_books, "rest"))
     for store, source in stores:
@@ -225,6 +236,12 @@ def compute_status(
                 row = {"venue": inst.venue, "symbol": inst.symbol, "ok": False, "problem": str(exc)}
             row["watched"] = False
             books.append(row)
+    down = {(w["venue"], w["symbol"]): w for w in pro_watches or [] if w.get("state") != "watching"}
+    for b in books:  # a ccxt.pro book whose watch dropped is not served: say so, whatever its age
+        w = down.get((b["venue"], b["symbol"])) if b.get("source") == "ccxt_pro" else None
+        if w is not None and b.get("ok"):
+            b["ok"] = False
+            b["problem"] = f"ccxt.pro watch {w['state']}: {w.get('last_error') or 'no book yet'}"
     by_venue: dict[str, dict[str, Any]] = {}
     venues = list(dict.fromkeys([*readiness.settings.venues, *sorted({b["venue"] for b in books})]))
     for venue in venues:
@@ -235,6 +252,8 @@ def compute_status(
             conn = "connected" if up == len(conns) else ("partial" if up else "disconnected")
         elif market.is_recorded:
             conn = "replay"
+        elif any(w.get("venue") == venue and w.get("state") == "watching" for w in pro_watches or []):
+            conn = "ccxt_pro"
         elif any(b.get("source") == "rest" for b in vb):
             conn = "rest"
         else:
@@ -258,11 +277,29 @@ def compute_status(
         "books": books,
         "books_total": len(books),
         "circuit_breakers": breakers,
+        "ccxt_pro": list(pro_watches or []),
         "writer": writer,
         "websocket": websocket,
         "storage": storage,
         "cache": None if cache is None else _cache_state(cache),
+        "recordings": _recordings_state(market) if market.is_recorded else None,
     }
+
+
+def _recordings_state(market: Any) -> dict[str, Any]:
+    rs = market.read_stats
+    return {"corrupt_lines": rs.corrupt, "rejected_updates": rs.rejected, "files_with_problems": rs.report()}
+
+
+def _pro_row(market: Any, pro_books: Any, w: Any) -> dict[str, Any] | None:
+    """The /api/status row of a watched symbol held as a ccxt.pro book, or None."""
+    if pro_books is None:
+        return None
+    try:
+        e = pro_books.find(w.venue, w.symbol)
+    except MLMError:
+        return None
+    return book_state(market, e.instrument, pro_books, "ccxt_pro")
 
 
 def _cache_state(cache: Any) -> dict[str, Any]:

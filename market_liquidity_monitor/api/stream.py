@@ -13,12 +13,15 @@ Frames (JSON text, each under 2 KB; prices to 8 significant digits, spread_bps t
 
 - ``{"type": "hello", "symbol", "window_bps", "tick_hz", "heartbeat_s", "venues": [...]}`` once;
 - ``{"type": "metrics", "seq", "ts", "symbol", "window_bps", "venues": [{"venue", "symbol",
-  "book_ts", "mid", "spread_bps", "bid_depth_notional", "ask_depth_notional", "imbalance", "share",
+  "book_ts", "mid", "spread_bps", "bid_depth_notional", "ask_depth_notional", "imbalance",
+  "window_exceeds_visible_book", "share", ["excluded_from_shares"],
   "q": {"synced", "stale", "crossed", "age_ms", "resyncs"}}], "hhi", "effective_venues",
   "unavailable": {venue: reason}}``. ``*_depth_notional`` is quote units within ``window_bps`` of
   that venue's mid; ``imbalance = (bid_size - ask_size) / (bid_size + ask_size)`` within the window
   (base units, as ``analytics.imbalance``; in [-1, 1]);
-  ``share`` is the venue's part of the summed depth, ``hhi = sum share^2`` (``analytics.venues``);
+  ``share`` is the venue's part of the summed depth, ``hhi = sum share^2`` (``analytics.venues``),
+  over the books ``compare`` would count (a stale, crossed or non-contemporaneous book has ``share``
+  null and ``excluded_from_shares`` saying why);
 - ``{"type": "heartbeat", "ts", "seq", "clients"}`` every ``heartbeat_s``;
 - ``{"type": "alert", "event": {...}}`` when an alert fires;
 - ``{"type": "error", "detail"}`` then close, for a bad request.
@@ -40,7 +43,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from market_liquidity_monitor import analytics
-from market_liquidity_monitor.analytics.venues import herfindahl
+from market_liquidity_monitor.analytics.venues import concentration_exclusions, herfindahl
 from market_liquidity_monitor.api.status import Readiness
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import InvalidInputError, MLMError
@@ -91,11 +94,17 @@ def build_metrics(
 ) -> tuple[list[dict[str, Any]], dict[str, str], float | None, dict[str, float]]:
     """Per-venue rows, unavailable venues (reason), HHI and venue shares of depth within the window.
 
+    Shares and HHI leave out the books ``compare`` leaves out (``analytics.concentration_exclusions``:
+    stale, crossed, not synced, or older than ``analytics.max_book_age_diff_ms`` behind the freshest);
+    such a row has ``share`` null and ``excluded_from_shares`` the reason. ``window_exceeds_visible_book``
+    says the window reaches past the venue's visible book on a side (its depth is a lower bound).
+
     ``views``: a per-tick cache ``{instrument: (view, top_of_book) | MLMError}`` shared by every
     (symbol, window) of one tick, so each book's view and top of book are built once per tick."""
     rows: list[dict[str, Any]] = []
     missing: dict[str, str] = {}
     depth: dict[str, float] = {}
+    used_views: list[Any] = []
     views = {} if views is None else views
     for inst in instruments:
         try:
@@ -120,6 +129,7 @@ def build_metrics(
         imb = analytics.imbalance_from_depth(view, d).imbalance
         q = view.quality
         depth[inst.venue] = bid + ask
+        used_views.append(view)
         rows.append(
             {
                 "venue": inst.venue,
@@ -130,6 +140,9 @@ def build_metrics(
                 "bid_depth_notional": round(bid, 2),
                 "ask_depth_notional": round(ask, 2),
                 "imbalance": None if imb is None else round(imb, 4),
+                "window_exceeds_visible_book": bool(
+                    d.bid_window_exceeds_visible_book or d.ask_window_exceeds_visible_book
+                ),
                 "q": {
                     "synced": bool(q.get("synced")),
                     "stale": bool(q.get("stale")),
@@ -139,9 +152,13 @@ def build_metrics(
                 },
             }
         )
-    hhi, shares = herfindahl(depth) if depth else (None, {})
+    excluded = concentration_exclusions(used_views, market.settings.analytics.max_book_age_diff_ms)
+    kept = {v: x for v, x in depth.items() if v not in excluded}
+    hhi, shares = herfindahl(kept) if kept else (None, {})
     for r in rows:
-        r["share"] = round(shares[r["venue"]], 4) if hhi is not None else None
+        r["share"] = round(shares[r["venue"]], 4) if hhi is not None and r["venue"] in shares else None
+        if r["venue"] in excluded:
+            r["excluded_from_shares"] = excluded[r["venue"]][:80]
     return rows, missing, hhi, shares
 
 

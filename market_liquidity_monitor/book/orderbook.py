@@ -48,6 +48,7 @@ class BookQuality:
     crossed_episodes: int = 0
     stale: bool = False
     stale_episodes: int = 0
+    rejected_updates: int = 0  # updates/snapshots whose levels could not be applied (book resynced)
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -164,6 +165,8 @@ class L2Book:
             for side, levels in ((self._bids, bids), (self._asks, asks)):
                 for lv in levels:
                     size = parse_scaled(lv[1], sd)
+                    if size < 0:
+                        raise ValueError(f"negative size in level {lv[:2]!r}")
                     if size:
                         side[parse_scaled(lv[0], pd)] = size
                     else:
@@ -239,6 +242,8 @@ class L2Book:
             q = lv[1]
             price = int(p.replace(".", "")) if fast and pd and p[pdot] == "." else parse_scaled(p, pd)
             size = int(q.replace(".", "")) if fast and sd and q[sdot] == "." else parse_scaled(q, sd)
+            if size < 0:
+                raise ValueError(f"negative size in level {lv[:2]!r}")
             old = get(price, 0)
             if size:
                 book[price] = size

@@ -9,7 +9,10 @@ calls are rejected without touching the network until the breaker's half-open tr
 Markets (with precision and fee schedules) are loaded once per venue, kept in the exchange object
 and in the shared ``Cache`` (Redis or in-process) for ``cache_ttl_s``; OHLCV answers are cached for
 the same TTL. Order books and trades are never cached. Venue rate limits are respected by ccxt's
-built-in throttle (``enableRateLimit``).
+built-in throttle (``enableRateLimit``); a venue that still answers 429 (ccxt ``DDoSProtection`` /
+``RateLimitExceeded``) is held: no request goes to it until its ``Retry-After`` (seconds or an HTTP
+date, RFC 9110 section 10.2.3; ``rate_limit_hold_s`` when absent, at most ``rate_limit_max_hold_s``)
+has passed, and calls meanwhile raise ``VenueRateLimitedError`` at once. Other venues are unaffected.
 
 Numbers: ccxt parses wire decimals to float. ``order_book`` and ``trades`` turn them back into
 decimal strings with ccxt's ``number_to_string``; for venue prices and sizes (at most 15 significant
@@ -32,7 +35,11 @@ from ccxt.base.decimal_to_precision import number_to_string
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.breaker import BreakerState, CircuitBreaker, Outcome
 from market_liquidity_monitor.data_engine.cache import Cache
-from market_liquidity_monitor.data_engine.errors import VenueRequestError, VenueUnreachableError
+from market_liquidity_monitor.data_engine.errors import (
+    VenueRateLimitedError,
+    VenueRequestError,
+    VenueUnreachableError,
+)
 from market_liquidity_monitor.domain.errors import (
     InvalidInputError,
     MLMError,
@@ -80,7 +87,8 @@ class VenueHealth:
     """Health of one venue's REST access, as shown by ``/api/health`` and to the assistant.
 
     ``last_success_ms``/``last_failure_ms`` are wall-clock Unix milliseconds; ``retry_in_s`` is the time
-    until an open breaker allows its trial call (None unless open).
+    until an open breaker allows its trial call (None unless open); ``rate_limited_for_s`` the time
+    until a venue that answered 429 is asked again (None unless held).
     """
 
     venue: str
@@ -91,6 +99,7 @@ class VenueHealth:
     last_failure_ms: int | None
     retry_in_s: float | None
     markets_loaded: bool
+    rate_limited_for_s: float | None = None  # seconds no request is sent after a 429 (None: not held)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -136,12 +145,31 @@ def reject_non_json_success(exchange: Any) -> None:
     exchange.on_rest_response = on_rest_response
 
 
+def note_rate_limits(exchange: Any) -> None:
+    """Mark ``exchange`` when a response has HTTP status 429, keeping its ``Retry-After``
+    (``exchange.mlm_rate_limited``, read and cleared by ``DataEngine``). ccxt does not always say
+    "rate limit" itself: 4.5.90 turns Bitstamp's 429 body (``{"status": "error", "reason":
+    "Request rejected due to exceeded rate limit."}``) into a plain ``ExchangeError``."""
+    original = exchange.on_rest_response
+
+    def on_rest_response(code, reason, url, method, response_headers, response_body, *rest):
+        if int(code) == 429:
+            headers = response_headers or {}
+            exchange.mlm_rate_limited = (
+                next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None) or ""
+            )
+        return original(code, reason, url, method, response_headers, response_body, *rest)
+
+    exchange.on_rest_response = on_rest_response
+
+
 def default_exchange_factory(settings: Settings) -> ExchangeFactory:
     """Build ``ccxt.async_support.<venue>`` with rate limiting on and the configured timeout.
 
     ``load_markets`` skips ``fetch_currencies`` (``has["fetchCurrencies"] = False``): the product
     uses markets, precision and fees, not currency/network metadata, and ccxt fills ``currencies``
-    from the markets. Non-JSON 2xx bodies raise ``BadResponse`` (``reject_non_json_success``).
+    from the markets. Non-JSON 2xx bodies raise ``BadResponse`` (``reject_non_json_success``); 429
+    answers are marked for the rate-limit hold (``note_rate_limits``).
     """
     cfg = settings.data_engine
 
@@ -157,6 +185,7 @@ def default_exchange_factory(settings: Settings) -> ExchangeFactory:
             }
         )
         reject_non_json_success(exchange)
+        note_rate_limits(exchange)
         if cfg.rest_base_url:
             point_exchange_at(exchange, cfg.rest_base_url)
         return exchange
@@ -208,6 +237,7 @@ class DataEngine:
         self._last_success_ms: dict[str, int] = {}
         self._last_failure_ms: dict[str, int] = {}
         self._time_offsets: dict[str, tuple[int, float]] = {}  # venue -> (server - wall ms, when)
+        self._held_until: dict[str, tuple[float, str]] = {}  # venue -> (monotonic end, why)
 
     # -- plumbing ----------------------------------------------------------------------------
     def exchange(self, venue: str) -> Any:
@@ -231,7 +261,16 @@ class DataEngine:
         return breaker
 
     async def _call(self, venue: str, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run one venue request under the breaker and the request timeout; translate errors."""
+        """Run one venue request under the rate-limit hold, the breaker and the request timeout;
+        translate errors."""
+        held = self._held_until.get(venue)
+        if held is not None:
+            left = held[0] - self._clock()
+            if left > 0:
+                raise VenueRateLimitedError(
+                    venue, f"{what} not sent: {held[1]}; requests held for {left:.1f} s more", left
+                )
+            del self._held_until[venue]
         permit = self.breaker(venue).acquire()  # CircuitOpenError (a VenueUnreachableError) at once
         timeout_s = self._cfg.request_timeout_s
         try:
@@ -246,6 +285,14 @@ class DataEngine:
                 permit.failure(exc)
                 self._last_failure_ms[venue] = int(self._wall_clock() * 1000)
                 log.warning("%s %s failed: %s", venue, what, _short(exc))
+                marked = getattr(self._exchanges.get(venue), "mlm_rate_limited", None)
+                if marked is not None or isinstance(
+                    exc, ccxt_errors.DDoSProtection
+                ):  # 429 / RateLimitExceeded
+                    hold_s, why = self._hold(venue, marked)
+                    raise VenueRateLimitedError(
+                        venue, f"{what} failed: rate limited by the venue ({why}): {_short(exc)}", hold_s
+                    ) from exc
                 raise VenueUnreachableError(venue, f"{what} failed: {_short(exc)}") from exc
             permit.release()
             if isinstance(exc, MLMError):
@@ -254,6 +301,31 @@ class DataEngine:
         permit.success()
         self._last_success_ms[venue] = int(self._wall_clock() * 1000)
         return result
+
+    def _hold(self, venue: str, marked: str | None) -> tuple[float, str]:
+        """Hold ``venue`` after a 429: for its ``Retry-After`` (seconds or HTTP date; ``marked`` by
+        ``note_rate_limits``, else the last response headers), else ``rate_limit_hold_s``; capped
+        at ``rate_limit_max_hold_s``."""
+        exchange = self._exchanges.get(venue)
+        if marked is not None:
+            exchange.mlm_rate_limited = None
+            raw = marked or None
+        else:
+            headers = getattr(exchange, "last_response_headers", None) or {}
+            raw = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+        hold_s = retry_after_seconds(raw, self._wall_clock())
+        why = f"HTTP 429, Retry-After {raw}" if hold_s is not None else "HTTP 429, no Retry-After"
+        if hold_s is None:
+            hold_s = self._cfg.rate_limit_hold_s
+        hold_s = min(max(hold_s, 0.0), self._cfg.rate_limit_max_hold_s)
+        self._held_until[venue] = (self._clock() + hold_s, f"rate limited by the venue ({why})")
+        return hold_s, why
+
+    def rate_limit_hold_s(self, venue: str) -> float | None:
+        """Seconds until ``venue`` may be asked again after a 429, or None when it is not held."""
+        held = self._held_until.get(venue)
+        left = None if held is None else held[0] - self._clock()
+        return None if left is None or left <= 0 else left
 
     # -- markets and fees --------------------------------------------------------------------
     async def markets(self, venue: str) -> dict[str, dict[str, Any]]:
@@ -466,6 +538,7 @@ class DataEngine:
                     last_failure_ms=self._last_failure_ms.get(venue),
                     retry_in_s=None if status.retry_in_s is None else round(status.retry_in_s, 3),
                     markets_loaded=bool(exchange is not None and exchange.markets),
+                    rate_limited_for_s=None if (h := self.rate_limit_hold_s(venue)) is None else round(h, 3),
                 )
             )
         return out
@@ -478,6 +551,24 @@ class DataEngine:
                 await exchange.close()
             except Exception as exc:  # shutting down: log and go on
                 log.debug("closing %s: %s", venue, exc)
+
+
+def retry_after_seconds(value: Any, now_s: float) -> float | None:
+    """Seconds to wait from an HTTP ``Retry-After`` value: delay-seconds or an HTTP-date
+    (RFC 9110 section 10.2.3), relative to ``now_s`` (Unix seconds). None when absent or unreadable."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(text).timestamp() - now_s)
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _short(exc: BaseException) -> str:

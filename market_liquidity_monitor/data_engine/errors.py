@@ -30,6 +30,11 @@ class CircuitOpenError(VenueUnreachableError):
     """The venue's circuit breaker is open (or half-open with its single trial call in flight)."""
 
 
+class VenueRateLimitedError(VenueUnreachableError):
+    """The venue rate-limited us (HTTP 429 / ccxt ``DDoSProtection``): no request is sent to it
+    until ``retry_after_s`` has passed (its ``Retry-After``, else the configured hold)."""
+
+
 class VenueRequestError(MLMError):
     """The venue answered, but refused the request (bad parameters, unsupported call, auth needed).
 

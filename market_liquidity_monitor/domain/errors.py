@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable
 
 
@@ -16,10 +17,16 @@ class InvalidInputError(MLMError, ValueError):
 
 def closest(name: str, valid: Iterable[str], n: int = 3) -> list[str]:
     """Up to ``n`` entries of ``valid`` closest to ``name`` (difflib ratio), best first."""
-    valid = list(valid)
+    return list(_closest(name.lower(), tuple(valid), n))
+
+
+@functools.lru_cache(maxsize=1024)
+def _closest(name: str, valid: tuple[str, ...], n: int) -> tuple[str, ...]:
+    # Memoised: a cross-venue question raises UnknownSymbolError for every venue that lacks the
+    # symbol, and difflib over ~100 names was half of a /api/compare request (bench_api profile).
     by_case = {v.lower(): v for v in valid}
-    hits = difflib.get_close_matches(name.lower(), list(by_case), n=n, cutoff=0.4)
-    return [by_case[h] for h in hits]
+    hits = difflib.get_close_matches(name, list(by_case), n=n, cutoff=0.4)
+    return tuple(by_case[h] for h in hits)
 
 
 class UnknownVenueError(MLMError, KeyError):
@@ -60,6 +67,12 @@ class SequenceGapError(MLMError):
         self.expected = expected
         self.got = got
         super().__init__(f"Sequence gap: expected {expected}, got {got}. {detail}".strip())
+
+
+class BadUpdateError(MLMError, ValueError):
+    """A decoded book update or snapshot whose levels cannot be applied (a non-finite or malformed
+    price or size, a negative size, a level that is not ``[price, size]``). The book store has
+    already discarded the book and asked for a new snapshot when this is raised."""
 
 
 class BookNotReadyError(MLMError):

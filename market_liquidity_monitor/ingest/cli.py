@@ -179,7 +179,7 @@ def replay_command(
         records = read_paths(files, read_stats, venue=venue)
     except (FileNotFoundError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="FILES") from None
-    replayer = Replayer(store, adapter_for, clock=clock)
+    replayer = Replayer(store, adapter_for, clock=clock, read_stats=read_stats)
     try:
         st = replayer.run(records, speed=speed)
     except KeyboardInterrupt:
@@ -193,6 +193,8 @@ def replay_command(
         "events": st.events,
         "undecodable": st.undecodable,
         "corrupt_lines": read_stats.corrupt,
+        "rejected_updates": st.rejected_updates,
+        "files_with_problems": read_stats.report(),
         "connection_breaks": st.connection_breaks,
         "stopped": st.stopped,
         "first_ts": iso_ns(st.first_ts_ns),
@@ -212,6 +214,7 @@ def replay_command(
         f"{st.records:,} records, {st.events:,} events, {len(rows)} instruments in {st.wall_s:.2f} s "
         f"({summary['msgs_per_s'] or 0:,} msg/s); {summary['first_ts']} -> {summary['last_ts']}; "
         f"corrupt lines {read_stats.corrupt}, undecodable {st.undecodable}, "
+        f"rejected updates {st.rejected_updates}, "
         f"connection breaks {st.connection_breaks}" + (" (stopped)" if st.stopped else ""),
         markup=False,
         highlight=False,

@@ -57,6 +57,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from market_liquidity_monitor.config import IngestSettings
+from market_liquidity_monitor.domain.errors import BadUpdateError
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.ingest.clock import Clock, WallClock
@@ -841,7 +842,9 @@ class VenueConnection:
                     type(exc).__name__,
                     exc,
                 )
-                self._invalidate(ev.instrument, "apply error")
+                self._invalidate(
+                    ev.instrument, "apply error", was_synced=True if isinstance(exc, BadUpdateError) else None
+                )
                 self._want_snapshot(self._entry(ev.instrument))
                 continue
             t = type(ev)
@@ -882,10 +885,13 @@ class VenueConnection:
             e = self._entries[inst] = self.store.entry(inst)
         return e
 
-    def _invalidate(self, inst: InstrumentId, why: str) -> None:
-        """Discard a book: it waits for a snapshot, buffering the stream from here."""
+    def _invalidate(self, inst: InstrumentId, why: str, *, was_synced: bool | None = None) -> None:
+        """Discard a book: it waits for a snapshot, buffering the stream from here. ``was_synced``:
+        whether it was synced before (the book store already discarded a book whose update it
+        refused, ``BadUpdateError``); None = look at the book."""
         e = self._entry(inst)
-        was_synced = e.book.quality.synced
+        if was_synced is None:
+            was_synced = e.book.quality.synced
         e.sync.invalidate()
         self._epoch[inst] = self._epoch.get(inst, 0) + 1
         if was_synced:

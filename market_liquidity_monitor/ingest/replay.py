@@ -29,6 +29,7 @@ import re
 import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from market_liquidity_monitor.book.sync import NoSequenceRule
-from market_liquidity_monitor.domain.errors import UnknownVenueError
+from market_liquidity_monitor.domain.errors import BadUpdateError, UnknownVenueError
 from market_liquidity_monitor.domain.events import L2Delta, L2Snapshot
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.ingest.clock import ReplayClock, iso_ns
@@ -66,16 +67,83 @@ class RawRecord:
 
 
 @dataclass(slots=True)
+class FileProblems:
+    """What went wrong reading one recording file (``ReadStats.files``)."""
+
+    corrupt_lines: int = 0  # lines that do not parse as the layout's line format
+    unreadable: str | None = None  # why the file stopped being readable (truncated, bad gzip...)
+    rejected_updates: int = 0  # frames whose levels a book refused (NaN, negative size, malformed)
+    examples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "corrupt_lines": self.corrupt_lines,
+            "unreadable": self.unreadable,
+            "rejected_updates": self.rejected_updates,
+            "examples": list(self.examples),
+        }
+
+
+@dataclass(slots=True)
 class ReadStats:
+    """Counts of one or more reads; ``files`` keeps, per file name, only the files with a problem
+    (``FileProblems``), so a corrupt recording is reported by name (``/api/status``
+    ``recordings``) while every other file keeps answering."""
+
     lines: int = 0
     records: int = 0
     corrupt: int = 0
+    rejected: int = 0
     corrupt_examples: list[str] = field(default_factory=list)
+    files: dict[str, FileProblems] = field(default_factory=dict)
+
+    def _file(self, path: Path | str) -> FileProblems:
+        name = Path(path).name
+        fp = self.files.get(name)
+        if fp is None:
+            fp = self.files[name] = FileProblems()
+        return fp
 
     def bad(self, path: Path, lineno: int, line: bytes) -> None:
         self.corrupt += 1
+        fp = self._file(path)
+        fp.corrupt_lines += 1
+        example = f"{Path(path).name}:{lineno}: {line[:80]!r}"
         if len(self.corrupt_examples) < 5:
-            self.corrupt_examples.append(f"{path.name}:{lineno}: {line[:80]!r}")
+            self.corrupt_examples.append(example)
+        if len(fp.examples) < 3:
+            fp.examples.append(example)
+
+    def unreadable(self, path: Path, lineno: int, exc: BaseException) -> None:
+        """The file cannot be read past line ``lineno``: counted as one corrupt line, and why."""
+        self.bad(path, lineno, f"unreadable from here: {type(exc).__name__}: {exc}".encode())
+        self._file(path).unreadable = f"line {lineno}: {type(exc).__name__}: {exc}"[:200]
+
+    def rejected_update(self, source: str, reason: str) -> None:
+        """A decoded frame of ``source`` that a book refused (its book was resynced)."""
+        self.rejected += 1
+        fp = self._file(source)
+        fp.rejected_updates += 1
+        if len(fp.examples) < 3:
+            fp.examples.append(reason[:160])
+
+    def report(self) -> list[dict]:
+        """``[{"file", "corrupt_lines", "unreadable", "rejected_updates", "examples"}]``, by name."""
+        return [{"file": name, **fp.as_dict()} for name, fp in sorted(self.files.items())]
+
+
+# What a damaged file raises while it is read: a truncated or bit-flipped gzip stream (zlib.error,
+# BadGzipFile, EOFError), a damaged zip (BadZipFile), an unreadable file (OSError), bytes that are
+# not UTF-8 or a malformed CSV row (Tardis files).
+READ_ERRORS = (
+    EOFError,
+    OSError,
+    zlib.error,
+    gzip.BadGzipFile,
+    zipfile.BadZipFile,
+    UnicodeDecodeError,
+    csv.Error,
+)
 
 
 def _open(path: Path):
@@ -91,8 +159,8 @@ def _numbered_lines(path: Path, stats: ReadStats) -> Iterator[tuple[int, bytes]]
             for lineno, line in enumerate(fh, 1):
                 stats.lines += 1
                 yield lineno, line
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        stats.bad(path, lineno + 1, f"truncated file: {exc}".encode())
+    except READ_ERRORS as exc:
+        stats.unreadable(path, lineno + 1, exc)
 
 
 def read_hftbacktest(
@@ -204,8 +272,8 @@ def read_bybit_zip(
                         yield RawRecord(
                             int(m.group(1)) * 1_000_000, seq_base + lineno, "ws", line, venue, None, src
                         )
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        stats.bad(path, lineno + 1, f"unreadable zip: {exc}".encode())
+    except READ_ERRORS as exc:
+        stats.unreadable(path, lineno + 1, exc)
 
 
 # Tardis exchange ids -> ccxt ids (https://docs.tardis.dev/historical-data-details).
@@ -324,6 +392,7 @@ class ReplayStats:
     records: int = 0
     events: int = 0
     undecodable: int = 0
+    rejected_updates: int = 0  # decoded updates a book refused (bad levels): book resynced
     connection_breaks: int = 0
     first_ts_ns: int | None = None
     last_ts_ns: int | None = None
@@ -355,11 +424,19 @@ class Replayer:
     it until the next snapshot, exactly as the live client did when it reconnected.
     """
 
-    def __init__(self, store: BookStore, adapter_for: Callable, clock: ReplayClock | None = None):
+    def __init__(
+        self,
+        store: BookStore,
+        adapter_for: Callable,
+        clock: ReplayClock | None = None,
+        read_stats: ReadStats | None = None,
+    ):
         self.store = store
         self.adapter_for = adapter_for
         self.clock = clock or (store.clock if isinstance(store.clock, ReplayClock) else ReplayClock())
         self.stats = ReplayStats()
+        # Where frames a book refused are reported per file (default: this run's own stats.read).
+        self.read_stats = read_stats if read_stats is not None else self.stats.read
         # Per instrument: [first ts_recv, last ts_recv] of its events.
         self.spans: dict[InstrumentId, list[int]] = {}
         self._by_source: dict[str, set[InstrumentId]] = {}
@@ -449,15 +526,29 @@ class Replayer:
                             events = [adapter.parse_snapshot(msg, rec.venue_symbol, ts)]
                         else:
                             events = adapter.parse_message(msg, ts)
-                    except (KeyError, TypeError, ValueError):
+                    except (
+                        KeyError,
+                        TypeError,
+                        ValueError,
+                        IndexError,
+                        AttributeError,
+                        ArithmeticError,
+                    ) as exc:
                         st.undecodable += 1
+                        self.read_stats.rejected_update(
+                            rec.source, f"frame not understood: {type(exc).__name__}"
+                        )
                         continue
                 if events:
                     seen = self._by_source.get(rec.source)
                     if seen is None:
                         seen = self._by_source[rec.source] = set()
                     for ev in events:
-                        store.on_event(ev)
+                        try:
+                            store.on_event(ev)
+                        except BadUpdateError as exc:  # the store resynced the book; counted per file
+                            st.rejected_updates += 1
+                            self.read_stats.rejected_update(rec.source, str(exc))
                         inst = ev.instrument
                         seen.add(inst)
                         span = spans.get(inst)
@@ -650,7 +741,7 @@ class RecordingGroup:
                 yield from read_bybit_zip(f, self.venue, stats, seq_base=i * 10**9)
         elif self.fmt == "tardis_l2":
             for i, f in enumerate(self.files):
-                yield from _event_records(read_tardis_incremental_l2(f), f, i * 10**9)
+                yield from _event_records(read_tardis_incremental_l2(f), f, i * 10**9, stats)
         else:
             yield from merge(
                 *(read_cryptofeed(f, self.venue, stats, seq_base=i * 10**9) for i, f in enumerate(self.files))
@@ -719,7 +810,7 @@ def _first_line(path: Path) -> bytes:
             for line in fh:
                 if line.strip():
                     return line
-    except (EOFError, gzip.BadGzipFile, OSError):
+    except READ_ERRORS:
         pass
     return b""
 
@@ -780,10 +871,18 @@ def _cf_venue(path: Path, venue: str | None) -> str:
     return v
 
 
-def _event_records(events: Iterable[L2Snapshot | L2Delta], path: Path, seq_base: int) -> Iterator[RawRecord]:
+def _event_records(
+    events: Iterable[L2Snapshot | L2Delta], path: Path, seq_base: int, stats: ReadStats | None = None
+) -> Iterator[RawRecord]:
+    """Tardis events as records. A damaged file or a malformed row ends the file, counted in
+    ``stats`` with the reason (its rows so far stay replayed), never raised."""
     src = str(path)
-    for i, ev in enumerate(events):
-        yield RawRecord(ev.ts_recv, seq_base + i, "event", b"", ev.instrument.venue, None, src, ev)
+    i = -1
+    try:
+        for i, ev in enumerate(events):
+            yield RawRecord(ev.ts_recv, seq_base + i, "event", b"", ev.instrument.venue, None, src, ev)
+    except (*READ_ERRORS, KeyError, ValueError, IndexError, TypeError) as exc:
+        (stats if stats is not None else ReadStats()).unreadable(path, i + 2, exc)
 
 
 def read_any(
@@ -818,9 +917,9 @@ def read_any(
     elif fmt == "bybit_zip":
         yield from read_bybit_zip(path, venue or "bybit", stats, seq_base)
     elif fmt == "tardis_l2":
-        yield from _event_records(read_tardis_incremental_l2(path), path, seq_base)
+        yield from _event_records(read_tardis_incremental_l2(path), path, seq_base, stats)
     else:
-        yield from _event_records(read_tardis_book_snapshots(path), path, seq_base)
+        yield from _event_records(read_tardis_book_snapshots(path), path, seq_base, stats)
 
 
 def read_paths(

@@ -9,11 +9,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import NoReturn
 
 from market_liquidity_monitor.book.orderbook import L2Book
 from market_liquidity_monitor.book.sync import BookSync, DeltaOutcome
 from market_liquidity_monitor.book.view import BookView
-from market_liquidity_monitor.domain.errors import BookNotReadyError, UnknownSymbolError, UnknownVenueError
+from market_liquidity_monitor.domain.errors import (
+    BadUpdateError,
+    BookNotReadyError,
+    UnknownSymbolError,
+    UnknownVenueError,
+)
 from market_liquidity_monitor.domain.events import BookTicker, L2Delta, L2Snapshot, Trade
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.ingest.clock import Clock, WallClock
@@ -30,6 +36,7 @@ QUALITY_KEYS = (
     "crossed_episodes",
     "stale",
     "stale_episodes",
+    "rejected_updates",
     "age_ms",
     "stale_after_ms",
     "sequence",
@@ -47,6 +54,9 @@ class BookEntry:
     trades: deque = field(default_factory=lambda: deque(maxlen=1000))
     messages: int = 0
     checksum_failed: bool = False
+    # The feed that keeps this book is known to be down (a bus replica whose worker stopped
+    # sending heartbeats, ``bus/follower.py``): the book is stale whatever its age says.
+    feed_down: bool = False
 
 
 class BookStore:
@@ -105,7 +115,10 @@ class BookStore:
         e.messages += 1
         if isinstance(ev, L2Delta):
             before = e.book.ts_recv_ns
-            out = e.sync.on_delta(ev)
+            try:
+                out = e.sync.on_delta(ev)
+            except (ValueError, TypeError, IndexError, ArithmeticError, AttributeError) as exc:
+                self._reject(e, ev, exc)
             if out is DeltaOutcome.APPLIED:
                 self._updated(e, before)
                 if ev.checksum is not None:
@@ -113,7 +126,10 @@ class BookStore:
             return out
         if isinstance(ev, L2Snapshot):
             before = e.book.ts_recv_ns
-            e.sync.on_snapshot(ev)
+            try:
+                e.sync.on_snapshot(ev)
+            except (ValueError, TypeError, IndexError, ArithmeticError, AttributeError) as exc:
+                self._reject(e, ev, exc)
             if e.book.ts_recv_ns != before:
                 self._updated(e, before)
             if ev.checksum is not None and e.book.quality.synced:
@@ -124,6 +140,18 @@ class BookStore:
         elif isinstance(ev, Trade):
             e.trades.append(ev)
         return None
+
+    def _reject(self, e: BookEntry, ev: Event, exc: BaseException) -> NoReturn:
+        """An update or snapshot whose levels cannot be applied (NaN/Infinity, a negative size, a
+        level that is not ``[price, size]``): it may have left the book half-updated, so the book is
+        discarded and waits for a new snapshot (not a sequence gap), the rejection is counted in its quality,
+        and ``BadUpdateError`` tells the caller (live: fetch a snapshot; replay: count per file)."""
+        e.book.quality.rejected_updates += 1
+        e.sync.invalidate()
+        raise BadUpdateError(
+            f"{e.instrument}: {type(ev).__name__} not applied ({type(exc).__name__}: {exc}); "
+            "book discarded until the next snapshot"
+        ) from exc
 
     def _updated(self, e: BookEntry, before_ns: int | None) -> None:
         """A book update ended any stale episode. An update arriving more than ``stale_after_ms``
@@ -155,6 +183,10 @@ class BookStore:
     def instruments(self) -> list[InstrumentId]:
         return sorted(self._entries)
 
+    def count(self) -> int:
+        """Number of books held (books are never removed)."""
+        return len(self._entries)
+
     def venues(self) -> list[str]:
         return sorted({i.venue for i in self._entries})
 
@@ -183,14 +215,15 @@ class BookStore:
 
     def refresh_stale(self, e: BookEntry, now_ns: int | None = None) -> bool:
         """Update the book's ``stale`` flag: stale = no book update (delta or snapshot applied)
-        for more than ``stale_after_ms`` before ``now_ns`` (default: the book's clock); tickers,
-        trades, heartbeats and pings do not count. A new stale episode is counted when the flag
+        for more than ``stale_after_ms`` before ``now_ns`` (default: the book's clock), or its
+        feed is known to be down (``BookEntry.feed_down``); tickers, trades, heartbeats and pings
+        do not count. A new stale episode is counted when the flag
         turns on. Returns the flag."""
         q = e.book.quality
         ts = e.book.ts_recv_ns
         if now_ns is None:
             now_ns = self.clock_of(e.instrument).now_ns()
-        stale = ts is not None and now_ns - ts > self.stale_after_ns
+        stale = (ts is not None and now_ns - ts > self.stale_after_ns) or e.feed_down
         if stale and not q.stale:
             q.stale_episodes += 1
         q.stale = stale
@@ -200,7 +233,8 @@ class BookStore:
         """The book's integrity as a stable dict (keys: ``QUALITY_KEYS``, in that order).
 
         ``synced``; ``resyncs``, ``gaps``, ``checksums_verified``, ``checksum_failures``,
-        ``crossed_episodes``, ``stale_episodes`` (counters, only grow); ``last_gap_ts_ns`` (ns
+        ``crossed_episodes``, ``stale_episodes``, ``rejected_updates`` (updates whose levels could
+        not be applied: NaN, negative size, malformed) (counters, only grow); ``last_gap_ts_ns`` (ns
         since the epoch, or None); ``crossed``, ``stale`` (flags, now); ``age_ms`` (ms since the
         last book update against the book's clock, None before any); ``stale_after_ms``;
         ``sequence`` (venue update id or None); ``messages`` (events routed to the instrument);
@@ -222,7 +256,13 @@ class BookStore:
         e = self.find(venue, symbol)
         if not e.book.quality.synced:
             raise BookNotReadyError(
-                f"{e.instrument}: book is not synced (waiting for a snapshot; gaps={e.book.quality.gaps})"
+                f"{e.instrument}: book is not synced (waiting for a snapshot; gaps={e.book.quality.gaps}"
+                + (
+                    f", rejected updates={e.book.quality.rejected_updates}"
+                    if e.book.quality.rejected_updates
+                    else ""
+                )
+                + ")"
             )
         b = e.book
         # The float view only changes with the book: reuse it until an update, a snapshot or a

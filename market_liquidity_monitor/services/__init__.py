@@ -134,7 +134,9 @@ class Services:
             cache if cache is not None else (engine.cache if engine is not None else build_cache(settings))
         )
         engine = engine if engine is not None else DataEngine(settings, cache)
-        books = BookService(settings, market, engine)
+        from market_liquidity_monitor.data_engine.pro import ProBookWatcher
+
+        books = BookService(settings, market, engine, ProBookWatcher(settings, engine))
         fees = FeeService(settings, engine)
         candles = CandleService(settings, engine)
         return cls(
@@ -187,13 +189,15 @@ class Services:
         return self._assistant
 
     async def close(self) -> None:
-        """Flush the liquidity history, close the data engine's HTTP sessions, the history database
-        and the cache (idempotent)."""
+        """Flush the liquidity history, close the ccxt.pro watches, the data engine's HTTP sessions,
+        the history database and the cache (idempotent)."""
         if self.history is not None:
             try:
                 await self.history.close()
             except Exception:  # storage down at shutdown: the writer counted what it dropped
                 log.exception("closing the liquidity history failed")
+        if self.books.pro is not None:
+            await self.books.pro.close()
         await self.engine.close()
         await self.candles.close()
         close = getattr(self.cache, "close", None)

@@ -6,7 +6,10 @@ For a ``(venue, symbol)`` the service picks, in order (../shared/DESIGN.md, "Boo
    venue's recording through its adapter and sequence/checksum rules (``MarketData``);
 2. **ws**: a native WebSocket book kept by live ingest (``ingest/live.py``) in the same
    ``BookStore``, when it is synced and fresh; verified by the venue's sequence/checksum rules;
-3. **rest**: a ccxt REST ``fetch_order_book`` snapshot (``DataEngine.order_book``, behind the
+3. **ccxt_pro**: for a venue without a native adapter, a ccxt.pro ``watch_order_book`` book
+   (``data_engine.pro.ProBookWatcher``), when it is held and fresh. Unverified: ccxt.pro applies
+   the venue's updates itself and exposes no sequence ids or checksums to check;
+4. **rest**: a ccxt REST ``fetch_order_book`` snapshot (``DataEngine.order_book``, behind the
    venue's circuit breaker), kept in its own ``BookStore`` and re-fetched after
    ``data_engine.rest_book_ttl_s``. Unverified: a REST snapshot carries no sequence chain or
    checksum to check.
@@ -179,13 +182,22 @@ class BookService:
     (``services.build_services``) and share; safe to use from one event loop.
 
     ``market``: the recorded/WebSocket books (``MarketData``); ``engine``: the ccxt
-    ``DataEngine`` for REST books and markets (None: no REST fallback).
+    ``DataEngine`` for REST books and markets (None: no REST fallback); ``pro``: the
+    ``ProBookWatcher`` of ccxt.pro books (None: none).
     """
 
-    def __init__(self, settings: Settings, market: MarketData, engine: Any = None):
+    def __init__(self, settings: Settings, market: MarketData, engine: Any = None, pro: Any = None):
         self.settings = settings
         self.market = market
         self.engine = engine
+        self.pro = pro
+        # ccxt.pro books: each copy the watcher hands out is fed as a snapshot (no sequence chain)
+        self.pro_store = BookStore(
+            self._rest_adapter,
+            windows_bps=settings.analytics.depth_windows_bps,
+            clock=WallClock(),
+            stale_after_ms=settings.analytics.stale_after_ms,
+        )
         self._rest_contract_sizes: dict[str, dict[str, float]] = {}
         self.rest_store = BookStore(
             self._rest_adapter,
@@ -230,8 +242,12 @@ class BookService:
         return sorted(out)
 
     def loaded(self) -> list[InstrumentId]:
-        """Every book held right now, by any source (recorded/WebSocket store, then REST store)."""
-        return sorted(set(self.market.store.instruments()) | set(self.rest_store.instruments()))
+        """Every book held right now, by any source (recorded/WebSocket, ccxt.pro and REST stores)."""
+        return sorted(
+            set(self.market.store.instruments())
+            | set(self.pro_store.instruments())
+            | set(self.rest_store.instruments())
+        )
 
     # ------------------------------------------------------------------ resolution
 
@@ -252,6 +268,8 @@ class BookService:
         venue = canonical_venue(venue) if venue else None
         if self.is_recorded or venue is None:
             try:
+                if self.market.discovered():  # every instrument known: no file I/O, no thread hop
+                    return self.market.resolve(symbol, venue, market_type)
                 return await asyncio.to_thread(self.market.resolve, symbol, venue, market_type)
             except (UnknownVenueError, UnknownSymbolError):
                 if self.is_recorded or self.engine is None:
@@ -285,7 +303,10 @@ class BookService:
         provenance. Raises ``BookNotReadyError`` (resyncing), ``UnknownSymbolError``,
         ``VenueUnreachableError`` (REST fallback failed; the breaker's state is in the message)."""
         if self.is_recorded:
-            view = await asyncio.to_thread(self.market.view, inst, max_levels)
+            if self.market.is_loaded(inst):  # a cached float view: no I/O, no thread hop
+                view = self.market.view(inst, max_levels)
+            else:  # the first question of a book loads its recording (file I/O): off the loop
+                view = await asyncio.to_thread(self.market.view, inst, max_levels)
             return Book(view, self._provenance(view, BookSource.RECORDING))
         store = self.market.store
         try:
@@ -298,11 +319,45 @@ class BookService:
             if not book_problems(view.quality) or self.engine is None:
                 return Book(view, self._provenance(view, BookSource.WS))
             ws_problem = quality_warning(view.quality)
-        view = await self._rest_view(inst, max_levels)
+        pro_problem: str | None = None
+        if self.pro is not None and self.pro.supports(inst.venue):
+            pro_book, pro_problem = await self._pro_book(inst, max_levels)
+            if pro_book is not None:
+                return pro_book
+        try:
+            view = await self._rest_view(inst, max_levels)
+        except VenueUnreachableError as exc:
+            if pro_problem:  # say why neither the ccxt.pro book nor REST could answer
+                raise VenueUnreachableError(
+                    exc.venue, f"{exc.reason}; {pro_problem}", exc.retry_after_s
+                ) from exc
+            raise
         book = Book(view, self._provenance(view, BookSource.REST))
-        if ws_problem:
-            log.info("%s: WebSocket book not usable (%s); answered from a REST snapshot", inst, ws_problem)
+        if ws_problem or pro_problem:
+            log.info(
+                "%s: no usable streamed book (%s); answered from a REST snapshot",
+                inst,
+                ws_problem or pro_problem,
+            )
         return book
+
+    async def _pro_book(self, inst: InstrumentId, max_levels: int | None) -> tuple[Book | None, str | None]:
+        """The ccxt.pro book of ``inst`` when it is held and fresh, else None and why."""
+        snap, problem = await self.pro.snapshot(inst)
+        if snap is None:
+            return None, problem
+        await self._note_contract_size(inst)
+        self.pro_store.on_event(snap)  # each copy replaces the book (its ``messages``: copies taken)
+        view = self.pro_store.view(inst.venue, inst.symbol, max_levels)
+        if book_problems(view.quality):
+            return None, f"ccxt.pro {inst.venue} {inst.symbol}: {quality_warning(view.quality)}"
+        return Book(view, self._provenance(view, BookSource.CCXT_PRO)), None
+
+    async def _note_contract_size(self, inst: InstrumentId) -> None:
+        """Keep the contract size of an inverse market (ccxt metadata) for the snapshot stores."""
+        market = await self.engine.market(inst.venue, inst.symbol)
+        if market.get("inverse") and market.get("contractSize"):
+            self._rest_contract_sizes.setdefault(inst.venue, {})[inst.symbol] = float(market["contractSize"])
 
     async def _rest_view(self, inst: InstrumentId, max_levels: int | None) -> BookView:
         ttl = self.settings.data_engine.rest_book_ttl_s
@@ -310,11 +365,7 @@ class BookService:
         async with lock:
             fetched = self._rest_fetched_at.get(inst)
             if fetched is None or time.monotonic() - fetched > ttl:
-                market = await self.engine.market(inst.venue, inst.symbol)
-                if market.get("inverse") and market.get("contractSize"):
-                    self._rest_contract_sizes.setdefault(inst.venue, {})[inst.symbol] = float(
-                        market["contractSize"]
-                    )
+                await self._note_contract_size(inst)
                 snap = await self.engine.order_book(
                     inst.venue, inst.symbol, limit=self.settings.data_engine.rest_book_levels
                 )
@@ -439,8 +490,8 @@ class BookService:
     # ------------------------------------------------------------------ quality
 
     def quality(self, inst: InstrumentId) -> dict[str, Any]:
-        """The store's quality counters of a held book (recorded/WebSocket first, then REST)."""
-        for store in (self.market.store, self.rest_store):
+        """The store's quality counters of a held book (recorded/WebSocket, then ccxt.pro, then REST)."""
+        for store in (self.market.store, self.pro_store, self.rest_store):
             try:
                 return store.quality(store.find(inst.venue, inst.symbol))
             except (UnknownVenueError, UnknownSymbolError):
@@ -452,6 +503,8 @@ class BookService:
     def source_of(self, inst: InstrumentId) -> BookSource:
         if inst in set(self.market.store.instruments()):
             return BookSource.RECORDING if self.is_recorded else BookSource.WS
+        if inst in set(self.pro_store.instruments()):
+            return BookSource.CCXT_PRO
         return BookSource.REST
 
     async def ensure_loaded(self, instruments: Iterable[InstrumentId]) -> None:

@@ -37,6 +37,7 @@ from market_liquidity_monitor.services.books import BookProvenance, BookService
 from market_liquidity_monitor.services.candles import CandleService, CandleSource, default_pair
 from market_liquidity_monitor.services.fees import FeeService, FeeUnknownError
 from market_liquidity_monitor.services.liquidity import check_amount, parse_side
+from market_liquidity_monitor.services.tabular import Tabular
 from market_liquidity_monitor.storage.history import (
     InsufficientHistoryError,
     realised_volatility_of,
@@ -117,7 +118,7 @@ class BacktestResultSeries(BacktestResult):
     series_bucket_intervals: int | None = None
 
 
-class BacktestAnswer(Result):
+class BacktestAnswer(Tabular, Result):
     """What one order would have done over the last ``lookback_days`` (``order``,
     ``analytics.backtest.backtest_order``: fills on the modelled book, cost vs the arrival price
     split into market move, impact and fee, P&L marked to the window's last close, the model's
@@ -149,7 +150,7 @@ class PairSeries(Result):
     return_corr: list[float | None]
 
 
-class PairsAnswer(Result):
+class PairsAnswer(Tabular, Result):
     """Pairs statistics (``analytics.pairs.analyze_pair``) of two assets' closes, their candle
     sources, and the round-trip taker cost of the spread trade on both real books with each leg's
     taker fee (``trade_cost``; None with ``trade_cost_reason`` when it cannot be computed)."""

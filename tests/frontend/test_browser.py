@@ -199,13 +199,18 @@ def chat_defaults(page) -> None:
 
 def chat_example(page) -> None:
     page.get_by_role("button", name="Show me the order book depth for BTC/USDT").click()
-    page.get_by_test_id("stChatMessage").nth(1).locator(".js-plotly-plot").first.wait_for()
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    answer.locator(".js-plotly-plot").first.wait_for()
     settle(page)
+    # the depth chart's levels can be downloaded
+    answer.get_by_role("button", name="CSV").wait_for()
+    answer.get_by_role("button", name="Parquet").wait_for()
 
 
 def live_defaults(page) -> None:
     page.get_by_text("Cumulative depth — BTC/USDT on binance").first.wait_for()
     page.get_by_text("Depth ±50 bps (USDT)").first.wait_for()
+    page.get_by_role("button", name="CSV").first.wait_for()  # the depth chart's levels
 
 
 def live_stream_25(page) -> None:
@@ -219,6 +224,12 @@ def live_stream_25(page) -> None:
 def compare_defaults(page) -> None:
     run_form(page)
     page.get_by_text("Best venue").first.wait_for()
+    # the venues without a comparable book, each with the reason in words (kraken: BTC/CHF only)
+    page.get_by_role("heading", name="Venues left out").wait_for()
+    left_out = page.get_by_test_id("stTable").filter(has_text="Left out because").first
+    row = left_out.locator("tr").filter(has_text="kraken").first
+    assert "other quote currency" in row.inner_text() and "CHF" in row.inner_text(), left_out.inner_text()
+    assert "no such market" in left_out.inner_text()
 
 
 def compare_sell_notional(page) -> None:
@@ -251,6 +262,9 @@ def route_more_venues(page) -> None:
         box.get_by_text(venue, exact=True).wait_for()
     run_form(page)
     page.get_by_role("heading", name="Venues left out").wait_for()
+    left_out = page.get_by_test_id("stTable").filter(has_text="Left out because").first
+    row = left_out.locator("tr").filter(has_text="okx").first
+    assert "excluded from routing" in row.inner_text() and "not contemporaneous" in row.inner_text()
 
 
 def candles_defaults(page) -> None:
@@ -275,7 +289,9 @@ def backtest_defaults(page) -> None:
 
 def backtest_large_sell(page) -> None:
     pick_radio(page, "Side", "sell")
-    page.get_by_label("Size (base units)", exact=True).fill("100")
+    # 5,000 BTC at once: ~2x the 2,000 BTC whose per-candle cost on the calibrated BTC model is
+    # ~200 bps (the high-risk threshold), so the window has risk periods to list
+    page.get_by_label("Size (base units)", exact=True).fill("5000")
     page.get_by_label("Lookback (days)", exact=True).fill("2")
     run_form(page)
     page.get_by_role("heading", name="Risk periods").wait_for()
@@ -391,3 +407,57 @@ def test_candles_csv_download_is_the_apis_candles(page, streamlit_url, api_serve
     assert [r["ts"] for r in rows] == [c["ts"] for c in api]
     assert [float(r["close"]) for r in rows] == [c["close"] for c in api]
     assert list(rows[0]) == ["ts", "open", "high", "low", "close", "volume", "ts_ms"]
+
+
+YES_NO = "Is there enough liquidity to execute a 10 ETH sell order?"
+
+
+def _csv_download(page, scope) -> list[dict[str, str]]:
+    with page.expect_download() as info:
+        scope.get_by_role("button", name="CSV").first.click()
+    return list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+
+
+@pytest.mark.slow
+def test_chat_yes_no_verdict_and_its_chart_download(page, streamlit_url, api_server, shots):
+    """The example question is a button; its answer opens with a yes/no verdict and the reason, in
+    the book's currencies; the impact curve under it downloads as the API's own impact answers."""
+    page.goto(streamlit_url)
+    settle(page)
+    page.get_by_role("button", name=YES_NO).click()
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    answer.get_by_text("Yes — enough visible liquidity.").wait_for()
+    answer.locator(".js-plotly-plot").first.wait_for()
+    settle(page)
+    alert = answer.get_by_test_id("stAlert").first.inner_text()
+    assert "bid side of ETH/USDT on binance" in alert and "10 ETH" in alert and "USDT" in alert, alert
+    assert_no_exception(page)
+    save(page, shots, "chat-verdict")
+
+    rows = _csv_download(page, answer)
+    direct = httpx.post(
+        f"{api_server.url}/api/impact",
+        json={"venue": "binance", "symbol": "ETH/USDT", "side": "sell", "size": 10},
+        timeout=60,
+    ).json()
+    asked = [r for r in rows if float(r["x"]) == 10.0]
+    assert len(asked) == 1, [r["x"] for r in rows]
+    assert float(asked[0]["slippage_bps"]) == direct["slippage_bps"]
+    assert float(asked[0]["vwap"]) == direct["vwap"]
+    assert sorted(float(r["x"]) for r in rows) == [1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0]
+
+
+@pytest.mark.slow
+def test_live_book_levels_download_is_the_apis_book(page, streamlit_url, api_server):
+    page.goto(f"{streamlit_url}/live_book")
+    settle(page)
+    page.get_by_text("Cumulative depth — BTC/USDT on binance").first.wait_for()
+    rows = _csv_download(page, page)
+    book = httpx.get(
+        f"{api_server.url}/api/orderbook/binance/BTC/USDT", params={"levels": 200}, timeout=60
+    ).json()
+    for side in ("bids", "asks"):
+        mine = [r for r in rows if r["side"] == side[:-1]]
+        assert [(float(r["price"]), float(r["size"])) for r in mine] == [tuple(lvl) for lvl in book[side]]
+        total = sum(s for _, s in book[side])
+        assert float(mine[-1]["cum_size"]) == pytest.approx(total, rel=1e-12)

@@ -287,9 +287,12 @@ def test_route_page_lists_the_venues_left_out_as_a_table(api_url):
     assert "okx" in expected["excluded"]  # (kraken may be left out too, or have no BTC book at all)
     assert "Venues left out" in texts(at.subheader)
     (left_out,) = [t.value for t in at.table]  # a plain table: long reasons wrap
-    assert list(left_out.columns) == ["Venue", "Reason"]
-    assert dict(zip(left_out["Venue"], left_out["Reason"], strict=True)) == expected["excluded"]
-    assert "not contemporaneous" in left_out.set_index("Venue").loc["okx", "Reason"]
+    assert list(left_out.columns) == ["Venue", "Left out because", "Details"]
+    # books the routing checks dropped, then venues with no usable book of the asset at all
+    reasons = {**{u["venue"]: u["reason"] for u in expected["unavailable"]}, **expected["excluded"]}
+    assert dict(zip(left_out["Venue"], left_out["Details"], strict=True)) == reasons
+    okx = left_out.set_index("Venue").loc["okx"]
+    assert "not contemporaneous" in okx["Details"] and okx["Left out because"] == "excluded from routing"
 
 
 def test_route_page_explains_a_409_when_the_api_is_not_live(monkeypatch):

@@ -26,9 +26,23 @@ def _healthcheck_code(test: list[str]) -> str:
     return test[3]
 
 
+SCALEOUT = {"ingest-0", "ingest-1", "api-replica-0", "api-replica-1", "storage-consumer"}
+
+
 def test_compose_has_the_four_services_with_health_checks(compose):
     services = compose["services"]
-    assert set(services) == {"api", "frontend", "redis", "postgres"}
+    assert {n for n, s in services.items() if not s.get("profiles")} == {
+        "api",
+        "frontend",
+        "redis",
+        "postgres",
+    }
+    # docs/scaleout.md: 2 ingest workers + 2 API replicas + a storage consumer, only on request.
+    assert {n for n, s in services.items() if s.get("profiles")} == SCALEOUT
+    assert all(services[n]["profiles"] == ["scaleout"] for n in SCALEOUT)
+    assert [services[f"ingest-{i}"]["environment"]["SHARD"] for i in range(2)] == ["0/2", "1/2"]
+    for n in ("api-replica-0", "api-replica-1"):
+        assert "mlm serve --bus redis://redis:6379/0" in services[n]["command"][2]
     for name, svc in services.items():
         hc = svc.get("healthcheck")
         assert hc and hc["test"], f"{name} has no healthcheck"
@@ -36,7 +50,7 @@ def test_compose_has_the_four_services_with_health_checks(compose):
     assert services["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
     assert "/api/health" in _healthcheck_code(services["api"]["healthcheck"]["test"])
     assert "/_stcore/health" in _healthcheck_code(services["frontend"]["healthcheck"]["test"])
-    for name in ("api", "frontend"):  # the one-liners are valid Python
+    for name in ("api", "frontend", *SCALEOUT):  # the one-liners are valid Python
         compile(_healthcheck_code(services[name]["healthcheck"]["test"]), name, "exec")
 
 

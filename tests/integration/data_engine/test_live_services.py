@@ -46,7 +46,9 @@ async def server(recordings: Recordings):
 
 
 def live_settings(base_url: str, home: Path, **kw) -> Settings:
-    de = {"rest_base_url": base_url, "request_timeout_s": 5.0, **kw.pop("data_engine", {})}
+    # 20 s: generous for a loopback server on a loaded 2-core machine (a timeout here would fall back
+    # to the wall clock, and the recorded candles are not in the window of "now")
+    de = {"rest_base_url": base_url, "request_timeout_s": 20.0, **kw.pop("data_engine", {})}
     return Settings(home_dir=home, data_engine=DataEngineSettings(**de), **kw)
 
 
