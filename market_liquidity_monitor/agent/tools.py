@@ -23,7 +23,10 @@ from market_liquidity_monitor.agent.arguments import (
     AlertComparison,
     AlertDepthSide,
     AlertMetricName,
+    DepthUnit,
     ExecutionSchedule,
+    HistoryMetric,
+    HistoryPeriod,
     Timeframe,
     TradeSide,
 )
@@ -325,13 +328,13 @@ async def liquidity_history(
     ctx: RunContext[AgentDeps],
     symbol: str,
     venue: str | None = None,
-    metric: str = "depth",
+    metric: HistoryMetric = "depth",
     window_bps: float | None = None,
     lookback_s: float | None = None,
-    period: str | None = None,
+    period: HistoryPeriod | None = None,
     start: str | None = None,
     end: str | None = None,
-    unit: str = "quote",
+    unit: DepthUnit = "quote",
 ) -> LiquidityHistoryAnswer:
     """How a book's liquidity changed over a window, from the stored liquidity history (a row per
     book per second of book time): the series, min/max and when they occurred, first/last and the
