@@ -21,6 +21,7 @@ methodology):
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left, insort
 from dataclasses import dataclass
 
@@ -305,7 +306,7 @@ class L2Book:
             if not all(type(x) is int for x in flat):
                 raise ValueError("levels must be integers")
             px, sz = flat[0::2], flat[1::2]
-            if any(b <= a for a, b in zip(px, px[1:], strict=False)) or any(s <= 0 for s in sz):
+            if any(b <= a for a, b in itertools.pairwise(px)) or any(s <= 0 for s in sz):
                 raise ValueError("levels must have ascending unique prices and sizes > 0")
             return dict(zip(px, sz, strict=True))
 

@@ -18,6 +18,7 @@ it is used before it passed every check, and it is data only (JSON, never pickle
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -212,10 +213,8 @@ class CheckpointCache:
         if len(self.stats.corrupt_examples) < 5:
             self.stats.corrupt_examples.append(f"{path.name}: {why[:120]}")
         log.warning("checkpoint %s is corrupt (%s): ignored, replaying the recording", path, why[:200])
-        try:
+        with contextlib.suppress(OSError):
             path.unlink()
-        except OSError:
-            pass
 
     @staticmethod
     def _decode(raw: bytes, key: str) -> dict:
