@@ -12,9 +12,6 @@ web-socket-streams#how-to-manage-a-local-order-book-correctly): drop events with
 from __future__ import annotations
 
 import asyncio
-import gzip
-import json
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -24,71 +21,9 @@ from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.ingest.timetravel import AsOfOutOfRangeError
 from market_liquidity_monitor.market_data import MarketData
 from tests.support import services_for
+from tests.timetravel_reference import _ns, decimal_book, decimal_vwap_buy
 
 AS_OF = "2024-08-08T23:58:00Z"
-
-
-def _ns(iso: str) -> int:
-    dt = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC)
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
-
-
-def decimal_book(data_dir, as_of_ns: int):
-    """(bids, asks, last receive ns, last event ms) of binance spot BTCUSDT from the raw lines."""
-    bids: dict[Decimal, Decimal] = {}
-    asks: dict[Decimal, Decimal] = {}
-    last_id = None
-    last_recv = last_event = None
-    pending = []
-    for name in ("btcusdt_20240808.gz", "btcusdt_20240809.gz"):
-        with gzip.open(data_dir / "hftbacktest" / "spot" / name, "rt") as fh:
-            for line in fh:
-                ts_text, _, body = line.partition(" ")
-                ts = int(ts_text)
-                if ts > as_of_ns:
-                    break
-                msg = json.loads(body)
-                if "lastUpdateId" in msg:
-                    last_id = msg["lastUpdateId"]
-                    bids = {Decimal(p): Decimal(q) for p, q in msg["bids"] if Decimal(q)}
-                    asks = {Decimal(p): Decimal(q) for p, q in msg["asks"] if Decimal(q)}
-                    last_recv, last_event = ts, None
-                    updates, pending = pending, []
-                else:
-                    d = msg.get("data", {})
-                    if d.get("e") != "depthUpdate":
-                        continue
-                    if last_id is None:
-                        pending.append((ts, d))
-                        continue
-                    updates = [(ts, d)]
-                for uts, u in updates:
-                    if u["u"] <= last_id:
-                        continue
-                    for side, levels in ((bids, u["b"]), (asks, u["a"])):
-                        for p, q in levels:
-                            if Decimal(q):
-                                side[Decimal(p)] = Decimal(q)
-                            else:
-                                side.pop(Decimal(p), None)
-                    last_id = u["u"]
-                    last_recv, last_event = uts, u["E"]
-            else:
-                continue
-            break
-    return bids, asks, last_recv, last_event
-
-
-def decimal_vwap_buy(asks: dict[Decimal, Decimal], size: Decimal) -> Decimal:
-    left, cost = size, Decimal(0)
-    for p in sorted(asks):
-        take = min(left, asks[p])
-        cost += take * p
-        left -= take
-        if not left:
-            break
-    assert not left
-    return cost / size
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +57,7 @@ def test_as_of_book_and_impact_equal_a_decimal_rebuild(services, data_dir):
     end = run(services.liquidity.impact("BTC", "buy", 5, None, "binance"))
     assert end.book.as_of is None
     assert end.mid_price != imp.mid_price and end.vwap != imp.vwap
-    e_bids, e_asks, _, _ = decimal_book(data_dir, 2**62)
+    _, e_asks, _, _ = decimal_book(data_dir, 2**62)
     assert end.vwap == pytest.approx(float(decimal_vwap_buy(e_asks, Decimal(5))), rel=1e-12)
 
 
