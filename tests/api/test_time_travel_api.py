@@ -23,7 +23,7 @@ def test_timeline_gives_each_recorded_book_its_range(live_client):
 
 
 def test_orderbook_and_impact_as_of(live_client, data_dir):
-    bids, asks, last_recv, _ = decimal_book(data_dir, _ns(AS_OF))
+    bids, asks, _, _ = decimal_book(data_dir, _ns(AS_OF))
     r = live_client.get("/api/orderbook/binance/BTC/USDT", params={"as_of": AS_OF, "levels": 10})
     assert r.status_code == 200, r.text
     ob = r.json()
