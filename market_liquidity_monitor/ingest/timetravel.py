@@ -62,6 +62,57 @@ class TimeRange:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class AsOf:
+    """An instant asked for, absolute or relative to a book's recording (``resolve``).
+
+    Exactly one form: ``ns`` (absolute, ns since the epoch, UTC); ``before_end_ns`` ("5 minutes
+    before the end": the recording's last record minus this); ``month_day`` + ``time_ns`` (a date
+    without a year, "23:58 on 8 Aug": the year of the recording that contains it); ``time_ns`` alone
+    (a time of day, "at 23:58": the day of the recording that contains it). ``text``: as written
+    in the canonical form (``2024-08-08T23:58:00Z``, ``end-300s``, ``--08-08T23:58:00Z``,
+    ``T23:58:00Z``)."""
+
+    text: str
+    ns: int | None = None
+    before_end_ns: int | None = None
+    month_day: tuple[int, int] | None = None
+    time_ns: int | None = None
+
+    def resolve(self, rng: TimeRange) -> int:
+        """The absolute instant (ns) this means for a book recorded over ``rng``. A date or time
+        without a year or day that falls in none of the recording's days raises
+        ``AsOfOutOfRangeError`` naming the range."""
+        if self.ns is not None:
+            return self.ns
+        if self.before_end_ns is not None:
+            return rng.last_ns - self.before_end_ns
+        from datetime import UTC, datetime, timedelta
+
+        first = datetime.fromtimestamp(rng.first_ns / 1e9, tz=UTC)
+        last = datetime.fromtimestamp(rng.last_ns / 1e9, tz=UTC)
+        days = []
+        d = last.date()
+        while d >= first.date() and len(days) < 400:
+            days.append(d)
+            d -= timedelta(days=1)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC).date()
+        candidates = []
+        for day in days:
+            if self.month_day is not None and (day.month, day.day) != self.month_day:
+                continue
+            candidates.append((day - epoch).days * 86_400 * 1_000_000_000 + self.time_ns)
+        for ns in candidates:  # latest day first
+            if rng.first_ns <= ns <= rng.last_ns:
+                return ns
+        if candidates:
+            return candidates[0]  # checked by the caller: out of range, with the range named
+        raise AsOfOutOfRangeError(
+            f"as_of {self.text} is on none of the days of the recording of {rng.instrument}: its book "
+            f"can be rebuilt from {iso_ns(rng.first_ns)} to {iso_ns(rng.last_ns)} (book time, UTC)"
+        )
+
+
 @dataclass(slots=True)
 class _Checkpoint:
     ts_ns: int  # receive time of the last record consumed (0 = before the first)

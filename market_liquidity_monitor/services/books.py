@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from market_liquidity_monitor.domain.errors import (
 from market_liquidity_monitor.domain.instrument import InstrumentId, MarketType
 from market_liquidity_monitor.ingest.clock import WallClock, iso_ns
 from market_liquidity_monitor.ingest.store import BookStore
-from market_liquidity_monitor.ingest.timetravel import AsOfOutOfRangeError
+from market_liquidity_monitor.ingest.timetravel import AsOf, AsOfOutOfRangeError
 from market_liquidity_monitor.market_data import USD_LIKE, MarketData, pick_instrument
 from market_liquidity_monitor.venues.registry import canonical_venue
 
@@ -188,34 +189,58 @@ class _RestAdapter:
         return True
 
 
-def parse_as_of(value: datetime | str | int | None) -> int | None:
-    """An ``as_of`` instant as ns since the epoch (UTC), or None for "the latest book".
+_RELATIVE_AS_OF = re.compile(r"^end(?:\s*-\s*(\d+(?:\.\d+)?)\s*s)?$", re.I)
+_PARTIAL_AS_OF = re.compile(r"^(?:--(\d{2})-(\d{2}))?T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?Z?$", re.I)
 
-    ``value``: an aware ``datetime``; a naive one or an ISO 8601 string without an offset is read
-    as UTC (``2024-08-08T23:58:30``, ``2024-08-08 23:58:30Z``, ``...+02:00``); an int is ns since
-    the epoch. Raises ``InvalidInputError`` saying what is valid."""
+
+def parse_as_of(value: datetime | str | int | None) -> AsOf | None:
+    """An ``as_of`` instant (``ingest.timetravel.AsOf``), or None for "the latest book".
+
+    ``value``: an aware ``datetime``; a naive one or an ISO 8601 string without an offset is read as
+    UTC (``2024-08-08T23:58:30``, ``2024-08-08 23:58:30Z``, ``...+02:00``); an int is ns since the
+    epoch. Relative to each book's recording: ``end`` (its last record), ``end-300s`` (300 s
+    before it), ``--08-08T23:58:00Z`` (8 Aug 23:58 of the recording's year, ISO 8601 without a
+    year), ``T23:58:00Z`` (23:58 on the recording's day). Raises ``InvalidInputError`` saying
+    what is valid."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, AsOf):
+        return value
     if isinstance(value, bool):
         raise InvalidInputError(f"as_of must be a UTC date-time (ISO 8601), got {value!r}")
     if isinstance(value, int):
         if not 0 <= value < 2**63:
             raise InvalidInputError(f"as_of in ns since the epoch must be in [0, 2**63), got {value}")
-        return value
+        return AsOf(iso_ns(value), ns=value)
     if isinstance(value, str):
         text = value.strip()
+        if m := _RELATIVE_AS_OF.match(text):
+            secs = float(m.group(1) or 0)
+            return AsOf(f"end-{secs:g}s" if secs else "end", before_end_ns=round(secs * 1e9))
+        if m := _PARTIAL_AS_OF.match(text):
+            month, day, hh, mm, ss, frac = m.groups()
+            if int(hh) > 23 or int(mm) > 59 or int(ss or 0) > 59 or (month and not (1 <= int(month) <= 12
+                                                                                    and 1 <= int(day) <= 31)):  # fmt: skip
+                raise InvalidInputError(f"as_of {text!r} is not a valid date/time of day")
+            t_ns = ((int(hh) * 60 + int(mm)) * 60 + int(ss or 0)) * 1_000_000_000 + int(
+                (frac or "0").ljust(9, "0")
+            )
+            md = (int(month), int(day)) if month else None
+            return AsOf(text.upper().rstrip("Z") + "Z", month_day=md, time_ns=t_ns)
         try:
             value = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
         except ValueError:
             raise InvalidInputError(
-                f"as_of {text[:40]!r} is not a date-time; give ISO 8601 UTC, e.g. 2024-08-08T23:58:30Z"
+                f"as_of {text[:40]!r} is not a date-time; give ISO 8601 UTC (2024-08-08T23:58:30Z), "
+                "or relative to the recording: end, end-300s, --08-08T23:58:00Z, T23:58:00Z"
             ) from None
     if not isinstance(value, datetime):
         raise InvalidInputError(f"as_of must be a UTC date-time (ISO 8601), got {type(value).__name__}")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return AsOf(iso_ns(ns), ns=ns)
 
 
 class BookService:
@@ -335,9 +360,9 @@ class BookService:
         by replaying from the nearest checkpoint (``MarketData.view_at``); ``AsOfOutOfRangeError``
         (an ``InvalidInputError``) names the valid range when the recording has no book then.
         Live data keeps no past books yet: ``InvalidInputError``."""
-        as_of_ns = parse_as_of(as_of)
-        if as_of_ns is not None:
-            return await self._book_at(inst, max_levels, as_of_ns)
+        spec = parse_as_of(as_of)
+        if spec is not None:
+            return await self._book_at(inst, max_levels, spec)
         if self.is_recorded:
             view = await asyncio.to_thread(self.market.view, inst, max_levels)
             return Book(view, self._provenance(view, BookSource.RECORDING))
@@ -365,11 +390,15 @@ class BookService:
                 "live books are answered as of now"
             )
 
-    async def _book_at(self, inst: InstrumentId, max_levels: int | None, as_of_ns: int) -> Book:
+    async def _book_at(self, inst: InstrumentId, max_levels: int | None, spec: AsOf) -> Book:
         self._check_time_travel()
+        rng = await asyncio.to_thread(self.market.time_range, inst)
+        as_of_ns = spec.resolve(rng)
         view = await asyncio.to_thread(self.market.view_at, inst, as_of_ns, max_levels)
         prov = self._provenance(view, BookSource.RECORDING)
-        prov = prov.model_copy(update={"as_of": iso_ns(as_of_ns), "book_received_ts": iso_ns(view.ts_recv_ns)})
+        prov = prov.model_copy(
+            update={"as_of": iso_ns(as_of_ns), "book_received_ts": iso_ns(view.ts_recv_ns)}
+        )
         return Book(view, prov)
 
     async def _rest_view(self, inst: InstrumentId, max_levels: int | None) -> BookView:
@@ -443,8 +472,8 @@ class BookService:
         venue unreachable, no recorded book at ``as_of``) becomes an ``Unavailable`` row saying why.
         ``as_of``: every book at that instant (see ``book``).
         """
-        as_of_ns = parse_as_of(as_of)
-        if as_of_ns is not None and not self.is_recorded:
+        spec = parse_as_of(as_of)
+        if spec is not None:
             self._check_time_travel()
         if venues:
             wanted = [canonical_venue(v) for v in venues]
@@ -487,7 +516,7 @@ class BookService:
                 )
                 continue
             try:
-                book = await self.book(inst, as_of=as_of_ns)
+                book = await self.book(inst, as_of=spec)
                 top_of_book(book.view)  # both sides present
             except AsOfOutOfRangeError as exc:
                 missing.append(Unavailable(venue=venue, reason=str(exc), kind="out_of_range"))

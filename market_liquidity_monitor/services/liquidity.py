@@ -32,7 +32,6 @@ from market_liquidity_monitor.analytics.venues import ArbitrageCheck, TakerFee, 
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.instrument import Side
-from market_liquidity_monitor.domain.time import iso_ns
 from market_liquidity_monitor.services.books import (
     Book,
     BookProvenance,
@@ -179,6 +178,11 @@ def check_amount(size: float | None, notional: float | None, *, required: bool =
         raise InvalidInputError("give either size (base units) or notional (quote units), not both")
     if required and size is None and notional is None:
         raise InvalidInputError("give size (base units) or notional (quote units)")
+
+
+def _as_of_text(as_of: datetime | str | None) -> str | None:
+    spec = parse_as_of(as_of)
+    return None if spec is None else spec.text
 
 
 def _time_span_s(books: Sequence[Book]) -> float:
@@ -364,7 +368,7 @@ class LiquidityService:
             arbitrage_pairs_not_contemporaneous=len(arbs) - len(checked),
             arbitrage_best_edge=max(checked, key=lambda a: a.edge_bps or -math.inf, default=None),
             book_ts_span_s=_time_span_s(books),
-            as_of=iso_ns(parse_as_of(as_of)),
+            as_of=_as_of_text(as_of),
         )
 
     def open_breakers(self) -> set[str]:
@@ -437,5 +441,5 @@ class LiquidityService:
             savings_vs_best_single_venue_bps=best.savings_bps if best else None,
             savings_vs_best_single_venue_quote=best.savings_quote if best else None,
             book_ts_span_s=_time_span_s(used),
-            as_of=iso_ns(parse_as_of(as_of)),
+            as_of=_as_of_text(as_of),
         )
