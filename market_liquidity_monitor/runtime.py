@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import MLMError
 
 if TYPE_CHECKING:  # heavy imports stay inside the functions: `mlm --help` stays fast
+    from market_liquidity_monitor.config import Settings
     from market_liquidity_monitor.ingest.live import FeedHandler
     from market_liquidity_monitor.ingest.replay import RecordingGroup
     from market_liquidity_monitor.market_data import MarketData
@@ -590,6 +590,8 @@ def up_command(
             f"{speed}: valid speeds are 0 (load at once), 1 (recorded pace) or N > 0 (N x faster)",
             param_hint="--speed",
         )
+    from market_liquidity_monitor.config import Settings
+
     settings = Settings(**({"data_dir": data} if data is not None else {}))
     configure_logging(settings)
     console = Console(highlight=False)
