@@ -107,6 +107,11 @@ def live_books() -> None:
             st.markdown(
                 f"**{pair} on {venue}** — book time `{fmt_time(book.get('book_ts'))}` UTC"
                 + (" · :orange-badge[recorded book]" if recorded else "")
+                + (
+                    f" · last update received `{fmt_time(prov.get('book_received_ts'))}` UTC"
+                    if (prov := book.get("book") or {}).get("as_of")
+                    else ""
+                )
             )
             spreads = [p["spread_bps"] for p in pts if p.get("spread_bps") is not None]
             imbalances = [p["imbalance"] for p in pts if p.get("imbalance") is not None]
