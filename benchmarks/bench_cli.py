@@ -1,5 +1,6 @@
 """CLI start-up benchmark: whole ``mlm`` processes on the recorded data, timed wall-clock over
-several runs (median, min, max), so imports, settings, the replay or checkpoint restore, the
+several runs (median, min, max; and the median CPU time, user + sys, steadier on a shared
+machine), so imports, settings, the replay or checkpoint restore, the
 answer and the exit all count.
 
 Cases (each a fresh process; ``MLM_HOME_DIR`` is a scratch directory, so the alert database is
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -53,7 +55,9 @@ def _env(home: Path, ckpt: Path | None) -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, str, float]:
+    """(wall s, stdout, CPU s = user + sys of the child) of one ``mlm`` process."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(
         [sys.executable, "-m", "market_liquidity_monitor.cli", *args],
@@ -64,9 +68,11 @@ def _run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
         timeout=900,
     )
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if p.returncode != 0:
         raise SystemExit(f"mlm {' '.join(args[:2])} failed ({p.returncode}): {p.stderr[-2000:]}")
-    return wall, p.stdout
+    return wall, p.stdout, cpu
 
 
 def _answer_numbers(stdout: str) -> str:
@@ -80,6 +86,7 @@ def bench(data: Path, runs: int) -> dict:
     home = scratch / "home"
     home.mkdir()
     results: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     answers: dict[str, set[str]] = {"single": set(), "cross": set()}
     ask = {"single": ["ask", SINGLE, "--data", str(data), "--json"],
            "cross": ["ask", CROSS, "--data", str(data), "--json"]}  # fmt: skip
@@ -88,7 +95,9 @@ def bench(data: Path, runs: int) -> dict:
         for q in ("single", "cross"):  # fill the warm directory once (not timed)
             answers[q].add(_answer_numbers(_run(ask[q], _env(home, warm_dir))[1]))
         for i in range(runs):
-            results.setdefault("help", []).append(_run(["--help"], _env(home, None))[0])
+            wall, _, c = _run(["--help"], _env(home, None))
+            results.setdefault("help", []).append(wall)
+            cpu.setdefault("help", []).append(c)
             for q in ("single", "cross"):
                 for mode in ("replay", "cold", "warm"):
                     if mode == "replay":
@@ -97,8 +106,9 @@ def bench(data: Path, runs: int) -> dict:
                         ck = scratch / f"cold-{q}-{i}"
                     else:
                         ck = warm_dir
-                    wall, out = _run(ask[q], _env(home, ck))
+                    wall, out, c = _run(ask[q], _env(home, ck))
                     results.setdefault(f"ask_{q}_{mode}", []).append(wall)
+                    cpu.setdefault(f"ask_{q}_{mode}", []).append(c)
                     answers[q].add(_answer_numbers(out))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -107,13 +117,16 @@ def bench(data: Path, runs: int) -> dict:
             "median_s": round(statistics.median(v), 3),
             "min_s": round(min(v), 3),
             "max_s": round(max(v), 3),
+            "cpu_median_s": round(statistics.median(cpu[name]), 3),
             "runs": len(v),
         }
         for name, v in results.items()
     }
     speedup = cases["ask_single_replay"]["median_s"] / cases["ask_single_warm"]["median_s"]
+    cpu_speedup = cases["ask_single_replay"]["cpu_median_s"] / cases["ask_single_warm"]["cpu_median_s"]
     return {
         "cases": cases,
+        "warm_single_cpu_speedup_vs_replay": round(cpu_speedup, 2),
         "warm_single_speedup_vs_replay": round(speedup, 2),
         "warm_cross_speedup_vs_replay": round(
             cases["ask_cross_replay"]["median_s"] / cases["ask_cross_warm"]["median_s"], 2
@@ -140,9 +153,11 @@ def main() -> None:
     if a.json:
         print(json.dumps(res, indent=2))
         return
-    print(f"{'case':<20} {'median s':>9} {'min s':>7} {'max s':>7}")
+    print(f"{'case':<20} {'median s':>9} {'min s':>7} {'max s':>7} {'CPU s':>7}")
     for name, c in res["cases"].items():
-        print(f"{name:<20} {c['median_s']:>9.3f} {c['min_s']:>7.3f} {c['max_s']:>7.3f}")
+        print(
+            f"{name:<20} {c['median_s']:>9.3f} {c['min_s']:>7.3f} {c['max_s']:>7.3f} {c['cpu_median_s']:>7.3f}"
+        )
     print(
         f"warm single-book ask vs full replay: {res['warm_single_speedup_vs_replay']}x "
         f"(target >= {TARGET_WARM_SPEEDUP}x: {'met' if res['meets_target'] else 'NOT met'}); "
