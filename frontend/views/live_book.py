@@ -65,7 +65,7 @@ as_of = time_slider(api, venues or None, symbol, key="lb_as_of") if venues and s
 def series_key(venue: str) -> str:
     """One series per venue, symbol, window and instant asked: a new window, or moving the time
     slider, starts a new series."""
-    return f"{venue}|{symbol.strip().upper()}|{window:g}|{as_of or 'latest'}"
+    return f"{venue}|{symbol.strip().upper()}|{window:g}" + (f"|{as_of}" if as_of else "")
 
 
 def live_books() -> None:
