@@ -290,7 +290,7 @@ class MarketData:
         for i, r in ranges.items():
             self._ranges.setdefault(i, r)
         if key is not None and not (touched & before):  # only a group's own books are checkpointed
-            self.checkpoints.save(key, self._group_payload(group, touched, clock, read, ranges))
+            self.checkpoints.save(key, self._group_payload(group, touched, last, read, ranges))
 
     def _add_read(self, read: ReadStats) -> None:
         rs = self.read_stats
@@ -299,7 +299,10 @@ class MarketData:
         rs.corrupt += read.corrupt
         rs.corrupt_examples.extend(read.corrupt_examples[: max(0, 5 - len(rs.corrupt_examples))])
 
-    def _group_payload(self, group, touched, clock, read: ReadStats, ranges) -> dict:
+    def _group_payload(self, group, touched, last_ns: int | None, read: ReadStats, ranges) -> dict:
+        """The checkpoint of one replayed group. ``clock_ns``: the group's own last receive time
+        (not the session clock, which other recordings of the session may have moved further), so
+        a restore moves the session clock exactly as replaying this group would."""
         depth = []
         for inst in sorted(touched):
             h = self._depth.get(inst, {}).get(group.name)
@@ -307,10 +310,12 @@ class MarketData:
                 depth.append([inst.venue, inst.symbol, list(h.ts_ns), [list(map(list, d)) for d in h.depth]])
         return {
             "group": group.name,
-            "clock_ns": clock.now_ns(),
+            "clock_ns": last_ns or 0,
             "entries": [entry_state(self.store.entry(i)) for i in sorted(touched)],
             "depth": depth,
-            "ranges": [[r.instrument.venue, r.instrument.symbol, r.first_ns, r.last_ns] for r in ranges.values()],
+            "ranges": [
+                [r.instrument.venue, r.instrument.symbol, r.first_ns, r.last_ns] for r in ranges.values()
+            ],
             "read": [read.lines, read.records, read.corrupt, read.corrupt_examples],
         }
 
@@ -517,7 +522,9 @@ class MarketData:
                     return BookStore(registry, windows_bps=a.depth_windows_bps, clock=clock,
                                      stale_after_ms=a.stale_after_ms, max_buffer=i.max_buffered_deltas)  # fmt: skip
 
-                t = Timeline(group, type(self.registry), store_factory, every_s=i.timetravel_checkpoint_every_s)
+                t = Timeline(
+                    group, type(self.registry), store_factory, every_s=i.timetravel_checkpoint_every_s
+                )
                 self._timelines[group.name] = t
             return t
 

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 #: Bump when the layout of a checkpoint, or what a replay puts into a book, changes: every cached
 #: file of an older version then has another key and is rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _MAGIC = b"mlm-book-checkpoint"
 
 __all__ = [

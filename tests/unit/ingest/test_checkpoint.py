@@ -62,9 +62,13 @@ def test_second_process_restores_without_replaying(recordings, tmp_path):
     assert any(np.size(r.get("levels", [[]])[0]) for r in a.values())
     for inst in a:
         assert a[inst] == b[inst], inst
-    assert warm.read_stats.lines == cold.read_stats.lines and warm.read_stats.corrupt == cold.read_stats.corrupt
+    assert (
+        warm.read_stats.lines == cold.read_stats.lines and warm.read_stats.corrupt == cold.read_stats.corrupt
+    )
     # No-cache settings replay every time.
-    off = MarketData.from_recordings(Settings(data_dir=recordings, ingest={"checkpoint_cache": False}), recordings)
+    off = MarketData.from_recordings(
+        Settings(data_dir=recordings, ingest={"checkpoint_cache": False}), recordings
+    )
     off.load_all()
     assert off.replays == 2 and off.checkpoints is None
 
@@ -113,3 +117,39 @@ def test_corrupt_checkpoint_is_ignored_counted_and_rebuilt(recordings, tmp_path,
     assert state(md) == state(cold)
     again = open_market(recordings, ck)  # the rebuilt file is good
     assert again.replays == 0 and again.checkpoints.stats.corrupt == 0
+
+
+def _head(src, dst, lines: int) -> None:
+    import gzip
+
+    with gzip.open(src, "rb") as fh, gzip.open(dst, "wb") as out:
+        for i, line in enumerate(fh):
+            if i >= lines:
+                break
+            out.write(line)
+
+
+def test_restore_moves_the_shared_session_clock_like_a_replay(data_dir, tmp_path):
+    """The hftbacktest books share one session clock: a checkpoint written by a process that had
+    loaded another, later-ending recording first must not carry that recording's end along."""
+    d = tmp_path / "data" / "hftbacktest" / "spot"
+    d.mkdir(parents=True)
+    # The first lines of the real files (each has its REST snapshot on line 8): BTC ends later.
+    _head(data_dir / "hftbacktest/spot/btcusdt_20240808.gz", d / "btcusdt_20240808.gz", 3000)
+    _head(data_dir / "hftbacktest/spot/ethusdt_20240808.gz", d / "ethusdt_20240808.gz", 1500)
+    root, ck = tmp_path / "data", tmp_path / "ckpt"
+
+    def market(cache: bool) -> MarketData:
+        s = Settings(data_dir=root, ingest={"checkpoint_dir": ck, "checkpoint_cache": cache})
+        return MarketData.from_recordings(s, root)
+
+    first = market(True)
+    btc, eth = first.resolve("BTC/USDT"), first.resolve("ETH/USDT")
+    first.ensure_loaded(btc)
+    first.ensure_loaded(eth)  # its checkpoint is written with the session clock past BTC's end
+    assert first.time_range(btc).last_ns > first.time_range(eth).last_ns
+    warm, replayed = market(True), market(False)
+    warm.ensure_loaded(eth)
+    replayed.ensure_loaded(eth)
+    assert warm.replays == 0 and replayed.replays == 1
+    assert warm.quality(eth) == replayed.quality(eth)  # age_ms and stale flag included
