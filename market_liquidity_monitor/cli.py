@@ -6,18 +6,20 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.cli import register as register_rest_replay_command
 from market_liquidity_monitor.ingest.cli import register as register_ingest_commands
 from market_liquidity_monitor.mcp_server import register as register_mcp_command
 from market_liquidity_monitor.runtime import register as register_up_command
 from market_liquidity_monitor.watch import register as register_watch_command
+
+if TYPE_CHECKING:  # pydantic-settings loads with the first command that needs settings, not --help
+    from market_liquidity_monitor.config import Settings
 
 
 def _flags_take_no_value_in_help() -> None:
@@ -78,6 +80,8 @@ DataOpt = Annotated[
 
 
 def _settings(data: Path | None) -> Settings:
+    from market_liquidity_monitor.config import Settings
+
     overrides = {}
     if data is not None:
         if not data.is_dir():
@@ -212,6 +216,8 @@ def import_(
 
     if not path.exists():
         raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
+    from market_liquidity_monitor.config import Settings
+
     import_path(Settings(), path, progress=True, venue=venue, include_recordings=not candles_only)
 
 
@@ -228,6 +234,8 @@ def export_(
 
     if kind not in ("candles", "trades", "metrics"):
         raise typer.BadParameter(f"{kind!r}: valid kinds are candles, trades, metrics", param_hint="KIND")
+    from market_liquidity_monitor.config import Settings
+
     res = export(Settings(), kind, out, venue=venue, symbol=symbol, timeframe=timeframe)
     Console(stderr=True).print(
         f"wrote {res.rows:,} row{'' if res.rows == 1 else 's'} of {res.kind} as {res.fmt} to {res.path}",

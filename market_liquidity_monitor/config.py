@@ -76,6 +76,13 @@ class IngestSettings(_Section):
     rest_base_url: str | None = None
     # Recorder: a new gzip member (flushed) at least this often; a crash loses at most this much.
     record_flush_interval_s: float = 1.0
+    # Recorded data (ingest/checkpoint.py): keep each recording's replayed book state on disk so the
+    # next process does not replay it again; None = $XDG_CACHE_HOME/mlm/checkpoints or
+    # ~/.cache/mlm/checkpoints. Time travel (ingest/timetravel.py): recording time between two
+    # in-memory checkpoints of a rebuilt timeline (a seek replays at most this much).
+    checkpoint_cache: bool = True
+    checkpoint_dir: Path | None = None
+    timetravel_checkpoint_every_s: float = Field(default=30.0, gt=0)
 
 
 class DataEngineSettings(_Section):

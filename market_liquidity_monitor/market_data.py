@@ -24,9 +24,17 @@ from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import MLMError, UnknownSymbolError, UnknownVenueError
 from market_liquidity_monitor.domain.events import L2Delta, L2Snapshot
 from market_liquidity_monitor.domain.instrument import InstrumentId, MarketType
+from market_liquidity_monitor.ingest.checkpoint import (
+    CheckpointCache,
+    default_cache_dir,
+    entry_state,
+    recording_key,
+    restore_entry,
+)
 from market_liquidity_monitor.ingest.clock import Clock, ReplayClock, WallClock
-from market_liquidity_monitor.ingest.replay import ReadStats, RecordingGroup, Replayer, discover
+from market_liquidity_monitor.ingest.replay import FileProblems, ReadStats, RecordingGroup, Replayer, discover
 from market_liquidity_monitor.ingest.store import BookStore
+from market_liquidity_monitor.ingest.timetravel import AsOfOutOfRangeError, Timeline, TimeRange
 from market_liquidity_monitor.venues.registry import AdapterRegistry
 
 log = logging.getLogger(__name__)
@@ -167,6 +175,13 @@ class MarketData:
         self.depth_sample_every = DEPTH_SAMPLE_EVERY  # 0 turns replay sampling off
         self.depth_history_max = DEPTH_HISTORY_MAX
         self._depth: dict[InstrumentId, dict[str, DepthHistory]] = {}
+        # Disk checkpoints of replayed state (fast starts; ingest/checkpoint.py), None = always replay.
+        self.checkpoints: CheckpointCache | None = None
+        # Time travel: per instrument, the instants its book can be rebuilt at; per recording, its
+        # timeline of in-memory checkpoints (built on the first as_of question).
+        self._ranges: dict[InstrumentId, TimeRange] = {}
+        self._timelines: dict[str, Timeline] = {}
+        self.replays = 0  # recordings replayed (not restored from a checkpoint) by this process
         for g in self._groups:
             if g.venue_symbols:
                 try:
@@ -184,7 +199,10 @@ class MarketData:
         """
         registry = AdapterRegistry()
         groups = [g for g in discover(Path(data_dir)) if g.venue in registry.venues]
-        return cls(settings, registry=registry, clock=ReplayClock(), groups=groups)
+        md = cls(settings, registry=registry, clock=ReplayClock(), groups=groups)
+        if settings.ingest.checkpoint_cache:
+            md.checkpoints = CheckpointCache(settings.ingest.checkpoint_dir or default_cache_dir())
+        return md
 
     # -------------------------------------------------------------- loading
 
@@ -204,28 +222,186 @@ class MarketData:
             self._loaded.update(g.name for g in groups)
 
     def load_group(self, group: RecordingGroup) -> None:
+        """Replay ``group`` into the store once (idempotent), or restore the state a previous
+        process replayed from the disk checkpoint of the same files and settings."""
         with self._lock:
             if group.name in self._loaded:
                 return
-            log.info("replaying recording %s (%d files)", group.name, len(group.files))
             clock = self._session_clocks.setdefault(session_of(group), ReplayClock())
             before = set(self.store.instruments())
-            rp = Replayer(self.store, self.registry, clock=clock, read_stats=self.read_stats)
-            cb = None
-            if self.progress is not None:
-                name, prog = group.name, self.progress
-
-                def cb(n: int) -> None:
-                    prog(name, n)
-
-            on_record = self._depth_sampler(group.name) if self.depth_sample_every > 0 else None
-            rp.run(group.records(self.read_stats), on_record=on_record, progress=cb)
+            key = self._checkpoint_key(group)
+            if key is None or not self._restore_group(group, key, clock, before):
+                self._replay_group(group, clock, before, key)
             if isinstance(self.clock, ReplayClock):
                 self.clock.advance(clock.now_ns())
             self._loaded.add(group.name)
-            for inst in set(self.store.instruments()) - before:
-                self._known.setdefault(inst, group)
-                self.store.set_clock(inst, clock)
+
+    def _checkpoint_params(self) -> dict:
+        """The settings that shape a replayed state (part of the checkpoint key)."""
+        a, i = self.settings.analytics, self.settings.ingest
+        return {
+            "windows_bps": [float(w) for w in a.depth_windows_bps],
+            "stale_after_ms": a.stale_after_ms,
+            "max_buffer": i.max_buffered_deltas,
+            "depth_sample_every": self.depth_sample_every,
+            "depth_history_max": self.depth_history_max,
+        }
+
+    def _checkpoint_key(self, group: RecordingGroup) -> str | None:
+        if self.checkpoints is None:
+            return None
+        try:
+            return recording_key(group, self._checkpoint_params())
+        except OSError as exc:
+            log.warning("cannot key a checkpoint of %s (%s): replaying it", group.name, exc)
+            return None
+
+    def _replay_group(self, group: RecordingGroup, clock: ReplayClock, before: set, key: str | None) -> None:
+        log.info("replaying recording %s (%d files)", group.name, len(group.files))
+        read = ReadStats()
+        rp = Replayer(self.store, self.registry, clock=clock, read_stats=read)
+        cb = None
+        if self.progress is not None:
+            name, prog = group.name, self.progress
+
+            def cb(n: int) -> None:
+                prog(name, n)
+
+        sampler = self._depth_sampler(group.name) if self.depth_sample_every > 0 else None
+        store = self.store
+        first_synced: dict[InstrumentId, int] = {}
+
+        def on_record(rec, events) -> None:
+            for ev in events:
+                inst = ev.instrument
+                if inst not in first_synced and store.entry(inst).book.quality.synced:
+                    first_synced[inst] = rec.ts_recv_ns
+            if sampler is not None:
+                sampler(rec, events)
+
+        rp.run(group.records(read), on_record=on_record, progress=cb)
+        self.replays += 1
+        self._add_read(read)
+        touched = set(rp.spans)
+        last = rp.stats.last_ts_ns
+        for inst in set(self.store.instruments()) - before:
+            self._known.setdefault(inst, group)
+            self.store.set_clock(inst, clock)
+        ranges = {i: TimeRange(i, group.name, t, last) for i, t in first_synced.items() if last is not None}
+        for i, r in ranges.items():
+            self._ranges.setdefault(i, r)
+        if key is not None and not (touched & before):  # only a group's own books are checkpointed
+            self.checkpoints.save(key, self._group_payload(group, touched, last, read, ranges))
+
+    def _add_read(self, read: ReadStats) -> None:
+        rs = self.read_stats
+        rs.lines += read.lines
+        rs.records += read.records
+        rs.corrupt += read.corrupt
+        rs.rejected += read.rejected
+        rs.corrupt_examples.extend(read.corrupt_examples[: max(0, 5 - len(rs.corrupt_examples))])
+        for name, fp in read.files.items():  # damaged files of this group, reported per file
+            mine = rs._file(name)
+            mine.corrupt_lines += fp.corrupt_lines
+            mine.rejected_updates += fp.rejected_updates
+            mine.unreadable = mine.unreadable or fp.unreadable
+            mine.examples.extend(fp.examples[: max(0, 3 - len(mine.examples))])
+
+    def _group_payload(self, group, touched, last_ns: int | None, read: ReadStats, ranges) -> dict:
+        """The checkpoint of one replayed group. ``clock_ns``: the group's own last receive time
+        (not the session clock, which other recordings of the session may have moved further), so
+        a restore moves the session clock exactly as replaying this group would."""
+        depth = []
+        for inst in sorted(touched):
+            h = self._depth.get(inst, {}).get(group.name)
+            if h is not None:
+                depth.append([inst.venue, inst.symbol, list(h.ts_ns), [list(map(list, d)) for d in h.depth]])
+        return {
+            "group": group.name,
+            "clock_ns": last_ns or 0,
+            "entries": [entry_state(self.store.entry(i)) for i in sorted(touched)],
+            "depth": depth,
+            "ranges": [
+                [r.instrument.venue, r.instrument.symbol, r.first_ns, r.last_ns] for r in ranges.values()
+            ],
+            "read": [
+                read.lines,
+                read.records,
+                read.corrupt,
+                read.corrupt_examples,
+                read.rejected,
+                read.report(),
+            ],
+        }
+
+    def _restore_group(self, group: RecordingGroup, key: str, clock: ReplayClock, before: set) -> bool:
+        """Restore ``group`` from its disk checkpoint; False (replay instead) when there is none or
+        it does not check out (counted as corrupt). Nothing is put into the store before every
+        part of the file has been decoded into a scratch store."""
+        payload = self.checkpoints.load(key)
+        if payload is None:
+            return False
+        try:
+            if payload["group"] != group.name:
+                raise ValueError(f"checkpoint of {payload['group']!r}, not {group.name!r}")
+            scratch = BookStore(
+                self.registry,
+                windows_bps=self.settings.analytics.depth_windows_bps,
+                stale_after_ms=self.settings.analytics.stale_after_ms,
+                max_buffer=self.settings.ingest.max_buffered_deltas,
+            )
+            entries = [restore_entry(scratch, d) for d in payload["entries"]]
+            if any(e.instrument in before for e in entries):
+                return False  # another recording already fed these books: replay to merge
+            windows = tuple(float(w) for w in self.settings.analytics.depth_windows_bps)
+            depth = {}
+            for venue, symbol, ts, rows in payload["depth"]:
+                inst = InstrumentId(venue, symbol)
+                if len(ts) != len(rows):
+                    raise ValueError(f"{inst}: depth history lengths differ")
+                h = DepthHistory(inst, group.name, windows, self.depth_sample_every,
+                                 deque(map(int, ts), maxlen=self.depth_history_max),
+                                 deque((tuple(map(tuple, r)) for r in rows), maxlen=self.depth_history_max))  # fmt: skip
+                if any(len(r) != len(windows) for r in h.depth):
+                    raise ValueError(f"{inst}: depth history rows do not match the windows")
+                depth[inst] = h
+            ranges = {
+                InstrumentId(v, s): TimeRange(InstrumentId(v, s), group.name, int(a), int(b))
+                for v, s, a, b in payload["ranges"]
+            }
+            lines, records, corrupt, examples, rejected, report = payload["read"]
+            restored_read = ReadStats(
+                lines=int(lines),
+                records=int(records),
+                corrupt=int(corrupt),
+                rejected=int(rejected),
+                corrupt_examples=list(examples),
+                files={
+                    r["file"]: FileProblems(
+                        corrupt_lines=int(r["corrupt_lines"]),
+                        unreadable=r["unreadable"],
+                        rejected_updates=int(r["rejected_updates"]),
+                        examples=list(r["examples"]),
+                    )
+                    for r in report
+                },
+            )
+            clock_ns = int(payload["clock_ns"])
+        except (KeyError, TypeError, ValueError) as exc:
+            self.checkpoints.corrupt(key, f"{type(exc).__name__}: {exc}")
+            return False
+        for e in entries:
+            self.store._entries[e.instrument] = e
+            self._known.setdefault(e.instrument, group)
+            self.store.set_clock(e.instrument, clock)
+        for inst, h in depth.items():
+            self._depth.setdefault(inst, {})[group.name] = h
+        for i, r in ranges.items():
+            self._ranges.setdefault(i, r)
+        self._add_read(restored_read)
+        clock.advance(clock_ns)
+        log.info("restored recording %s from its checkpoint (no replay)", group.name)
+        return True
 
     def _depth_sampler(self, recording: str) -> Callable:
         """The replay's ``on_record`` hook: every ``depth_sample_every`` depth events routed to an
@@ -370,6 +546,51 @@ class MarketData:
         """A synced book image with its quality (``BookNotReadyError`` if it is resyncing)."""
         self.ensure_loaded(inst)
         return self.store.view(inst.venue, inst.symbol, max_levels)
+
+    # ------------------------------------------------------------ time travel
+
+    def time_range(self, inst: InstrumentId) -> TimeRange:
+        """The instants ``inst``'s book can be rebuilt at (loads its recording). Raises
+        ``AsOfOutOfRangeError`` when no recording ever synced it (live books: no recording)."""
+        self.ensure_loaded(inst)
+        r = self._ranges.get(inst)
+        if r is None:
+            raise AsOfOutOfRangeError(
+                f"{inst}: no recording with a synced book of it, so it cannot be rebuilt at an earlier time"
+            )
+        return r
+
+    def time_ranges(self) -> list[TimeRange]:
+        """``TimeRange`` of every recorded instrument (loads every recording), by venue and symbol."""
+        self.load_all()
+        return [self._ranges[i] for i in sorted(self._ranges)]
+
+    def timeline(self, group: RecordingGroup) -> Timeline:
+        with self._lock:
+            t = self._timelines.get(group.name)
+            if t is None:
+                a, i = self.settings.analytics, self.settings.ingest
+
+                def store_factory(registry, clock) -> BookStore:
+                    return BookStore(registry, windows_bps=a.depth_windows_bps, clock=clock,
+                                     stale_after_ms=a.stale_after_ms, max_buffer=i.max_buffered_deltas)  # fmt: skip
+
+                t = Timeline(
+                    group, type(self.registry), store_factory, every_s=i.timetravel_checkpoint_every_s
+                )
+                self._timelines[group.name] = t
+            return t
+
+    def view_at(self, inst: InstrumentId, as_of_ns: int, max_levels: int | None = None) -> BookView:
+        """``inst``'s book as it was at ``as_of_ns`` (ns since the epoch, UTC, recording time): every
+        record received at or before it applied, rebuilt from the nearest in-memory checkpoint
+        (``Timeline``). Its ``book_ts`` is its last update at or before ``as_of_ns`` and its age is
+        measured against ``as_of_ns``. Raises ``AsOfOutOfRangeError`` naming the valid range,
+        ``BookNotReadyError`` when the book was resyncing at that instant."""
+        rng = self.time_range(inst)
+        rng.check(as_of_ns)
+        store = self.timeline(self._known[inst]).at(as_of_ns)
+        return store.view(inst.venue, inst.symbol, max_levels)
 
     def quality(self, inst: InstrumentId) -> dict:
         self.ensure_loaded(inst)

@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import MLMError
 
 if TYPE_CHECKING:  # heavy imports stay inside the functions: `mlm --help` stays fast
+    from market_liquidity_monitor.config import Settings
     from market_liquidity_monitor.ingest.live import FeedHandler
     from market_liquidity_monitor.ingest.replay import RecordingGroup
     from market_liquidity_monitor.market_data import MarketData
@@ -608,6 +608,8 @@ def up_command(
         )
     if app_path is not None and not (app_path.is_file() and app_path.suffix == ".py"):
         raise typer.BadParameter(f"{app_path} is not a Streamlit app (a .py file)", param_hint="--app")
+    from market_liquidity_monitor.config import Settings
+
     settings = Settings(**({"data_dir": data} if data is not None else {}))
     configure_logging(settings)
     console = Console(highlight=False)

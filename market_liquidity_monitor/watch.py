@@ -29,7 +29,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import MLMError
 
 if TYPE_CHECKING:
@@ -366,6 +365,8 @@ def watch_command(
             raise typer.BadParameter(f"{v}: must be a number > 0", param_hint=name)
     if not speed >= 0:
         raise typer.BadParameter(f"{speed}: must be >= 0", param_hint="--speed")
+    from market_liquidity_monitor.config import Settings
+
     settings = Settings(**({"data_dir": data} if data is not None else {}))
     configure_logging(settings)
     err = Console(stderr=True)

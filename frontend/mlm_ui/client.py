@@ -218,21 +218,34 @@ class ApiClient:
     def openapi(self) -> ApiResponse:
         return self.get("/openapi.json")
 
-    def orderbook(self, venue: str, symbol: str, levels: int = 20, window_bps: float | None = None):
+    def orderbook(
+        self,
+        venue: str,
+        symbol: str,
+        levels: int = 20,
+        window_bps: float | None = None,
+        as_of: str | None = None,
+    ):
+        """``as_of``: the book at that instant of the recording (ISO 8601 UTC), None = latest."""
         return self.get(
             f"/api/orderbook/{quote(venue.strip(), safe='')}/{quote_symbol(symbol)}",
             levels=levels,
             window_bps=window_bps,
+            as_of=as_of,
         )
 
-    def impact(self, body: dict[str, Any]) -> ApiResponse:
-        return self.post("/api/impact", body)
+    def impact(self, body: dict[str, Any], as_of: str | None = None) -> ApiResponse:
+        return self.request("POST", "/api/impact", params={"as_of": as_of}, json=body)
 
-    def compare(self, body: dict[str, Any]) -> ApiResponse:
-        return self.post("/api/compare", body)
+    def compare(self, body: dict[str, Any], as_of: str | None = None) -> ApiResponse:
+        return self.request("POST", "/api/compare", params={"as_of": as_of}, json=body)
 
-    def execute(self, body: dict[str, Any]) -> ApiResponse:
-        return self.post("/api/execute", body)
+    def execute(self, body: dict[str, Any], as_of: str | None = None) -> ApiResponse:
+        return self.request("POST", "/api/execute", params={"as_of": as_of}, json=body)
+
+    def timeline(self) -> ApiResponse:
+        """``GET /api/timeline``: each recorded book's time range (for time sliders)."""
+        return self.get("/api/timeline")
 
     def backtest(self, body: dict[str, Any]) -> ApiResponse:
         return self.post("/api/backtest", body)

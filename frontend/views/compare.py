@@ -18,6 +18,7 @@ from mlm_ui.shapes import (
     pick,
     records,
 )
+from mlm_ui.timetravel import time_slider
 from mlm_ui.units import HELP, currencies, fmt_number, label, rows_currencies
 
 COST_KEYS = ("cost_bps", "slippage_bps", "spread_bps")
@@ -117,9 +118,15 @@ def render_comparison(data: dict[str, Any]) -> None:
 
 
 page_header("Compare venues", "The same taker order walked through each venue's book: slippage, fees, depth.")
+as_of = time_slider(
+    client(),
+    st.session_state.get("cmp_venues") or None,
+    st.session_state.get("cmp_symbol") or "BTC",
+    key="cmp_as_of",
+)
 body = order_form("cmp")
 if body is not None:
-    st.session_state["cmp_last"] = client().compare(body)
+    st.session_state["cmp_last"] = client().compare(body, as_of=as_of)
 show_answer(
     st.session_state.get("cmp_last"), "Venue comparison", render_comparison, "Set an order and press **Run**."
 )

@@ -22,6 +22,7 @@ from mlm_ui.common import (
 )
 from mlm_ui.files import safe_name
 from mlm_ui.shapes import book_level_rows, book_point, stream_rows, window_row
+from mlm_ui.timetravel import time_slider
 from mlm_ui.units import currencies, fmt_number, fmt_time
 
 MAX_POINTS = 500
@@ -57,11 +58,14 @@ stream = a2.toggle(
     help="Metrics of every venue from WS /ws/stream (a short burst of frames per refresh).",
 )
 every = a3.select_slider("every (s)", [1, 2, 5, 10, 30], value=5, key="lb_every", disabled=not auto)
+# Recorded data: rebuild the books to an instant of the recording (None = the latest books).
+as_of = time_slider(api, venues or None, symbol, key="lb_as_of") if venues and symbol.strip() else None
 
 
 def series_key(venue: str) -> str:
-    """One series per venue, symbol and window: a new window starts a new series."""
-    return f"{venue}|{symbol.strip().upper()}|{window:g}"
+    """One series per venue, symbol, window and instant asked: a new window, or moving the time
+    slider, starts a new series."""
+    return f"{venue}|{symbol.strip().upper()}|{window:g}" + (f"|{as_of}" if as_of else "")
 
 
 def live_books() -> None:
@@ -82,7 +86,7 @@ def live_books() -> None:
     tabs = st.tabs(venues) if len(venues) > 1 else [st.container()]
     for venue, tab in zip(venues, tabs, strict=True):
         with tab:
-            resp = api.orderbook(venue, symbol, levels=levels, window_bps=window)
+            resp = api.orderbook(venue, symbol, levels=levels, window_bps=window, as_of=as_of)
             if not resp.ok:
                 show_failure(resp, f"The {venue} order book")
                 continue
@@ -103,6 +107,11 @@ def live_books() -> None:
             st.markdown(
                 f"**{pair} on {venue}** — book time `{fmt_time(book.get('book_ts'))}` UTC"
                 + (" · :orange-badge[recorded book]" if recorded else "")
+                + (
+                    f" · last update received `{fmt_time(prov.get('book_received_ts'))}` UTC"
+                    if (prov := book.get("book") or {}).get("as_of")
+                    else ""
+                )
             )
             spreads = [p["spread_bps"] for p in pts if p.get("spread_bps") is not None]
             imbalances = [p["imbalance"] for p in pts if p.get("imbalance") is not None]

@@ -11,6 +11,7 @@ from mlm_ui.common import client, fmt, page_header, raw_json, show_answer, table
 from mlm_ui.files import safe_name
 from mlm_ui.forms import order_form
 from mlm_ui.shapes import LEFT_OUT_LABELS, is_number, left_out_rows, pick, records
+from mlm_ui.timetravel import time_slider
 from mlm_ui.units import currencies, fmt_number, rows_currencies
 
 CHILD_COLS = [
@@ -139,9 +140,15 @@ page_header(
     "Split a taker order across venues (smart order routing) and compare with the best single venue, "
     "pro-rata-by-depth and equal-split baselines.",
 )
+as_of = time_slider(
+    client(),
+    st.session_state.get("route_venues") or None,
+    st.session_state.get("route_symbol") or "BTC",
+    key="route_as_of",
+)
 body = order_form("route")
 if body is not None:
-    st.session_state["route_last"] = client().execute(body)
+    st.session_state["route_last"] = client().execute(body, as_of=as_of)
 show_answer(
     st.session_state.get("route_last"),
     "Order routing",

@@ -87,10 +87,18 @@ def _quote(symbol: str) -> str:
 # -------------------------------------------------------------- answer writing
 
 
+def _as_of(b) -> str:
+    """``", rebuilt to 2024-08-08T23:58:00.000Z (its last update received 23:57:59.944Z)"`` when the
+    book was asked at a past instant of the recording (``BookProvenance.as_of``), else ``""``."""
+    if b is None or getattr(b, "as_of", None) is None:
+        return ""
+    return f", the recorded book rebuilt to {b.as_of} (last update received {b.book_received_ts})"
+
+
 def _book_text(b) -> str:
     """``"binance BTC/USDT, book as of 2024-...Z"`` plus the source when it is not a recording."""
     src = "" if str(b.source) == "recording" else f", {b.source} {'verified' if b.verified else 'unverified'}"
-    return f"{b.venue} {b.symbol}, book as of {b.book_ts}{src}"
+    return f"{b.venue} {b.symbol}, book as of {b.book_ts}{_as_of(b)}{src}"
 
 
 def _warn(book) -> str:
@@ -103,7 +111,7 @@ def answer_market_impact(r, args: dict) -> str:
     side = str(r.side)
     verb = "Buying" if side == "buy" else "Selling"
     amount = _amount_text(r.size, r.notional_requested, base, quote)
-    where = f"on {r.venue} ({r.symbol}, book as of {r.book_ts}"
+    where = f"on {r.venue} ({r.symbol}, book as of {r.book_ts}{_as_of(r.book)}"
     if str(r.book.source) != "recording":
         where += f", {r.book.source} {'verified' if r.book.verified else 'unverified'}"
     where += ")"
@@ -136,7 +144,7 @@ def answer_market_impact(r, args: dict) -> str:
 def answer_max_size(r, args: dict) -> str:
     base, quote = _base(r.symbol), _quote(r.symbol)
     side = str(r.side)
-    where = f"on {r.venue} ({r.symbol}, book as of {r.book_ts})"
+    where = f"on {r.venue} ({r.symbol}, book as of {r.book_ts}{_as_of(r.book)})"
     if r.size <= 0:
         return (
             f"No {side} order stays within {fmt_bps(r.max_slippage_bps)} bps of the mid {where}: {r.reason}."
@@ -167,7 +175,7 @@ def answer_order_book(r, args: dict) -> str:
         else f", {r.book.source} {'verified' if r.book.verified else 'unverified'}"
     )
     lines = [
-        f"{r.symbol} on {r.venue} (book as of {r.book_ts}{src}): best bid {fmt_price(tob.best_bid)} "
+        f"{r.symbol} on {r.venue} (book as of {r.book_ts}{_as_of(r.book)}{src}): best bid {fmt_price(tob.best_bid)} "
         f"({fmt_size(tob.best_bid_size)} {base}), best ask {fmt_price(tob.best_ask)} "
         f"({fmt_size(tob.best_ask_size)} {base}), mid {fmt_price(tob.mid_price)}, spread "
         f"{fmt_price(tob.spread)} {quote} ({fmt_bps(tob.spread_bps)} bps)."
@@ -219,6 +227,8 @@ def answer_compare(r, args: dict) -> str:
     head = f"Comparison of {base} across {r.venues_compared} venue(s) for a {order}"
     if r.reference_order_defaulted:
         head += " (a reference order I chose, since you gave no size)"
+    if r.as_of:
+        head += f", on the recorded books rebuilt to {r.as_of}"
     head += ". Cost is slippage plus the taker fee, in bps of each venue's own mid:"
     ranked = sorted(rows, key=lambda x: (x.rank is None, x.rank or 0))
     parts = []
@@ -309,7 +319,8 @@ def answer_route(r, args: dict) -> str:
     pay = "paid" if side == "buy" else "received"
     lines = [
         f"Smart-order-routing simulation to {verb} {amount} across {r.venues_used} of "
-        f"{r.venues_considered} venue(s) with a book (costs include taker fees; nothing is sent):"
+        f"{r.venues_considered} venue(s) with a book (costs include taker fees; nothing is sent)"
+        + (f", on the recorded books rebuilt to {r.as_of}:" if r.as_of else ":")
     ]
     for c in routed.children:
         lines.append(

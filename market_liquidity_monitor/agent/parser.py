@@ -57,8 +57,8 @@ class ParsedQuery:
     the capability (``agent.capabilities``: read from the tool signatures): ``symbol``, ``venue``,
     ``venues``, ``side``, ``size`` (base units), ``notional`` (quote units), ``window_bps``,
     ``max_slippage_bps``, ``lookback_days`` (an hour count becomes a fraction of a day),
-    ``timeframe``, ``symbol_a``, ``symbol_b``, ``exclude_venues``, ``schedule``, ``at`` / ``as_of``
-    (ISO 8601 UTC). Which of these a capability keeps is read from its tools' signatures, so a tool
+    ``timeframe``, ``symbol_a``, ``symbol_b``, ``exclude_venues``, ``schedule``, ``at`` (ISO 8601 UTC) / ``as_of``
+    (the book instant asked, in the forms ``services.books.parse_as_of`` reads). Which of these a capability keeps is read from its tools' signatures, so a tool
     that gains an argument the parser already extracts (``as_of``) receives it with no change here.
     ``reason`` says why for ``refuse`` (``"<code>: <explanation>"``) and is an optional note otherwise.
     """
@@ -794,6 +794,9 @@ class _Extraction:
     at: str | None = None
     #: venues the question leaves out ("exclude okx", "leave out bybit", "not on gate")
     exclude_venues: list[str] = field(default_factory=list)
+    #: the book instant asked ("at 23:58 UTC on 8 Aug"), in the form ``services.books.parse_as_of``
+    #: reads: ISO 8601 UTC, ``end-300s``, ``--08-08T23:58:00Z`` (no year), ``T23:58:00Z`` (no day)
+    as_of: str | None = None
 
     @property
     def symbol(self) -> str | None:
@@ -1230,11 +1233,79 @@ def _extract_side(ex: _Extraction) -> None:
     ex.side = min(found)[1] if found else None
 
 
+_MONTHS: Final[dict[str, int]] = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+_CLOCK = r"(?P<hh>\d{1,2}):(?P<mm>\d{2})(?::(?P<ss>\d{2})(?:\.(?P<frac>\d{1,9}))?)?"
+_DAY_MONTH = (
+    r"(?P<day>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<mon>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+    r"[a-z]*\.?(?:,?\s+(?P<year>\d{4}))?"
+)
+_UTC = r"(?:\s*(?:utc|gmt|z)\b)?"
+#: "5 minutes before the end (of the recording)": relative to each book's recording.
+_AS_OF_BEFORE_END_RE: Final = re.compile(
+    r"\b(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\s+before\s+the\s+end"
+    r"(?:\s+of\s+the\s+(?:recording|data|capture|session))?\b"
+)
+#: "at 2024-08-08 23:58:30 (UTC)", "as of 2024-08-08T23:58Z".
+_AS_OF_ISO_RE: Final = re.compile(
+    rf"\b(?:(?:at|as\s+of|on)\s+)?(?P<date>\d{{4}}-\d{{2}}-\d{{2}})[t\s]+{_CLOCK}{_UTC}"
+)
+#: "at 23:58 UTC on 8 Aug", "at 23:58 (UTC)", "on 8 Aug at 23:58", "as of 23:58:30 utc".
+_AS_OF_CLOCK_RE: Final = re.compile(rf"\b(?:at|as\s+of)\s+{_CLOCK}{_UTC}(?:\s+on\s+(?:the\s+)?{_DAY_MONTH})?")
+_AS_OF_DAY_FIRST_RE: Final = re.compile(rf"\bon\s+(?:the\s+)?{_DAY_MONTH}\s+at\s+{_CLOCK}{_UTC}")
+
+
+def _clock_text(m: re.Match[str]) -> str | None:
+    hh, mm, ss = int(m.group("hh")), int(m.group("mm")), int(m.group("ss") or 0)
+    if hh > 23 or mm > 59 or ss > 59:
+        return None
+    frac = f".{m.group('frac')}" if m.group("frac") else ""
+    return f"{hh:02d}:{mm:02d}:{ss:02d}{frac}"
+
+
+def _extract_as_of(ex: _Extraction, work: str) -> str:
+    """The book instant asked (``_Extraction.as_of``); its words are masked so that "5 minutes"
+    or "23:58" are not read as a timeframe, a lookback or a size."""
+    m = _AS_OF_BEFORE_END_RE.search(work)
+    if m is not None:
+        unit = m.group("unit")[0]
+        secs = Decimal(m.group("num")) * {"s": 1, "m": 60, "h": 3600}[unit]
+        ex.as_of = f"end-{secs.normalize():f}s"
+        return _mask(work, *m.span())
+    m = _AS_OF_ISO_RE.search(work)
+    if m is not None and (clock := _clock_text(m)) is not None:
+        ex.as_of = f"{m.group('date')}T{clock}Z"
+        return _mask(work, *m.span())
+    for rx in (_AS_OF_DAY_FIRST_RE, _AS_OF_CLOCK_RE):
+        m = rx.search(work)
+        if m is None or (clock := _clock_text(m)) is None:
+            continue
+        if m.group("mon"):
+            month, day = _MONTHS[m.group("mon")], int(m.group("day"))
+            if not 1 <= day <= 31:
+                continue
+            year = m.group("year")
+            ex.as_of = (
+                f"{year}-{month:02d}-{day:02d}T{clock}Z" if year else f"--{month:02d}-{day:02d}T{clock}Z"
+            )
+        else:
+            ex.as_of = f"T{clock}Z"
+        return _mask(work, *m.span())
+    return work
+
+
 def _extract(text: str) -> _Extraction:
     """Read every argument the question states; each span is masked once it is consumed."""
     low = _lower(text)
     ex = _Extraction(low=low, cues=frozenset(name for name, rx in _CUES.items() if rx.search(low)))
-    work = _extract_time(ex, low)
+    work = _extract_time(ex, low)  # absolute dates first (ISO 8601 UTC)
+    work = _extract_as_of(ex, work)  # then book instants: "5 minutes before the end", no-year dates
+    if ex.as_of is None:
+        ex.as_of = ex.at
     work = _extract_timeframe(ex, work)
     work = _extract_lookback(ex, work)
     work = _extract_bps(ex, work)
@@ -1466,7 +1537,7 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
         "exclude_venues": list(ex.exclude_venues) or None,
         # one stated time, passed as whichever time argument the capability's tools take
         "at": ex.at,
-        "as_of": ex.at,
+        "as_of": ex.as_of,
     }
     return _filter(capability, candidates)
 
@@ -1585,6 +1656,7 @@ def _contributes(ex: _Extraction) -> bool:
         or ex.lookback_days is not None
         or ex.lookback_hours is not None
         or ex.timeframe
+        or ex.as_of is not None
         or ex.has("flip")
         or ex.exclude_venues
         or ex.schedule
@@ -1653,7 +1725,9 @@ def _merge(previous: ParsedQuery, ex: _Extraction, match: _Match | None) -> Pars
     if ex.exclude_venues:
         args["exclude_venues"] = list(ex.exclude_venues)
     if ex.at is not None:
-        args["at"] = args["as_of"] = ex.at
+        args["at"] = ex.at
+    if ex.as_of is not None:
+        args["as_of"] = ex.as_of
     for key in ("window_bps", "lookback_days", "lookback_hours", "timeframe", "schedule", "max_slippage_bps"):
         if getattr(ex, key) is not None:
             args[key] = getattr(ex, key)

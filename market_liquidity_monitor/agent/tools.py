@@ -118,7 +118,11 @@ def _logged(fn):
 
 @_logged
 async def order_book(
-    ctx: RunContext[AgentDeps], symbol: str, venue: str | None = None, window_bps: float | None = None
+    ctx: RunContext[AgentDeps],
+    symbol: str,
+    venue: str | None = None,
+    window_bps: float | None = None,
+    as_of: str | None = None,
 ) -> OrderBookAnswer:
     """Order-book summary of one instrument: best bid/ask, mid, spread (and spread_bps), microprice,
     depth within bps windows of mid (base size and quote notional per side), imbalance, and the
@@ -128,8 +132,10 @@ async def order_book(
         symbol: base asset ("BTC") or unified pair ("ETH/USDT", "BTC/USDT:USDT" for a linear perp).
         venue: ccxt venue id ("binance", "binanceusdm", "coinbase", "kraken", ...); default venue if omitted.
         window_bps: an extra depth window in basis points (default windows: 10, 25, 50, 100).
+        as_of: answer on the book as it was at this instant of the recording, ISO 8601 UTC
+            ("2024-08-08T23:58:30Z"); omit for the latest book.
     """
-    return await ctx.deps.services.liquidity.order_book(symbol, venue, window_bps)
+    return await ctx.deps.services.liquidity.order_book(symbol, venue, window_bps, as_of=as_of)
 
 
 @_logged
@@ -140,6 +146,7 @@ async def market_impact(
     size: float | None = None,
     notional: float | None = None,
     venue: str | None = None,
+    as_of: str | None = None,
 ) -> ImpactAnswer:
     """Cost of a market order walked through the visible book: VWAP, slippage_bps vs mid and vs
     best, levels consumed, filled size, and whether the book could fill it at all.
@@ -150,13 +157,15 @@ async def market_impact(
         size: order size in base units (e.g. 5 for 5 BTC). Give size or notional.
         notional: order size in quote units (e.g. 150000 for $150k).
         venue: ccxt venue id; default venue if omitted.
+        as_of: answer on the book as it was at this instant of the recording, ISO 8601 UTC
+            ("2024-08-08T23:58:30Z"); omit for the latest book.
     """
     problems = ArgumentProblems("market_impact")  # every bad argument in one retry (agent/retries.py)
     problems.check("side", parse_side, side)
     problems.check("size/notional", check_amount, size, notional)
     await problems.acheck("symbol/venue", ctx.deps.services.books.resolve, symbol, venue)
     problems.raise_if_any()
-    return await ctx.deps.services.liquidity.impact(symbol, side, size, notional, venue)
+    return await ctx.deps.services.liquidity.impact(symbol, side, size, notional, venue, as_of=as_of)
 
 
 @_logged
@@ -166,6 +175,7 @@ async def max_size_within_slippage(
     max_slippage_bps: float,
     side: TradeSide | None = None,
     venue: str | None = None,
+    as_of: str | None = None,
 ) -> MaxSizeAnswer:
     """The largest market order whose VWAP slippage vs mid stays within a limit: size (base units),
     notional (quote units), VWAP and levels consumed; says when the visible book ends first.
@@ -175,8 +185,10 @@ async def max_size_within_slippage(
         max_slippage_bps: the slippage limit in basis points vs mid (e.g. 10).
         side: "buy" or "sell"; buy if omitted.
         venue: ccxt venue id; default venue if omitted.
+        as_of: answer on the book as it was at this instant of the recording, ISO 8601 UTC
+            ("2024-08-08T23:58:30Z"); omit for the latest book.
     """
-    return await ctx.deps.services.liquidity.max_size(symbol, side, max_slippage_bps, venue)
+    return await ctx.deps.services.liquidity.max_size(symbol, side, max_slippage_bps, venue, as_of=as_of)
 
 
 @_logged
@@ -189,6 +201,7 @@ async def compare_venues(
     venues: list[str] | None = None,
     venue: str | None = None,
     window_bps: float | None = None,
+    as_of: str | None = None,
 ) -> CompareAnswer:
     """Compare one asset across venues: the same taker order walked through each venue's book,
     fee-adjusted cost vs that venue's mid (cost_bps = slippage + taker fee, fee source named),
@@ -206,8 +219,12 @@ async def compare_venues(
         venues: ccxt ids to compare (two or more); every venue with a book of the asset if omitted.
         venue: one venue of interest: it is compared against every other venue with a book.
         window_bps: depth window in bps (default 50).
+        as_of: answer on the book as it was at this instant of the recording, ISO 8601 UTC
+            ("2024-08-08T23:58:30Z"); omit for the latest book.
     """
-    return await ctx.deps.services.liquidity.compare(symbol, side, size, notional, venues, venue, window_bps)
+    return await ctx.deps.services.liquidity.compare(
+        symbol, side, size, notional, venues, venue, window_bps, as_of=as_of
+    )
 
 
 @_logged
@@ -219,6 +236,7 @@ async def route_order(
     notional: float | None = None,
     venues: list[str] | None = None,
     exclude_venues: list[str] | None = None,
+    as_of: str | None = None,
 ) -> RouteAnswer:
     """Smart-order-routing simulation (nothing is sent to a venue): the least-cost split of one
     taker order across the venues' books against three baselines (everything on the best single
@@ -233,8 +251,12 @@ async def route_order(
         notional: quote units incl. fees (the outlay of a buy, the net proceeds of a sell).
         venues: ccxt ids to route across; every venue with a book if omitted.
         exclude_venues: ccxt ids to leave out.
+        as_of: answer on the book as it was at this instant of the recording, ISO 8601 UTC
+            ("2024-08-08T23:58:30Z"); omit for the latest book.
     """
-    return await ctx.deps.services.liquidity.route(symbol, side, size, notional, venues, exclude_venues)
+    return await ctx.deps.services.liquidity.route(
+        symbol, side, size, notional, venues, exclude_venues, as_of=as_of
+    )
 
 
 # --------------------------------------------------------------------------- history

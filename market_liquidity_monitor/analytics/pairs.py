@@ -29,8 +29,6 @@ import math
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from statsmodels.tsa.stattools import adfuller, coint
 
 from market_liquidity_monitor.analytics.liquidity import (
     ImpactResult,
@@ -178,6 +176,8 @@ def _check_points(name: str, w: int) -> int:
 def _half_life(spread: np.ndarray, period_s: float | None) -> HalfLife:
     lagged = spread[:-1]
     delta = np.diff(spread)
+    import statsmodels.api as sm  # statsmodels/scipy load on the first pairs question, not at start-up
+
     fit = sm.OLS(delta, sm.add_constant(lagged)).fit()
     lam = float(fit.params[1])
     if lam >= 0:
@@ -217,6 +217,8 @@ def _fit(close_a, close_b, zscore_window, corr_window):
             f"(ADF minimum {MIN_OBS_FOR_ADF}, zscore_window + 1 = {zw + 1}, corr_window + 2 = {cw + 2})"
         )
     la, lb = np.log(df["a"]), np.log(df["b"])
+    import statsmodels.api as sm
+
     ols = sm.OLS(la.to_numpy(), sm.add_constant(lb.to_numpy())).fit()
     alpha, beta = float(ols.params[0]), float(ols.params[1])
     spread = la - beta * lb - alpha
@@ -246,6 +248,9 @@ def analyze_pair(
     """
     df, beta, alpha, ols, zw, cw = _fit(close_a, close_b, zscore_window, corr_window)
     la, lb = df["log_a"].to_numpy(), df["log_b"].to_numpy()
+    import statsmodels.api as sm
+    from statsmodels.tsa.stattools import adfuller, coint
+
     huber = sm.RLM(la, sm.add_constant(lb), M=sm.robust.norms.HuberT()).fit()
     spread = df["spread"].to_numpy()
     adf_stat, adf_p, adf_lags, adf_nobs, adf_crit, _ = adfuller(spread, autolag="AIC", result_object=False)

@@ -42,6 +42,16 @@ from market_liquidity_monitor.storage.history import NoHistoryError, to_ms
 
 router = APIRouter(prefix="/api")
 
+#: ``as_of`` query parameter of the book endpoints (time travel on recorded data).
+AsOfQuery = Annotated[
+    str | None,
+    Query(
+        max_length=40,
+        description="Answer on the books as they were at this instant of the recording: ISO 8601 UTC "
+        "(2024-08-08T23:58:30Z; no offset = UTC). Default: the latest books. Ranges: GET /api/timeline.",
+    ),
+]
+
 Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
 
 
@@ -53,14 +63,15 @@ def _iso_ms(ms: int) -> str:
 
 
 @router.post("/compare", response_model=CompareAnswer, tags=["analytics"])
-async def compare(body: CompareRequest, services: ServicesDep) -> CompareAnswer:
+async def compare(body: CompareRequest, services: ServicesDep, as_of: AsOfQuery = None) -> CompareAnswer:
     """The same taker order on each venue's visible book: cost (slippage + taker fee, bps vs that
     venue's mid; each fee's source named), the best venue and why, cross-venue arbitrage checks
     (only between books whose timestamps are within ``analytics.max_book_age_diff_ms``), and
     liquidity concentration (venue shares of depth within ``window_bps``, HHI in [1/N, 1]). Each
-    row carries its book's source (recording / ws / rest), time and quality.
+    row carries its book's source (recording / ws / rest), time and quality. ``as_of``: every book
+    at that instant of the recording (venues with no recorded book then are ``unavailable``).
 
-    Errors: 404 unknown venue/symbol; 422 bad amount/window/fees, or no venue has a usable book.
+    Errors: 404 unknown venue/symbol; 422 bad amount/window/fees/as_of, or no venue has a usable book.
     """
     return await services.liquidity.compare(
         body.symbol,
@@ -70,7 +81,21 @@ async def compare(body: CompareRequest, services: ServicesDep) -> CompareAnswer:
         venues=body.venues,
         window_bps=body.window_bps,
         fees_bps=body.fees_bps,
+        as_of=as_of,
     )
+
+
+# ------------------------------------------------------------------------------------ timeline
+
+
+@router.get("/timeline", tags=["analytics"])
+async def timeline(services: ServicesDep) -> dict:
+    """The instants each recorded book can be asked ``as_of`` (time sliders): ``mode``
+    (``recorded``/``live``), ``time`` (``"book time, UTC"``: recording receive time) and
+    ``books``: per book ``venue``, ``symbol``, ``market_type``, ``recording``, ``first_ts``/
+    ``last_ts`` (ISO 8601 UTC; first synced book and last record) and the same in ns. Live data:
+    ``books`` is empty (no past books kept)."""
+    return {"mode": services.books.mode, "time": "book time, UTC", "books": await services.books.timeline()}
 
 
 # ------------------------------------------------------------------------------------ execute
@@ -82,7 +107,9 @@ async def compare(body: CompareRequest, services: ServicesDep) -> CompareAnswer:
     tags=["analytics"],
     responses={409: {"description": "Warming up, or no requested venue has a usable book (reasons given)."}},
 )
-async def execute(body: ExecuteRequest, services: ServicesDep, status: StatusDep) -> RouteAnswer:
+async def execute(
+    body: ExecuteRequest, services: ServicesDep, status: StatusDep, as_of: AsOfQuery = None
+) -> RouteAnswer:
     """Smart order routing, **simulation only**: the least-cost split of one taker order across the
     venues' visible books (fee-adjusted greedy walk of the merged book, optimal for a linear taker
     cost), against three baselines (best single venue, pro-rata depth, equal split) with savings
@@ -92,7 +119,8 @@ async def execute(body: ExecuteRequest, services: ServicesDep, status: StatusDep
     ``analytics.stale_after_ms`` older than the freshest one are excluded and named in
     ``excluded`` with the reason. Refused with 409 while the system is warming (books not synced
     yet) or when no requested venue has a usable book (the reasons say which and why): a routing
-    plan on such books is not one to act on. Errors: 404 unknown venue/symbol; 422 bad input.
+    plan on such books is not one to act on. ``as_of``: on the books at that instant of the
+    recording. Errors: 404 unknown venue/symbol; 422 bad input.
     """
     st = await asyncio.to_thread(status)
     if st["status"] == "warming":
@@ -112,6 +140,7 @@ async def execute(body: ExecuteRequest, services: ServicesDep, status: StatusDep
             notional=body.notional,
             venues=body.venues,
             fees_bps=body.fees_bps,
+            as_of=as_of,
         )
     except NoUsableBookError as exc:
         raise HTTPException(

@@ -21,6 +21,7 @@ methodology):
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left, insort
 from dataclasses import dataclass
 
@@ -280,6 +281,63 @@ class L2Book:
                         dn += price * diff
                 w.ask_size += ds
                 w.ask_notional += dn
+
+    def state(self) -> dict:
+        """Everything needed to rebuild this book exactly with ``restore_state``, JSON-safe: the
+        scaled integer levels (``bids``/``asks`` as ``[price, size, ...]`` flat, ascending price),
+        the scales, sequence, timestamps (ns), counters, quality and tracked windows (1/100 bps)."""
+        return {
+            "price_decimals": self.price_decimals,
+            "size_decimals": self.size_decimals,
+            "bids": [x for p in self._bid_px for x in (p, self._bids[p])],
+            "asks": [x for p in self._ask_px for x in (p, self._asks[p])],
+            "sequence": self.sequence,
+            "ts_event_ns": self.ts_event_ns,
+            "ts_recv_ns": self.ts_recv_ns,
+            "updates_applied": self.updates_applied,
+            "quality": self.quality.as_dict(),
+            "windows": sorted(self._windows),
+        }
+
+    def restore_state(self, d: dict) -> None:
+        """Replace this book with a ``state()`` image (window totals are recomputed from the levels).
+
+        Checks the image before using it and raises ``ValueError`` for anything a ``state()`` could
+        not have produced (non-int fields, a level of size <= 0, unsorted or repeated prices)."""
+
+        def side(flat) -> dict[int, int]:
+            if not isinstance(flat, list) or len(flat) % 2:
+                raise ValueError("levels must be a flat [price, size, ...] list")
+            if not all(type(x) is int for x in flat):
+                raise ValueError("levels must be integers")
+            px, sz = flat[0::2], flat[1::2]
+            if any(b <= a for a, b in itertools.pairwise(px)) or any(s <= 0 for s in sz):
+                raise ValueError("levels must have ascending unique prices and sizes > 0")
+            return dict(zip(px, sz, strict=True))
+
+        def opt_int(v):
+            if v is not None and type(v) is not int:
+                raise ValueError(f"expected an integer or null, got {v!r}")
+            return v
+
+        bids, asks = side(d["bids"]), side(d["asks"])
+        q = BookQuality(**d["quality"])
+        self.price_decimals = opt_int(d["price_decimals"])
+        self.size_decimals = opt_int(d["size_decimals"])
+        self._bids, self._asks = bids, asks
+        self._bid_px, self._ask_px = list(bids), list(asks)
+        self.sequence = opt_int(d["sequence"])
+        self.ts_event_ns = opt_int(d["ts_event_ns"])
+        self.ts_recv_ns = opt_int(d["ts_recv_ns"])
+        self.updates_applied = opt_int(d["updates_applied"]) or 0
+        self.quality = q
+        for w100 in d["windows"]:
+            if type(w100) is not int or w100 <= 0:
+                raise ValueError(f"bad window {w100!r}")
+            self._windows.setdefault(w100, _Window(w100))
+        for w in self._windows.values():
+            w.reset()
+        self._recenter()
 
     def truncate(self, max_levels: int) -> int:
         """Keep only the best ``max_levels`` levels per side; returns how many levels were dropped.

@@ -22,15 +22,13 @@ digits) this round-trips exactly, so the book layer keys levels the same way as 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
-
-import ccxt.async_support as ccxt_async
-from ccxt.base import errors as ccxt_errors
-from ccxt.base.decimal_to_precision import number_to_string
 
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.breaker import BreakerState, CircuitBreaker, Outcome
@@ -54,17 +52,42 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ExchangeFactory = Callable[[str], Any]
 
-# ccxt errors that mean "the venue answered and refused this request": they say nothing about the
-# venue's health, so they neither count against nor reset its breaker.
-_NEUTRAL_CCXT_ERRORS: tuple[type[BaseException], ...] = (
-    ccxt_errors.BadRequest,  # includes BadSymbol
-    ccxt_errors.AuthenticationError,  # includes PermissionDenied
-    ccxt_errors.ArgumentsRequired,
-    ccxt_errors.NotSupported,
-    ccxt_errors.OperationRejected,
-    ccxt_errors.InvalidOrder,
-    ccxt_errors.InsufficientFunds,
-)
+# ccxt loads every exchange class on import (seconds): it is imported on first use, so processes
+# that never call a venue (``mlm --help``, ``mlm ask`` on recorded data) do not pay for it.
+
+
+def _ccxt_async():
+    import ccxt.async_support
+
+    return ccxt.async_support
+
+
+def _ccxt_errors():
+    from ccxt.base import errors
+
+    return errors
+
+
+def _number_to_string(x):
+    from ccxt.base.decimal_to_precision import number_to_string
+
+    return number_to_string(x)
+
+
+@functools.cache
+def _neutral_ccxt_errors() -> tuple[type[BaseException], ...]:
+    """ccxt errors that mean "the venue answered and refused this request": they say nothing about
+    the venue's health, so they neither count against nor reset its breaker."""
+    e = _ccxt_errors()
+    return (
+        e.BadRequest,  # includes BadSymbol
+        e.AuthenticationError,  # includes PermissionDenied
+        e.ArgumentsRequired,
+        e.NotSupported,
+        e.OperationRejected,
+        e.InvalidOrder,
+        e.InsufficientFunds,
+    )
 
 
 def classify_error(exc: BaseException) -> Outcome:
@@ -75,9 +98,15 @@ def classify_error(exc: BaseException) -> Outcome:
     ``ExchangeError``. Neutral: the request was refused (``BadRequest``/``BadSymbol``, auth,
     ``NotSupported``...), our own ``MLMError``s, and programming errors.
     """
-    if isinstance(exc, (MLMError, *_NEUTRAL_CCXT_ERRORS)):
+    if isinstance(exc, MLMError):
         return Outcome.NEUTRAL
-    if isinstance(exc, TimeoutError | OSError | ccxt_errors.OperationFailed | ccxt_errors.ExchangeError):
+    if "ccxt" in sys.modules:  # an exception can only be a ccxt error once ccxt is imported
+        ccxt_errors = _ccxt_errors()
+        if isinstance(exc, _neutral_ccxt_errors()):
+            return Outcome.NEUTRAL
+        if isinstance(exc, ccxt_errors.OperationFailed | ccxt_errors.ExchangeError):
+            return Outcome.FAILURE
+    if isinstance(exc, TimeoutError | OSError):
         return Outcome.FAILURE
     return Outcome.NEUTRAL
 
@@ -137,7 +166,7 @@ def reject_non_json_success(exchange: Any) -> None:
     def on_rest_response(code, reason, url, method, response_headers, response_body, *rest):
         body = original(code, reason, url, method, response_headers, response_body, *rest)
         if 200 <= int(code) < 300 and body and body.lstrip()[:1] not in ("{", "["):
-            raise ccxt_errors.BadResponse(
+            raise _ccxt_errors().BadResponse(
                 f"{exchange.id} {method} {url}: 200 with a non-JSON body: {body[:80]!r}"
             )
         return body
@@ -174,6 +203,7 @@ def default_exchange_factory(settings: Settings) -> ExchangeFactory:
     cfg = settings.data_engine
 
     def make(venue: str) -> Any:
+        ccxt_async = _ccxt_async()
         cls = getattr(ccxt_async, venue, None)
         if venue not in ccxt_async.exchanges or cls is None:
             raise UnknownVenueError(venue, ccxt_async.exchanges)
@@ -201,7 +231,7 @@ def trades_params(exchange: Any, market: dict[str, Any]) -> dict[str, Any]:
     (one message per fill, trade ids), so REST uses the recent-trades list (``/api/v3/trades``,
     ``/fapi/v1/trades``, ``/dapi/v1/trades``) for the same granularity and ids.
     """
-    if isinstance(exchange, ccxt_async.binance) and not market.get("option"):
+    if isinstance(exchange, _ccxt_async().binance) and not market.get("option"):
         api = "fapiPublic" if market.get("linear") else "dapiPublic" if market.get("inverse") else "public"
         return {"fetchTradesMethod": f"{api}GetTrades"}
     return {}
@@ -287,7 +317,7 @@ class DataEngine:
                 log.warning("%s %s failed: %s", venue, what, _short(exc))
                 marked = getattr(self._exchanges.get(venue), "mlm_rate_limited", None)
                 if marked is not None or isinstance(
-                    exc, ccxt_errors.DDoSProtection
+                    exc, _ccxt_errors().DDoSProtection
                 ):  # 429 / RateLimitExceeded
                     hold_s, why = self._hold(venue, marked)
                     raise VenueRateLimitedError(
@@ -443,7 +473,7 @@ class DataEngine:
             venue, f"fetch_order_book({symbol})", lambda: exchange.fetch_order_book(symbol, limit)
         )
         ts_recv = int(self._wall_clock() * 1e9)
-        n2s = number_to_string
+        n2s = _number_to_string
         ts_ms = book.get("timestamp")
         nonce = book.get("nonce")
         return L2Snapshot(
@@ -502,7 +532,7 @@ class DataEngine:
             venue, f"fetch_trades({symbol})", lambda: exchange.fetch_trades(symbol, since_ms, limit, **kwargs)
         )
         ts_recv = int(self._wall_clock() * 1e9)
-        n2s = number_to_string
+        n2s = _number_to_string
         instrument = InstrumentId(venue, symbol)
         out = []
         for t in raw:

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -41,13 +43,15 @@ from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.data_engine.errors import VenueUnreachableError
 from market_liquidity_monitor.domain.errors import (
     BookNotReadyError,
+    InvalidInputError,
     MLMError,
     UnknownSymbolError,
     UnknownVenueError,
 )
 from market_liquidity_monitor.domain.instrument import InstrumentId, MarketType
-from market_liquidity_monitor.ingest.clock import WallClock
+from market_liquidity_monitor.ingest.clock import WallClock, iso_ns
 from market_liquidity_monitor.ingest.store import BookStore
+from market_liquidity_monitor.ingest.timetravel import AsOf, AsOfOutOfRangeError
 from market_liquidity_monitor.market_data import USD_LIKE, MarketData, pick_instrument
 from market_liquidity_monitor.venues.registry import canonical_venue
 
@@ -59,6 +63,7 @@ __all__ = [
     "BookService",
     "BookSource",
     "Unavailable",
+    "parse_as_of",
     "quality_warning",
     "quote_group",
 ]
@@ -91,6 +96,13 @@ class BookProvenance(Result):
     (the recording's own time in recorded mode); ``quality``: the store's counters
     (``ingest.store.QUALITY_KEYS``); ``quality_warning``: the present trust problems and the
     integrity history in one line, or None.
+
+    Time travel (a question ``as_of`` an instant of a recording): ``as_of`` is the instant asked
+    (ISO 8601 UTC, recording time = the recorder's receive time); the book is the one rebuilt from
+    every update received at or before it, ``book_received_ts`` the receive time of its last update
+    (<= ``as_of``); ``book_ts`` stays the venue's time of that update, which can differ from the
+    receive time by the venue-to-recorder clock offset; ``age_ms`` is measured against ``as_of``.
+    Both None: the latest book.
     """
 
     venue: str
@@ -106,6 +118,8 @@ class BookProvenance(Result):
     levels_ask: int
     quality: dict[str, Any]
     quality_warning: str | None = None
+    as_of: str | None = None
+    book_received_ts: str | None = None
 
 
 class Unavailable(Result):
@@ -113,7 +127,8 @@ class Unavailable(Result):
     ``no_symbol`` (the venue lists no such asset/pair), ``other_quote`` (only a book quoted in a
     currency not comparable with the request), ``not_ready`` (resyncing, or a side is empty),
     ``unreachable`` (REST fetch failed or circuit open), ``no_fee`` (taker fee unknown),
-    ``no_data`` (no data for the venue)."""
+    ``no_data`` (no data for the venue), ``out_of_range`` (no recorded book at the ``as_of`` asked:
+    the reason gives the venue's recorded range)."""
 
     venue: str
     reason: str
@@ -175,6 +190,60 @@ class _RestAdapter:
 
     def verify_checksum(self, book: Any, expected: int) -> bool:
         return True
+
+
+_RELATIVE_AS_OF = re.compile(r"^end(?:\s*-\s*(\d+(?:\.\d+)?)\s*s)?$", re.I)
+_PARTIAL_AS_OF = re.compile(r"^(?:--(\d{2})-(\d{2}))?T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?Z?$", re.I)
+
+
+def parse_as_of(value: datetime | str | int | None) -> AsOf | None:
+    """An ``as_of`` instant (``ingest.timetravel.AsOf``), or None for "the latest book".
+
+    ``value``: an aware ``datetime``; a naive one or an ISO 8601 string without an offset is read as
+    UTC (``2024-08-08T23:58:30``, ``2024-08-08 23:58:30Z``, ``...+02:00``); an int is ns since the
+    epoch. Relative to each book's recording: ``end`` (its last record), ``end-300s`` (300 s
+    before it), ``--08-08T23:58:00Z`` (8 Aug 23:58 of the recording's year, ISO 8601 without a
+    year), ``T23:58:00Z`` (23:58 on the recording's day). Raises ``InvalidInputError`` saying
+    what is valid."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, AsOf):
+        return value
+    if isinstance(value, bool):
+        raise InvalidInputError(f"as_of must be a UTC date-time (ISO 8601), got {value!r}")
+    if isinstance(value, int):
+        if not 0 <= value < 2**63:
+            raise InvalidInputError(f"as_of in ns since the epoch must be in [0, 2**63), got {value}")
+        return AsOf(iso_ns(value), ns=value)
+    if isinstance(value, str):
+        text = value.strip()
+        if m := _RELATIVE_AS_OF.match(text):
+            secs = float(m.group(1) or 0)
+            return AsOf(f"end-{secs:g}s" if secs else "end", before_end_ns=round(secs * 1e9))
+        if m := _PARTIAL_AS_OF.match(text):
+            month, day, hh, mm, ss, frac = m.groups()
+            if int(hh) > 23 or int(mm) > 59 or int(ss or 0) > 59 or (month and not (1 <= int(month) <= 12
+                                                                                    and 1 <= int(day) <= 31)):  # fmt: skip
+                raise InvalidInputError(f"as_of {text!r} is not a valid date/time of day")
+            t_ns = ((int(hh) * 60 + int(mm)) * 60 + int(ss or 0)) * 1_000_000_000 + int(
+                (frac or "0").ljust(9, "0")
+            )
+            md = (int(month), int(day)) if month else None
+            return AsOf(text.upper().rstrip("Z") + "Z", month_day=md, time_ns=t_ns)
+        try:
+            value = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
+        except ValueError:
+            raise InvalidInputError(
+                f"as_of {text[:40]!r} is not a date-time; give ISO 8601 UTC (2024-08-08T23:58:30Z), "
+                "or relative to the recording: end, end-300s, --08-08T23:58:00Z, T23:58:00Z"
+            ) from None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"as_of must be a UTC date-time (ISO 8601), got {type(value).__name__}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return AsOf(iso_ns(ns), ns=ns)
 
 
 class BookService:
@@ -298,10 +367,20 @@ class BookService:
 
     # ------------------------------------------------------------------ books
 
-    async def book(self, inst: InstrumentId, max_levels: int | None = None) -> Book:
+    async def book(
+        self, inst: InstrumentId, max_levels: int | None = None, as_of: datetime | str | int | None = None
+    ) -> Book:
         """The book of ``inst`` from the best source available (module docstring), with its
         provenance. Raises ``BookNotReadyError`` (resyncing), ``UnknownSymbolError``,
-        ``VenueUnreachableError`` (REST fallback failed; the breaker's state is in the message)."""
+        ``VenueUnreachableError`` (REST fallback failed; the breaker's state is in the message).
+
+        ``as_of`` (``parse_as_of``): the book as it was at that instant of the recording, rebuilt
+        by replaying from the nearest checkpoint (``MarketData.view_at``); ``AsOfOutOfRangeError``
+        (an ``InvalidInputError``) names the valid range when the recording has no book then.
+        Live data keeps no past books yet: ``InvalidInputError``."""
+        spec = parse_as_of(as_of)
+        if spec is not None:
+            return await self._book_at(inst, max_levels, spec)
         if self.is_recorded:
             if self.market.is_loaded(inst):  # a cached float view: no I/O, no thread hop
                 view = self.market.view(inst, max_levels)
@@ -359,6 +438,24 @@ class BookService:
         if market.get("inverse") and market.get("contractSize"):
             self._rest_contract_sizes.setdefault(inst.venue, {})[inst.symbol] = float(market["contractSize"])
 
+    def _check_time_travel(self) -> None:
+        if not self.is_recorded:
+            raise InvalidInputError(
+                "as_of (a past instant) needs recorded data: run with --data (MLM_DATA_DIR); "
+                "live books are answered as of now"
+            )
+
+    async def _book_at(self, inst: InstrumentId, max_levels: int | None, spec: AsOf) -> Book:
+        self._check_time_travel()
+        rng = await asyncio.to_thread(self.market.time_range, inst)
+        as_of_ns = spec.resolve(rng)
+        view = await asyncio.to_thread(self.market.view_at, inst, as_of_ns, max_levels)
+        prov = self._provenance(view, BookSource.RECORDING)
+        prov = prov.model_copy(
+            update={"as_of": iso_ns(as_of_ns), "book_received_ts": iso_ns(view.ts_recv_ns)}
+        )
+        return Book(view, prov)
+
     async def _rest_view(self, inst: InstrumentId, max_levels: int | None) -> BookView:
         ttl = self.settings.data_engine.rest_book_ttl_s
         lock = self._rest_locks.setdefault(inst, asyncio.Lock())
@@ -404,26 +501,35 @@ class BookService:
             quality_warning=quality_warning(q),
         )
 
-    async def book_of(self, symbol: str, venue: str | None = None) -> Book:
-        """``resolve`` then ``book``."""
-        return await self.book(await self.resolve(symbol, venue))
+    async def book_of(
+        self, symbol: str, venue: str | None = None, as_of: datetime | str | int | None = None
+    ) -> Book:
+        """``resolve`` then ``book`` (``as_of``: see ``book``)."""
+        return await self.book(await self.resolve(symbol, venue), as_of=as_of)
 
     async def books(
-        self, symbol: str, venues: Sequence[str] | None = None, *, strict_venues: bool = True
+        self,
+        symbol: str,
+        venues: Sequence[str] | None = None,
+        *,
+        strict_venues: bool = True,
+        as_of: datetime | str | int | None = None,
     ) -> tuple[list[Book], list[Unavailable]]:
         """One usable book of ``symbol`` per venue, quoted comparably (``quote_group``).
 
         ``venues``: ccxt ids (aliases accepted, no repeats); None = ``venues()``. With
         ``strict_venues`` an unknown venue id raises ``UnknownVenueError`` (closest valid ones
         named); every other problem (no such symbol there, another quote currency, book not synced,
-        venue unreachable) becomes an ``Unavailable`` row saying why.
+        venue unreachable, no recorded book at ``as_of``) becomes an ``Unavailable`` row saying why.
+        ``as_of``: every book at that instant (see ``book``).
         """
+        spec = parse_as_of(as_of)
+        if spec is not None:
+            self._check_time_travel()
         if venues:
             wanted = [canonical_venue(v) for v in venues]
             repeated = sorted({v for v in wanted if wanted.count(v) > 1})
             if repeated:
-                from market_liquidity_monitor.domain.errors import InvalidInputError
-
                 raise InvalidInputError(f"venues must not repeat; {', '.join(repeated)} given twice")
         else:
             wanted = self.venues()
@@ -461,8 +567,11 @@ class BookService:
                 )
                 continue
             try:
-                book = await self.book(inst)
+                book = await self.book(inst, as_of=spec)
                 top_of_book(book.view)  # both sides present
+            except AsOfOutOfRangeError as exc:
+                missing.append(Unavailable(venue=venue, reason=str(exc), kind="out_of_range"))
+                continue
             except VenueUnreachableError as exc:
                 missing.append(Unavailable(venue=venue, reason=f"{inst}: {exc}", kind="unreachable"))
                 continue
@@ -486,6 +595,30 @@ class BookService:
                 by_base.setdefault(i.base, set()).add(i.venue)
         ranked = sorted(((b, len(v)) for b, v in by_base.items() if len(v) >= 2), key=lambda x: (-x[1], x[0]))
         return ", ".join(f"{b} ({n} venues)" for b, n in ranked) or "none"
+
+    # ------------------------------------------------------------------ time travel
+
+    async def timeline(self) -> list[dict[str, Any]]:
+        """Each recorded book's range for time travel, by venue and symbol: ``venue``, ``symbol``,
+        ``market_type``, ``recording``, ``first_ts``/``last_ts`` (ISO 8601 UTC, recording time:
+        the first synced book and the recording's last record) and ``first_ts_ns``/``last_ts_ns``.
+        Empty on live data (no past books). Loads every recording (from checkpoints when cached)."""
+        if not self.is_recorded:
+            return []
+        ranges = await asyncio.to_thread(self.market.time_ranges)
+        return [
+            {
+                "venue": r.instrument.venue,
+                "symbol": r.instrument.symbol,
+                "market_type": str(r.instrument.market_type),
+                "recording": r.recording,
+                "first_ts": iso_ns(r.first_ns),
+                "last_ts": iso_ns(r.last_ns),
+                "first_ts_ns": r.first_ns,
+                "last_ts_ns": r.last_ns,
+            }
+            for r in ranges
+        ]
 
     # ------------------------------------------------------------------ quality
 

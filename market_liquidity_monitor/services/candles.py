@@ -31,10 +31,8 @@ from market_liquidity_monitor.analytics.liquidity import Result
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.time import iso_ns
-from market_liquidity_monitor.storage import migrations
 from market_liquidity_monitor.storage.db import Database
 from market_liquidity_monitor.storage.history import History, NoHistoryError
-from market_liquidity_monitor.storage.importers import import_path
 from market_liquidity_monitor.storage.outage import db_engine_options
 from market_liquidity_monitor.storage.repositories import (
     candle_fetch_spans,
@@ -148,6 +146,8 @@ class CandleService:
             async with self._init_lock:
                 if self._db is None or self._loop is not loop:
                     url = self.settings.effective_database_url
+                    from market_liquidity_monitor.storage import migrations  # Alembic: on first use
+
                     await migrations.upgrade_async(url)
                     db = Database(url, **db_engine_options(self.settings, url))  # short timeouts: 503
                     self._db, self._loop, self._lock = db, loop, asyncio.Lock()
@@ -162,6 +162,8 @@ class CandleService:
             async with self._lock:
                 if not self._imported:
                     log.info("importing candle files from %s", self.settings.data_dir)
+                    from market_liquidity_monitor.storage.importers import import_path
+
                     await import_path(h.db, self.settings.data_dir, include_recordings=False)
                     self._imported = True
             cov = await h.coverage(venue, symbol)

@@ -6,12 +6,17 @@ from ``BookService`` (source-labelled), its fees from ``FeeService`` (source-lab
 pure function of ``analytics`` and returns a typed answer: the analytics result plus where every
 input came from. Chat tools, REST routes, the WebSocket stream, the CLI, the MCP server and the
 Python API return these answers as they are.
+
+Every method takes ``as_of`` (``services.books.parse_as_of``: an ISO 8601 UTC instant or a
+datetime; None = the latest book): the answer is then computed on the books rebuilt to that instant
+of the recording, and each book's provenance states the instant asked and the book's own time.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -30,7 +35,13 @@ from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.instrument import Side
-from market_liquidity_monitor.services.books import Book, BookProvenance, BookService, Unavailable
+from market_liquidity_monitor.services.books import (
+    Book,
+    BookProvenance,
+    BookService,
+    Unavailable,
+    parse_as_of,
+)
 from market_liquidity_monitor.services.fees import FeeService
 from market_liquidity_monitor.services.tabular import Tabular
 
@@ -114,6 +125,7 @@ class CompareAnswer(Tabular, VenueComparison):
     arbitrage_pairs_not_contemporaneous: int
     arbitrage_best_edge: ArbitrageCheck | None
     book_ts_span_s: float
+    as_of: str | None = None  # the instant asked (ISO 8601 UTC), None = latest books
 
 
 class RouteAnswer(Tabular, RoutingResult):
@@ -134,6 +146,7 @@ class RouteAnswer(Tabular, RoutingResult):
     savings_vs_best_single_venue_bps: float | None
     savings_vs_best_single_venue_quote: float | None
     book_ts_span_s: float
+    as_of: str | None = None  # the instant asked (ISO 8601 UTC), None = latest books
 
 
 class NoUsableBookError(InvalidInputError):
@@ -169,6 +182,11 @@ def check_amount(size: float | None, notional: float | None, *, required: bool =
         raise InvalidInputError("give either size (base units) or notional (quote units), not both")
     if required and size is None and notional is None:
         raise InvalidInputError("give size (base units) or notional (quote units)")
+
+
+def _as_of_text(as_of: datetime | str | None) -> str | None:
+    spec = parse_as_of(as_of)
+    return None if spec is None else spec.text
 
 
 def _time_span_s(books: Sequence[Book]) -> float:
@@ -212,7 +230,12 @@ class LiquidityService:
         return sorted(out)
 
     async def order_book(
-        self, symbol: str, venue: str | None = None, window_bps: float | None = None, levels: int = 0
+        self,
+        symbol: str,
+        venue: str | None = None,
+        window_bps: float | None = None,
+        levels: int = 0,
+        as_of: datetime | str | None = None,
     ) -> OrderBookAnswer:
         """Top of book, depth within the configured windows (plus ``window_bps``), imbalance and the
         visible totals of one book; ``levels`` > 0 adds the top levels per side (at most 1000).
@@ -221,7 +244,7 @@ class LiquidityService:
         windows = self.windows(window_bps)
         if isinstance(levels, bool) or not isinstance(levels, int) or not 0 <= levels <= 1000:
             raise InvalidInputError(f"levels must be an integer in [0, 1000], got {levels!r}")
-        book = await self.books.book_of(symbol, venue)
+        book = await self.books.book_of(symbol, venue, as_of=as_of)
         summary = self._summary(book.view, windows)
         v = book.view
         extra: dict[str, Any] = {}
@@ -243,23 +266,29 @@ class LiquidityService:
         size: float | None = None,
         notional: float | None = None,
         venue: str | None = None,
+        as_of: datetime | str | None = None,
     ) -> ImpactAnswer:
         """Market impact of one taker order walked through the visible book (``analytics.market_impact``).
         ``side`` None means buy (``side_defaulted`` says so). Raises as ``order_book``, plus
         ``InsufficientLiquidityError`` when the side to walk is empty."""
         side_e, defaulted = parse_side(side)
         check_amount(size, notional)
-        book = await self.books.book_of(symbol, venue)
+        book = await self.books.book_of(symbol, venue, as_of=as_of)
         res = analytics.market_impact(book.view, side_e, size=size, notional=notional)
         return ImpactAnswer(**res.model_dump(), book=book.provenance, side_defaulted=defaulted)
 
     async def max_size(
-        self, symbol: str, side: str | Side | None, max_slippage_bps: float, venue: str | None = None
+        self,
+        symbol: str,
+        side: str | Side | None,
+        max_slippage_bps: float,
+        venue: str | None = None,
+        as_of: datetime | str | None = None,
     ) -> MaxSizeAnswer:
         """The largest taker order whose VWAP slippage vs mid stays within ``max_slippage_bps``
         (``analytics.max_size_within_slippage``)."""
         side_e, _ = parse_side(side)
-        book = await self.books.book_of(symbol, venue)
+        book = await self.books.book_of(symbol, venue, as_of=as_of)
         res = analytics.max_size_within_slippage(book.view, side_e, max_slippage_bps)
         d = analytics.depth_within_bps(book.view, check_window(max_slippage_bps))
         buy = side_e is Side.BUY
@@ -280,6 +309,7 @@ class LiquidityService:
         venue: str | None = None,
         window_bps: float | None = None,
         fees_bps: Mapping[str, float] | None = None,
+        as_of: datetime | str | None = None,
     ) -> CompareAnswer:
         """The same taker order on each venue's book (``analytics.venues.compare_venues``).
 
@@ -298,9 +328,9 @@ class LiquidityService:
         wanted: list[str] | None = named if len(named) >= 2 else None
         if focus and wanted is not None and focus not in wanted:
             wanted = [focus, *wanted]
-        books, missing = await self.books.books(symbol, wanted)
+        books, missing = await self.books.books(symbol, wanted, as_of=as_of)
         if focus and wanted is None and focus not in {b.instrument.venue for b in books}:
-            await self.books.books(symbol, [focus])  # an unknown focus venue raises here
+            await self.books.books(symbol, [focus], as_of=as_of)  # an unknown focus venue raises here
         if not books:
             raise InvalidInputError(
                 f"no venue has a comparable book for {symbol!r}"
@@ -359,6 +389,7 @@ class LiquidityService:
             arbitrage_pairs_not_contemporaneous=len(arbs) - len(checked),
             arbitrage_best_edge=max(checked, key=lambda a: a.edge_bps or -math.inf, default=None),
             book_ts_span_s=_time_span_s(books),
+            as_of=_as_of_text(as_of),
         )
 
     def open_breakers(self) -> set[str]:
@@ -376,6 +407,7 @@ class LiquidityService:
         venues: Sequence[str] | None = None,
         exclude_venues: Sequence[str] | None = None,
         fees_bps: Mapping[str, float] | None = None,
+        as_of: datetime | str | None = None,
     ) -> RouteAnswer:
         """Smart-order-routing simulation across the venues' books (``analytics.routing.route_order``)
         against best single venue, pro-rata and equal-split baselines. Books that are not synced,
@@ -385,7 +417,7 @@ class LiquidityService:
         side_e, _ = parse_side(side)
         check_amount(size, notional)
         wanted = [self.books.canonical(v) for v in venues] if venues else None
-        books, missing = await self.books.books(symbol, wanted)
+        books, missing = await self.books.books(symbol, wanted, as_of=as_of)
         if not books:
             raise NoUsableBookError(
                 f"no venue has a book for {symbol!r} to route across: "
@@ -430,4 +462,5 @@ class LiquidityService:
             savings_vs_best_single_venue_bps=best.savings_bps if best else None,
             savings_vs_best_single_venue_quote=best.savings_quote if best else None,
             book_ts_span_s=_time_span_s(used),
+            as_of=_as_of_text(as_of),
         )

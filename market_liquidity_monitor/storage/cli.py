@@ -11,7 +11,7 @@ The sync functions run their own event loop (in a helper thread when called insi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,19 +26,18 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from market_liquidity_monitor.config import Settings
-from market_liquidity_monitor.storage import migrations
-from market_liquidity_monitor.storage.db import Database, run_sync
-from market_liquidity_monitor.storage.export import ExportResult
-from market_liquidity_monitor.storage.export import export as export_async
-from market_liquidity_monitor.storage.history import TimeLike
-from market_liquidity_monitor.storage.importers import ImportItem, ImportReport, ImportResult
-from market_liquidity_monitor.storage.importers import import_path as import_path_async
+if TYPE_CHECKING:  # SQLAlchemy, Alembic, pandas load inside the commands: `mlm --help` stays fast
+    from market_liquidity_monitor.config import Settings
+    from market_liquidity_monitor.storage.export import ExportResult
+    from market_liquidity_monitor.storage.history import TimeLike
+    from market_liquidity_monitor.storage.importers import ImportItem, ImportReport, ImportResult
 
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 
 
 def _settings(ctx: typer.Context | None) -> Settings:
+    from market_liquidity_monitor.config import Settings
+
     obj = ctx.obj if ctx is not None else None
     return obj if isinstance(obj, Settings) else Settings()
 
@@ -55,6 +54,8 @@ def upgrade_command(
     revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
 ) -> None:
     """Apply database migrations (idempotent). Uses DATABASE_URL, else the SQLite file under MLM_HOME_DIR."""
+    from market_liquidity_monitor.storage import migrations
+
     settings = _settings(ctx)
     url = settings.effective_database_url
     migrations.upgrade(url, revision)
@@ -64,6 +65,8 @@ def upgrade_command(
 @db_app.command("current")
 def current_command(ctx: typer.Context) -> None:
     """Show the database's current migration revision and the latest one available."""
+    from market_liquidity_monitor.storage import migrations
+
     settings = _settings(ctx)
     url = settings.effective_database_url
     typer.echo(f"{_redacted(url)}: current {migrations.current(url)}, head {migrations.head_revision()}")
@@ -99,6 +102,10 @@ def import_path(
     """Migrate the database, then import every candle file and recorded trade under ``path``
     (``storage.importers``), idempotently. Shows a progress bar and a summary when ``progress``.
     Returns the ``ImportReport`` (rows read / inserted per file, skipped files with reasons)."""
+    from market_liquidity_monitor.storage import migrations
+    from market_liquidity_monitor.storage.db import Database, run_sync
+    from market_liquidity_monitor.storage.importers import import_path as import_path_async
+
     console = console or Console(stderr=True)
     url = settings.effective_database_url
 
@@ -167,6 +174,10 @@ def export(
     """Export ``kind`` (``candles``, ``trades`` or ``metrics``) to ``path`` as CSV or Parquet (from
     ``fmt`` or the extension), filtered by venue/symbol/timeframe/metric names and ``[start, end)``.
     Returns the ``ExportResult`` (rows written)."""
+    from market_liquidity_monitor.storage import migrations
+    from market_liquidity_monitor.storage.db import Database, run_sync
+    from market_liquidity_monitor.storage.export import export as export_async
+
     url = settings.effective_database_url
 
     async def run() -> ExportResult:

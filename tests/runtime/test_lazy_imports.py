@@ -1,0 +1,46 @@
+"""``mlm --help`` and ``mlm ask`` import only what they use (``python -X importtime``): no heavy
+library loads for the help, and a book question on recorded data loads neither ccxt (no venue is
+called) nor statsmodels/scipy (no pairs statistics)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def imported(args: list[str], env: dict[str, str] | None = None) -> set[str]:
+    p = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "market_liquidity_monitor.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    return {
+        line.rsplit("|", 1)[-1].strip().split(".")[0]
+        for line in p.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_help_imports_no_heavy_library():
+    mods = imported(["--help"])
+    assert "typer" in mods  # the check sees imports at all
+    heavy = {"ccxt", "pandas", "numpy", "statsmodels", "scipy", "sqlalchemy", "alembic", "pydantic_ai",
+             "pydantic_settings"}  # fmt: skip
+    assert not mods & heavy, sorted(mods & heavy)
+
+
+def test_recorded_book_question_imports_no_venue_client_or_statistics(data_dir, tmp_path):
+    env = {"MLM_HOME_DIR": str(tmp_path / "home"), "MLM_INGEST__CHECKPOINT_DIR": str(tmp_path / "ckpt")}
+    mods = imported(
+        ["ask", "What is the market impact of buying 5 BTC on binance?", "--data", str(data_dir)], env
+    )
+    assert "pydantic_ai" in mods  # the assistant ran
+    assert not mods & {"ccxt", "statsmodels", "scipy"}, sorted(mods & {"ccxt", "statsmodels", "scipy"})
