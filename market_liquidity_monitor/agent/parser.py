@@ -174,10 +174,10 @@ _VENUES: Final[dict[str, tuple[str, ...]]] = {
     ),
     "binancecoinm": ("binancecoinm", "binance coin-m", "coin-m", "binance inverse"),
     "binanceus": ("binanceus", "binance us", "binance.us"),
-    "binance": ("binance", "binance spot", "binance.com"),
+    "binance": ("binance", "binance spot", "binance.com", "bin", "bnc", "bnce"),
     "coinbase": ("coinbase", "coinbase pro", "coinbase advanced", "coinbase exchange", "cbpro", "gdax", "cb"),
     "krakenfutures": ("krakenfutures", "kraken futures"),
-    "kraken": ("kraken", "kraken spot"),
+    "kraken": ("kraken", "kraken spot", "krkn"),
     "bybit": ("bybit",),
     "okx": ("okx", "okex"),
     "bitstamp": ("bitstamp",),
@@ -314,6 +314,13 @@ _VWAP_SCHEDULE_RE: Final = re.compile(
     r"\bvolume[\s-]?weighted\b(?!\s+(?:average\s+)?price)|\bvwap\s+(?:buy|sell|order|execution|slicing)\b|"
     r"\bvwap[\s-]+(?:schedule|algo|execution|strategy|order|style|slices|basis|profile|curve)\b|\bvwap'?d\b|\bvolume[\s-]weighted\s+(?:schedule|execution|slices)\b"
     r"|\bwith\s+(?:the\s+)?volume\b|\b(?:as\s+a|using\s+a|via\s+a|with\s+a)\s+vwap\b"
+)
+#: A bare "vwap"/"twap" written after the order as its tag ("sell 300 sol vwap 14d", "buy 10 btc twap"),
+#: not as the price asked for ("what vwap would I get", "the vwap for selling", "vwap price").
+_SCHEDULE_TAG_RE: Final = re.compile(
+    r"\b(?:buy|sell|bought|sold|buying|selling|order)\b[^.?!]*?(?<!what\s)(?<!what's\s)(?<!the\s)(?<!my\s)"
+    r"(?<!avg\s)(?<!average\s)(?<!get\s)(?<!got\s)(?<!a\s)\b(?P<algo>vwap|twap)\b"
+    r"(?!\s+(?:price|prices|of|for|on|cost|fill|level|would|will|do|does|is|was|vs|versus)\b)(?!\s*\?)"
 )
 _INVERSE_RE: Final = re.compile(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
 
@@ -569,7 +576,10 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         # freshness of the data: "how old is the okx book", "last update from kraken", "is it lagging"
         r"\bhow\s+(?:old|fresh|recent|up[\s-]?to[\s-]?date)\b", r"\bage\s+of\b", r"\bfresh(?:ness)?\b",
         r"\b(?:last|latest|most\s+recent)\s+(?:\w+\s+){0,2}(?:updates?|messages?|ticks?|snapshots?)\b",
-        r"\bcrossed\b", r"\bresync", r"\blagg?(?:ing|ed|y)\b", r"\bdelayed\b", r"\bsynced?\b", r"\bsequence\s+gaps?\b", r"\bchecksums?\b",
+        r"\bcrossed\b", r"\bresync", r"\blagg?(?:ing|ed|y)\b", r"\bdelayed\b", r"\b(?:de|re)?sync(?:ed|ing|hroni[sz]ed)?\b", r"\bout[\s-]+of[\s-]+sync\b",
+        r"\bseq(?:uence)?(?:[\s-]+(?:nums?|numbers?|ids?))?[\s-]+(?:gaps?|breaks?|errors?|jumps?)\b",
+        r"\bgaps?\s+in\s+(?:the\s+)?(?:sequence|seq|updates|deltas|stream)\b", r"\bchecksums?\b",
+        r"\b(?:missed|dropped|missing)\s+(?:updates|messages|deltas|diffs|packets)\b",
     ),
     # Weak health words count only about venues, never about an asset ("is BTC down?").
     "health_weak": _any_of(
@@ -583,6 +593,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"stationar", r"correlat", r"\bcovarian", r"\bbeta\b", r"\bhalf[\s-]?life\b", r"\bpairs?[\s-]?trad",
         r"\bpairs?\s+(?:analysis|stats|statistics)\b", r"\bstat(?:istical)?[\s-]?arb", r"mean[\s-]?revert",
         r"mean[\s-]?reversion", r"\bspread\s+trad", r"\bengle\b", r"\bgranger\b", r"\bjohansen\b",
+        r"\bz\b", r"\bphillips[\s-]?ouliaris\b", r"\bkpss\b", r"\bou\s+process\b", r"\bornstein",
     ),
     # Weak pairs words need two assets and a joining word: "spread between BTC and ETH".
     "pairs_weak": _any_of(
@@ -625,6 +636,10 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:venue|exchange|market|book)",
         r"\btightest\s+(?:venue|exchange|market)", r"\bbetter\s+(?:venue|exchange|place)",
         r"\b(?:venue|exchange)\s+(?:comparison|breakdown)",
+        # one venue against all the others: "how does okx stack up", "kraken vs the rest"
+        r"\bstacks?\s+up\b", r"\bmeasures?\s+up\b",
+        r"\b(?:vs\.?|versus|against|compared\s+(?:to|with)|relative\s+to)\s+(?:all\s+)?(?:the\s+)?(?:others|rest|field"
+        r"|competition|everyone|everybody|other\s+(?:venues|exchanges|books|markets))\b",
     ),
     "impact": _any_of(
         r"\bslip+a?ge?", r"\bslip(?:s|ped)?\b", r"\bimpact", r"\bcost(?:s|ing)?\b", r"\bexpensive\b",
@@ -790,6 +805,9 @@ class _Extraction:
     inverse: bool = False
     #: how a backtested order is executed: "twap" / "vwap" when the question says so
     schedule: str | None = None
+    #: a percentage written as a relative fall ("a 30% drop", "falls by 40%"), as the fraction of the
+    #: level that remains (0.7, 0.6): ``liquidity_alerts``' ``drop_ratio``, never a depth window
+    drop_ratio: float | None = None
     #: a point in time the question names ("at 2024-09-01 12:00 UTC"), ISO 8601 UTC
     at: str | None = None
     #: venues the question leaves out ("exclude okx", "leave out bybit", "not on gate")
@@ -973,10 +991,33 @@ _BPS_WORDS_RE: Final = re.compile(
 )
 
 
+#: A percentage that measures a fall rather than a distance from the mid: "a 30% drop", "40% lower",
+#: "drops by 30%", "falls more than 50 percent".
+_DROP_AFTER_RE: Final = re.compile(
+    r"\s*(?:-\s*)?(?:drop|fall|decline|decrease|cut|reduction|loss|plunge|crash|collapse|lower|less|thinner"
+    r"|shrink|shrinkage|fewer|down)s?\b"
+)
+_DROP_BEFORE_RE: Final = re.compile(
+    r"\b(?:drops?|dropped|falls?|fell|declines?|declined|decreases?|decreased|shrinks?|shrank|thins?|thinned"
+    r"|plunges?|plunged|crash(?:es)?|crashed|collapses?|collapsed|down)\s+(?:by\s+)?(?:more\s+than\s+|over\s+"
+    r"|at\s+least\s+|about\s+|~\s*)?$"
+)
+
+
 def _extract_bps(ex: _Extraction, work: str) -> str:
-    """Depth windows: "within 50 bps", "50bp", "0.5%" (50), "1 percent" (100), "half a percent" (50)."""
+    """Depth windows: "within 50 bps", "50bp", "0.5%" (50), "1 percent" (100), "half a percent" (50).
+    A percentage written as a fall ("a 30% drop", "drops by 30%") is a relative change, kept as
+    :attr:`_Extraction.drop_ratio` (0.7), not a window."""
     for m in _BPS_RE.finditer(work):
         scale = 1 if m.group("unit").startswith(("b", "bi")) else 100
+        if scale == 100 and (
+            _DROP_AFTER_RE.match(work, m.end()) or _DROP_BEFORE_RE.search(work, 0, m.start())
+        ):
+            pct = float(m.group("num"))
+            if 0 < pct < 100 and ex.drop_ratio is None:
+                ex.drop_ratio = round(1 - pct / 100, 6)
+            work = _mask(work, *m.span())
+            continue
         if ex.window_bps is None:
             ex.window_bps = _number(m.group("num"), scale=scale)
         work = _mask(work, *m.span())
@@ -1255,6 +1296,8 @@ def _extract(text: str) -> _Extraction:
         ex.schedule = "vwap"
     elif _TWAP_SCHEDULE_RE.search(low):
         ex.schedule = "twap"
+    elif ex.has_order and (m := _SCHEDULE_TAG_RE.search(low)) is not None:
+        ex.schedule = m.group("algo")
     if ex.window_bps is not None and (
         _MAX_SIZE_RE.search(low)
         or (
@@ -1464,6 +1507,7 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
         "symbol_a": legs[0] if legs else None,
         "symbol_b": legs[1] if len(legs) > 1 else None,
         "exclude_venues": list(ex.exclude_venues) or None,
+        "drop_ratio": ex.drop_ratio,
         # one stated time, passed as whichever time argument the capability's tools take
         "at": ex.at,
         "as_of": ex.at,
@@ -1507,6 +1551,12 @@ _ALERT_BELOW_RE: Final = re.compile(
 )
 
 
+#: A level being crossed ("crosses 60000", "crosses above 3k", "crossing below -2"): the comparisons
+#: ``crosses`` / ``crosses_above`` / ``crosses_below`` of ``analytics.alerts.Comparison``.
+_ALERT_CROSS_RE: Final = re.compile(
+    r"\bcross(?:es|ing)?\b(?:\s+(?:(?P<up>above|over|up|upwards?)|(?P<down>below|under|down|downwards?))\b)?"
+)
+
 _ALERT_DELETE_RE: Final = re.compile(
     r"\b(?:delete|remove|cancel|clear|drop|disable|turn\s+off|get\s+rid\s+of|wipe)\b[^.?!]{0,30}\b(?:alerts?|rules?)\b"
 )
@@ -1524,19 +1574,32 @@ def _alert_spec(ex: _Extraction) -> dict[str, Any]:
         return {"alert_action": "list"}
     stated_rule = (  # "btc alert spread > 10bps": a metric, a direction and a threshold make a rule
         re.search(r"\balert|\balarm", low)
-        and (_ALERT_ABOVE_RE.search(low) or _ALERT_BELOW_RE.search(low))
+        and (_ALERT_ABOVE_RE.search(low) or _ALERT_BELOW_RE.search(low) or _ALERT_CROSS_RE.search(low))
         and (ex.bare_number is not None or ex.window_bps is not None or ex.notional is not None)
     )
     if not _ALERT_CREATE_RE.search(low) and not stated_rule:
         return {"alert_action": "recent"}
+    if ex.drop_ratio is not None and ex.bare_number is None and ex.notional is None:
+        # "alert if depth has a 30% drop": a fall relative to its own level is the crunch detector's
+        # drop_ratio (liquidity_alerts); a rule takes only an absolute threshold
+        return {"alert_action": "recent"}
     out: dict[str, Any] = {"alert_action": "create"}
     metric = next((m for m, rx in _ALERT_METRICS if rx.search(low)), None)
     above, below = _ALERT_ABOVE_RE.search(low), _ALERT_BELOW_RE.search(low)
-    if metric is None and (above or below) and (ex.bare_number is not None or ex.notional is not None):
+    cross = _ALERT_CROSS_RE.search(low)
+    if (
+        metric is None
+        and (above or below or cross)
+        and (ex.bare_number is not None or ex.notional is not None)
+    ):
         metric = "mid_price"  # "ping me when ETH drops below 2500": a level of the asset is its price
     if metric is not None:
         out["metric"] = metric
-    if above and below:
+    if cross:
+        out["comparison"] = (
+            "crosses_above" if cross.group("up") else "crosses_below" if cross.group("down") else "crosses"
+        )
+    elif above and below:
         out["comparison"] = "above" if above.start() < below.start() else "below"
     elif above or below:
         out["comparison"] = "above" if above else "below"
