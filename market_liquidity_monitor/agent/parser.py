@@ -390,7 +390,9 @@ _TIME_RES: Final[tuple[re.Pattern[str], ...]] = (
 #: Words that leave venues out of a routing or comparison: "exclude okx and gate", "not on bybit".
 _EXCLUDE_CUE_RE: Final = re.compile(
     r"\b(?:exclud(?:e|es|ed|ing)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
-    r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?))\b"
+    r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
+    r"|(?:keep|stay|kept|staying)\s+(?:it\s+|this\s+|that\s+|them\s+|the\s+order\s+|away\s+)?(?:off|out\s+of|away\s+from)"
+    r"|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans|other\s+than|apart\s+from|besides)\b"
 )
 #: What may stand between an exclusion cue and its venues, or between two excluded venues.
 _EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
@@ -579,7 +581,8 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bcrossed\b", r"\bresync", r"\blagg?(?:ing|ed|y)\b", r"\bdelayed\b", r"\b(?:de|re)?sync(?:ed|ing|hroni[sz]ed)?\b", r"\bout[\s-]+of[\s-]+sync\b",
         r"\bseq(?:uence)?(?:[\s-]+(?:nums?|numbers?|ids?))?[\s-]+(?:gaps?|breaks?|errors?|jumps?)\b",
         r"\bgaps?\s+in\s+(?:the\s+)?(?:sequence|seq|updates|deltas|stream)\b", r"\bchecksums?\b",
-        r"\b(?:missed|dropped|missing)\s+(?:updates|messages|deltas|diffs|packets)\b",
+        r"\b(?:miss(?:ed|ing)?|drop(?:ped|ping|s)?|los(?:t|ing))\s+(?:updates|messages|msgs|deltas|diffs|packets|frames)\b",
+        r"\bws\b",
     ),
     # Weak health words count only about venues, never about an asset ("is BTC down?").
     "health_weak": _any_of(
