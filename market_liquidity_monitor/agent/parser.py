@@ -392,7 +392,7 @@ _EXCLUDE_CUE_RE: Final = re.compile(
     r"\b(?:exclud(?:e|es|ed|ing)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
     r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
     r"|(?:keep|stay|kept|staying)\s+(?:it\s+|this\s+|that\s+|them\s+|the\s+order\s+|away\s+)?(?:off|out\s+of|away\s+from)"
-    r"|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans|other\s+than|apart\s+from|besides)\b"
+    r"|w/o|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans|other\s+than|apart\s+from|besides)\b"
 )
 #: What may stand between an exclusion cue and its venues, or between two excluded venues.
 _EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
@@ -567,7 +567,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\b(?:liquidity|liq|depth|book|bids?|asks?|offers?)\s+(?:\w+\s+)?(?:collaps\w*|crash\w*|crunch\w*"
         r"|evaporat\w*|vanish\w*|disappear\w*|dr(?:ied|ying|y)\s+up|thin(?:ned|ning)?\s+out|gaps?|holes?)\b",
         r"\b(?:collapse|crash|drop|plunge|evaporation|vanishing|disappearance|hole|gap)s?\s+in\s+(?:the\s+)?"
-        r"(?:\w+\s+)?(?:liquidity|depth|book)\b",
+        r"(?:\w+\s+)?(?:liquidity|depth|book)\b(?![\s-]+(?:streams?|feeds?|channels?|updates|data|messages|sequence))",
     ),
     "health": _any_of(
         r"circuit[\s-]?breakers?", r"\bbreakers?\b", r"\bcbs?\s+(?:open|trip)", r"\bstale\b",
@@ -580,7 +580,8 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\b(?:last|latest|most\s+recent)\s+(?:\w+\s+){0,2}(?:updates?|messages?|ticks?|snapshots?)\b",
         r"\bcrossed\b", r"\bresync", r"\blagg?(?:ing|ed|y)\b", r"\bdelayed\b", r"\b(?:de|re)?sync(?:ed|ing|hroni[sz]ed)?\b", r"\bout[\s-]+of[\s-]+sync\b",
         r"\bseq(?:uence)?(?:[\s-]+(?:nums?|numbers?|ids?))?[\s-]+(?:gaps?|breaks?|errors?|jumps?)\b",
-        r"\bgaps?\s+in\s+(?:the\s+)?(?:sequence|seq|updates|deltas|stream)\b", r"\bchecksums?\b",
+        r"\bgaps?\b[^.?!]{0,30}\b(?:sequence|seq|updates|deltas|streams?|feeds?|channels?|ws|websockets?)\b",
+        r"\bchecksums?\b",
         r"\b(?:miss(?:ed|ing)?|drop(?:ped|ping|s)?|los(?:t|ing))\s+(?:updates|messages|msgs|deltas|diffs|packets|frames)\b",
         r"\bws\b",
     ),
@@ -639,6 +640,9 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:venue|exchange|market|book)",
         r"\btightest\s+(?:venue|exchange|market)", r"\bbetter\s+(?:venue|exchange|place)",
         r"\b(?:venue|exchange)\s+(?:comparison|breakdown)",
+        # a superlative sought over every venue: "tightest btc spread anywhere?", "deepest book on any exchange"
+        r"\b(?:best|cheapest|tightest|deepest|thickest|lowest|highest|most\s+liquid)\b[^.?!]{0,40}"
+        r"\b(?:anywhere|any\s+(?:venue|exchange|market)|on\s+any\s+\w+)\b",
         # one venue against all the others: "how does okx stack up", "kraken vs the rest"
         r"\bstacks?\s+up\b", r"\bmeasures?\s+up\b",
         r"\b(?:vs\.?|versus|against|compared\s+(?:to|with)|relative\s+to)\s+(?:all\s+)?(?:the\s+)?(?:others|rest|field"
@@ -1014,7 +1018,7 @@ def _extract_bps(ex: _Extraction, work: str) -> str:
     for m in _BPS_RE.finditer(work):
         scale = 1 if m.group("unit").startswith(("b", "bi")) else 100
         if scale == 100 and (
-            _DROP_AFTER_RE.match(work, m.end()) or _DROP_BEFORE_RE.search(work, 0, m.start())
+            _DROP_AFTER_RE.match(work, m.end()) or _DROP_BEFORE_RE.search(work, 0, m.start("num"))
         ):
             pct = float(m.group("num"))
             if 0 < pct < 100 and ex.drop_ratio is None:
@@ -1333,12 +1337,20 @@ class _Rule:
     infer: Callable[[_Extraction], bool] = lambda ex: False
 
 
+#: Words for the liquidity a crunch is a fall of.
+_LIQUIDITY_WORD_RE: Final = re.compile(r"\b(?:liquidity|liq|depth|book|bids?|asks?|offers?)\b")
+
 #: Ordered: the first rule that fires wins. Alerts and health come first because their cue words are
 #: specific ("circuit breaker") while "which exchanges"/"liquidity" also appear in their questions.
 _RULES: Final[tuple[_Rule, ...]] = (
     _Rule(
         "alerts",
-        lambda ex: ex.has("alerts") or any(rx.search(ex.low) for rx in (_ALERT_LIST_RE, _ALERT_DELETE_RE)),
+        lambda ex: (
+            ex.has("alerts")
+            or any(rx.search(ex.low) for rx in (_ALERT_LIST_RE, _ALERT_DELETE_RE))
+            # "any 50% drops in eth depth this week": a relative fall of liquidity is a crunch
+            or (ex.drop_ratio is not None and _LIQUIDITY_WORD_RE.search(ex.low) is not None)
+        ),
     ),
     _Rule(
         "health",
