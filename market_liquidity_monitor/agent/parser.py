@@ -322,6 +322,12 @@ _SCHEDULE_TAG_RE: Final = re.compile(
     r"(?<!avg\s)(?<!average\s)(?<!get\s)(?<!got\s)(?<!a\s)\b(?P<algo>vwap|twap)\b"
     r"(?!\s+(?:price|prices|of|for|on|cost|fill|level|would|will|do|does|is|was|vs|versus)\b)(?!\s*\?)"
 )
+#: An order sent whole at one moment (``Schedule.ARRIVAL``): "arrival schedule", "all at once", "in one go";
+#: not the arrival price a cost is measured against ("cost vs arrival mid").
+_ARRIVAL_SCHEDULE_RE: Final = re.compile(
+    r"\barrival\b(?![\s-]+(?:mid|price|px|quote|benchmark))|\ball\s+at\s+once\b|\bin\s+one\s+(?:go|shot|clip|block|piece)\b"
+    r"|\b(?:single|one)\s+(?:clip|block|shot)\b|\bas\s+(?:a|one)\s+(?:block|clip)\b"
+)
 _INVERSE_RE: Final = re.compile(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
 
 
@@ -392,7 +398,7 @@ _EXCLUDE_CUE_RE: Final = re.compile(
     r"\b(?:exclud(?:e|es|ed|ing)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
     r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
     r"|(?:keep|stay|kept|staying)\s+(?:it\s+|this\s+|that\s+|them\s+|the\s+order\s+|away\s+)?(?:off|out\s+of|away\s+from)"
-    r"|w/o|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans|other\s+than|apart\s+from|besides)\b"
+    r"|(?:all|every(?:thing|where)?|any)\b[^.?!,]{0,20}?\bbut|w/o|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans|other\s+than|apart\s+from|besides)\b"
 )
 #: What may stand between an exclusion cue and its venues, or between two excluded venues.
 _EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
@@ -556,7 +562,7 @@ def _any_of(*fragments: str) -> re.Pattern[str]:
 #: Capability cue words, by name. :data:`_RULES` combines them with the extracted arguments.
 _CUES: Final[dict[str, re.Pattern[str]]] = {
     "alerts": _any_of(
-        r"\balert", r"\balarm", r"\banomal", r"\bcrunch", r"\bnotif(?:y|ication)", r"\bwarn(?:\s+(?:me|us)|ings?)\b",
+        r"\balert", r"\balarm", r"\banomal", r"\bcrunch", r"\bnotif(?:y|ication)", r"\b(?:msg|dm|sms|txt|text|email|message)\s+(?:me|us)\b", r"\bwarn(?:\s+(?:me|us)|ings?)\b",
         r"\blet\s+(?:me|us)\s+know\b", r"\bping\s+me\b", r"\bheads[\s-]?up\b", r"\btell\s+me\s+(?:when|if)\b",
         r"\bkeep\s+an\s+eye\b", r"\bwatch\s+(?:for|out)\b", r"\bunusual\b", r"\babnormal", r"\bweird\b",
         r"\bsomething\s+(?:weird|odd|off|wrong|strange)", r"\bsuspicious", r"\bspoof", r"\bmanipulat",
@@ -1305,6 +1311,8 @@ def _extract(text: str) -> _Extraction:
         ex.schedule = "twap"
     elif ex.has_order and (m := _SCHEDULE_TAG_RE.search(low)) is not None:
         ex.schedule = m.group("algo")
+    elif _ARRIVAL_SCHEDULE_RE.search(low):
+        ex.schedule = "arrival"
     if ex.window_bps is not None and (
         _MAX_SIZE_RE.search(low)
         or (
@@ -1531,7 +1539,7 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
 
 
 _ALERT_CREATE_RE: Final = re.compile(
-    r"\b(?:alert|notify|ping|warn|tell|message)\s+(?:me|us)\b|\blet\s+(?:me|us)\s+know\b"
+    r"\b(?:alert|notify|ping|warn|tell|message|msg|dm|sms|txt|text|email)\s+(?:me|us)\b|\blet\s+(?:me|us)\s+know\b"
     r"|\b(?:set|create|add|make)\s+(?:up\s+)?(?:an?\s+|new\s+)?(?:alert|alarm|trigger|notification)"
     r"|\bheads[\s-]?up\s+(?:when|if)\b|\balert\s+(?:on\s+\w+\s+)?(?:when|if|once|whenever)\b"
     r"|\b(?:notify|ping|warn|message|email|text)\s+(?:me\s+|us\s+)?(?:when|if|once|whenever|as\s+soon\s+as)\b"
@@ -1542,6 +1550,7 @@ _ALERT_LIST_RE: Final = re.compile(
     r"|\b(?:my|our)\s+(?:\w+\s+)?(?:alerts|alert\s+rules|alert)\b"
     r"|\b(?:what|which)\s+alerts?\s+(?:do|have|did|are|is)\b|\balerts?\s+(?:i|we)\s+(?:have|set|created|made)\b"
     r"|\bhow\s+many\s+alerts\b|\bany\s+alerts\s+(?:set|configured|defined)\b"
+    r"|\bwhat\s+(?:am\s+i|are\s+we|are\s+you|is\s+being)\s+(?:watching|monitoring|tracking|watched|monitored)\b"
     r"|\b(?:what|which|any)\s+(?:alert\s+)?rules\s+(?:do|have|did|are|is|exist)\b|\brules\s+(?:i|we)\s+(?:have|set|made)\b"
 )
 #: Alert metrics by the words that name them, checked in order.
