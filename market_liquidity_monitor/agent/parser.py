@@ -398,7 +398,11 @@ _EXCLUDE_CUE_RE: Final = re.compile(
     r"\b(?:exclud(?:e|es|ed|ing)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
     r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
     r"|(?:keep|stay|kept|staying)\s+(?:it\s+|this\s+|that\s+|them\s+|the\s+order\s+|away\s+)?(?:off|out\s+of|away\s+from)"
-    r"|(?:all|every(?:thing|where)?|any)\b[^.?!,]{0,20}?\bbut|w/o|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans|other\s+than|apart\s+from|besides)\b"
+    r"|(?:all|every(?:thing|where)?|any)\b[^.?!,]{0,20}?\bbut|w/o|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans"
+    r"|other\s+than|apart\s+from"
+    r"|besides)\b"
+    # a place word after the cue belongs to it: "but not on gate", "except at kraken", "without using okx"
+    r"(?:\s+(?:on|at|in|via|from|through|using|to))?\b"
 )
 #: What may stand between an exclusion cue and its venues, or between two excluded venues.
 _EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+]|\b(?:and|or|nor|the|also|either|any|of)\b)*")

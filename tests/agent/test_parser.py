@@ -485,6 +485,28 @@ def test_percent_roles_and_crossings(
         ("sequence gaps in the okx feed", "health", {"venue": "okx"}),
         ("current spread z for eth/btc", "pairs", {"symbol_a": "ETH", "symbol_b": "BTC"}),
         ("btc depth 10bp bin", "order_book", {"symbol": "BTC", "venue": "binance", "window_bps": 10}),
+        (
+            "sor 60 eth sell, all venues but okx",
+            "route_order",
+            {"symbol": "ETH", "side": "sell", "size": 60, "exclude_venues": ["okx"]},
+        ),
+        (
+            "route 20 btc buy except on kraken or bybit",
+            "route_order",
+            {"symbol": "BTC", "side": "buy", "size": 20, "exclude_venues": ["kraken", "bybit"]},
+        ),
+        (
+            "backtest selling 40 sol in one go at 2024-08-05T12:00:00Z",
+            "backtest",
+            {
+                "symbol": "SOL",
+                "side": "sell",
+                "size": 40,
+                "schedule": "arrival",
+                "at": "2024-08-05T12:00:00Z",
+            },
+        ),
+        ("what are we monitoring?", "alerts", {}),
     ],
 )
 def test_trader_shorthand(query: str, capability: str, args: dict[str, Any]) -> None:
