@@ -38,6 +38,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -371,7 +372,7 @@ _MONTHS: Final[dict[str, int]] = {
 _CLOCK: Final = (
     r"(?:(?:[t\s]|\s*,?\s*at\s+|\s+@\s*)(?:(?P<cw>noon|midnight)|(?P<hh>\d{1,2})(?::(?P<mm>\d{2})"
     r"(?::(?P<ss>\d{2}))?)?(?:\.\d+)?\s*(?P<ampm>am|pm)?(?(mm)|(?(ampm)|(?=\s*(?:z|utc|gmt|h\b))))))?"
-    r"\s*(?:z\b|utc\b|gmt\b|\+00:?00)?"
+    r"\s*(?:(?:utc|gmt)?\s*(?P<off>[+-])(?P<oh>\d{2}):?(?P<om>\d{2})\b|z\b|utc\b|gmt\b)?"
 )
 #: A clock written before its date: "at 14:00 on 2024-09-01", "noon on 2024-09-02" (minutes, am/pm
 #: or noon/midnight required, so "buy 5 on 2024-09-01" keeps its size).
@@ -581,7 +582,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
     ),
     "health": _any_of(
         r"circuit[\s-]?breakers?", r"\bbreakers?\b", r"\bcbs?\s+(?:open|trip)", r"\bstale\b",
-        r"\b(?:dis)?connect(?:ed|ion|ions|ivity)?\b", r"\buptime\b", r"\bdowntime\b", r"\boutages?\b",
+        r"\b(?:dis|re)?connect(?:s|ed|ing|ion|ions|ivity)?\b", r"\buptime\b", r"\bdowntime\b", r"\boutages?\b",
         r"\blatenc", r"\bheartbeats?\b", r"\bwebsockets?\b", r"\bfeeds?\b", r"\bstatus\b",
         r"\brate[\s-]?limit", r"\bhealth[\s-]?checks?\b", r"\bping\b(?!\s+me)",
         r"^\W*(?:venue|exchange|feed|system|data)?\s*health\W*$",
@@ -977,7 +978,7 @@ def _extract_lookback(ex: _Extraction, work: str) -> str:
 
 def _extract_time(ex: _Extraction, work: str) -> str:
     """A point in time, as ISO 8601 UTC ``YYYY-MM-DDTHH:MM:SSZ`` (no clock: midnight; times are
-    UTC, the data's own zone). Read first, so no part of a date is taken for a size or a timeframe."""
+    UTC, the data's own zone, unless written with an offset: "10:00+02:00" is 08:00Z). Read first, so no part of a date is taken for a size or a timeframe."""
     for regex in _TIME_RES:
         for m in regex.finditer(work):
             month = (
@@ -994,8 +995,15 @@ def _extract_time(ex: _Extraction, work: str) -> str:
                 hour = 0
             if not (1 <= month <= 12 and 1 <= int(m.group("d")) <= 31 and hour < 24 and minute < 60):
                 continue
+            try:
+                when = datetime(int(m.group("y")), month, int(m.group("d")), hour, minute, second)
+            except ValueError:
+                continue  # 31 September
+            if m.groupdict().get("off"):  # "10:00+02:00" is 08:00 UTC (ISO 8601 offset)
+                sign = 1 if m.group("off") == "+" else -1
+                when -= sign * timedelta(hours=int(m.group("oh")), minutes=int(m.group("om")))
             if ex.at is None:
-                ex.at = f"{int(m.group('y')):04d}-{month:02d}-{int(m.group('d')):02d}T{hour:02d}:{minute:02d}:{second:02d}Z"
+                ex.at = when.strftime("%Y-%m-%dT%H:%M:%SZ")
             work = _mask(work, *m.span())
     return work
 

@@ -507,11 +507,31 @@ def test_percent_roles_and_crossings(
             },
         ),
         ("what are we monitoring?", "alerts", {}),
+        ("how many reconnects on okx today", "health", {"venue": "okx"}),
     ],
 )
 def test_trader_shorthand(query: str, capability: str, args: dict[str, Any]) -> None:
     parsed = parse_query(query)
     assert (parsed.capability, parsed.args) == (capability, args)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "2024-09-05T10:00:00+02:00",
+        "2024-09-01T01:00+02:00",
+        "2024-08-31 19:30 -05:00",
+        "2024-09-01T12:00:00Z",
+    ],
+)
+def test_a_time_with_an_offset_is_converted_to_utc(written: str) -> None:
+    """The instant is the one ISO 8601 names (reference: ``datetime.fromisoformat``), day rollover included."""
+    from datetime import UTC, datetime
+
+    expected = datetime.fromisoformat(written.replace(" -", "-").replace(" ", "T")).astimezone(UTC)
+    parsed = parse_query(f"backtest a 10 btc buy at {written}")
+    assert parsed.capability == "backtest"
+    assert datetime.fromisoformat(parsed.args["at"]) == expected
 
 
 # ---------------------------------------------------------------------------------------------
