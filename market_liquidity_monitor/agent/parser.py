@@ -1563,6 +1563,8 @@ _ALERT_LIST_RE: Final = re.compile(
     r"|\b(?:what|which)\s+alerts?\s+(?:do|have|did|are|is)\b|\balerts?\s+(?:i|we)\s+(?:have|set|created|made)\b"
     r"|\bhow\s+many\s+alerts\b|\bany\s+alerts\s+(?:set|configured|defined)\b"
     r"|\bwhat\s+(?:am\s+i|are\s+we|are\s+you|is\s+being)\s+(?:watching|monitoring|tracking|watched|monitored)\b"
+    # the bare noun as the whole message: "rules?", "my rules", "active rules"
+    r"|^\W*(?:my\s+|our\s+|the\s+|all\s+|active\s+|current\s+)?(?:alert\s+)?rules\W*$"
     r"|\b(?:what|which|any)\s+(?:alert\s+)?rules\s+(?:do|have|did|are|is|exist)\b|\brules\s+(?:i|we)\s+(?:have|set|made)\b"
 )
 #: Alert metrics by the words that name them, checked in order.
