@@ -329,6 +329,11 @@ _ARRIVAL_SCHEDULE_RE: Final = re.compile(
     r"\barrival\b(?![\s-]+(?:mid|price|px|quote|benchmark))|\ball\s+at\s+once\b|\bin\s+one\s+(?:go|shot|clip|block|piece)\b"
     r"|\b(?:single|one)\s+(?:clip|block|shot)\b|\bas\s+(?:a|one)\s+(?:block|clip)\b"
 )
+#: A comparison right before a number: the number is a level ("< 1m" is a million, not 1-minute candles;
+#: "over 5m" stays ambiguous and keeps its timeframe reading).
+_COMPARATOR_BEFORE_RE: Final = re.compile(
+    r"(?:[<>]=?|\b(?:below|under|above|than|exceeds?|beyond|hits?|reach(?:es)?|crosses))\s*\$?\s*$"
+)
 _INVERSE_RE: Final = re.compile(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
 
 
@@ -1308,6 +1313,8 @@ def _extract(text: str) -> _Extraction:
     work = _extract_size(ex, work)
     work = _extract_pairs(ex, work)
     for m in _TIMEFRAME_COMPACT_RE.finditer(work):
+        if _COMPARATOR_BEFORE_RE.search(work, 0, m.start()):
+            continue  # "depth < 1m", "drops below 2m": a level compared against, in millions
         ex.timeframe = ex.timeframe or _timeframe(m.group("num"), m.group("unit"))
         work = _mask(work, *m.span())
     work = _extract_more_sizes(ex, work)
@@ -1565,7 +1572,8 @@ _ALERT_LIST_RE: Final = re.compile(
     r"|\bwhat\s+(?:am\s+i|are\s+we|are\s+you|is\s+being)\s+(?:watching|monitoring|tracking|watched|monitored)\b"
     # the bare noun as the whole message: "rules?", "my rules", "active rules"
     r"|^\W*(?:my\s+|our\s+|the\s+|all\s+|active\s+|current\s+)?(?:alert\s+)?rules\W*$"
-    r"|\b(?:what|which|any)\s+(?:alert\s+)?rules\s+(?:do|have|did|are|is|exist)\b|\brules\s+(?:i|we)\s+(?:have|set|made)\b"
+    r"|\b(?:what|which|any)\s+(?:alert\s+)?(?:rules|triggers|alarms|watches)\s+(?:do|have|did|are|is|exist)\b"
+    r"|\b(?:triggers|alarms)\s+(?:i|we)\s+(?:have|set|made|created)\b|\brules\s+(?:i|we)\s+(?:have|set|made)\b"
 )
 #: Alert metrics by the words that name them, checked in order.
 _ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (

@@ -436,6 +436,18 @@ def test_new_phrasings_cover_every_capability() -> None:
                 "threshold": 3000,
             },
         ),
+        # after a comparison "1m" is a million (a level), not 1-minute candles
+        (
+            "alert when btc depth on okx < 2m",
+            "alerts",
+            {"symbol": "BTC", "venue": "okx"},
+            {
+                "alert_action": "create",
+                "metric": "depth_notional",
+                "comparison": "below",
+                "threshold": 2_000_000,
+            },
+        ),
         (
             "ping me if btc crosses 60k",
             "alerts",
@@ -508,6 +520,9 @@ def test_percent_roles_and_crossings(
         ),
         ("what are we monitoring?", "alerts", {}),
         ("how many reconnects on okx today", "health", {"venue": "okx"}),
+        ("what triggers have i set", "alerts", {}),
+        ("rules?", "alerts", {}),
+        ("eth/btc zscore over 5m", "pairs", {"symbol_a": "ETH", "symbol_b": "BTC", "timeframe": "5m"}),
     ],
 )
 def test_trader_shorthand(query: str, capability: str, args: dict[str, Any]) -> None:
