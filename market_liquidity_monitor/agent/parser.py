@@ -606,6 +606,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bhealth(?:y)?\b", r"\bup\b", r"\bdown\b", r"\bonline\b", r"\boffline\b", r"\bworking\b",
         r"\brunning\b", r"\breachable\b", r"\brespon(?:sive|ding|ds)\b", r"\balive\b", r"\bbroken\b",
         r"\btiming\s+out\b", r"\btime[\s-]?outs?\b", r"\berror(?:s|ing)?\b", r"\bflaky\b",
+        r"\b(?:issues|problems|trouble|degraded|glitch\w*|hiccups?)\b",
     ),
     "venue_words": _any_of(r"\b(?:exchanges?|venues?|apis?|systems?|services?|servers?|everything)\b"),
     "pairs": _any_of(
@@ -1604,7 +1605,7 @@ _ALERT_CROSS_RE: Final = re.compile(
 )
 
 _ALERT_DELETE_RE: Final = re.compile(
-    r"\b(?:delete|remove|cancel|clear|drop|disable|turn\s+off|get\s+rid\s+of|wipe)\b[^.?!]{0,30}\b(?:alerts?|rules?)\b"
+    r"\b(?:delete|remove|cancel|clear|drop|disable|turn\s+off|get\s+rid\s+of|wipe)\b[^.?!]{0,30}\b(?:alerts?|rules?|triggers?|alarms?)\b"
 )
 
 

@@ -522,6 +522,7 @@ def test_percent_roles_and_crossings(
         ("how many reconnects on okx today", "health", {"venue": "okx"}),
         ("what triggers have i set", "alerts", {}),
         ("rules?", "alerts", {}),
+        ("which venues are having issues", "health", {}),
         ("eth/btc zscore over 5m", "pairs", {"symbol_a": "ETH", "symbol_b": "BTC", "timeframe": "5m"}),
     ],
 )
