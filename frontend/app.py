@@ -36,6 +36,12 @@ PAGES = [
     ),
     st.Page(VIEWS / "route.py", title="Route an order", icon=":material/alt_route:", url_path="route"),
     st.Page(VIEWS / "candles.py", title="Candles", icon=":material/bar_chart:", url_path="candles"),
+    st.Page(
+        VIEWS / "liquidity_history.py",
+        title="Liquidity history",
+        icon=":material/timeline:",
+        url_path="liquidity-history",
+    ),
     st.Page(VIEWS / "backtest.py", title="Backtest", icon=":material/history:", url_path="backtest"),
     st.Page(VIEWS / "pairs.py", title="Pairs", icon=":material/stacked_line_chart:", url_path="pairs"),
     st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),

@@ -566,8 +566,13 @@ class AlertService:
         baseline_n: int = 60,
         drop_ratio: float = 0.5,
         recovery_ratio: float = 0.8,
+        stored: dict[str, tuple[list[int], list[float | None]]] | None = None,
     ) -> LiquidityCrunchReport:
         """Liquidity-crunch episodes of ``symbol``'s depth within ``window_bps`` (bid + ask).
+
+        ``stored``: per venue, ``(ts_ns, depth)`` read from the stored liquidity history
+        (``HistoryService.depth_series``); when given with more than ``baseline_n`` points it is
+        the series used (one venue; across venues as for the replay samples below).
 
         One point per ``sample()`` round (each venue's latest observation; the last ``history``
         rounds are kept). Across venues (``venue`` None): the summed depth of the rounds in which
@@ -587,6 +592,9 @@ class AlertService:
                 f"depth within {w:g} bps is not sampled; sampled windows (bps): "
                 f"{', '.join(f'{x:g}' for x in self.windows_bps)}"
             )
+        params = {"baseline_n": baseline_n, "drop_ratio": drop_ratio, "recovery_ratio": recovery_ratio}
+        if stored and all(len(ts) > baseline_n for ts, _ in stored.values()):
+            return self._crunches_from_series(sym, dict(stored), w, unit, **params)
         ticks = list(self._ticks.get(sym, ()))
         if len(ticks) <= baseline_n:
             hist = self._replay_history(sym, venue)
@@ -658,6 +666,18 @@ class AlertService:
                     f"windows (bps): {', '.join(f'{x:g}' for x in h.windows_bps)}"
                 )
             per[v] = (list(h.ts_ns), h.series(w, unit))
+        return self._crunches_from_series(sym, per, w, unit, **params)
+
+    def _crunches_from_series(
+        self,
+        sym: str,
+        per: dict[str, tuple[list[int], list[float | None]]],
+        w: float,
+        unit: str,
+        **params: Any,
+    ) -> LiquidityCrunchReport:
+        """Crunches of per-venue ``(ts_ns, depth)`` series (None = no value at that time)."""
+        venues = sorted(per)
         if len(venues) == 1:
             (v,) = venues
             ts, vals = per[v]

@@ -118,6 +118,18 @@ class DataEngineSettings(_Section):
     # Periodic book snapshots kept in storage: top N levels per side, at most one per interval.
     book_snapshot_levels: int = 20
     book_snapshot_interval_s: float = 60.0
+    # Liquidity history (ingest/liquidity_recorder.py): a metrics row per book every
+    # history_interval_s of book time while ingest runs (live or replayed); trades stored too.
+    history_enabled: bool = True
+    history_interval_s: float = Field(default=1.0, gt=0)
+    history_record_trades: bool = True
+    # Live only (book time = wall clock): rows older than history_downsample_after_days keep one
+    # per history_downsample_interval_s (a multiple of history_interval_s); rows older than
+    # history_retention_days are deleted (0 = kept for ever); checked every history_prune_every_s.
+    history_downsample_after_days: float = Field(default=2.0, ge=0)
+    history_downsample_interval_s: float = Field(default=60.0, gt=0)
+    history_retention_days: float = Field(default=30.0, ge=0)
+    history_prune_every_s: float = Field(default=3600.0, gt=0)
 
 
 class ApiSettings(_Section):

@@ -243,6 +243,9 @@ class ApiClient:
     def candles(self, **params: Any) -> ApiResponse:
         return self.get("/api/history/candles", **params)
 
+    def liquidity_history(self, **params: Any) -> ApiResponse:
+        return self.get("/api/history/liquidity", **params)
+
     def chat(self, message: str, session_id: str | None = None) -> ApiResponse:
         body: dict[str, Any] = {"message": message}
         if session_id:

@@ -7,6 +7,7 @@ own enums, so the schema lists exactly the values the services accept:
 - ``ExecutionSchedule``: ``analytics.backtest.Schedule``;
 - ``AlertMetricName``, ``AlertComparison``, ``AlertDepthSide``: ``analytics.alerts``'
   ``AlertMetric``, ``Comparison``, ``DepthSide``;
+- ``HistoryMetric``, ``DepthUnit``, ``HistoryPeriod``: ``services.history``'s metrics, units, periods;
 - ``Timeframe`` is open (each venue lists its own): a ``<n><unit>`` pattern, unit s, m, h, d, w or
   M (month), the form ``storage.timeframes`` parses.
 
@@ -26,6 +27,7 @@ from pydantic import WithJsonSchema
 from market_liquidity_monitor.analytics.alerts import AlertMetric, Comparison, DepthSide
 from market_liquidity_monitor.analytics.backtest import Schedule
 from market_liquidity_monitor.domain.instrument import Side
+from market_liquidity_monitor.services.history import HISTORY_METRICS
 
 
 def _enum(enum: Any) -> Any:
@@ -38,6 +40,10 @@ AlertMetricName = Annotated[str, _enum(AlertMetric)]
 AlertComparison = Annotated[str, _enum(Comparison)]
 AlertDepthSide = Annotated[str, _enum(DepthSide)]
 Timeframe = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^[1-9][0-9]*[smhdwM]$"})]
+# Liquidity history (services/history.py): the stored metrics, depth units, named periods.
+HistoryMetric = Annotated[str, WithJsonSchema({"type": "string", "enum": list(HISTORY_METRICS)})]
+DepthUnit = Annotated[str, WithJsonSchema({"type": "string", "enum": ["quote", "base"]})]
+HistoryPeriod = Annotated[str, WithJsonSchema({"type": "string", "enum": ["today"]})]
 
 __all__ = [
     "AlertComparison",

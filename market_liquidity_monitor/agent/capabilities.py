@@ -38,7 +38,7 @@ CAPABILITY_TOOLS: Final[dict[str, tuple[str, ...]]] = {
     "pairs": ("pairs_stats",),
     "alerts": ("create_alert", "list_alerts", "liquidity_alerts"),
     "health": ("venue_health",),
-    "history": ("price_history",),
+    "history": ("price_history", "liquidity_history"),
     "refuse": (),
 }
 

@@ -526,7 +526,12 @@ def answer_liquidity_alerts(r, args: dict) -> str:
         )
         span = f"{c['n_observations']} observation(s) from {c['first_ts']} to {c['last_ts']}"
         rep = s.sampled_during_replay
-        if rep:
+        stored = getattr(s, "stored_history", None)
+        if stored:
+            span += (
+                f", one per {stored['interval_s']:g} s from the stored liquidity history ({stored['table']})"
+            )
+        elif rep:
             span += f", sampled every {rep['every_depth_updates']} depth updates of the {rep['recording']} recording"
         if c.get("episodes"):
             lines.append(f"- {len(c['episodes'])} liquidity crunch(es) in {where} ({params}; {span}):")
@@ -593,8 +598,68 @@ def answer_history(r, args: dict) -> str:
     )
 
 
+def _history_value(metric: str, x: float | None) -> str:
+    if metric == "spread_bps":
+        return "n/a" if x is None else f"{x:.4f} bps"
+    if metric == "imbalance":
+        return "n/a" if x is None else f"{x:+.4f}"
+    if metric in ("mid", "microprice"):
+        return fmt_price(x)
+    return fmt_notional(x) if x is None or abs(x) >= 100 else fmt_size(x)
+
+
+def answer_liquidity_history(r, args: dict) -> str:
+    m = r.metric
+    what = {
+        "spread_bps": "spread",
+        "mid": "mid price",
+        "microprice": "microprice",
+        "imbalance": "imbalance",
+    }.get(m, m.replace("_", " "))
+    if r.window_bps is not None:
+        what += f" within {r.window_bps:g} bps of mid"
+    unit = f" ({r.unit})" if m not in ("spread_bps",) else ""
+    s, src = r.summary, r.source
+    books = ", ".join(f"{x.venue} {x.symbol}" for x in r.series)
+    lines = [f"{r.symbol} {what}{unit} on {books}, {r.window}."]
+    if s.valid_points == 0:
+        lines.append(f"No sample in the window had a usable book: {s.reason}.")
+    else:
+        v = lambda x: _history_value(m, x)  # noqa: E731
+        many = len(r.series) > 1
+        hi = f" on {s.max_venue}" if many else ""
+        lo = f" on {s.min_venue}" if many else ""
+        if m in ("spread_bps",):
+            lines.append(f"Widest: {v(s.max)} at {s.max_ts}{hi}; tightest: {v(s.min)} at {s.min_ts}{lo}.")
+        else:
+            lines.append(f"Highest: {v(s.max)} at {s.max_ts}{hi}; lowest: {v(s.min)} at {s.min_ts}{lo}.")
+        for x in r.series:
+            xs = x.summary
+            if xs.valid_points == 0:
+                lines.append(f"- {x.venue} {x.symbol}: no usable sample ({xs.reason}).")
+                continue
+            pct = "" if xs.change_pct is None else f" ({xs.change_pct:+.2f}%)"
+            lines.append(
+                f"- {x.venue} {x.symbol}: {v(xs.first)} at {xs.first_ts} -> {v(xs.last)} at {xs.last_ts}{pct}; "
+                f"max {v(xs.max)} at {xs.max_ts}, min {v(xs.min)} at {xs.min_ts}"
+                + (
+                    f"; {x.unsynced_points} sample{'s' if x.unsynced_points != 1 else ''} without a synced book"
+                    if x.unsynced_points
+                    else ""
+                )
+            )
+    lines.append(
+        f"Source: {src.rows} stored rows of {' + '.join(src.tables)} ({src.database}), book time "
+        f'{src.first_ts} to {src.last_ts}, one sample per {src.interval_s:g} s; "now" is the '
+        f"{src.reference} ({src.reference_ts})."
+    )
+    lines.extend(r.notes[:3])
+    return "\n".join(lines)
+
+
 WRITERS = {
     "price_history": answer_history,
+    "liquidity_history": answer_liquidity_history,
     "market_impact": answer_market_impact,
     "max_size_within_slippage": answer_max_size,
     "order_book": answer_order_book,
@@ -658,7 +723,9 @@ def plan_tool_call(q: ParsedQuery) -> tuple[str, dict] | str:
             a.setdefault("side", "buy")
         return _call(best_tool(cap, a) or "market_impact", a)
     if cap == "history":
-        return _call("price_history", a)
+        # A liquidity metric named over time ("depth ... changed", "spread widest today"): the stored
+        # liquidity history; else price history from candles.
+        return _call("liquidity_history" if "metric" in a else "price_history", a)
     if cap == "compare_venues":
         return _call("compare_venues", a)
     if cap == "route_order":

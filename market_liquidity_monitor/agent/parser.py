@@ -1813,6 +1813,10 @@ def parse_query(text: str, previous: ParsedQuery | None = None) -> ParsedQuery:
     ):
         return ParsedQuery("refuse", {}, _BARE_ORDER)
     extra = _alert_spec(ex) if match.capability == "alerts" else {}
+    if match.capability in ("history", "order_book") and ex.mentions:
+        liquidity = _liquidity_history_args(ex)
+        if liquidity is not None:
+            return ParsedQuery("history", {**_args_for("history", ex), **liquidity})
     return _sized(ParsedQuery(match.capability, _args_for(match.capability, ex), extra=extra), ex)
 
 
@@ -1827,6 +1831,49 @@ _BARE_ORDER: Final = (
     "trade_execution: the assistant analyses liquidity and never places orders; ask what the order "
     "would cost (its slippage, the best venue or a routing plan)"
 )
+
+
+#: A liquidity metric of the stored history, by the words that name it (checked in order).
+_HISTORY_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
+    ("spread_bps", re.compile(r"\bspre+a?ds?\b")),
+    ("imbalance", re.compile(r"\bimbalance")),
+    ("microprice", re.compile(r"\bmicro[\s-]?price")),
+    ("depth", re.compile(r"\bdepth|\bliqu?idi?t?y\b|\bdeep(?:est)?\b|\bthinn?(?:est)?\b")),
+    ("mid", re.compile(r"\bmid(?:[\s-]?price|point)?\b")),
+)
+#: Wording that asks how a liquidity metric moved over time, or when it peaked.
+_HISTORY_CHANGE_RE: Final = re.compile(
+    r"\bchang(?:e|ed|es|ing)\b|\bevolv|\bover\s+(?:the\s+)?(?:last|past|time)\b|\bhistor(?:y|ical)\b"
+    r"|\bwhen\s+(?:was|were|did|is)\b|\bat\s+what\s+time\b|\bwid(?:est|er)\b|\bnarrow(?:est|er)\b"
+    r"|\btight(?:est|er)\b|\bdeepest\b|\bthinnest\b|\bpeak(?:ed)?\b|\btrend"
+)
+_HISTORY_LOOKBACK_RE: Final = re.compile(
+    r"\b(?:last|past|previous|prior)\s+(?:(?P<num>\d+(?:\.\d+)?)\s*)?"
+    r"(?P<unit>seconds?|secs?|minutes?|mins?|hours?|hrs?|days?)\b"
+)
+_HISTORY_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _liquidity_history_args(ex: _Extraction) -> dict[str, Any] | None:
+    """``metric`` plus ``lookback_s`` or ``period`` when the question asks how a liquidity metric
+    (spread, depth, imbalance, microprice, mid) moved over time or when it peaked; else None."""
+    low = ex.low
+    if not _HISTORY_CHANGE_RE.search(low):
+        return None
+    metric = next((name for name, rx in _HISTORY_METRICS if rx.search(low)), None)
+    if metric is None:
+        return None
+    out: dict[str, Any] = {"metric": metric}
+    m = _HISTORY_LOOKBACK_RE.search(low)
+    if m:
+        unit = m.group("unit")
+        letter = "m" if unit.startswith("mi") else unit[0]
+        out["lookback_s"] = _number(m.group("num") or "1") * _HISTORY_UNIT_S[letter]
+    elif re.search(r"\btoday\b|\bthis\s+(?:morning|session)\b", low):
+        out["period"] = "today"
+    elif ex.lookback_days is not None or ex.lookback_hours is not None:
+        out["lookback_s"] = (ex.lookback_days or 0) * 86_400 + (ex.lookback_hours or 0) * 3600
+    return out
 
 
 def _sized(parsed: ParsedQuery, ex: _Extraction) -> ParsedQuery:

@@ -23,7 +23,10 @@ from market_liquidity_monitor.agent.arguments import (
     AlertComparison,
     AlertDepthSide,
     AlertMetricName,
+    DepthUnit,
     ExecutionSchedule,
+    HistoryMetric,
+    HistoryPeriod,
     Timeframe,
     TradeSide,
 )
@@ -36,6 +39,7 @@ from market_liquidity_monitor.services.alerting import (
     LiquidityAlertsAnswer,
 )
 from market_liquidity_monitor.services.health import HealthAnswer
+from market_liquidity_monitor.services.history import LiquidityHistoryAnswer
 from market_liquidity_monitor.services.liquidity import (
     CompareAnswer,
     ImpactAnswer,
@@ -319,6 +323,40 @@ async def price_history(
     return await ctx.deps.services.trading.price_history(symbol, lookback_days, venue, timeframe)
 
 
+@_logged
+async def liquidity_history(
+    ctx: RunContext[AgentDeps],
+    symbol: str,
+    venue: str | None = None,
+    metric: HistoryMetric = "depth",
+    window_bps: float | None = None,
+    lookback_s: float | None = None,
+    period: HistoryPeriod | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    unit: DepthUnit = "quote",
+) -> LiquidityHistoryAnswer:
+    """How a book's liquidity changed over a window, from the stored liquidity history (a row per
+    book per second of book time): the series, min/max and when they occurred, first/last and the
+    change, and the stored rows it came from. On recorded data "now" is the recording's end.
+
+    Args:
+        symbol: base asset ("BTC") or pair ("ETH/USDT").
+        venue: ccxt venue id; every venue that lists the asset if omitted.
+        metric: depth, bid_depth, ask_depth, imbalance, spread_bps, mid or microprice.
+        window_bps: depth window in bps for depth/imbalance (one of the recorded windows: 10, 25, 50, 100).
+        lookback_s: window length in seconds before now (3600 = the last hour).
+        period: "today" (UTC midnight to now).
+        start: window start (ISO 8601 UTC) instead of a lookback.
+        end: window end (ISO 8601 UTC); now if omitted.
+        unit: depth in "quote" (notional) or "base" units.
+    """
+    return await ctx.deps.services.history.liquidity_history(
+        symbol, venue, metric, window_bps, start=start, end=end, lookback_s=lookback_s, period=period,
+        unit=unit,
+    )  # fmt: skip
+
+
 # --------------------------------------------------------------------------- health and alerts
 
 
@@ -420,6 +458,7 @@ TOOLS = (
     backtest_execution,
     pairs_stats,
     price_history,
+    liquidity_history,
     venue_health,
     create_alert,
     list_alerts,

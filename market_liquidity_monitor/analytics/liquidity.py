@@ -508,11 +508,18 @@ def _depth_of(view: BookView, w: float, mid_x: Fraction) -> DepthWindow:
     )
 
 
+def imbalance_value(bid_size: float, ask_size: float) -> float | None:
+    """``(bid_size - ask_size) / (bid_size + ask_size)`` in [-1, 1], None when both are 0 (see
+    ``imbalance`` for the source)."""
+    total = bid_size + ask_size
+    return (bid_size - ask_size) / total if total > 0 else None
+
+
 def imbalance_from_depth(view: BookView, depth: DepthWindow) -> BookImbalance:
     """``imbalance`` from a ``depth_within_bps`` result already computed for ``view`` (no second walk)."""
-    total = depth.bid_size + depth.ask_size
-    if total > 0:
-        value, reason = (depth.bid_size - depth.ask_size) / total, None
+    value = imbalance_value(depth.bid_size, depth.ask_size)
+    if value is not None:
+        reason = None
     else:
         value = None
         reason = (

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from market_liquidity_monitor import __version__
 from market_liquidity_monitor.agent.assistant import ModelProviderError
@@ -113,6 +113,7 @@ def create_app(
         app.state.readiness = readiness
         app.state.hub = hub
         app.state.storage = storage = StorageMonitor(settings, svc.candles)
+        app.state.writer = svc.history.writer if svc.history is not None else None
         app.state.assistant = svc.assistant
         app.state.status = lambda: _with_bus(
             md,
@@ -132,6 +133,11 @@ def create_app(
         readiness.start()
         await hub.start()
         await storage.start()
+        if svc.history is not None:
+            try:  # the liquidity history's writer: rows buffer (bounded) until the database answers
+                await svc.history.start()
+            except Exception as exc:
+                log.warning("liquidity history: storage not available at start (%s); rows are buffered", exc)
         alerts_stop = await start_alerts(app, svc, hub)
         try:
             yield
@@ -201,6 +207,17 @@ def create_app(
 
     # Sync endpoints run in FastAPI's threadpool, so a first request that replays a recording
     # does not block the event loop.
+    from market_liquidity_monitor.api.prometheus import LatencyMiddleware, metrics_registry, render
+
+    prom, latency = metrics_registry(lambda: app.state)
+    app.add_middleware(LatencyMiddleware, histogram=latency)
+
+    @app.get("/metrics", tags=["status"], include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus metrics (api/prometheus.py), read from the process's counters at scrape time."""
+        body, ctype = render(prom)
+        return Response(content=body, media_type=ctype)
+
     @app.get("/api/health", response_model=HealthResponse, tags=["status"])
     def health(market: MarketDep, engine: EngineDep) -> HealthResponse:
         """Liveness: the process is up; books loaded; REST circuit breakers per venue."""

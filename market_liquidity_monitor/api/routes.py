@@ -35,6 +35,7 @@ from market_liquidity_monitor.services import (
     RouteAnswer,
     default_pair,
 )
+from market_liquidity_monitor.services.history import LiquidityHistoryAnswer
 from market_liquidity_monitor.services.liquidity import NoUsableBookError
 from market_liquidity_monitor.storage.export import export_chunks
 from market_liquidity_monitor.storage.history import NoHistoryError, to_ms
@@ -271,6 +272,43 @@ def _time(value: str | None, name: str) -> int | None:
     if ms is None or not _MIN_MS <= ms <= _MAX_MS:
         raise InvalidInputError(f"{name}={value!r} is outside the supported times: {_TIME_RANGE}")
     return ms
+
+
+@router.get("/history/liquidity", response_model=LiquidityHistoryAnswer, tags=["history"])
+async def history_liquidity(
+    services: ServicesDep,
+    symbol: Annotated[str, Query(min_length=1, max_length=40, description="BTC, ETH/USDT, BTC/USDT:USDT...")],
+    venue: Annotated[
+        str | None, Query(min_length=1, max_length=40, description="ccxt id; every venue if omitted")
+    ] = None,
+    metric: Annotated[
+        Literal["depth", "bid_depth", "ask_depth", "imbalance", "spread_bps", "mid", "microprice"],
+        Query(description="What to chart"),
+    ] = "depth",
+    window_bps: Annotated[
+        float | None, Query(gt=0, le=10_000, description="Depth window (recorded ones)")
+    ] = None,
+    unit: Annotated[
+        Literal["quote", "base"], Query(description="Depth in quote (notional) or base units")
+    ] = "quote",
+    lookback_s: Annotated[
+        float | None, Query(gt=0, description="Seconds before now (3600 = last hour)")
+    ] = None,
+    period: Annotated[Literal["today"] | None, Query(description="today = UTC midnight to now")] = None,
+    start: Annotated[str | None, Query(max_length=40, description="ISO 8601 or epoch ms")] = None,
+    end: Annotated[
+        str | None, Query(max_length=40, description="ISO 8601 or epoch ms; now if omitted")
+    ] = None,
+    max_points: Annotated[int, Query(ge=10, le=10_000, description="Points returned per series")] = 600,
+) -> LiquidityHistoryAnswer:
+    """The stored liquidity history of one book (or of an asset on every venue): the series on the
+    book-time axis, min/max and when, first/last and the change, and the stored rows it came from
+    (``services.history.liquidity_history``). On recorded data "now" is the recording's end.
+    Errors: 422 bad metric/window/time (the message lists what is valid), 404 unknown venue/symbol or nothing stored."""
+    return await services.history.liquidity_history(
+        symbol, venue, metric, window_bps, start=_time(start, "start"), end=_time(end, "end"),
+        lookback_s=lookback_s, period=period, unit=unit, max_points=max_points,
+    )  # fmt: skip
 
 
 @router.get("/history/trades", response_model=TradesResponse, tags=["history"])

@@ -423,6 +423,18 @@ class L2Book:
             sum(map(int.__mul__, asel, as_)),
         )
 
+    def levels_within(self, window_bps: float) -> tuple[int, int]:
+        """``(bid_levels, ask_levels)`` inside the window (bounds as ``depth_scaled``), so a caller
+        can take a view of just the levels a window needs. Raises ``BookNotReadyError`` if a side is
+        empty."""
+        if not (self._bid_px and self._ask_px):
+            raise BookNotReadyError(f"{self.instrument}: depth needs both sides of the book")
+        w100 = round(window_bps * 100)
+        mid2 = self._bid_px[-1] + self._ask_px[0]
+        lo = -((-mid2 * (_BPS_DENOM - w100)) // (2 * _BPS_DENOM))
+        hi = (mid2 * (_BPS_DENOM + w100)) // (2 * _BPS_DENOM)
+        return len(self._bid_px) - bisect_left(self._bid_px, lo), bisect_left(self._ask_px, hi + 1)
+
     def depth(self, window_bps: float) -> dict[str, float]:
         """Depth within ``window_bps`` of mid as floats: base sizes and quote notionals per side.
 

@@ -84,6 +84,9 @@ class BookStore:
         self._clocks: dict[InstrumentId, Clock] = {}
         self.stale_after_ns = stale_after_ms * 1_000_000
         self._max_buffer = max_buffer
+        # Called with each event before it is routed (the liquidity recorder samples the book as it
+        # stood just before, ingest/liquidity_recorder.py); None = nothing is called.
+        self.observer = None
 
     # --------------------------------------------------------------- routing
 
@@ -105,6 +108,9 @@ class BookStore:
         then the venue checksum is verified when the event carries one. Returns the delta's
         ``DeltaOutcome`` (None for other events).
         """
+        obs = self.observer
+        if obs is not None:
+            obs(ev)
         e = self.entry(ev.instrument)
         e.messages += 1
         if isinstance(ev, L2Delta):

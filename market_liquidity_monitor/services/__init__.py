@@ -11,7 +11,8 @@ Chat tools (``agent/``), REST routes and the WebSocket stream (``api/``), the CL
 - ``liquidity`` (``LiquidityService``): order book, impact, max size, compare, route;
 - ``trading`` (``TradingService``): backtest, pairs, price history;
 - ``alerts`` (``AlertService``): rules, events, crunches;
-- ``health`` (``HealthService``): book integrity and circuit breakers.
+- ``health`` (``HealthService``): book integrity and circuit breakers;
+- ``history`` (``HistoryService``): the liquidity history written while ingest runs, and its answers.
 
 They return typed answers (pydantic models with units in their field names) that every interface
 passes on unchanged, so the same question gets the same numbers everywhere.
@@ -28,6 +29,7 @@ from market_liquidity_monitor.services.books import Book, BookProvenance, BookSe
 from market_liquidity_monitor.services.candles import CandleService, CandleSource, default_pair
 from market_liquidity_monitor.services.fees import FeeService, FeeUnknownError
 from market_liquidity_monitor.services.health import HealthAnswer, HealthService
+from market_liquidity_monitor.services.history import HistoryService, LiquidityHistoryAnswer
 from market_liquidity_monitor.services.liquidity import (
     CompareAnswer,
     ImpactAnswer,
@@ -62,7 +64,9 @@ __all__ = [
     "FeeUnknownError",
     "HealthAnswer",
     "HealthService",
+    "HistoryService",
     "ImpactAnswer",
+    "LiquidityHistoryAnswer",
     "LiquidityService",
     "MaxSizeAnswer",
     "OrderBookAnswer",
@@ -102,6 +106,7 @@ class Services:
     liquidity: LiquidityService
     trading: TradingService
     health: HealthService
+    history: HistoryService | None = None
     persist_alerts: bool = True
     alerts: AlertService | None = None
     alert_answers: Any = None
@@ -145,6 +150,7 @@ class Services:
             liquidity=LiquidityService(settings, books, fees, engine),
             trading=TradingService(settings, books, fees, candles),
             health=HealthService(settings, books, engine),
+            history=HistoryService(settings, market, candles),
             persist_alerts=persist_alerts,
         )
 
@@ -164,8 +170,13 @@ class Services:
 
         db = database if self.persist_alerts else None
         self.alerts = AlertService(self.market, db=db, settings=self.settings, watch_symbols=watch_symbols)
-        self.alert_answers = AlertAnswers(self.alerts, self.books)
+        self.alert_answers = AlertAnswers(self.alerts, self.books, self.history)
         self._started = True  # the service exists; its stored rules load now or on first use
+        if self.history is not None:
+            try:  # the liquidity history's writer runs while this process replays or ingests
+                await self.history.start()
+            except Exception as exc:
+                log.warning("liquidity history: storage not available (%s); rows are buffered", exc)
         await self.alerts.start()
 
     @property
@@ -178,8 +189,13 @@ class Services:
         return self._assistant
 
     async def close(self) -> None:
-        """Close the ccxt.pro watches, the data engine's HTTP sessions, the history database and the
-        cache (idempotent)."""
+        """Flush the liquidity history, close the ccxt.pro watches, the data engine's HTTP sessions,
+        the history database and the cache (idempotent)."""
+        if self.history is not None:
+            try:
+                await self.history.close()
+            except Exception:  # storage down at shutdown: the writer counted what it dropped
+                log.exception("closing the liquidity history failed")
         if self.books.pro is not None:
             await self.books.pro.close()
         await self.engine.close()

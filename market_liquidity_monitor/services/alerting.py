@@ -62,6 +62,8 @@ class CrunchScan(Result):
     available: bool
     reason: str | None = None
     sampled_during_replay: dict[str, Any] | None = None
+    # The series came from the stored liquidity history: {"table", "rows", "interval_s"}.
+    stored_history: dict[str, Any] | None = None
     report: dict[str, Any] | None = None
 
 
@@ -93,9 +95,13 @@ def _num(name: str, value: Any, lo: float, hi: float) -> None:
 
 
 class AlertAnswers:
-    def __init__(self, alerts: Any, books: BookService):
+    """``history``: the ``HistoryService``; crunch detection reads its stored depth series when
+    present (else the in-memory samples)."""
+
+    def __init__(self, alerts: Any, books: BookService, history: Any = None):
         self.alerts = alerts
         self.books = books
+        self.history = history
 
     async def create(
         self,
@@ -203,19 +209,35 @@ class AlertAnswers:
                 else [self.books.canonical(venue) if venue else None]
             )
             for ven in targets:
-                replay = None
-                if ven and recorded:
+                replay = stored_info = stored = None
+                if ven and self.history is not None:
+                    found = await self.history.depth_series(ven, sym, window)
+                    if found is not None:
+                        stored = {ven: (found[0], found[1])}
+                        stored_info = {
+                            "table": "book_metric_depths",
+                            "rows": found[2],
+                            "interval_s": self.history.interval_s,
+                        }
+                if ven and recorded and stored is None:
                     hist = self.books.market.depth_history(InstrumentId(ven, sym))
                     if hist is not None:
                         replay = {"recording": hist.recording, "every_depth_updates": hist.every}
                 try:
-                    rep = svc.crunches(sym, window, venue=ven, drop_ratio=drop)
+                    rep = svc.crunches(sym, window, venue=ven, drop_ratio=drop, stored=stored)
+                    if stored is not None and rep.n_observations != len(stored[ven][0]):
+                        stored_info = None  # too short: the detector used its other samples
+                    if stored is not None and stored_info is None and ven and recorded:
+                        hist = self.books.market.depth_history(InstrumentId(ven, sym))
+                        if hist is not None:
+                            replay = {"recording": hist.recording, "every_depth_updates": hist.every}
                     scans.append(
                         CrunchScan(
                             symbol=sym,
                             venue=ven,
                             available=True,
                             sampled_during_replay=replay,
+                            stored_history=stored_info,
                             report=rep.model_dump(mode="json"),
                         )
                     )

@@ -14,6 +14,11 @@ Tables:
 * ``book_snapshots``: top-N levels of a book, one row per (venue, symbol, ts_recv_ns).
 * ``metrics``: long format, one value per (venue, symbol, name, ts_ns); cross-venue metrics use
   venue ``"all"``.
+* ``book_metrics``: the liquidity history, one row per book per cadence step of book time
+  (``ts_ns`` a multiple of the cadence): top of book, mid, spread_bps, microprice and the book's
+  quality flags at that instant (``ingest/liquidity_recorder.py`` says how each is measured).
+* ``book_metric_depths``: per ``book_metrics`` row, depth within each configured bps window per
+  side in base and quote units, and the imbalance within that window.
 * ``alerts`` / ``alert_events``: alert rules and the times they fired.
 * ``chat_sessions`` / ``chat_messages``: assistant conversations.
 """
@@ -121,6 +126,46 @@ class MetricRow(Base):
     value: Mapped[float | None] = mapped_column(Double)  # None = could not be computed
 
 
+class BookMetricRow(Base):
+    __tablename__ = "book_metrics"
+    __table_args__ = (Index("ix_book_metrics_symbol_ts_ns", "symbol", "ts_ns"),)
+
+    venue: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ts_ns: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # sample time (book clock)
+    book_ts_recv_ns: Mapped[int | None] = mapped_column(BigInteger)  # last book update received
+    book_ts_event_ns: Mapped[int | None] = mapped_column(BigInteger)  # its venue time, if sent
+    sequence: Mapped[int | None] = mapped_column(BigInteger)
+    best_bid: Mapped[float | None] = mapped_column(Double)
+    best_bid_size: Mapped[float | None] = mapped_column(Double)  # base units
+    best_ask: Mapped[float | None] = mapped_column(Double)
+    best_ask_size: Mapped[float | None] = mapped_column(Double)
+    mid: Mapped[float | None] = mapped_column(Double)
+    spread_bps: Mapped[float | None] = mapped_column(Double)
+    microprice: Mapped[float | None] = mapped_column(Double)
+    age_ms: Mapped[float | None] = mapped_column(Double)  # ts_ns - book_ts_recv_ns
+    synced: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    stale: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    crossed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    unverified: Mapped[bool] = mapped_column(Boolean, nullable=False)  # no sequence chain, no checksum
+    gaps: Mapped[int] = mapped_column(Integer, nullable=False)  # cumulative counters of the book
+    resyncs: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class BookMetricDepthRow(Base):
+    __tablename__ = "book_metric_depths"
+
+    venue: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ts_ns: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    window_bps: Mapped[float] = mapped_column(Double, primary_key=True)
+    bid_base: Mapped[float | None] = mapped_column(Double)  # base units within the window
+    bid_quote: Mapped[float | None] = mapped_column(Double)  # quote units (sum price * size)
+    ask_base: Mapped[float | None] = mapped_column(Double)
+    ask_quote: Mapped[float | None] = mapped_column(Double)
+    imbalance: Mapped[float | None] = mapped_column(Double)  # (bid_base - ask_base) / (bid_base + ask_base)
+
+
 class AlertRow(Base):
     __tablename__ = "alerts"
 
@@ -198,10 +243,19 @@ candle_fetches = CandleFetch.__table__
 trades = TradeRow.__table__
 book_snapshots = BookSnapshotRow.__table__
 metrics = MetricRow.__table__
+book_metrics = BookMetricRow.__table__
+book_metric_depths = BookMetricDepthRow.__table__
 alerts = AlertRow.__table__
 alert_events = AlertEventRow.__table__
 chat_sessions = ChatSessionRow.__table__
 chat_messages = ChatMessageRow.__table__
 
 # Tables the batched writer and the importers fill (insert-or-ignore on the primary key).
-INGEST_TABLES = {"candles": candles, "trades": trades, "book_snapshots": book_snapshots, "metrics": metrics}
+INGEST_TABLES = {
+    "candles": candles,
+    "trades": trades,
+    "book_snapshots": book_snapshots,
+    "metrics": metrics,
+    "book_metrics": book_metrics,
+    "book_metric_depths": book_metric_depths,
+}

@@ -1,7 +1,8 @@
 """Batched, buffered writes from the ingest path.
 
-``StorageWriter.submit_*`` never awaits and never raises for database trouble: it appends the row to an
-in-memory buffer and returns, so the ingest loop is never blocked by storage. A background task
+``StorageWriter.submit_*`` never awaits and never raises for database trouble (and may be called from
+any thread: replay threads feed the liquidity recorder): it appends the row to an in-memory buffer
+and returns, so the ingest loop is never blocked by storage. A background task
 flushes the buffer in batches (``batch_size`` rows, or every ``flush_interval_s``), each batch in
 one transaction with insert-or-ignore semantics, so a batch retried after an ambiguous failure is
 not duplicated.
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -58,6 +60,49 @@ def _is_transient(exc: BaseException) -> bool:
     return cause is not None and cause is not exc and isinstance(cause, _TRANSIENT)
 
 
+def trade_row(trade: Trade) -> dict[str, Any]:
+    """The ``trades`` row of a domain ``Trade`` (its ``ts_event`` or, failing that, ``ts_recv`` is
+    the trade time; a trade without an id gets ``<time>-<price>-<size>``)."""
+    return {
+        "venue": trade.instrument.venue,
+        "symbol": trade.instrument.symbol,
+        "trade_id": trade.trade_id or f"{trade.ts_event or trade.ts_recv}-{trade.price}-{trade.size}",
+        "ts_event_ns": trade.ts_event if trade.ts_event is not None else trade.ts_recv,
+        "ts_recv_ns": trade.ts_recv,
+        "price": float(trade.price),
+        "size": float(trade.size),
+        "side": trade.side or None,
+    }
+
+
+def book_snapshot_row(
+    instrument: InstrumentId,
+    bids: Sequence[tuple[str, str]],
+    asks: Sequence[tuple[str, str]],
+    ts_recv_ns: int,
+    levels: int,
+    *,
+    ts_event_ns: int | None = None,
+    sequence: int | None = None,
+) -> dict[str, Any]:
+    """The ``book_snapshots`` row of the top ``levels`` levels per side (wire decimal strings, best
+    first)."""
+    top_bids = [[p, s] for p, s in bids[:levels]]
+    top_asks = [[p, s] for p, s in asks[:levels]]
+    return {
+        "venue": instrument.venue,
+        "symbol": instrument.symbol,
+        "ts_recv_ns": ts_recv_ns,
+        "ts_event_ns": ts_event_ns,
+        "sequence": sequence,
+        "depth": levels,
+        "best_bid": float(top_bids[0][0]) if top_bids else None,
+        "best_ask": float(top_asks[0][0]) if top_asks else None,
+        "bids": top_bids,
+        "asks": top_asks,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class WriterStats:
     """Counters since start. ``buffered`` rows wait in memory; ``dropped`` were discarded because the
@@ -86,7 +131,7 @@ class StorageWriter:
 
     def __init__(
         self,
-        db: Database,
+        db: Database | None,
         *,
         batch_size: int = 2_000,
         flush_interval_s: float = 1.0,
@@ -122,9 +167,12 @@ class StorageWriter:
         self._db_available = True
         self._last_error: str | None = None
         self._dropped_logged = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._write_lock: asyncio.Lock | None = None  # one batch in flight at a time
 
     @classmethod
-    def from_settings(cls, settings: Settings, db: Database, **overrides: Any) -> StorageWriter:
+    def from_settings(cls, settings: Settings, db: Database | None, **overrides: Any) -> StorageWriter:
         cfg = settings.data_engine
         kwargs: dict[str, Any] = {
             "batch_size": cfg.writer_batch_size,
@@ -145,23 +193,21 @@ class StorageWriter:
         self._submitted += 1
         self._enforce_bound()
         if len(self._buffer) >= self.batch_size:
+            self._notify()
+
+    def _notify(self) -> None:
+        """Wake the flush task; safe from any thread (a replay thread submits too)."""
+        loop = self._loop
+        if loop is None:
+            return  # not started: start() flushes what is buffered
+        if threading.get_ident() == self._loop_thread:
             self._wakeup.set()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._wakeup.set)
 
     def submit_trade(self, trade: Trade) -> None:
         """Queue a domain ``Trade`` (its ``ts_event`` or, failing that, ``ts_recv`` is the trade time)."""
-        self.submit(
-            "trades",
-            {
-                "venue": trade.instrument.venue,
-                "symbol": trade.instrument.symbol,
-                "trade_id": trade.trade_id or f"{trade.ts_event or trade.ts_recv}-{trade.price}-{trade.size}",
-                "ts_event_ns": trade.ts_event if trade.ts_event is not None else trade.ts_recv,
-                "ts_recv_ns": trade.ts_recv,
-                "price": float(trade.price),
-                "size": float(trade.size),
-                "side": trade.side or None,
-            },
-        )
+        self.submit("trades", trade_row(trade))
 
     def submit_candle(
         self,
@@ -215,24 +261,13 @@ class StorageWriter:
         if not force and last is not None and now - last < self.book_snapshot_interval_s:
             return False
         self._last_book_at[instrument] = now
-        n = self.book_snapshot_levels
-        top_bids = [[p, s] for p, s in bids[:n]]
-        top_asks = [[p, s] for p, s in asks[:n]]
         self.submit(
             "book_snapshots",
-            {
-                "venue": instrument.venue,
-                "symbol": instrument.symbol,
-                "ts_recv_ns": ts_recv_ns,
-                "ts_event_ns": ts_event_ns,
-                "sequence": sequence,
-                "depth": n,
-                "best_bid": float(top_bids[0][0]) if top_bids else None,
-                "best_ask": float(top_asks[0][0]) if top_asks else None,
-                "bids": top_bids,
-                "asks": top_asks,
-            },
-        )
+            book_snapshot_row(
+                instrument, bids, asks, ts_recv_ns, self.book_snapshot_levels, ts_event_ns=ts_event_ns,
+                sequence=sequence,
+            ),
+        )  # fmt: skip
         return True
 
     def submit_l2_snapshot(self, snapshot: L2Snapshot, *, force: bool = False) -> bool:
@@ -282,8 +317,14 @@ class StorageWriter:
         )
 
     async def start(self) -> None:
+        """Start the flush task on the running loop (idempotent). ``db`` must be set by then (a
+        writer built without one buffers until it is)."""
+        if self.db is None:
+            raise RuntimeError("StorageWriter.start() needs a database: set writer.db first")
         if self._task is None:
             self._stopping = False
+            self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+            self._wakeup = asyncio.Event()  # of this loop
             self._task = asyncio.create_task(self._run(), name="mlm-storage-writer")
 
     async def stop(self, timeout_s: float = 10.0) -> WriterStats:
@@ -305,9 +346,13 @@ class StorageWriter:
         return self.stats()
 
     async def flush(self) -> None:
-        """Write everything buffered now; raises the database error if a batch cannot be written."""
+        """Write everything buffered now, and wait for a batch the flush task has in flight; raises
+        the database error if a batch cannot be written."""
         while self._buffer:
             await self._write_one_batch()
+        if self._write_lock is not None:
+            async with self._write_lock:
+                pass
 
     async def _run(self) -> None:
         delay = self.retry_initial_s
@@ -348,7 +393,15 @@ class StorageWriter:
                 delay = min(self.retry_max_s, delay * 2)
 
     async def _write_one_batch(self) -> None:
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        async with self._write_lock:
+            await self._write_one_batch_locked()
+
+    async def _write_one_batch_locked(self) -> None:
         n = min(self.batch_size, len(self._buffer))
+        if n == 0:
+            return
         batch = [self._buffer.popleft() for _ in range(n)]
         try:
             written = await self._write(batch)

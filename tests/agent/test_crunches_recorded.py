@@ -1,6 +1,7 @@
 """Liquidity crunches on recorded data: the books are sampled while their recordings replay
-(``MarketData.depth_history``), and the assistant's answer reports what
-``analytics.alerts.detect_liquidity_crunches`` finds on that history.
+(``MarketData.depth_history``) and stored in the liquidity history; the assistant's answer reports
+what ``analytics.alerts.detect_liquidity_crunches`` finds on the stored history (checked against
+the rows read back with plain SQL).
 
 Cross-check: an independent replay of the Binance spot BTCUSDT recording (its own store, sampled
 every 2 depth updates with the float analytics on a full book view, not the incremental window
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from market_liquidity_monitor.analytics.liquidity import depth_within_bps
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.events import L2Delta, L2Snapshot
 from market_liquidity_monitor.domain.instrument import InstrumentId
+from market_liquidity_monitor.domain.time import iso_ns
 from market_liquidity_monitor.ingest.clock import ReplayClock
 from market_liquidity_monitor.ingest.replay import Replayer, discover
 from market_liquidity_monitor.ingest.store import BookStore
@@ -63,9 +66,22 @@ def independent(data_dir: Path) -> dict[float, tuple[list[int], list[float]]]:
 
 
 @pytest.fixture(scope="module")
-def assistant(data_dir: Path) -> Assistant:
-    settings = Settings()
+def assistant(data_dir: Path, tmp_path_factory) -> Assistant:
+    settings = Settings(home_dir=tmp_path_factory.mktemp("mlm-crunch-home"))
     return assistant_for(settings, MarketData.from_recordings(settings, data_dir))
+
+
+def _stored_depth(assistant: Assistant, window_bps: float) -> tuple[list[int], list[float]]:
+    """Bid + ask notional within ``window_bps`` of binance BTC/USDT, read with plain SQL from the
+    liquidity history the replay stored (ingest/liquidity_recorder.py)."""
+    path = assistant.services.settings.home_dir / "mlm.sqlite3"
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT ts_ns, bid_quote + ask_quote FROM book_metric_depths WHERE venue = 'binance'"
+            " AND symbol = 'BTC/USDT' AND window_bps = ? AND bid_quote IS NOT NULL ORDER BY ts_ns",
+            (float(window_bps),),
+        ).fetchall()
+    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 def test_replay_history_equals_independent_sampling(assistant: Assistant, independent) -> None:
@@ -84,9 +100,12 @@ def test_ask_reports_no_crunch_at_defaults_honestly(assistant: Assistant, indepe
     res = asyncio.run(assistant.ask("Any liquidity crunches on BTC?"))
     (call,) = [c for c in res.tool_calls if c["tool"] == "liquidity_alerts"]
     r = call["result"]
-    ts, depth = independent[r["window_bps"]]
+    # Crunch detection reads the stored liquidity history (one row per second of book time).
+    ts, depth = _stored_depth(assistant, r["window_bps"])
     ref = detect_liquidity_crunches(ts, depth, drop_ratio=r["drop_ratio"])
     (row,) = [c for c in r["crunches"] if c.get("venue") == "binance" and c["symbol"] == "BTC/USDT"]
+    assert row["stored_history"]["table"] == "book_metric_depths" and row["sampled_during_replay"] is None
+    assert row["report"]["first_ts"] == iso_ns(ts[0]) and row["report"]["last_ts"] == iso_ns(ts[-1])
     rep = row["report"]
     assert row["available"] and rep["n_observations"] == len(ts) > ref.baseline_n
     assert len(rep["episodes"]) == len(ref.episodes)

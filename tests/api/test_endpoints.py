@@ -50,7 +50,11 @@ def test_status_live_when_every_watched_book_is_fresh(live_client, api_market):
         assert b["ok"] and b["synced"] and not b["stale"]
         assert b["age_ms"] == q["age_ms"] <= 10_000
     assert {"clients", "frames_skipped", "clients_dropped"} <= set(body["websocket"])
-    assert body["writer"] is None and isinstance(body["circuit_breakers"], list)
+    # The liquidity history's writer: its counters, no row dropped or refused.
+    w = body["writer"]
+    assert w["dropped"] == 0 and w["rejected"] == 0 and w["max_buffer_rows"] == 200_000
+    assert w["submitted"] >= w["written"] + w["buffered"]
+    assert isinstance(body["circuit_breakers"], list)
 
 
 def test_status_degraded_names_the_stale_usdm_books(client, api_market):

@@ -35,6 +35,7 @@ ARGS = {"symbol": "BTC", "side": "buy", "size": 5.0, "venue": "binance"}  # what
 ASSISTANT_TOOLS = {
     "order_book",
     "market_impact",
+    "liquidity_history",
     "max_size_within_slippage",
     "compare_venues",
     "route_order",

@@ -1,0 +1,562 @@
+"""HistoryService: the persisted liquidity history, written while ingest runs and read back as answers.
+
+Writing: a ``LiquidityRecorder`` (``ingest/liquidity_recorder.py``) is the observer of the market's
+book store from the moment the container is built, so every event of live ingest or of a replay
+(``mlm up``, ``mlm up --data``, the lazy replay of ``mlm ask --data``) is seen; its rows go through
+one ``StorageWriter`` (batched, bounded, drop counts in ``/api/status``) into the history database
+(``book_metrics``, ``book_metric_depths``, ``book_snapshots``, ``trades``; Alembic schema).
+
+Reading: ``liquidity_history`` answers "how has BTC depth within 10 bps on Binance changed over the
+last hour?" and "when was ETH's spread widest today?" from the stored rows only: the series on the
+book-time axis, its summary (min / max and when, first / last, change) and the source (tables, row
+count, book time range). Windows are relative to a reference time: the wall clock live; on
+recorded data the end of the stored history of the books asked about (the recording's end), and
+the answer says which.
+
+Retention (live only): ``prune(now_ns)`` keeps one row per ``history_downsample_interval_s`` for
+rows older than ``history_downsample_after_days`` and deletes rows older than
+``history_retention_days`` (``DataEngineSettings``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import and_, delete, func, select
+
+from market_liquidity_monitor.analytics.liquidity import Result
+from market_liquidity_monitor.domain.errors import InvalidInputError, UnknownSymbolError
+from market_liquidity_monitor.domain.instrument import InstrumentId
+from market_liquidity_monitor.domain.time import iso_ns
+from market_liquidity_monitor.ingest.liquidity_recorder import LiquidityRecorder
+from market_liquidity_monitor.storage.history import NoHistoryError, to_ms
+from market_liquidity_monitor.storage.models import book_metric_depths, book_metrics
+from market_liquidity_monitor.storage.writer import StorageWriter
+
+if TYPE_CHECKING:
+    from market_liquidity_monitor.config import Settings
+    from market_liquidity_monitor.market_data import MarketData
+    from market_liquidity_monitor.services.candles import CandleService
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "HISTORY_METRICS",
+    "HistoryService",
+    "HistorySource",
+    "LiquidityHistoryAnswer",
+    "LiquidityPoint",
+    "LiquiditySeries",
+    "SeriesSummary",
+]
+
+#: metric -> (table, what it is, unit when it has none to choose). Depth metrics take ``unit``
+#: ``quote`` (notional, quote currency) or ``base`` (base asset) and a ``window_bps``.
+HISTORY_METRICS: dict[str, tuple[str, str]] = {
+    "depth": ("book_metric_depths", "bid + ask depth within window_bps of mid"),
+    "bid_depth": ("book_metric_depths", "bid depth within window_bps of mid"),
+    "ask_depth": ("book_metric_depths", "ask depth within window_bps of mid"),
+    "imbalance": ("book_metric_depths", "(bid - ask) / (bid + ask) base size within window_bps, in [-1, 1]"),
+    "spread_bps": ("book_metrics", "(best ask - best bid) / mid x 1e4, bps"),
+    "mid": ("book_metrics", "(best bid + best ask) / 2, quote units"),
+    "microprice": ("book_metrics", "size-weighted mid (Stoikov 2018), quote units"),
+}
+_DEPTH_METRICS = ("depth", "bid_depth", "ask_depth")
+_DAY_NS = 86_400 * 1_000_000_000
+MAX_LOOKBACK_S = 366 * 86_400
+
+
+class LiquidityPoint(Result):
+    ts: str  # ISO 8601 UTC, book time
+    ts_ns: int
+    value: float | None  # None: the book was not synced (or a side empty) then
+
+
+class SeriesSummary(Result):
+    """Over the non-null points of one series (or of several: ``venue`` of the extreme says which)."""
+
+    points: int  # stored samples in the window
+    valid_points: int  # with a value
+    min: float | None
+    min_ts: str | None  # first time the minimum occurred
+    min_venue: str | None = None
+    max: float | None
+    max_ts: str | None
+    max_venue: str | None = None
+    first: float | None
+    first_ts: str | None
+    last: float | None
+    last_ts: str | None
+    change: float | None  # last - first
+    change_pct: float | None  # (last / first - 1) x 100; None when first is 0
+    reason: str | None = None  # why a figure is None
+
+
+class LiquiditySeries(Result):
+    venue: str
+    symbol: str
+    points: list[LiquidityPoint]  # oldest first; thinned to max_points (summary uses every point)
+    thinned_from: int | None  # stored points before thinning, None when not thinned
+    summary: SeriesSummary
+    stale_points: int  # samples flagged stale
+    unsynced_points: int  # samples whose book was not synced
+
+
+class HistorySource(Result):
+    kind: str  # "stored rows"
+    tables: list[str]
+    rows: int  # rows read from the database
+    database: str  # dialect: sqlite / postgresql
+    first_ts: str | None  # book time range of the rows read
+    last_ts: str | None
+    interval_s: float  # cadence the rows were written at
+    reference: str  # what "now" is: "wall clock" or "end of the stored history (recorded data)"
+    reference_ts: str
+
+
+class LiquidityHistoryAnswer(Result):
+    symbol: str
+    venue: str | None  # None: every venue that has the asset
+    metric: str
+    metric_description: str
+    unit: str
+    window_bps: float | None
+    start: str
+    end: str
+    window: str  # the window in words, e.g. "last 1 h before the end of the recording (...)"
+    series: list[LiquiditySeries]
+    summary: SeriesSummary  # across every series
+    source: HistorySource
+    notes: list[str]
+
+
+def _fmt_lookback(s: float) -> str:
+    if s % 86_400 == 0:
+        return f"{s / 86_400:g} d"
+    if s % 3600 == 0:
+        return f"{s / 3600:g} h"
+    if s % 60 == 0:
+        return f"{s / 60:g} min"
+    return f"{s:g} s"
+
+
+def summarize(points: list[tuple[int, float | None, str]]) -> SeriesSummary:
+    """Summary of ``(ts_ns, value, venue)`` points (oldest first); extremes at their first occurrence."""
+    valid = [(t, v, ven) for t, v, ven in points if v is not None and math.isfinite(v)]
+    if not valid:
+        return SeriesSummary(
+            points=len(points), valid_points=0, min=None, min_ts=None, max=None, max_ts=None, first=None,
+            first_ts=None, last=None, last_ts=None, change=None, change_pct=None,
+            reason="no sample in the window had a synced book with both sides" if points else "no samples",
+        )  # fmt: skip
+    lo = min(valid, key=lambda p: (p[1], p[0]))
+    hi = max(valid, key=lambda p: (p[1], -p[0]))
+    first, last = valid[0], valid[-1]
+    change = last[1] - first[1]
+    return SeriesSummary(
+        points=len(points),
+        valid_points=len(valid),
+        min=lo[1],
+        min_ts=iso_ns(lo[0]),
+        min_venue=lo[2],
+        max=hi[1],
+        max_ts=iso_ns(hi[0]),
+        max_venue=hi[2],
+        first=first[1],
+        first_ts=iso_ns(first[0]),
+        last=last[1],
+        last_ts=iso_ns(last[0]),
+        change=change,
+        change_pct=None if first[1] == 0 else (last[1] / first[1] - 1.0) * 100.0,
+        reason=None if first[1] != 0 else "change_pct: the first value is 0",
+    )
+
+
+def _thin(points: list[LiquidityPoint], max_points: int) -> list[LiquidityPoint]:
+    """Every k-th point (k = ceil(n / max_points)), plus the last and each extreme, oldest first."""
+    n = len(points)
+    if n <= max_points:
+        return points
+    k = math.ceil(n / max_points)
+    keep = set(range(0, n, k)) | {n - 1}
+    vals = [(i, p.value) for i, p in enumerate(points) if p.value is not None]
+    if vals:
+        keep.add(min(vals, key=lambda x: x[1])[0])
+        keep.add(max(vals, key=lambda x: x[1])[0])
+    return [points[i] for i in sorted(keep)]
+
+
+class HistoryService:
+    """The liquidity history of a process (module doc): recorder + writer + queries."""
+
+    def __init__(self, settings: Settings, market: MarketData, candles: CandleService):
+        self.settings = settings
+        self.market = market
+        self.candles = candles
+        cfg = settings.data_engine
+        self.interval_s = cfg.history_interval_s
+        self.windows_bps = tuple(float(w) for w in settings.analytics.depth_windows_bps)
+        self.writer = StorageWriter.from_settings(settings, None)
+        self.recorder: LiquidityRecorder | None = None
+        if cfg.history_enabled:
+            self.recorder = LiquidityRecorder(
+                market.store,
+                self.writer,
+                windows_bps=self.windows_bps,
+                interval_s=cfg.history_interval_s,
+                snapshot_interval_s=cfg.book_snapshot_interval_s,
+                snapshot_levels=cfg.book_snapshot_levels,
+                record_trades=cfg.history_record_trades,
+                adapter_for=market.registry,
+            ).attach()
+        self._db: Any = None
+        self._start_lock: asyncio.Lock | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> StorageWriter:
+        """Connect the writer to the history database (migrated) and start flushing (idempotent).
+        Live, also the quiet-book tick and the retention job."""
+        if self._db is not None:
+            return self.writer
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._db is None:
+                db = (await self.candles.history()).db
+                self.writer.db = db
+                await self.writer.start()
+                self._db = db
+                if not self.market.is_recorded and self.recorder is not None:
+                    self._tasks.append(asyncio.create_task(self._tick_loop(), name="mlm-history-tick"))
+                    self._tasks.append(asyncio.create_task(self._prune_loop(), name="mlm-history-prune"))
+        return self.writer
+
+    async def close(self) -> None:
+        """Stop the background jobs and flush what the writer holds (idempotent)."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        if self._db is not None:
+            await self.writer.stop()
+            self._db = None
+        if self.recorder is not None:
+            self.recorder.detach()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            self.recorder.tick(time.time_ns())
+
+    async def _prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.data_engine.history_prune_every_s)
+            try:
+                await self.prune(time.time_ns())
+            except Exception:
+                log.exception("liquidity history: pruning failed")
+
+    async def prune(self, now_ns: int) -> dict[str, int]:
+        """Downsample and delete old rows (module doc) relative to ``now_ns``. Rows are on a grid of
+        ``history_interval_s``, so downsampling keeps those whose time is a multiple of
+        ``history_downsample_interval_s``. Returns rows deleted per table."""
+        cfg = self.settings.data_engine
+        db = self._db or (await self.candles.history()).db
+        out = {"book_metrics": 0, "book_metric_depths": 0}
+        coarse_ns = round(cfg.history_downsample_interval_s * 1e9)
+        async with db.begin() as conn:
+            for table in (book_metrics, book_metric_depths):
+                n = 0
+                if cfg.history_retention_days > 0:
+                    cut = now_ns - round(cfg.history_retention_days * _DAY_NS)
+                    n += (await conn.execute(delete(table).where(table.c.ts_ns < cut))).rowcount or 0
+                if cfg.history_downsample_after_days > 0 and coarse_ns > round(self.interval_s * 1e9):
+                    cut = now_ns - round(cfg.history_downsample_after_days * _DAY_NS)
+                    stmt = delete(table).where(and_(table.c.ts_ns < cut, table.c.ts_ns % coarse_ns != 0))
+                    n += (await conn.execute(stmt)).rowcount or 0
+                out[table.name] = n
+        return out
+
+    async def flush(self) -> None:
+        """Write every row the recorder has queued (the history then answers up to now)."""
+        await self.start()
+        await self.writer.flush()
+
+    # ------------------------------------------------------------------ queries
+
+    def _instruments(self, symbol: str, venue: str | None) -> list[InstrumentId]:
+        if venue is not None:
+            return [self.market.resolve(symbol, venue)]
+        found = []
+        for v in self.market.venues():
+            try:
+                found.append(self.market.resolve(symbol, v))
+            except UnknownSymbolError:
+                continue
+        if not found:
+            self.market.resolve(symbol)  # raises UnknownSymbolError naming what there is
+        return found
+
+    async def liquidity_history(
+        self,
+        symbol: str,
+        venue: str | None = None,
+        metric: str = "depth",
+        window_bps: float | None = None,
+        *,
+        start: Any = None,
+        end: Any = None,
+        lookback_s: float | None = None,
+        period: Literal["today"] | None = None,
+        unit: Literal["quote", "base"] = "quote",
+        max_points: int = 600,
+    ) -> LiquidityHistoryAnswer:
+        """The stored liquidity history of ``symbol`` on ``venue`` (None: every venue listing it).
+
+        ``metric``: one of ``HISTORY_METRICS`` (depth metrics need ``window_bps``, one of the
+        recorded windows ``analytics.depth_windows_bps``; default ``analytics.default_window_bps``
+        when recorded, else the widest); ``unit`` for depth: ``quote`` (notional) or ``base``.
+        Window: ``start``/``end`` (epoch ms, datetime or ISO text), or ``lookback_s`` seconds
+        before the reference time, or ``period="today"`` (UTC midnight of the reference day to
+        it); none = everything stored. Reference time: module doc. ``max_points`` (10..10000)
+        thins the returned points, never the summary.
+
+        Raises ``InvalidInputError`` (bad metric, unit, window, times; the message lists what is
+        valid), ``UnknownSymbolError``/``UnknownVenueError``, ``NoHistoryError`` when no row is
+        stored for the books in the window (it says what is stored).
+        """
+        if metric not in HISTORY_METRICS:
+            raise InvalidInputError(
+                f"Unknown metric {metric!r}: valid metrics are {', '.join(HISTORY_METRICS)}"
+            )
+        if unit not in ("quote", "base"):
+            raise InvalidInputError(f"Unknown unit {unit!r}: use 'quote' (notional) or 'base' (base asset)")
+        if not (isinstance(max_points, int) and 10 <= max_points <= 10_000):
+            raise InvalidInputError(f"max_points must be an integer in [10, 10000], got {max_points!r}")
+        per_window = HISTORY_METRICS[metric][0] == "book_metric_depths"
+        if per_window:
+            if window_bps is None:
+                d = float(self.settings.analytics.default_window_bps)
+                window_bps = d if d in self.windows_bps else max(self.windows_bps)
+            try:
+                window_bps = float(window_bps)
+            except (TypeError, ValueError):
+                window_bps = math.nan
+            if window_bps not in self.windows_bps:
+                raise InvalidInputError(
+                    f"window_bps {window_bps!r} is not recorded: the history has depth within "
+                    f"{', '.join(f'{w:g}' for w in self.windows_bps)} bps (MLM_ANALYTICS__DEPTH_WINDOWS_BPS)"
+                )
+        else:
+            window_bps = None
+        if lookback_s is not None:
+            try:
+                lookback_s = float(lookback_s)
+            except (TypeError, ValueError):
+                lookback_s = math.nan
+            if not (0 < lookback_s <= MAX_LOOKBACK_S):
+                raise InvalidInputError(
+                    f"lookback_s must be a number of seconds in (0, {MAX_LOOKBACK_S}], got {lookback_s!r}"
+                )
+        if period not in (None, "today"):
+            raise InvalidInputError(f"Unknown period {period!r}: the only period is 'today'")
+        start_ms, end_ms = to_ms(start), to_ms(end)
+
+        insts = await asyncio.to_thread(self._instruments, symbol, venue)
+        if self.market.is_recorded:
+            for inst in insts:
+                await asyncio.to_thread(self.market.ensure_loaded, inst)
+        await self.flush()
+        db = self._db
+
+        # Reference time ("now").
+        async with db.engine.connect() as conn:
+            bounds = (
+                await conn.execute(
+                    select(func.min(book_metrics.c.ts_ns), func.max(book_metrics.c.ts_ns)).where(
+                        _books_clause(book_metrics, insts)
+                    )
+                )
+            ).one()
+        stored_first, stored_last = bounds
+        if stored_last is None:
+            raise NoHistoryError(
+                f"No liquidity history is stored for {', '.join(str(i) for i in insts)}: it is written "
+                f"while ingest runs (mlm up, or on recorded data with --data)."
+            )
+        if self.market.is_recorded:
+            ref_ns, ref_text = (
+                int(stored_last),
+                "end of the stored history (recorded data: the recording's clock)",
+            )
+        else:
+            ref_ns, ref_text = time.time_ns(), "wall clock"
+        end_ns = end_ms * 1_000_000 if end_ms is not None else ref_ns
+        if start_ms is not None:
+            start_ns, words = start_ms * 1_000_000, f"{iso_ns(start_ms * 1_000_000)} to {iso_ns(end_ns)}"
+        elif lookback_s is not None:
+            start_ns = end_ns - round(lookback_s * 1e9)
+            words = f"last {_fmt_lookback(lookback_s)} before {iso_ns(end_ns)}"
+        elif period == "today":
+            day = datetime.fromtimestamp(end_ns / 1e9, tz=UTC).replace(
+                hour=0, minute=0, second=0, microsecond=0
+            )
+            start_ns = int(day.timestamp()) * 1_000_000_000
+            words = f"today (UTC): {iso_ns(start_ns)} to {iso_ns(end_ns)}"
+        else:
+            start_ns, words = (
+                int(stored_first),
+                f"everything stored: {iso_ns(int(stored_first))} to {iso_ns(end_ns)}",
+            )
+        if end_ms is None and start_ms is None:
+            words += f" ({'where the stored recording ends' if self.market.is_recorded else 'now'})"
+        if start_ns > end_ns:
+            raise InvalidInputError(f"start {iso_ns(start_ns)} is after end {iso_ns(end_ns)}")
+
+        rows_read = 0
+        series: list[LiquiditySeries] = []
+        everything: list[tuple[int, float | None, str]] = []
+        first_seen: int | None = None
+        last_seen: int | None = None
+        notes: list[str] = []
+        async with db.engine.connect() as conn:
+            for inst in insts:
+                pts = await self._read(conn, inst, metric, window_bps, unit, start_ns, end_ns)
+                rows_read += len(pts) * (2 if per_window else 1)
+                if not pts:
+                    notes.append(f"{inst.venue} {inst.symbol}: no stored sample in the window")
+                    continue
+                first_seen = pts[0][0] if first_seen is None else min(first_seen, pts[0][0])
+                last_seen = pts[-1][0] if last_seen is None else max(last_seen, pts[-1][0])
+                triples = [(t, v, inst.venue) for t, v, _s, _u in pts]
+                everything.extend(triples)
+                points = [LiquidityPoint(ts=iso_ns(t), ts_ns=t, value=v) for t, v, _s, _u in pts]
+                thinned = _thin(points, max_points)
+                series.append(
+                    LiquiditySeries(
+                        venue=inst.venue,
+                        symbol=inst.symbol,
+                        points=thinned,
+                        thinned_from=len(points) if len(thinned) < len(points) else None,
+                        summary=summarize(triples),
+                        stale_points=sum(1 for p in pts if p[2]),
+                        unsynced_points=sum(1 for p in pts if not p[3]),
+                    )
+                )
+        if not series:
+            raise NoHistoryError(
+                f"No liquidity history of {symbol} in the window ({words}); stored: "
+                f"{iso_ns(int(stored_first))} to {iso_ns(int(stored_last))}."
+            )
+        everything.sort(key=lambda p: p[0])
+        if metric in _DEPTH_METRICS:
+            u = "quote currency (notional)" if unit == "quote" else "base asset"
+        elif metric == "imbalance":
+            u = "ratio in [-1, 1]"
+        elif metric == "spread_bps":
+            u = "bps"
+        else:
+            u = "quote currency"
+        return LiquidityHistoryAnswer(
+            symbol=symbol,
+            venue=venue,
+            metric=metric,
+            metric_description=HISTORY_METRICS[metric][1],
+            unit=u,
+            window_bps=window_bps,
+            start=iso_ns(start_ns),
+            end=iso_ns(end_ns),
+            window=words,
+            series=series,
+            summary=summarize(everything),
+            source=HistorySource(
+                kind="stored rows",
+                tables=["book_metrics", "book_metric_depths"] if per_window else ["book_metrics"],
+                rows=rows_read,
+                database=db.dialect,
+                first_ts=iso_ns(first_seen),
+                last_ts=iso_ns(last_seen),
+                interval_s=self.interval_s,
+                reference=ref_text,
+                reference_ts=iso_ns(ref_ns),
+            ),
+            notes=notes,
+        )
+
+    async def depth_series(
+        self, venue: str, symbol: str, window_bps: float, unit: str = "notional"
+    ) -> tuple[list[int], list[float], int] | None:
+        """Bid + ask depth within ``window_bps`` of one book from every stored row with a value:
+        ``(ts_ns, depth, rows read)``, oldest first; ``unit`` ``notional`` (quote) or ``size``
+        (base). None when nothing is stored, the window is not recorded or the database is down
+        (crunch detection then falls back to its in-memory samples)."""
+        w = float(window_bps)
+        if w not in self.windows_bps:
+            return None
+        try:
+            await self.flush()
+            u = "quote" if unit == "notional" else "base"
+            async with self._db.engine.connect() as conn:
+                pts = await self._read(conn, InstrumentId(venue, symbol), "depth", w, u, 0, 2**62)
+        except Exception as exc:
+            log.warning("liquidity history: depth of %s %s not read (%s)", venue, symbol, exc)
+            return None
+        ts = [t for t, v, _s, _y in pts if v is not None]
+        vals = [v for _t, v, _s, _y in pts if v is not None]
+        return (ts, vals, len(pts)) if ts else None
+
+    async def _read(
+        self, conn: Any, inst: InstrumentId, metric: str, window_bps: float | None, unit: str,
+        start_ns: int, end_ns: int,
+    ) -> list[tuple[int, float | None, bool, bool]]:  # fmt: skip
+        """``(ts_ns, value, stale, synced)`` of one book in ``[start_ns, end_ns]``, oldest first."""
+        m = book_metrics.c
+        where = and_(m.venue == inst.venue, m.symbol == inst.symbol, m.ts_ns >= start_ns, m.ts_ns <= end_ns)
+        if metric in ("spread_bps", "mid", "microprice"):
+            stmt = select(m.ts_ns, m[metric], m.stale, m.synced).where(where).order_by(m.ts_ns)
+            return [(int(t), v, bool(s), bool(y)) for t, v, s, y in (await conn.execute(stmt)).all()]
+        d = book_metric_depths.c
+        cols = (d.imbalance,) if metric == "imbalance" else (d[f"bid_{unit}"], d[f"ask_{unit}"])
+        stmt = (
+            select(m.ts_ns, m.stale, m.synced, *cols)
+            .select_from(
+                book_metrics.join(
+                    book_metric_depths,
+                    and_(
+                        d.venue == m.venue,
+                        d.symbol == m.symbol,
+                        d.ts_ns == m.ts_ns,
+                        d.window_bps == window_bps,
+                    ),
+                )
+            )
+            .where(where)
+            .order_by(m.ts_ns)
+        )
+        out = []
+        for row in (await conn.execute(stmt)).all():
+            t, stale, synced = int(row[0]), bool(row[1]), bool(row[2])
+            if metric == "imbalance" or metric == "bid_depth":
+                v = row[3]
+            elif metric == "ask_depth":
+                v = row[4]
+            else:
+                v = None if row[3] is None or row[4] is None else row[3] + row[4]
+            out.append((t, v, stale, synced))
+        return out
+
+
+def _books_clause(table: Any, insts: list[InstrumentId]) -> Any:
+    from sqlalchemy import or_
+
+    return or_(*(and_(table.c.venue == i.venue, table.c.symbol == i.symbol) for i in insts))
