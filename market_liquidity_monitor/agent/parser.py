@@ -38,6 +38,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -174,10 +175,10 @@ _VENUES: Final[dict[str, tuple[str, ...]]] = {
     ),
     "binancecoinm": ("binancecoinm", "binance coin-m", "coin-m", "binance inverse"),
     "binanceus": ("binanceus", "binance us", "binance.us"),
-    "binance": ("binance", "binance spot", "binance.com"),
+    "binance": ("binance", "binance spot", "binance.com", "bin", "bnc", "bnce"),
     "coinbase": ("coinbase", "coinbase pro", "coinbase advanced", "coinbase exchange", "cbpro", "gdax", "cb"),
     "krakenfutures": ("krakenfutures", "kraken futures"),
-    "kraken": ("kraken", "kraken spot"),
+    "kraken": ("kraken", "kraken spot", "krkn"),
     "bybit": ("bybit",),
     "okx": ("okx", "okex"),
     "bitstamp": ("bitstamp",),
@@ -315,6 +316,24 @@ _VWAP_SCHEDULE_RE: Final = re.compile(
     r"\bvwap[\s-]+(?:schedule|algo|execution|strategy|order|style|slices|basis|profile|curve)\b|\bvwap'?d\b|\bvolume[\s-]weighted\s+(?:schedule|execution|slices)\b"
     r"|\bwith\s+(?:the\s+)?volume\b|\b(?:as\s+a|using\s+a|via\s+a|with\s+a)\s+vwap\b"
 )
+#: A bare "vwap"/"twap" written after the order as its tag ("sell 300 sol vwap 14d", "buy 10 btc twap"),
+#: not as the price asked for ("what vwap would I get", "the vwap for selling", "vwap price").
+_SCHEDULE_TAG_RE: Final = re.compile(
+    r"\b(?:buy|sell|bought|sold|buying|selling|order)\b[^.?!]*?(?<!what\s)(?<!what's\s)(?<!the\s)(?<!my\s)"
+    r"(?<!avg\s)(?<!average\s)(?<!get\s)(?<!got\s)(?<!a\s)\b(?P<algo>vwap|twap)\b"
+    r"(?!\s+(?:price|prices|of|for|on|cost|fill|level|would|will|do|does|is|was|vs|versus)\b)(?!\s*\?)"
+)
+#: An order sent whole at one moment (``Schedule.ARRIVAL``): "arrival schedule", "all at once", "in one go";
+#: not the arrival price a cost is measured against ("cost vs arrival mid").
+_ARRIVAL_SCHEDULE_RE: Final = re.compile(
+    r"\barrival\b(?![\s-]+(?:mid|price|px|quote|benchmark))|\ball\s+at\s+once\b|\bin\s+one\s+(?:go|shot|clip|block|piece)\b"
+    r"|\b(?:single|one)\s+(?:clip|block|shot)\b|\bas\s+(?:a|one)\s+(?:block|clip)\b"
+)
+#: A comparison right before a number: the number is a level ("< 1m" is a million, not 1-minute candles;
+#: "over 5m" stays ambiguous and keeps its timeframe reading).
+_COMPARATOR_BEFORE_RE: Final = re.compile(
+    r"(?:[<>]=?|\b(?:below|under|above|than|exceeds?|beyond|hits?|reach(?:es)?|crosses))\s*\$?\s*$"
+)
 _INVERSE_RE: Final = re.compile(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
 
 
@@ -358,7 +377,7 @@ _MONTHS: Final[dict[str, int]] = {
 _CLOCK: Final = (
     r"(?:(?:[t\s]|\s*,?\s*at\s+|\s+@\s*)(?:(?P<cw>noon|midnight)|(?P<hh>\d{1,2})(?::(?P<mm>\d{2})"
     r"(?::(?P<ss>\d{2}))?)?(?:\.\d+)?\s*(?P<ampm>am|pm)?(?(mm)|(?(ampm)|(?=\s*(?:z|utc|gmt|h\b))))))?"
-    r"\s*(?:z\b|utc\b|gmt\b|\+00:?00)?"
+    r"\s*(?:(?:utc|gmt)?\s*(?P<off>[+-])(?P<oh>\d{2}):?(?P<om>\d{2})\b|z\b|utc\b|gmt\b)?"
 )
 #: A clock written before its date: "at 14:00 on 2024-09-01", "noon on 2024-09-02" (minutes, am/pm
 #: or noon/midnight required, so "buy 5 on 2024-09-01" keeps its size).
@@ -383,7 +402,13 @@ _TIME_RES: Final[tuple[re.Pattern[str], ...]] = (
 #: Words that leave venues out of a routing or comparison: "exclude okx and gate", "not on bybit".
 _EXCLUDE_CUE_RE: Final = re.compile(
     r"\b(?:exclud(?:e|es|ed|ing)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
-    r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?))\b"
+    r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
+    r"|(?:keep|stay|kept|staying)\s+(?:it\s+|this\s+|that\s+|them\s+|the\s+order\s+|away\s+)?(?:off|out\s+of|away\s+from)"
+    r"|(?:all|every(?:thing|where)?|any)\b[^.?!,]{0,20}?\bbut|w/o|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans"
+    r"|other\s+than|apart\s+from"
+    r"|besides)\b"
+    # a place word after the cue belongs to it: "but not on gate", "except at kraken", "without using okx"
+    r"(?:\s+(?:on|at|in|via|from|through|using|to))?\b"
 )
 #: What may stand between an exclusion cue and its venues, or between two excluded venues.
 _EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
@@ -547,7 +572,7 @@ def _any_of(*fragments: str) -> re.Pattern[str]:
 #: Capability cue words, by name. :data:`_RULES` combines them with the extracted arguments.
 _CUES: Final[dict[str, re.Pattern[str]]] = {
     "alerts": _any_of(
-        r"\balert", r"\balarm", r"\banomal", r"\bcrunch", r"\bnotif(?:y|ication)", r"\bwarn(?:\s+(?:me|us)|ings?)\b",
+        r"\balert", r"\balarm", r"\banomal", r"\bcrunch", r"\bnotif(?:y|ication)", r"\b(?:msg|dm|sms|txt|text|email|message)\s+(?:me|us)\b", r"\bwarn(?:\s+(?:me|us)|ings?)\b",
         r"\blet\s+(?:me|us)\s+know\b", r"\bping\s+me\b", r"\bheads[\s-]?up\b", r"\btell\s+me\s+(?:when|if)\b",
         r"\bkeep\s+an\s+eye\b", r"\bwatch\s+(?:for|out)\b", r"\bunusual\b", r"\babnormal", r"\bweird\b",
         r"\bsomething\s+(?:weird|odd|off|wrong|strange)", r"\bsuspicious", r"\bspoof", r"\bmanipulat",
@@ -558,24 +583,30 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\b(?:liquidity|liq|depth|book|bids?|asks?|offers?)\s+(?:\w+\s+)?(?:collaps\w*|crash\w*|crunch\w*"
         r"|evaporat\w*|vanish\w*|disappear\w*|dr(?:ied|ying|y)\s+up|thin(?:ned|ning)?\s+out|gaps?|holes?)\b",
         r"\b(?:collapse|crash|drop|plunge|evaporation|vanishing|disappearance|hole|gap)s?\s+in\s+(?:the\s+)?"
-        r"(?:\w+\s+)?(?:liquidity|depth|book)\b",
+        r"(?:\w+\s+)?(?:liquidity|depth|book)\b(?![\s-]+(?:streams?|feeds?|channels?|updates|data|messages|sequence))",
     ),
     "health": _any_of(
         r"circuit[\s-]?breakers?", r"\bbreakers?\b", r"\bcbs?\s+(?:open|trip)", r"\bstale\b",
-        r"\b(?:dis)?connect(?:ed|ion|ions|ivity)?\b", r"\buptime\b", r"\bdowntime\b", r"\boutages?\b",
+        r"\b(?:dis|re)?connect(?:s|ed|ing|ion|ions|ivity)?\b", r"\buptime\b", r"\bdowntime\b", r"\boutages?\b",
         r"\blatenc", r"\bheartbeats?\b", r"\bwebsockets?\b", r"\bfeeds?\b", r"\bstatus\b",
         r"\brate[\s-]?limit", r"\bhealth[\s-]?checks?\b", r"\bping\b(?!\s+me)",
         r"^\W*(?:venue|exchange|feed|system|data)?\s*health\W*$",
         # freshness of the data: "how old is the okx book", "last update from kraken", "is it lagging"
         r"\bhow\s+(?:old|fresh|recent|up[\s-]?to[\s-]?date)\b", r"\bage\s+of\b", r"\bfresh(?:ness)?\b",
         r"\b(?:last|latest|most\s+recent)\s+(?:\w+\s+){0,2}(?:updates?|messages?|ticks?|snapshots?)\b",
-        r"\bcrossed\b", r"\bresync", r"\blagg?(?:ing|ed|y)\b", r"\bdelayed\b", r"\bsynced?\b", r"\bsequence\s+gaps?\b", r"\bchecksums?\b",
+        r"\bcrossed\b", r"\bresync", r"\blagg?(?:ing|ed|y)\b", r"\bdelayed\b", r"\b(?:de|re)?sync(?:ed|ing|hroni[sz]ed)?\b", r"\bout[\s-]+of[\s-]+sync\b",
+        r"\bseq(?:uence)?(?:[\s-]+(?:nums?|numbers?|ids?))?[\s-]+(?:gaps?|breaks?|errors?|jumps?)\b",
+        r"\bgaps?\b[^.?!]{0,30}\b(?:sequence|seq|updates|deltas|streams?|feeds?|channels?|ws|websockets?)\b",
+        r"\bchecksums?\b",
+        r"\b(?:miss(?:ed|ing)?|drop(?:ped|ping|s)?|los(?:t|ing))\s+(?:updates|messages|msgs|deltas|diffs|packets|frames)\b",
+        r"\bws\b",
     ),
     # Weak health words count only about venues, never about an asset ("is BTC down?").
     "health_weak": _any_of(
         r"\bhealth(?:y)?\b", r"\bup\b", r"\bdown\b", r"\bonline\b", r"\boffline\b", r"\bworking\b",
         r"\brunning\b", r"\breachable\b", r"\brespon(?:sive|ding|ds)\b", r"\balive\b", r"\bbroken\b",
         r"\btiming\s+out\b", r"\btime[\s-]?outs?\b", r"\berror(?:s|ing)?\b", r"\bflaky\b",
+        r"\b(?:issues|problems|trouble|degraded|glitch\w*|hiccups?)\b",
     ),
     "venue_words": _any_of(r"\b(?:exchanges?|venues?|apis?|systems?|services?|servers?|everything)\b"),
     "pairs": _any_of(
@@ -583,6 +614,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"stationar", r"correlat", r"\bcovarian", r"\bbeta\b", r"\bhalf[\s-]?life\b", r"\bpairs?[\s-]?trad",
         r"\bpairs?\s+(?:analysis|stats|statistics)\b", r"\bstat(?:istical)?[\s-]?arb", r"mean[\s-]?revert",
         r"mean[\s-]?reversion", r"\bspread\s+trad", r"\bengle\b", r"\bgranger\b", r"\bjohansen\b",
+        r"\bz\b", r"\bphillips[\s-]?ouliaris\b", r"\bkpss\b", r"\bou\s+process\b", r"\bornstein",
     ),
     # Weak pairs words need two assets and a joining word: "spread between BTC and ETH".
     "pairs_weak": _any_of(
@@ -625,6 +657,13 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:venue|exchange|market|book)",
         r"\btightest\s+(?:venue|exchange|market)", r"\bbetter\s+(?:venue|exchange|place)",
         r"\b(?:venue|exchange)\s+(?:comparison|breakdown)",
+        # a superlative sought over every venue: "tightest btc spread anywhere?", "deepest book on any exchange"
+        r"\b(?:best|cheapest|tightest|deepest|thickest|lowest|highest|most\s+liquid)\b[^.?!]{0,40}"
+        r"\b(?:anywhere|any\s+(?:venue|exchange|market)|on\s+any\s+\w+)\b",
+        # one venue against all the others: "how does okx stack up", "kraken vs the rest"
+        r"\bstacks?\s+up\b", r"\bmeasures?\s+up\b",
+        r"\b(?:vs\.?|versus|against|compared\s+(?:to|with)|relative\s+to)\s+(?:all\s+)?(?:the\s+)?(?:others|rest|field"
+        r"|competition|everyone|everybody|other\s+(?:venues|exchanges|books|markets))\b",
     ),
     "impact": _any_of(
         r"\bslip+a?ge?", r"\bslip(?:s|ped)?\b", r"\bimpact", r"\bcost(?:s|ing)?\b", r"\bexpensive\b",
@@ -790,6 +829,9 @@ class _Extraction:
     inverse: bool = False
     #: how a backtested order is executed: "twap" / "vwap" when the question says so
     schedule: str | None = None
+    #: a percentage written as a relative fall ("a 30% drop", "falls by 40%"), as the fraction of the
+    #: level that remains (0.7, 0.6): ``liquidity_alerts``' ``drop_ratio``, never a depth window
+    drop_ratio: float | None = None
     #: a point in time the question names ("at 2024-09-01 12:00 UTC"), ISO 8601 UTC
     at: str | None = None
     #: venues the question leaves out ("exclude okx", "leave out bybit", "not on gate")
@@ -945,7 +987,7 @@ def _extract_lookback(ex: _Extraction, work: str) -> str:
 
 def _extract_time(ex: _Extraction, work: str) -> str:
     """A point in time, as ISO 8601 UTC ``YYYY-MM-DDTHH:MM:SSZ`` (no clock: midnight; times are
-    UTC, the data's own zone). Read first, so no part of a date is taken for a size or a timeframe."""
+    UTC, the data's own zone, unless written with an offset: "10:00+02:00" is 08:00Z). Read first, so no part of a date is taken for a size or a timeframe."""
     for regex in _TIME_RES:
         for m in regex.finditer(work):
             month = (
@@ -962,8 +1004,15 @@ def _extract_time(ex: _Extraction, work: str) -> str:
                 hour = 0
             if not (1 <= month <= 12 and 1 <= int(m.group("d")) <= 31 and hour < 24 and minute < 60):
                 continue
+            try:
+                when = datetime(int(m.group("y")), month, int(m.group("d")), hour, minute, second)
+            except ValueError:
+                continue  # 31 September
+            if m.groupdict().get("off"):  # "10:00+02:00" is 08:00 UTC (ISO 8601 offset)
+                sign = 1 if m.group("off") == "+" else -1
+                when -= sign * timedelta(hours=int(m.group("oh")), minutes=int(m.group("om")))
             if ex.at is None:
-                ex.at = f"{int(m.group('y')):04d}-{month:02d}-{int(m.group('d')):02d}T{hour:02d}:{minute:02d}:{second:02d}Z"
+                ex.at = when.strftime("%Y-%m-%dT%H:%M:%SZ")
             work = _mask(work, *m.span())
     return work
 
@@ -976,10 +1025,33 @@ _BPS_WORDS_RE: Final = re.compile(
 )
 
 
+#: A percentage that measures a fall rather than a distance from the mid: "a 30% drop", "40% lower",
+#: "drops by 30%", "falls more than 50 percent".
+_DROP_AFTER_RE: Final = re.compile(
+    r"\s*(?:-\s*)?(?:drop|fall|decline|decrease|cut|reduction|loss|plunge|crash|collapse|lower|less|thinner"
+    r"|shrink|shrinkage|fewer|down)s?\b"
+)
+_DROP_BEFORE_RE: Final = re.compile(
+    r"\b(?:drops?|dropped|falls?|fell|declines?|declined|decreases?|decreased|shrinks?|shrank|thins?|thinned"
+    r"|plunges?|plunged|crash(?:es)?|crashed|collapses?|collapsed|down)\s+(?:by\s+)?(?:more\s+than\s+|over\s+"
+    r"|at\s+least\s+|about\s+|~\s*)?$"
+)
+
+
 def _extract_bps(ex: _Extraction, work: str) -> str:
-    """Depth windows: "within 50 bps", "50bp", "0.5%" (50), "1 percent" (100), "half a percent" (50)."""
+    """Depth windows: "within 50 bps", "50bp", "0.5%" (50), "1 percent" (100), "half a percent" (50).
+    A percentage written as a fall ("a 30% drop", "drops by 30%") is a relative change, kept as
+    :attr:`_Extraction.drop_ratio` (0.7), not a window."""
     for m in _BPS_RE.finditer(work):
         scale = 1 if m.group("unit").startswith(("b", "bi")) else 100
+        if scale == 100 and (
+            _DROP_AFTER_RE.match(work, m.end()) or _DROP_BEFORE_RE.search(work, 0, m.start("num"))
+        ):
+            pct = float(m.group("num"))
+            if 0 < pct < 100 and ex.drop_ratio is None:
+                ex.drop_ratio = round(1 - pct / 100, 6)
+            work = _mask(work, *m.span())
+            continue
         if ex.window_bps is None:
             ex.window_bps = _number(m.group("num"), scale=scale)
         work = _mask(work, *m.span())
@@ -1313,6 +1385,8 @@ def _extract(text: str) -> _Extraction:
     work = _extract_size(ex, work)
     work = _extract_pairs(ex, work)
     for m in _TIMEFRAME_COMPACT_RE.finditer(work):
+        if _COMPARATOR_BEFORE_RE.search(work, 0, m.start()):
+            continue  # "depth < 1m", "drops below 2m": a level compared against, in millions
         ex.timeframe = ex.timeframe or _timeframe(m.group("num"), m.group("unit"))
         work = _mask(work, *m.span())
     work = _extract_more_sizes(ex, work)
@@ -1326,6 +1400,10 @@ def _extract(text: str) -> _Extraction:
         ex.schedule = "vwap"
     elif _TWAP_SCHEDULE_RE.search(low):
         ex.schedule = "twap"
+    elif ex.has_order and (m := _SCHEDULE_TAG_RE.search(low)) is not None:
+        ex.schedule = m.group("algo")
+    elif _ARRIVAL_SCHEDULE_RE.search(low):
+        ex.schedule = "arrival"
     if ex.window_bps is not None and (
         _MAX_SIZE_RE.search(low)
         or (
@@ -1358,12 +1436,20 @@ class _Rule:
     infer: Callable[[_Extraction], bool] = lambda ex: False
 
 
+#: Words for the liquidity a crunch is a fall of.
+_LIQUIDITY_WORD_RE: Final = re.compile(r"\b(?:liquidity|liq|depth|book|bids?|asks?|offers?)\b")
+
 #: Ordered: the first rule that fires wins. Alerts and health come first because their cue words are
 #: specific ("circuit breaker") while "which exchanges"/"liquidity" also appear in their questions.
 _RULES: Final[tuple[_Rule, ...]] = (
     _Rule(
         "alerts",
-        lambda ex: ex.has("alerts") or any(rx.search(ex.low) for rx in (_ALERT_LIST_RE, _ALERT_DELETE_RE)),
+        lambda ex: (
+            ex.has("alerts")
+            or any(rx.search(ex.low) for rx in (_ALERT_LIST_RE, _ALERT_DELETE_RE))
+            # "any 50% drops in eth depth this week": a relative fall of liquidity is a crunch
+            or (ex.drop_ratio is not None and _LIQUIDITY_WORD_RE.search(ex.low) is not None)
+        ),
     ),
     _Rule(
         "health",
@@ -1535,6 +1621,7 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
         "symbol_a": legs[0] if legs else None,
         "symbol_b": legs[1] if len(legs) > 1 else None,
         "exclude_venues": list(ex.exclude_venues) or None,
+        "drop_ratio": ex.drop_ratio,
         # one stated time, passed as whichever time argument the capability's tools take
         "at": ex.at,
         "as_of": ex.as_of,
@@ -1543,7 +1630,7 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
 
 
 _ALERT_CREATE_RE: Final = re.compile(
-    r"\b(?:alert|notify|ping|warn|tell|message)\s+(?:me|us)\b|\blet\s+(?:me|us)\s+know\b"
+    r"\b(?:alert|notify|ping|warn|tell|message|msg|dm|sms|txt|text|email)\s+(?:me|us)\b|\blet\s+(?:me|us)\s+know\b"
     r"|\b(?:set|create|add|make)\s+(?:up\s+)?(?:an?\s+|new\s+)?(?:alert|alarm|trigger|notification)"
     r"|\bheads[\s-]?up\s+(?:when|if)\b|\balert\s+(?:on\s+\w+\s+)?(?:when|if|once|whenever)\b"
     r"|\b(?:notify|ping|warn|message|email|text)\s+(?:me\s+|us\s+)?(?:when|if|once|whenever|as\s+soon\s+as)\b"
@@ -1554,7 +1641,11 @@ _ALERT_LIST_RE: Final = re.compile(
     r"|\b(?:my|our)\s+(?:\w+\s+)?(?:alerts|alert\s+rules|alert)\b"
     r"|\b(?:what|which)\s+alerts?\s+(?:do|have|did|are|is)\b|\balerts?\s+(?:i|we)\s+(?:have|set|created|made)\b"
     r"|\bhow\s+many\s+alerts\b|\bany\s+alerts\s+(?:set|configured|defined)\b"
-    r"|\b(?:what|which|any)\s+(?:alert\s+)?rules\s+(?:do|have|did|are|is|exist)\b|\brules\s+(?:i|we)\s+(?:have|set|made)\b"
+    r"|\bwhat\s+(?:am\s+i|are\s+we|are\s+you|is\s+being)\s+(?:watching|monitoring|tracking|watched|monitored)\b"
+    # the bare noun as the whole message: "rules?", "my rules", "active rules"
+    r"|^\W*(?:my\s+|our\s+|the\s+|all\s+|active\s+|current\s+)?(?:alert\s+)?rules\W*$"
+    r"|\b(?:what|which|any)\s+(?:alert\s+)?(?:rules|triggers|alarms|watches)\s+(?:do|have|did|are|is|exist)\b"
+    r"|\b(?:triggers|alarms)\s+(?:i|we)\s+(?:have|set|made|created)\b|\brules\s+(?:i|we)\s+(?:have|set|made)\b"
 )
 #: Alert metrics by the words that name them, checked in order.
 _ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
@@ -1578,8 +1669,14 @@ _ALERT_BELOW_RE: Final = re.compile(
 )
 
 
+#: A level being crossed ("crosses 60000", "crosses above 3k", "crossing below -2"): the comparisons
+#: ``crosses`` / ``crosses_above`` / ``crosses_below`` of ``analytics.alerts.Comparison``.
+_ALERT_CROSS_RE: Final = re.compile(
+    r"\bcross(?:es|ing)?\b(?:\s+(?:(?P<up>above|over|up|upwards?)|(?P<down>below|under|down|downwards?))\b)?"
+)
+
 _ALERT_DELETE_RE: Final = re.compile(
-    r"\b(?:delete|remove|cancel|clear|drop|disable|turn\s+off|get\s+rid\s+of|wipe)\b[^.?!]{0,30}\b(?:alerts?|rules?)\b"
+    r"\b(?:delete|remove|cancel|clear|drop|disable|turn\s+off|get\s+rid\s+of|wipe)\b[^.?!]{0,30}\b(?:alerts?|rules?|triggers?|alarms?)\b"
 )
 
 
@@ -1595,19 +1692,32 @@ def _alert_spec(ex: _Extraction) -> dict[str, Any]:
         return {"alert_action": "list"}
     stated_rule = (  # "btc alert spread > 10bps": a metric, a direction and a threshold make a rule
         re.search(r"\balert|\balarm", low)
-        and (_ALERT_ABOVE_RE.search(low) or _ALERT_BELOW_RE.search(low))
+        and (_ALERT_ABOVE_RE.search(low) or _ALERT_BELOW_RE.search(low) or _ALERT_CROSS_RE.search(low))
         and (ex.bare_number is not None or ex.window_bps is not None or ex.notional is not None)
     )
     if not _ALERT_CREATE_RE.search(low) and not stated_rule:
         return {"alert_action": "recent"}
+    if ex.drop_ratio is not None and ex.bare_number is None and ex.notional is None:
+        # "alert if depth has a 30% drop": a fall relative to its own level is the crunch detector's
+        # drop_ratio (liquidity_alerts); a rule takes only an absolute threshold
+        return {"alert_action": "recent"}
     out: dict[str, Any] = {"alert_action": "create"}
     metric = next((m for m, rx in _ALERT_METRICS if rx.search(low)), None)
     above, below = _ALERT_ABOVE_RE.search(low), _ALERT_BELOW_RE.search(low)
-    if metric is None and (above or below) and (ex.bare_number is not None or ex.notional is not None):
+    cross = _ALERT_CROSS_RE.search(low)
+    if (
+        metric is None
+        and (above or below or cross)
+        and (ex.bare_number is not None or ex.notional is not None)
+    ):
         metric = "mid_price"  # "ping me when ETH drops below 2500": a level of the asset is its price
     if metric is not None:
         out["metric"] = metric
-    if above and below:
+    if cross:
+        out["comparison"] = (
+            "crosses_above" if cross.group("up") else "crosses_below" if cross.group("down") else "crosses"
+        )
+    elif above and below:
         out["comparison"] = "above" if above.start() < below.start() else "below"
     elif above or below:
         out["comparison"] = "above" if above else "below"

@@ -389,6 +389,168 @@ def test_new_phrasings_cover_every_capability() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Percentages: a fall is a ratio, a distance is a window or a limit
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "capability", "args", "extra"),
+    [
+        # a relative fall of liquidity: the crunch detector's drop_ratio (the share that remains)
+        (
+            "alert if sol depth on okx has a 30% drop",
+            "alerts",
+            {"symbol": "SOL", "venue": "okx", "drop_ratio": 0.7},
+            {"alert_action": "recent"},
+        ),
+        (
+            "did eth depth on kraken fall by 40% this week?",
+            "alerts",
+            {"symbol": "ETH", "venue": "kraken", "drop_ratio": 0.6, "lookback_days": 7},
+            {"alert_action": "recent"},
+        ),
+        # the same words with a distance from the mid keep it a window or a slippage limit
+        (
+            "eth depth within 2% on binance",
+            "order_book",
+            {"symbol": "ETH", "venue": "binance", "window_bps": 200},
+            {},
+        ),
+        (
+            "max eth i can sell on binance within 0.3%",
+            "market_impact",
+            {"symbol": "ETH", "side": "sell", "venue": "binance", "max_slippage_bps": 30},
+            {},
+        ),
+        # a fall of the price is history, not a crunch, and not a window
+        ("did btc have a 30% drop this month", "history", {"symbol": "BTC", "lookback_days": 30}, {}),
+        # crossings are their own comparisons
+        (
+            "notify me when eth crosses above 3000",
+            "alerts",
+            {"symbol": "ETH"},
+            {
+                "alert_action": "create",
+                "metric": "mid_price",
+                "comparison": "crosses_above",
+                "threshold": 3000,
+            },
+        ),
+        # after a comparison "1m" is a million (a level), not 1-minute candles
+        (
+            "alert when btc depth on okx < 2m",
+            "alerts",
+            {"symbol": "BTC", "venue": "okx"},
+            {
+                "alert_action": "create",
+                "metric": "depth_notional",
+                "comparison": "below",
+                "threshold": 2_000_000,
+            },
+        ),
+        (
+            "ping me if btc crosses 60k",
+            "alerts",
+            {"symbol": "BTC"},
+            {"alert_action": "create", "metric": "mid_price", "comparison": "crosses", "threshold": 60000},
+        ),
+    ],
+)
+def test_percent_roles_and_crossings(
+    query: str, capability: str, args: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    parsed = parse_query(query)
+    assert (parsed.capability, parsed.args) == (capability, args)
+    assert {k: parsed.extra.get(k) for k in extra} == extra
+
+
+@pytest.mark.parametrize(
+    ("query", "capability", "args"),
+    [
+        (
+            "route 100 eth buy, keep it off bybit",
+            "route_order",
+            {"symbol": "ETH", "side": "buy", "size": 100, "exclude_venues": ["bybit"]},
+        ),
+        (
+            "smart route 25 btc sell w/o kraken",
+            "route_order",
+            {"symbol": "BTC", "side": "sell", "size": 25, "exclude_venues": ["kraken"]},
+        ),
+        (
+            "sor 10 btc buy only binance + okx",
+            "route_order",
+            {"symbol": "BTC", "side": "buy", "size": 10, "venues": ["binance", "okx"]},
+        ),
+        (
+            "buy 5 eth twap over the last 2 days backtest",
+            "backtest",
+            {"symbol": "ETH", "side": "buy", "size": 5, "schedule": "twap", "lookback_days": 2},
+        ),
+        (
+            "how does bybit stack up for a 10 btc sell",
+            "compare_venues",
+            {"symbol": "BTC", "side": "sell", "size": 10, "venue": "bybit"},
+        ),
+        ("tightest sol spread anywhere", "compare_venues", {"symbol": "SOL"}),
+        ("is the kraken book out of sync?", "health", {"venue": "kraken"}),
+        ("sequence gaps in the okx feed", "health", {"venue": "okx"}),
+        ("current spread z for eth/btc", "pairs", {"symbol_a": "ETH", "symbol_b": "BTC"}),
+        ("btc depth 10bp bin", "order_book", {"symbol": "BTC", "venue": "binance", "window_bps": 10}),
+        (
+            "sor 60 eth sell, all venues but okx",
+            "route_order",
+            {"symbol": "ETH", "side": "sell", "size": 60, "exclude_venues": ["okx"]},
+        ),
+        (
+            "route 20 btc buy except on kraken or bybit",
+            "route_order",
+            {"symbol": "BTC", "side": "buy", "size": 20, "exclude_venues": ["kraken", "bybit"]},
+        ),
+        (
+            "backtest selling 40 sol in one go at 2024-08-05T12:00:00Z",
+            "backtest",
+            {
+                "symbol": "SOL",
+                "side": "sell",
+                "size": 40,
+                "schedule": "arrival",
+                "at": "2024-08-05T12:00:00Z",
+            },
+        ),
+        ("what are we monitoring?", "alerts", {}),
+        ("how many reconnects on okx today", "health", {"venue": "okx"}),
+        ("what triggers have i set", "alerts", {}),
+        ("rules?", "alerts", {}),
+        ("which venues are having issues", "health", {}),
+        ("eth/btc zscore over 5m", "pairs", {"symbol_a": "ETH", "symbol_b": "BTC", "timeframe": "5m"}),
+    ],
+)
+def test_trader_shorthand(query: str, capability: str, args: dict[str, Any]) -> None:
+    parsed = parse_query(query)
+    assert (parsed.capability, parsed.args) == (capability, args)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "2024-09-05T10:00:00+02:00",
+        "2024-09-01T01:00+02:00",
+        "2024-08-31 19:30 -05:00",
+        "2024-09-01T12:00:00Z",
+    ],
+)
+def test_a_time_with_an_offset_is_converted_to_utc(written: str) -> None:
+    """The instant is the one ISO 8601 names (reference: ``datetime.fromisoformat``), day rollover included."""
+    from datetime import UTC, datetime
+
+    expected = datetime.fromisoformat(written.replace(" -", "-").replace(" ", "T")).astimezone(UTC)
+    parsed = parse_query(f"backtest a 10 btc buy at {written}")
+    assert parsed.capability == "backtest"
+    assert datetime.fromisoformat(parsed.args["at"]) == expected
+
+
+# ---------------------------------------------------------------------------------------------
 # Argument normalisation, one rule at a time
 # ---------------------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from tests.support import assistant_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TUNING_FILE = ROOT / "tests" / "agent" / "data" / "queries-tuning.jsonl"
+TUNING2_FILE = ROOT / "tests" / "agent" / "data" / "queries-tuning2.jsonl"
 DEV_FILE = ROOT / ".." / "shared" / "eval" / "queries-dev.jsonl"
 MIN_ACCURACY = 0.95
 
@@ -52,6 +53,24 @@ def _score(path: Path) -> tuple[float, list[str]]:
 def test_tuning_set_routes_at_least_95_percent() -> None:
     accuracy, misses = _score(TUNING_FILE)
     assert accuracy >= MIN_ACCURACY, f"{accuracy:.1%} < {MIN_ACCURACY:.0%}; misses:\n" + "\n".join(misses)
+
+
+def test_second_tuning_set_routes_at_least_95_percent() -> None:
+    accuracy, misses = _score(TUNING2_FILE)
+    assert accuracy >= MIN_ACCURACY, f"{accuracy:.1%} < {MIN_ACCURACY:.0%}; misses:\n" + "\n".join(misses)
+
+
+def test_second_tuning_set_is_new() -> None:
+    """The second set repeats no line of the first or of the dev set, and has no duplicates."""
+    texts = [q["query"].strip().lower() for q in load_queries(TUNING2_FILE)]
+    assert len(texts) >= 25
+    assert len(texts) == len(set(texts)), "duplicate questions"
+    first = {q["query"].strip().lower() for q in load_queries(TUNING_FILE)}
+    assert not first & set(texts), "lines copied from the first tuning set"
+    if DEV_FILE.exists():
+        dev = {q["query"].strip().lower() for q in load_queries(DEV_FILE)}
+        assert not dev & set(texts), "lines copied from the dev set"
+    assert {q["capability"] for q in load_queries(TUNING2_FILE)} <= set(CAPABILITY_TOOLS)
 
 
 @pytest.mark.skipif(not DEV_FILE.exists(), reason=f"dev set not found at {DEV_FILE}")
