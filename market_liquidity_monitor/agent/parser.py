@@ -1476,7 +1476,14 @@ _RULES: Final[tuple[_Rule, ...]] = (
             and (
                 ex.lookback_days is not None
                 or ex.lookback_hours is not None
-                or (ex.at is not None and not re.search(r"\bas\s+of\b", ex.low))
+                # an order at a stated past time is a backtest, unless the question asks for a book
+                # answer at that instant ("impact of selling 10 ETH at ...", "route 20 BTC on 8 Aug
+                # at 23:59": as_of on the book rebuilt to it)
+                or (
+                    ex.at is not None
+                    and not re.search(r"\bas\s+of\b", ex.low)
+                    and not ex.has("impact", "route", "order_book", "compare")
+                )
             )
         ),
     ),
