@@ -20,9 +20,11 @@ from market_liquidity_monitor.services import Services
 
 
 def _state(name: str) -> Callable[[Request], Any]:
-    """A dependency returning ``app.state.<name>`` (set by the lifespan)."""
+    """A dependency returning ``app.state.<name>`` (set by the lifespan). ``async`` on purpose: FastAPI
+    runs a plain ``def`` dependency in its thread pool, a thread hop per request for an attribute
+    read (bench_api: ~3 ms of a 4.7 ms /api/orderbook request at concurrency 1)."""
 
-    def get(request: Request) -> Any:
+    async def get(request: Request) -> Any:
         return getattr(request.app.state, name)
 
     get.__name__ = f"get_{name}"
