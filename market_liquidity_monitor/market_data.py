@@ -230,7 +230,12 @@ class MarketData:
             clock = self._session_clocks.setdefault(session_of(group), ReplayClock())
             before = set(self.store.instruments())
             key = self._checkpoint_key(group)
-            if key is None or not self._restore_group(group, key, clock, before):
+            # A checkpoint holds the books' end state, not the frames: when something observes the
+            # store's events (the liquidity-history recorder, which writes a metrics row per second
+            # of book time), the recording is replayed so that history is written; the checkpoint
+            # is still refreshed for processes that only ask questions.
+            restorable = key is not None and self.store.observer is None
+            if not restorable or not self._restore_group(group, key, clock, before):
                 self._replay_group(group, clock, before, key)
             if isinstance(self.clock, ReplayClock):
                 self.clock.advance(clock.now_ns())

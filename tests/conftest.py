@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 SHARED_EVAL = (REPO / ".." / "shared" / "eval").resolve()
+
+# Replay checkpoints of this test run go to a directory of its own (inherited by the processes the
+# tests start), never to the user's ~/.cache: a run neither depends on nor leaves a cache.
+os.environ.setdefault("MLM_INGEST__CHECKPOINT_DIR", tempfile.mkdtemp(prefix="mlm-test-checkpoints-"))
 
 
 @pytest.fixture(scope="session")

@@ -590,15 +590,25 @@ def _venues_in_strings(sources: list[Any]) -> set[str]:
     return words
 
 
-@lru_cache(maxsize=1)
 def _known_venues() -> frozenset[str]:
-    """ccxt's exchange ids (the venue vocabulary), without ids that are ordinary words."""
-    try:
+    """The venue vocabulary, without ids that are ordinary words: the assistant's own venue names
+    (``agent.parser``'s table, which every question is read with), plus ccxt's exchange ids when
+    ccxt is already loaded (live mode: any ccxt venue can answer). ccxt is not imported for this:
+    a recorded-data ``mlm ask`` never loads it."""
+    import sys
+
+    return _venue_vocabulary("ccxt" in sys.modules)
+
+
+@lru_cache(maxsize=2)
+def _venue_vocabulary(with_ccxt: bool) -> frozenset[str]:
+    from market_liquidity_monitor.agent.parser import _VENUES
+
+    ids = {v for v in _VENUES if len(v) >= 4}
+    if with_ccxt:
         import ccxt
 
-        ids = {x for x in ccxt.exchanges if len(x) >= 4}
-    except Exception:  # pragma: no cover - ccxt is a dependency
-        ids = set()
+        ids |= {x for x in ccxt.exchanges if len(x) >= 4}
     return frozenset(
         ids - {"paymium", "alpaca", "woofipro", "hyperliquid", "defx", "bequant"} | {"gate", "okx"}
     )

@@ -44,8 +44,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccxt.base.decimal_to_precision import number_to_string
-
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.events import L2Snapshot
 from market_liquidity_monitor.domain.instrument import InstrumentId
@@ -163,7 +161,8 @@ class ProBookWatcher:
         self.settings = settings
         self._cfg = settings.data_engine
         self.engine = engine
-        self._factory = exchange_factory or default_pro_factory(settings)
+        # built on the first watch: a process that never watches a book never imports ccxt.pro
+        self._factory = exchange_factory
         self._clock = clock
         self._exchanges: dict[str, Any] = {}
         self._watches: dict[InstrumentId, _Watch] = {}
@@ -235,6 +234,8 @@ class ProBookWatcher:
                 f"ccxt.pro {inst.venue} {inst.symbol}: no book within "
                 f"{self._cfg.pro_first_book_timeout_s:g} s of subscribing"
             )
+        from ccxt.base.decimal_to_precision import number_to_string  # ccxt only once a book is watched
+
         n2s, levels = number_to_string, self._cfg.pro_book_levels
         ts_ms, nonce = ob.get("timestamp"), ob.get("nonce")
         return (
@@ -252,6 +253,8 @@ class ProBookWatcher:
     async def _exchange(self, venue: str) -> Any:
         exchange = self._exchanges.get(venue)
         if exchange is None:
+            if self._factory is None:
+                self._factory = default_pro_factory(self.settings)
             exchange = self._exchanges[venue] = self._factory(venue)
             exchange.has["fetchCurrencies"] = False
         if not exchange.markets and self.engine is not None:

@@ -35,6 +35,15 @@ ENUMS = {
     ],
     ("create_alert", "comparison"): ["above", "below", "crosses_above", "crosses_below", "crosses"],
     ("create_alert", "side"): ["both", "bid", "ask"],
+    ("liquidity_history", "metric"): [
+        "depth",
+        "bid_depth",
+        "ask_depth",
+        "imbalance",
+        "spread_bps",
+        "mid",
+        "microprice",
+    ],
 }
 TIMEFRAME_ARGS = {
     ("backtest_execution", "timeframe"),
@@ -90,6 +99,7 @@ def test_the_services_keep_the_check_and_its_aliases():
         "size": 5.0,
         "notional": None,
         "venue": None,
+        "as_of": None,
     }
 
 
