@@ -1,6 +1,6 @@
 """Regenerate market_liquidity_monitor/analytics/reference_model.py from the recorded data.
 
-    /work/main/.venv/bin/python scripts/freeze_reference_model.py ../shared/data
+    .venv/bin/python scripts/freeze_reference_model.py ../shared/data
 
 The frozen model is the ETH/USDT ``DepthModel`` of ``recorded_model_set`` scaled for assets without
 a recorded book, carrying the worst cross-validation of ETH/USDT predicting another calibrated asset
