@@ -7,7 +7,10 @@ Python object of the package.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -120,3 +123,38 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_app(api_url: str, log: Path) -> Iterator[str]:
+    """The app as ``mlm up`` starts it (``runtime.streamlit_command``), talking to ``api_url``, on a
+    free loopback port: yields its URL once ``/_stcore/health`` answers; stopped on exit."""
+    from market_liquidity_monitor.runtime import streamlit_command
+
+    port = free_port()
+    env = {**os.environ, "MLM_API_URL": api_url, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLM_API__TOKEN", None)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            streamlit_command(APP, "127.0.0.1", port), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start on {url}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

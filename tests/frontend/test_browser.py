@@ -8,7 +8,6 @@ import io
 import os
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from market_liquidity_monitor.runtime import streamlit_command
-
-from .conftest import APP, REPO, free_port
+from .conftest import streamlit_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 QUESTION = "How much slippage would a 5 BTC market buy cause on Binance?"
@@ -35,33 +32,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def streamlit_url(api_server, tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    env = {**os.environ, "MLM_API_URL": api_server.url, "PYTHONUNBUFFERED": "1"}
-    env.pop("MLM_API__TOKEN", None)
-    cmd = streamlit_command(APP, "127.0.0.1", port)  # exactly what `mlm up` starts
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start on {url}:\n{log.read_text()[-3000:]}")
-            time.sleep(0.25)
+    with streamlit_app(api_server.url, tmp_path_factory.mktemp("streamlit") / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")

@@ -7,22 +7,18 @@ expander) at least a second later."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from pydantic_ai import models
 
 from market_liquidity_monitor.api.app import create_app
 from market_liquidity_monitor.config import AgentSettings, ApiSettings, Settings
-from market_liquidity_monitor.runtime import streamlit_command
 from market_liquidity_monitor.testing.llm_server import LoopbackLLM, tool_then_answer
 
-from .conftest import APP, REPO, ApiServer, free_port
+from .conftest import ApiServer, streamlit_app
 from .test_browser import CHROMIUM, QUESTION, assert_no_exception, save, shots  # noqa: F401
 
 pytestmark = [
@@ -62,34 +58,8 @@ def slow_api(data_dir, tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def app_url(slow_api, tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("streamlit-stream") / "streamlit.log"
-    env = {**os.environ, "MLM_API_URL": slow_api, "PYTHONUNBUFFERED": "1"}
-    env.pop("MLM_API__TOKEN", None)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            streamlit_command(APP, "127.0.0.1", port), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start on {url}:\n{log.read_text()[-3000:]}")
-            time.sleep(0.25)
+    with streamlit_app(slow_api, tmp_path_factory.mktemp("streamlit-stream") / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def test_the_chat_page_shows_text_before_the_answer_is_complete(app_url, shots):  # noqa: F811
