@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from market_liquidity_monitor.data_engine.replay_server import RestReplayServer
+from market_liquidity_monitor.data_engine.replay_server import Recordings, RestReplayServer
 
 BINANCE_CAPTURES = ("BINANCE.0.gz", "BINANCE.http.0.0.gz", "BINANCE_FUTURES.0.gz", "BINANCE_DELIVERY.0.gz")
 
@@ -125,3 +125,20 @@ def redis_server() -> Iterator[RedisServerProcess]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="module")
+def recordings(data_dir: Path) -> Recordings:
+    """Every recorded REST response of ../shared/data, scanned once per test module."""
+    return Recordings.scan(data_dir)
+
+
+@pytest.fixture
+async def server(recordings: Recordings) -> AsyncIterator[RestReplayServer]:
+    """A loopback ``RestReplayServer`` over ``recordings`` (the ``mlm rest-replay`` venue)."""
+    srv = RestReplayServer(recordings=recordings)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()

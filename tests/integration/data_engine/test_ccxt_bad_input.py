@@ -14,7 +14,7 @@ from market_liquidity_monitor.config import DataEngineSettings, Settings
 from market_liquidity_monitor.data_engine.cache import MemoryCache
 from market_liquidity_monitor.data_engine.engine import DataEngine, retry_after_seconds
 from market_liquidity_monitor.data_engine.errors import VenueRateLimitedError, VenueUnreachableError
-from market_liquidity_monitor.data_engine.replay_server import Fault, Recordings, RestReplayServer
+from market_liquidity_monitor.data_engine.replay_server import Fault, RestReplayServer
 from market_liquidity_monitor.domain.errors import InvalidInputError, UnknownSymbolError
 from market_liquidity_monitor.services import Services
 
@@ -28,21 +28,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
-
-
-@pytest.fixture(scope="module")
-def recordings(data_dir: Path) -> Recordings:
-    return Recordings.scan(data_dir)
-
-
-@pytest.fixture
-async def server(recordings: Recordings):
-    srv = RestReplayServer(recordings=recordings)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
 
 
 def settings(base_url: str, home: Path | None = None, **de) -> Settings:

@@ -24,25 +24,10 @@ import pandas as pd
 import pytest
 
 from market_liquidity_monitor.config import DataEngineSettings, Settings
-from market_liquidity_monitor.data_engine.replay_server import Fault, Recordings, RestReplayServer
+from market_liquidity_monitor.data_engine.replay_server import Fault
 from market_liquidity_monitor.services import Services
 
 BITSTAMP_HOST = "www.bitstamp.net"
-
-
-@pytest.fixture(scope="module")
-def recordings(data_dir: Path) -> Recordings:
-    return Recordings.scan(data_dir)
-
-
-@pytest.fixture
-async def server(recordings: Recordings):
-    srv = RestReplayServer(recordings=recordings)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
 
 
 def live_settings(base_url: str, home: Path, **kw) -> Settings:

@@ -22,7 +22,7 @@ from market_liquidity_monitor.config import DataEngineSettings, Settings
 from market_liquidity_monitor.data_engine.cache import MemoryCache
 from market_liquidity_monitor.data_engine.engine import DataEngine, default_exchange_factory
 from market_liquidity_monitor.data_engine.errors import VenueRequestError
-from market_liquidity_monitor.data_engine.replay_server import Recordings, RestReplayServer
+from market_liquidity_monitor.data_engine.replay_server import RestReplayServer
 from market_liquidity_monitor.domain.errors import UnknownSymbolError
 
 
@@ -84,21 +84,6 @@ def assert_levels(got: list, want: list[list[str]]) -> None:
 
 
 # -- fixtures -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def recordings(data_dir: Path) -> Recordings:
-    return Recordings.scan(data_dir)  # shared so each file is read once per module
-
-
-@pytest.fixture
-async def server(recordings: Recordings):
-    srv = RestReplayServer(recordings=recordings)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
-
-
 def settings_for(base_url: str, *venues: str, **engine: Any) -> Settings:
     return Settings(
         venues=venues or ("binance",),

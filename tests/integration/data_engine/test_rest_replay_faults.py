@@ -4,7 +4,6 @@ failing while another answers, 429 with Retry-After, garbage bodies, slow hosts.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import ccxt.async_support as ccxt_async
 import httpx
@@ -20,7 +19,7 @@ from market_liquidity_monitor.data_engine.engine import (
     point_exchange_at,
 )
 from market_liquidity_monitor.data_engine.errors import CircuitOpenError, VenueUnreachableError
-from market_liquidity_monitor.data_engine.replay_server import Fault, Recordings, RestReplayServer
+from market_liquidity_monitor.data_engine.replay_server import Fault, RestReplayServer
 
 BITSTAMP = "www.bitstamp.net"
 
@@ -31,21 +30,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
-
-
-@pytest.fixture(scope="module")
-def recordings(data_dir: Path) -> Recordings:
-    return Recordings.scan(data_dir)
-
-
-@pytest.fixture
-async def server(recordings: Recordings):
-    srv = RestReplayServer(recordings=recordings)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
 
 
 def make_engine(base_url: str, clock: FakeClock | None = None, **cfg) -> DataEngine:
