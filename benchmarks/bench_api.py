@@ -7,7 +7,9 @@ cached constant JSON payload of the size of an orderbook answer: the ceiling of 
 server/machine) and ``GET /bench/lag`` (the longest event-loop stall seen by a probe task inside
 the server: a loop of ``asyncio.sleep(0.010)`` whose overshoot is the stall; reset on read).
 
-The client (this process, httpx over loopback, ``c`` connections) sends ``--count`` requests per
+The client (this process: ``c`` keep-alive HTTP/1.1 connections over loopback, requests written
+as prebuilt bytes and answers read by their framing, on uvloop when installed, so that it costs
+the server's shared CPU as little as a load generator such as wrk would) sends ``--count`` requests per
 cell for each mix and concurrency 1, 16 and 64, after a warm-up, and reports req/s, p50 and p99
 latency (ms) per cell, the ratio of req/s to the ceiling at the same concurrency, and the longest
 stall seen during the cell. Targets (ratios to the ceiling of the same run): orderbook and impact
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import os
 import socket
@@ -64,7 +68,19 @@ def serve(data: Path, port: int, home: Path) -> None:
             "asks": [[61838.63 + i, 0.321] for i in range(20)],
         }
     ).encode()
-    probe = {"max_ms": 0.0, "task": None}
+    probe = {"max_ms": 0.0, "task": None, "gc_ms": 0.0, "gc_gen2": 0}
+    gc_t0 = [0.0]
+
+    def gc_watch(phase: str, info: dict) -> None:  # the longest collector pause, per generation 2 run
+        if phase == "start":
+            gc_t0[0] = time.perf_counter()
+        elif info.get("generation") == 2:
+            probe["gc_gen2"] += 1
+            probe["gc_ms"] = max(probe["gc_ms"], (time.perf_counter() - gc_t0[0]) * 1000)
+        else:
+            probe["gc_ms"] = max(probe["gc_ms"], (time.perf_counter() - gc_t0[0]) * 1000)
+
+    gc.callbacks.append(gc_watch)
 
     async def lag_probe() -> None:
         loop = asyncio.get_running_loop()
@@ -81,8 +97,13 @@ def serve(data: Path, port: int, home: Path) -> None:
     async def lag() -> dict:
         if probe["task"] is None:
             probe["task"] = asyncio.create_task(lag_probe())
-        out = {"max_stall_ms": round(probe["max_ms"], 2)}
-        probe["max_ms"] = 0.0
+        out = {
+            "max_stall_ms": round(probe["max_ms"], 2),
+            "max_gc_pause_ms": round(probe["gc_ms"], 2),
+            "gc_gen2_runs": probe["gc_gen2"],
+        }
+        probe["max_ms"] = probe["gc_ms"] = 0.0
+        probe["gc_gen2"] = 0
         return out
 
     @app.get("/bench/ready", include_in_schema=False)
@@ -101,33 +122,92 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _cell(base: str, mix: str, c: int, count: int) -> dict:
-    import httpx
+class _Conn:
+    """One keep-alive HTTP/1.1 connection speaking the protocol directly: the request bytes are
+    built once per cell and the response read by its ``Content-Length`` (or chunked framing).
+    A load generator has to cost far less CPU per request than the server it measures, on a
+    machine whose 2 cores the two share; httpx costs ~1-2 ms of CPU per request here, which made
+    the client, not the server, the bottleneck of every cell (ceiling c=16: 192 req/s)."""
 
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> _Conn:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            if b":" in line:
+                k, v = line.split(b":", 1)
+                headers[k.strip().lower()] = v.strip()
+        if b"content-length" in headers:
+            body = await self.reader.readexactly(int(headers[b"content-length"]))
+        elif headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                parts.append(chunk[:-2])
+            body = b"".join(parts)
+        else:  # pragma: no cover - the server always frames its answers
+            raise RuntimeError(f"unframed response: {head!r}")
+        return status, body
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+def _raw_request(host: str, port: int, method: str, path: str, body: dict | None) -> bytes:
+    """The bytes of one HTTP/1.1 keep-alive request (JSON body when ``body`` is given)."""
+    data = b"" if body is None else json.dumps(body).encode()
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+    return head.encode() + b"\r\n" + data
+
+
+async def _cell(host: str, port: int, mix: str, c: int, count: int) -> dict:
     method, path, body = MIXES[mix]
+    raw = _raw_request(host, port, method, path, body)
+    lag = _raw_request(host, port, "GET", "/bench/lag", None)
     lat: list[float] = []
     errors: dict[int, int] = {}
-    limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-        await client.get("/bench/lag")  # reset the stall probe
-        for _ in range(min(c, 8)):  # warm-up: connections open, first-use caches filled
-            await client.request(method, path, json=body)
+    conns = [await _Conn.open(host, port) for _ in range(c)]
+    try:
+        await conns[0].request(lag)  # reset the stall probe
+        for conn in conns[: min(c, 8)]:  # warm-up: first-use caches filled
+            await conn.request(raw)
         left = count
 
-        async def worker() -> None:
+        async def worker(conn: _Conn) -> None:
             nonlocal left
             while left > 0:
                 left -= 1
                 t0 = time.perf_counter()
-                r = await client.request(method, path, json=body)
+                status, _ = await conn.request(raw)
                 lat.append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    errors[r.status_code] = errors.get(r.status_code, 0) + 1
+                if status != 200:
+                    errors[status] = errors.get(status, 0) + 1
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(c)))
+        await asyncio.gather(*(worker(conn) for conn in conns))
         wall = time.perf_counter() - t0
-        stall = (await client.get("/bench/lag")).json()["max_stall_ms"]
+        lagged = json.loads((await conns[0].request(lag))[1])
+        stall = lagged["max_stall_ms"]
+    finally:
+        for conn in conns:
+            await conn.close()
     lat.sort()
     return {
         "mix": mix,
@@ -137,15 +217,17 @@ async def _cell(base: str, mix: str, c: int, count: int) -> dict:
         "p50_ms": round(statistics.median(lat), 2),
         "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 2),
         "max_stall_ms": stall,
+        "max_gc_pause_ms": lagged["max_gc_pause_ms"],
+        "gc_gen2_runs": lagged["gc_gen2_runs"],
         "errors": errors,
     }
 
 
-async def run(base: str, count: int, chat_count: int) -> dict:
+async def run(host: str, port: int, count: int, chat_count: int) -> dict:
     cells = []
     for mix in MIXES:
         for c in CONCURRENCY:
-            cells.append(await _cell(base, mix, c, chat_count if mix == "chat" else count))
+            cells.append(await _cell(host, port, mix, c, chat_count if mix == "chat" else count))
     ceiling = {x["concurrency"]: x["rps"] for x in cells if x["mix"] == "ceiling"}
     for x in cells:
         x["ratio_to_ceiling"] = round(x["rps"] / ceiling[x["concurrency"]], 3)
@@ -173,6 +255,15 @@ async def run(base: str, count: int, chat_count: int) -> dict:
         "targets": [{"target": t, "met": ok} for t, ok in checks],
         "all_targets_met": all(ok for _, ok in checks),
     }
+
+
+def _run_loop(coro):
+    """Run the client on uvloop when it is installed (as uvicorn runs the server), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def main() -> None:
@@ -222,7 +313,7 @@ def main() -> None:
                 sys.exit(f"server exited with {proc.returncode}")
             time.sleep(0.5)
         httpx.post(f"{base}/api/chat", json={"message": QUESTION}, timeout=300)  # first use: history import
-        report = asyncio.run(run(base, args.count, args.chat_count))
+        report = _run_loop(run("127.0.0.1", port, args.count, args.chat_count))
         report["server_pid"] = proc.pid
     finally:
         proc.terminate()
@@ -230,11 +321,14 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{'mix':<10}{'c':>4}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'stall ms':>10}")
+    print(
+        f"{'mix':<10}{'c':>4}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'stall ms':>10}{'gc ms':>8}{'gen2':>5}"
+    )
     for x in report["cells"]:
         print(
             f"{x['mix']:<10}{x['concurrency']:>4}{x['rps']:>9.1f}{x['ratio_to_ceiling']:>8.3f}"
             f"{x['p50_ms']:>9.2f}{x['p99_ms']:>9.2f}{x['max_stall_ms']:>10.1f}"
+            f"{x['max_gc_pause_ms']:>8.1f}{x['gc_gen2_runs']:>5}"
             + (f"  errors {x['errors']}" if x["errors"] else "")
         )
     for t in report["targets"]:

@@ -491,7 +491,12 @@ class MarketData:
         return list(cached[1]) if venue is None else list(cached[2].get(venue, ()))
 
     def venues(self) -> list[str]:
-        return sorted({i.venue for i in self.instruments()})
+        """Venues with a book or a recording, without loading anything: every recording group
+        names its venue, so no replay is needed to list them (a replay here ran on the API's
+        event loop on the first cross-venue question: 2.9 s with every client waiting)."""
+        return sorted(
+            {g.venue for g in self._groups} | {i.venue for i in self._known} | set(self.store.venues())
+        )
 
     def resolve(
         self, symbol: str, venue: str | None = None, market: MarketType | None = None
