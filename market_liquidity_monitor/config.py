@@ -166,6 +166,10 @@ class ApiSettings(_Section):
     # Symbols watched on every configured venue (resolved per venue: BTC/USDT is BTC/USDT:USDT on
     # a USD-M venue); /api/status is "live" once each has a synced, fresh book.
     watch_symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
+    # Once the start-up warm-up is over, move every object alive then (modules, the loaded books)
+    # to the collector's permanent generation (gc.freeze): a full collection then walks only what
+    # was allocated since, instead of ~290k objects (bench_api: 185-330 ms pauses of every client).
+    gc_freeze_after_warmup: bool = True
 
 
 class BusSettings(_Section):

@@ -17,6 +17,7 @@ stops five minutes before spot and COIN-M, so the default venues give ``degraded
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import threading
 import time
@@ -62,6 +63,7 @@ class Readiness:
         Live: nothing to load; the watch list is resolved against the store at each ``snapshot()``."""
         if not self.market.is_recorded:
             self.warming = False  # nothing to load; pending books are found by snapshot()
+            self._freeze_heap()
             return
         self._thread = threading.Thread(target=self._warm, name="mlm-warmup", daemon=True)
         self._thread.start()
@@ -88,6 +90,17 @@ class Readiness:
                 self.warming = False
                 self.finished_s = time.monotonic()
             log.info("warm-up done in %.1f s", self.finished_s - self.started_s)
+            self._freeze_heap()
+
+    def _freeze_heap(self) -> None:
+        """``gc.freeze()`` once start-up is over (``api.gc_freeze_after_warmup``): what is alive
+        now (modules, settings, the loaded books) lives as long as the process, and a full
+        collection no longer walks it. Python docs, ``gc.freeze``: "move all objects tracked by the
+        garbage collector into a permanent generation, i.e. ignore them in all the future
+        collections"."""
+        if self.settings.api.gc_freeze_after_warmup:
+            gc.freeze()
+            log.debug("gc: %d objects frozen after start-up", gc.get_freeze_count())
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until warm-up is over (tests, CLI). True if it is."""
