@@ -310,7 +310,12 @@ def _unit_of(key: str) -> str:
 
 
 def _labels_in(text: str) -> set[int]:
-    return {i for i, (p, _) in enumerate(_LABELS) if p.search(text)}
+    return set(_labels_in_cached(text))
+
+
+@lru_cache(maxsize=16384)
+def _labels_in_cached(text: str) -> frozenset[int]:
+    return frozenset(i for i, (p, _) in enumerate(_LABELS) if p.search(text))
 
 
 @dataclass
@@ -359,9 +364,12 @@ class _Facts:
     strings: set[str] = field(default_factory=set)  # every string value (lower case)
     last_turn: int = 0
     _index: dict[str, tuple[list[float], list[_Fact]]] | None = None
+    _scoped: dict[tuple[frozenset, frozenset], dict] = field(default_factory=dict)
+    _by_scope: dict[tuple[frozenset, frozenset], list[_Fact]] | None = None
 
     _groups: dict[tuple[frozenset, frozenset, str], set[int]] | None = None
     _best: dict[tuple, int] = field(default_factory=dict)
+    _scope_masks: dict[tuple, set[int]] = field(default_factory=dict)
 
     def best_score(self, labels: set[int], seg: _Segment, unit: str = "plain") -> int:
         """The most of ``labels`` any field in the segment's scope carries: a number must match one
@@ -377,22 +385,58 @@ class _Facts:
         if cache_key in self._best:
             return self._best[cache_key]
         want = sum(1 << i for i in labels)
-        best = 0
-        for (venues, symbols, f_unit), masks in self._groups.items():
-            if f_unit in units and _scope_ok(seg.venues, seg.symbols, venues, symbols):
-                for m in masks:
-                    best = max(best, (m & want).bit_count())
+        scope_key = (seg.venues, seg.symbols, unit)
+        masks = self._scope_masks.get(scope_key)
+        if masks is None:  # the distinct label masks of the fields in this scope and unit
+            masks = self._scope_masks[scope_key] = {
+                m
+                for (venues, symbols, f_unit), ms in self._groups.items()
+                if f_unit in units and _scope_ok(seg.venues, seg.symbols, venues, symbols)
+                for m in ms
+            }
+        best = max(((m & want).bit_count() for m in masks), default=0)
         self._best[cache_key] = max(best, 1)
         return self._best[cache_key]
 
-    def near(self, n: _Num, negative: bool) -> Iterable[_Fact]:
+    def near(self, n: _Num, negative: bool, seg: _Segment | None = None) -> Iterable[_Fact]:
         """The facts whose value, in one of the conversions ``_candidates`` allows, may be within
-        ``n``'s tolerance (a superset; ``_value_ok`` decides)."""
-        if self._index is None:
-            self._index = {}
-            for unit in ("bps", "pct", "plain", "ms", "s"):
-                fs = sorted((f for f in self.numbers if f.unit == unit), key=lambda f: f.value)
-                self._index[unit] = ([f.value for f in fs], fs)
+        ``n``'s tolerance (a superset; ``_value_ok`` decides); with ``seg``, only the facts in its
+        scope (``_scope_ok``), from an index kept per scope (a health answer has ~400 figures over
+        a few venues: most facts are another venue's)."""
+        if seg is None:
+            if self._index is None:
+                self._index = self._build_index(self.numbers)
+            index = self._index
+        else:
+            scope = (seg.venues, seg.symbols)
+            index = self._scoped.get(scope)
+            if index is None:
+                if self._by_scope is None:  # facts by their own (venues, symbols): a few dozen groups
+                    self._by_scope = {}
+                    for f in self.numbers:
+                        self._by_scope.setdefault((f.venues, f.symbols), []).append(f)
+                index = self._scoped[scope] = self._build_index(
+                    [
+                        f
+                        for (venues, symbols), fs in self._by_scope.items()
+                        if _scope_ok(seg.venues, seg.symbols, venues, symbols)
+                        for f in fs
+                    ]
+                )
+        yield from self._near_in(index, n, negative)
+
+    @staticmethod
+    def _build_index(numbers: list[_Fact]) -> dict[str, tuple[list[float], list[_Fact]]]:
+        index = {}
+        for unit in ("bps", "pct", "plain", "ms", "s"):
+            fs = sorted((f for f in numbers if f.unit == unit), key=lambda f: f.value)
+            index[unit] = ([f.value for f in fs], fs)
+        return index
+
+    @staticmethod
+    def _near_in(
+        index: dict[str, tuple[list[float], list[_Fact]]], n: _Num, negative: bool
+    ) -> Iterable[_Fact]:
         factors = {
             "bps": {"bps": 1.0, "pct": 100.0, "plain": 1e4},
             "pct": {"pct": 1.0, "bps": 0.01, "plain": 100.0},
@@ -401,7 +445,7 @@ class _Facts:
         }
         targets = [n.value, -n.value] if negative else [n.value]
         seen: set[int] = set()
-        for unit, (values, fs) in self._index.items():
+        for unit, (values, fs) in index.items():
             fac = [1.0] if n.unit == "plain" else [factors[n.unit][unit]] if unit in factors[n.unit] else []
             for f_ in fac:
                 for t in targets:
@@ -760,8 +804,16 @@ _COMPATIBLE_UNITS = {
 def _mask_of(f: _Fact) -> int:
     """The labels field ``f`` carries, as a bit mask (cached on the fact)."""
     if f.mask is None:
-        f.mask = sum(1 << i for i in range(len(_LABELS)) if _label_ok({i}, f.key))
+        f.mask = _key_mask(f.key)
     return f.mask
+
+
+@lru_cache(maxsize=16384)
+def _key_mask(key: str) -> int:
+    """The labels a field named ``key`` carries, as a bit mask: a function of the name alone, and
+    the same field names come back in every answer (bench_api: ~3 ms of each chat answer's
+    grounding was recomputing them)."""
+    return sum(1 << i for i in range(len(_LABELS)) if _label_ok({i}, key))
 
 
 def _score(labels: set[int], f: _Fact) -> int:
@@ -954,11 +1006,18 @@ def _check(answer: str, facts: _Facts, questions: list[str]) -> GroundingReport:
         before = masked[max(seg.start, n.start - 40) : n.start]
         negative = bool(_NEG_WORDS.search(before))
         best = facts.best_score(labels, seg, n.unit) if labels else 0
+        want = sum(1 << j for j in labels)
         ok = any(
-            _scope_ok(seg.venues, seg.symbols, f.venues, f.symbols)
-            and (not labels or (_score(labels, f) == best if f.kind == "field" else _score(labels, f) > 0))
+            (
+                not labels
+                or (
+                    (_mask_of(f) & want).bit_count() == best
+                    if f.kind == "field"
+                    else (_mask_of(f) & want).bit_count() > 0
+                )
+            )
             and _value_ok(n, f, negative)
-            for f in facts.near(n, negative)
+            for f in facts.near(n, negative, seg)  # facts in the segment's scope only
         )
         if not ok:
             what = ", ".join(_LABELS[j][1][0].strip("._") for j in sorted(labels))
