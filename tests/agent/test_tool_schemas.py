@@ -4,6 +4,8 @@ and ``mlm mcp`` lists exactly these schemas (one list of tools)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic_ai import Tool
 
 from market_liquidity_monitor.agent.factory import data_instructions
@@ -110,7 +112,7 @@ def test_instructions_name_the_recorded_venues_and_the_defaults(data_dir):
     from market_liquidity_monitor.services import Services
 
     services = Services.build(Settings(data_dir=data_dir), persist_alerts=False)
-    text = data_instructions(RunContext(deps=AgentDeps(services), model=None, usage=RunUsage()))
+    text = asyncio.run(data_instructions(RunContext(deps=AgentDeps(services), model=None, usage=RunUsage())))
     # the venues of ../shared/data's recordings (its README, section 1), by ccxt id
     venues = "binance, binancecoinm, binanceusdm, bitfinex, bitstamp, bybit, coinbase, gate, gemini, kraken, kucoin, okx"
     assert f"venues (ccxt ids; use them as `venue`): {venues}." in text
