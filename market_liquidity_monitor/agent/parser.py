@@ -291,7 +291,7 @@ _MAX_SIZE_RE: Final = re.compile(
 #: the limit ("how far can I push BTC: max size at 30 bps", "capacity at 20 bps").
 _MAX_SIZE_CUE_RE: Final = re.compile(
     r"\b(?:largest|biggest|max(?:imum)?\s+(?:size|order|amount|qty|quantity|clip|buy|sell|trade|notional)"
-    r"|max\s+\w+\s+(?:size|order|amount|clip)|how\s+(?:much|many|big|large|far)\b[^.?!]{0,30}\b(?:can|could|may)"
+    r"|max\s+\w+\s+(?:size|order|amount|clip|buy|sell|trade)|how\s+(?:much|many|big|large|far)\b[^.?!]{0,30}\b(?:can|could|may)"
     r"|size\s+limit|capacity|how\s+big\s+(?:a|an)\s+(?:order|trade|clip)"
     r"|most\s+(?:\w+\s+)?(?:i|we|you)\s+(?:can|could)|up\s+to\s+what\s+size)\b"
 )
@@ -541,6 +541,9 @@ _SIDE_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("sell", re.compile(r"\b(?:dump(?:s|ed|ing)?|exit(?:s|ed|ing)?|short(?:s|ed|ing)?)" + _ORDER_OBJECT)),
     ("buy", re.compile(r"\b(?:long(?:s|ed|ing)?|lift(?:s|ed|ing)?)" + _ORDER_OBJECT)),
     ("buy", re.compile(r"\b(?:lift(?:s|ing)?\s+(?:the\s+)?(?:offers?|asks?)|go(?:ing)?\s+long)\b")),
+    # the verb at the end, its object asked about: "how much btc can i lift", "how many eth could we dump"
+    ("buy", re.compile(r"\b(?:can|could|may)\s+(?:i|we|you)\s+(?:lift|long|pick\s+up|scoop)\b")),
+    ("sell", re.compile(r"\b(?:can|could|may)\s+(?:i|we|you)\s+(?:dump|exit|short|hit|unwind|get\s+out)\b")),
     (
         "sell",
         re.compile(
@@ -562,6 +565,16 @@ _SIDE_VERB_NUMBER_RE: Final = re.compile(
 )
 
 
+#: Less common ways to ask to be notified, for both the alerts cue and a rule's creation: "buzz me when
+#: ...", "page us if ...", "flag it if ...".
+_NOTIFY_MORE: Final = (
+    r"\b(?:buzz|page|nudge|remind|holler\s+at|shout\s+at)\s+(?:me|us)\b"
+    r"|\bflag\s+(?:it\s+|me\s+|us\s+|this\s+|that\s+)?(?:if|when|once|whenever|as\s+soon\s+as)\b"
+)
+#: Alert events that happened (``liquidity_alerts``), not the rules set: "which of my alerts fired".
+_ALERT_FIRED_RE: Final = re.compile(r"\b(?:fired|firing|fires|triggered|went\s+off|tripped|popped)\b")
+
+
 def _any_of(*fragments: str) -> re.Pattern[str]:
     """Compile regex ``fragments`` as one alternation, so tables below list one idea per entry."""
     return re.compile("|".join(f"(?:{f})" for f in fragments))
@@ -573,7 +586,7 @@ def _any_of(*fragments: str) -> re.Pattern[str]:
 _CUES: Final[dict[str, re.Pattern[str]]] = {
     "alerts": _any_of(
         r"\balert", r"\balarm", r"\banomal", r"\bcrunch", r"\bnotif(?:y|ication)", r"\b(?:msg|dm|sms|txt|text|email|message)\s+(?:me|us)\b", r"\bwarn(?:\s+(?:me|us)|ings?)\b",
-        r"\blet\s+(?:me|us)\s+know\b", r"\bping\s+me\b", r"\bheads[\s-]?up\b", r"\btell\s+me\s+(?:when|if)\b",
+        r"\blet\s+(?:me|us)\s+know\b", r"\bping\s+me\b", r"\bheads[\s-]?up\b", r"\btell\s+me\s+(?:when|if)\b", _NOTIFY_MORE,
         r"\bkeep\s+an\s+eye\b", r"\bwatch\s+(?:for|out)\b", r"\bunusual\b", r"\babnormal", r"\bweird\b",
         r"\bsomething\s+(?:weird|odd|off|wrong|strange)", r"\bsuspicious", r"\bspoof", r"\bmanipulat",
         r"\bpump[\s-]?(?:and|&|n)[\s-]?dump", r"\bflash[\s-]?crash", r"\bdr(?:ied|y|ying)\s+up\b",
@@ -621,6 +634,8 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bspre+a?ds?\b", r"\bratio\b", r"\brelative\b", r"\brelationship\b", r"\bco[\s-]?move",
         r"\bmove\s+together\b", r"\btrack\s+each\s+other\b", r"\bdivergen", r"\bdecoupl", r"\bhedg(?:e|es|ed|ing)\b",
     ),
+    # Pairs words that count only with two assets named: "pairs eth sol 90d", "corr btc eth 30d".
+    "pairs_two": _any_of(r"\bpairs?\b(?![\s-]+(?:listed|available|supported|on|at|traded))", r"\bcorr\b", r"\bcoint\b"),
     "pairs_joint": _any_of(r"\b(?:between|vs\.?|versus|against|relative|from|with|to\s+hedge|hedg\w*)\b"),
     "backtest": _any_of(
         r"back[\s-]?test", r"\bhistorically\b", r"\bif\s+i\s+(?:had|'d)\b", r"\bin\s+hindsight\b", r"\breplay",
@@ -635,6 +650,8 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\brout(?:e|es|ed|ing|er)\b", r"smart[\s-]?(?:order[\s-]?)?rout", r"\bsor\b", r"\bsplit(?:s|ting)?\b",
         r"\bslic(?:e|es|ed|ing)\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
         r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbest\s+execution\b",
+        # "work a 300 eth buy across okx and bybit": working an order is executing it in pieces
+        r"\bwork(?:s|ing)?\s+(?:a|an|the|my|this|that)\b[^.?!]{0,25}\b(?:order|buy|sell|clip|ticket|trade|block)\b",
         r"\bspread\s+(?:it|this|that|(?:the|my)\s+(?:order|trade|buy|sell))\s+(?:across|over|between)",
     ),
     "across_venues": _any_of(
@@ -822,6 +839,8 @@ class _Extraction:
     bad_bare_number: str | None = None
     #: the bare number was written with a minus sign ("imbalance below -0.5"): kept for thresholds
     bare_negative: bool = False
+    #: the bare number was written as an amount, with a multiplier or thousands commas ("1k", "2,500")
+    bare_scaled: bool = False
     #: "the largest size within N bps of slippage": the limit N (bps)
     max_slippage_bps: int | float | None = None
     #: perpetual / inverse wording ("BTCUSDT perp", "coin-margined")
@@ -1415,6 +1434,7 @@ def _extract(text: str) -> _Extraction:
         ex.max_slippage_bps, ex.window_bps = ex.window_bps, None
     if (m := _BARE_NUMBER_RE.search(work)) is not None:
         ex.bare_number = _quantity_value(m)
+        ex.bare_scaled = bool(m.group("qmult") or m.group("qmultw") or "," in m.group("qnum"))
         neg = _NEGATIVE_BEFORE_RE.search(work, 0, m.start("qnum"))
         ex.bare_negative = neg is not None
         if neg is not None or ex.bare_number == 0:
@@ -1465,7 +1485,9 @@ _RULES: Final[tuple[_Rule, ...]] = (
     _Rule(
         "pairs",
         lambda ex: (
-            ex.has("pairs") or (ex.has("pairs_weak") and ex.has("pairs_joint") and len(ex.mentions) >= 2)
+            ex.has("pairs")
+            or (ex.has("pairs_weak") and ex.has("pairs_joint") and len(ex.mentions) >= 2)
+            or (ex.has("pairs_two") and len(ex.legs) >= 2)
         ),
     ),
     _Rule(
@@ -1610,6 +1632,23 @@ def _venue_args(venues: list[str]) -> dict[str, Any]:
     return {"venues": list(venues)} if venues else {}
 
 
+#: Capabilities whose question is about one order of a given amount.
+_ORDER_CAPABILITIES: Final[frozenset[str]] = frozenset(
+    {"market_impact", "compare_venues", "route_order", "backtest"}
+)
+
+
+def _order_size(capability: str, ex: _Extraction) -> int | float | None:
+    """The stated size; in an order question with no amount next to the asset, an amount written on
+    its own with a multiplier or commas ("sol kraken vs binance 1k", "route 2,500 on okx") is the
+    size in base units, as traders size a clip by its coin count."""
+    if ex.size is not None or ex.notional is not None or capability not in _ORDER_CAPABILITIES:
+        return ex.size
+    if ex.bare_scaled and ex.bare_number is not None and ex.bare_number > 0 and not ex.bare_negative:
+        return ex.bare_number
+    return None
+
+
 def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
     """The arguments ``capability`` accepts, from what the question states."""
     legs = ex.legs
@@ -1619,7 +1658,7 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
         "max_slippage_bps": ex.max_slippage_bps,
         "schedule": ex.schedule,
         "side": ex.side,
-        "size": ex.size,
+        "size": _order_size(capability, ex),
         "notional": ex.notional,
         "window_bps": ex.window_bps,
         "lookback_days": ex.lookback_days,
@@ -1641,6 +1680,7 @@ _ALERT_CREATE_RE: Final = re.compile(
     r"|\b(?:set|create|add|make)\s+(?:up\s+)?(?:an?\s+|new\s+)?(?:alert|alarm|trigger|notification)"
     r"|\bheads[\s-]?up\s+(?:when|if)\b|\balert\s+(?:on\s+\w+\s+)?(?:when|if|once|whenever)\b"
     r"|\b(?:notify|ping|warn|message|email|text)\s+(?:me\s+|us\s+)?(?:when|if|once|whenever|as\s+soon\s+as)\b"
+    r"|" + _NOTIFY_MORE
 )
 _ALERT_LIST_RE: Final = re.compile(
     r"\b(?:list|show|see|view|display|give|print)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?(?:my|the|our|existing|active"
@@ -1669,7 +1709,7 @@ _ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
 )
 _ALERT_ABOVE_RE: Final = re.compile(
     r"\b(?:above|over|exceeds?|exceeding|wider|widens?|greater|more\s+than|higher|rises?|goes\s+up|tops?"
-    r"|hits?|reach(?:es)?)\b|>"
+    r"|hits?|reach(?:es)?|beyond|(?:goes|gets|moves|climbs|rises|pushes|blows)\s+past)\b|>"
 )
 _ALERT_BELOW_RE: Final = re.compile(
     r"\b(?:below|under|less\s+than|lower|drops?|falls?|thinner|thins?|shrinks?|dips?|goes\s+down)\b|<"
@@ -1695,7 +1735,7 @@ def _alert_spec(ex: _Extraction) -> dict[str, Any]:
     low = ex.low
     if _ALERT_DELETE_RE.search(low):
         return {"alert_action": "delete"}
-    if _ALERT_LIST_RE.search(low) and not _ALERT_CREATE_RE.search(low):
+    if _ALERT_LIST_RE.search(low) and not _ALERT_CREATE_RE.search(low) and not _ALERT_FIRED_RE.search(low):
         return {"alert_action": "list"}
     stated_rule = (  # "btc alert spread > 10bps": a metric, a direction and a threshold make a rule
         re.search(r"\balert|\balarm", low)
@@ -1924,9 +1964,13 @@ _HISTORY_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
 )
 #: Wording that asks how a liquidity metric moved over time, or when it peaked.
 _HISTORY_CHANGE_RE: Final = re.compile(
-    r"\bchang(?:e|ed|es|ing)\b|\bevolv|\bover\s+(?:the\s+)?(?:last|past|time)\b|\bhistor(?:y|ical)\b"
+    r"\bchang(?:e|ed|es|ing)\b|\bevol(?:v|ution)|\bover\s+(?:the\s+)?(?:last|past|time)\b|\bhistor(?:y|ical)\b"
     r"|\bwhen\s+(?:was|were|did|is)\b|\bat\s+what\s+time\b|\bwid(?:est|er)\b|\bnarrow(?:est|er)\b"
-    r"|\btight(?:est|er)\b|\bdeepest\b|\bthinnest\b|\bpeak(?:ed)?\b|\btrend"
+    r"|\btight(?:est|er)\b|\bdeep(?:est|er)\b|\bthinn(?:est|er)\b|\bpeak(?:ed)?\b|\btrend"
+    r"|\bmin(?:imum)?\s*(?:and|&|/|\+)\s*max(?:imum)?\b|\bhighs?\s*(?:and|&|/)\s*lows?\b|\bago\b|\bsince\b"
+    # a recent window shorter than a day ("past 5 minutes", "last 2 hours"): candles do not go that fine,
+    # the per-second liquidity history does
+    r"|\b(?:last|past|previous|prior)\s+(?:\d+(?:\.\d+)?\s*)?(?:seconds?|secs?|minutes?|mins?|hours?|hrs?)\b"
 )
 _HISTORY_LOOKBACK_RE: Final = re.compile(
     r"\b(?:last|past|previous|prior)\s+(?:(?P<num>\d+(?:\.\d+)?)\s*)?"
@@ -1950,7 +1994,7 @@ def _liquidity_history_args(ex: _Extraction) -> dict[str, Any] | None:
         unit = m.group("unit")
         letter = "m" if unit.startswith("mi") else unit[0]
         out["lookback_s"] = _number(m.group("num") or "1") * _HISTORY_UNIT_S[letter]
-    elif re.search(r"\btoday\b|\bthis\s+(?:morning|session)\b", low):
+    elif re.search(r"\btoday\b|\bthis\s+(?:morning|session)\b|\bsince\s+(?:(?:utc\s+)?midnight|00:00)", low):
         out["period"] = "today"
     elif ex.lookback_days is not None or ex.lookback_hours is not None:
         out["lookback_s"] = (ex.lookback_days or 0) * 86_400 + (ex.lookback_hours or 0) * 3600
