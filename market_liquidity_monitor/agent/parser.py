@@ -401,7 +401,7 @@ _TIME_RES: Final[tuple[re.Pattern[str], ...]] = (
 )
 #: Words that leave venues out of a routing or comparison: "exclude okx and gate", "not on bybit".
 _EXCLUDE_CUE_RE: Final = re.compile(
-    r"\b(?:exclud(?:e|es|ed|ing)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
+    r"\b(?:exclud(?:e|es|ed|ing)|excl|ex(?=-)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
     r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
     r"|(?:keep|stay|kept|staying)\s+(?:it\s+|this\s+|that\s+|them\s+|the\s+order\s+|away\s+)?(?:off|out\s+of|away\s+from)"
     r"|(?:all|every(?:thing|where)?|any)\b[^.?!,]{0,20}?\bbut|w/o|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans"
@@ -411,7 +411,7 @@ _EXCLUDE_CUE_RE: Final = re.compile(
     r"(?:\s+(?:on|at|in|via|from|through|using|to))?\b"
 )
 #: What may stand between an exclusion cue and its venues, or between two excluded venues.
-_EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
+_EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+.-]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
 
 
 _ALIAS_TO_TICKER: Final[dict[str, str]] = {
@@ -524,6 +524,8 @@ _ORDER_OBJECT: Final = (
     r"(?=\s+(?:(?:my|all|all of|some|of|the|a|an|this|that|these|those|our|half|entire|whole|remaining|rest of)\s+)*"
     rf"(?:\$|\d|(?:{_ASSET_ALT})(?![a-z0-9])|positions?\b|bags?\b|holdings?\b|stack\b|coins?\b|tokens?\b|it\b|them\b))"
 )
+#: "can I" / "I can": a side verb after it has its object asked about ("how much btc can i lift").
+_CAN_I: Final = r"\b(?:(?:can|could|may)\s+(?:i|we|you)|(?:i|we|you)\s+(?:can|could|may))"
 #: Side verbs; the earliest match in the question wins.
 _SIDE_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     (
@@ -542,8 +544,8 @@ _SIDE_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("buy", re.compile(r"\b(?:long(?:s|ed|ing)?|lift(?:s|ed|ing)?)" + _ORDER_OBJECT)),
     ("buy", re.compile(r"\b(?:lift(?:s|ing)?\s+(?:the\s+)?(?:offers?|asks?)|go(?:ing)?\s+long)\b")),
     # the verb at the end, its object asked about: "how much btc can i lift", "how many eth could we dump"
-    ("buy", re.compile(r"\b(?:can|could|may)\s+(?:i|we|you)\s+(?:lift|long|pick\s+up|scoop)\b")),
-    ("sell", re.compile(r"\b(?:can|could|may)\s+(?:i|we|you)\s+(?:dump|exit|short|hit|unwind|get\s+out)\b")),
+    ("buy", re.compile(_CAN_I + r"\s+(?:lift|long|pick\s+up|scoop)\b")),
+    ("sell", re.compile(_CAN_I + r"\s+(?:dump|exit|short|hit|unwind|get\s+out)\b")),
     (
         "sell",
         re.compile(
@@ -591,6 +593,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bsomething\s+(?:weird|odd|off|wrong|strange)", r"\bsuspicious", r"\bspoof", r"\bmanipulat",
         r"\bpump[\s-]?(?:and|&|n)[\s-]?dump", r"\bflash[\s-]?crash", r"\bdr(?:ied|y|ying)\s+up\b",
         r"\bliquidity\s+(?:drops?|crash|collapse|crisis|shocks?|holes?|gaps?|vanish\w*)\b",
+        r"\b(?:liquidity|liq|depth)\s+events?\b",
         # a liquidity word next to a word for its sudden loss, either order: "depth collapses",
         # "did the book thin out", "liquidity evaporated", "sudden drop in depth"
         r"\b(?:liquidity|liq|depth|book|bids?|asks?|offers?)\s+(?:\w+\s+)?(?:collaps\w*|crash\w*|crunch\w*"
@@ -601,7 +604,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
     "health": _any_of(
         r"circuit[\s-]?breakers?", r"\bbreakers?\b", r"\bcbs?\s+(?:open|trip)", r"\bstale\b",
         r"\b(?:dis|re)?connect(?:s|ed|ing|ion|ions|ivity)?\b", r"\buptime\b", r"\bdowntime\b", r"\boutages?\b",
-        r"\blatenc", r"\bheartbeats?\b", r"\bwebsockets?\b", r"\bfeeds?\b", r"\bstatus\b",
+        r"\blatenc", r"\bthrottl", r"\bheartbeats?\b", r"\bwebsockets?\b", r"\bfeeds?\b", r"\bstatus\b",
         r"\brate[\s-]?limit", r"\bhealth[\s-]?checks?\b", r"\bping\b(?!\s+me)",
         r"^\W*(?:venue|exchange|feed|system|data)?\s*health\W*$",
         # freshness of the data: "how old is the okx book", "last update from kraken", "is it lagging"
@@ -648,7 +651,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
     ),
     "route": _any_of(
         r"\brout(?:e|es|ed|ing|er)\b", r"smart[\s-]?(?:order[\s-]?)?rout", r"\bsor\b", r"\bsplit(?:s|ting)?\b",
-        r"\bslic(?:e|es|ed|ing)\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
+        r"\bslic(?:e|es|ed|ing)\b", r"\b(?:chop|carv)(?:e|s|es|ped|ed|ping|ing)?\s+up\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
         r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbest\s+execution\b",
         # "work a 300 eth buy across okx and bybit": working an order is executing it in pieces
         r"\bwork(?:s|ing)?\s+(?:a|an|the|my|this|that)\b[^.?!]{0,25}\b(?:order|buy|sell|clip|ticket|trade|block)\b",
@@ -1338,7 +1341,7 @@ _DAY_MONTH = (
 _UTC = r"(?:\s*(?:utc|gmt|z)\b)?"
 #: "5 minutes before the end (of the recording)": relative to each book's recording.
 _AS_OF_BEFORE_END_RE: Final = re.compile(
-    r"\b(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\s+before\s+the\s+end"
+    r"\b(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\s+(?:before|prior\s+to|from)\s+(?:the\s+)?end"
     r"(?:\s+of\s+the\s+(?:recording|data|capture|session))?\b"
 )
 #: "at 2024-08-08 23:58:30 (UTC)", "as of 2024-08-08T23:58Z".
@@ -1684,7 +1687,7 @@ _ALERT_CREATE_RE: Final = re.compile(
 )
 _ALERT_LIST_RE: Final = re.compile(
     r"\b(?:list|show|see|view|display|give|print)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?(?:my|the|our|existing|active"
-    r"|current|saved|all)?\s*(?:alerts?|alert\s+rules|rules)\b(?!\s+(?:on|for|about|in)\b)"
+    r"|current|saved|all)?\s*(?:alerts?|alert\s+rules|rules|triggers|alarms)\b(?!\s+(?:on|for|about|in)\b)"
     r"|\b(?:my|our)\s+(?:\w+\s+)?(?:alerts|alert\s+rules|alert)\b"
     r"|\b(?:what|which)\s+alerts?\s+(?:do|have|did|are|is)\b|\balerts?\s+(?:i|we)\s+(?:have|set|created|made)\b"
     r"|\bhow\s+many\s+alerts\b|\bany\s+alerts\s+(?:set|configured|defined)\b"
@@ -1699,7 +1702,13 @@ _ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("zscore", re.compile(r"\bz[\s-]?scores?\b")),
     ("imbalance", re.compile(r"\bimbalance")),
     ("spread_bps", re.compile(r"\bspreads?\b")),
-    ("depth_notional", re.compile(r"\bdepth|\bliquidity\b|\bbook\s+(?:gets?\s+)?thin")),
+    # a depth window stated ("within 25 bps") or a book thinning is about depth, not the price
+    (
+        "depth_notional",
+        re.compile(
+            r"\bdepth|\bliquidity\b|\bthin(?:s|ning|ned|ner)?\b|\bwithin\s+[\d.]+\s*(?:bps|bp|bips|%)"
+        ),
+    ),
     ("volatility", re.compile(r"vol[ai]til")),
     ("volume", re.compile(r"\bvolume\b")),
     (
