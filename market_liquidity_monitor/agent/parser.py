@@ -284,7 +284,7 @@ _UNKNOWN_TICKER_RE: Final = re.compile(
 #: "the largest size within 5 bps of slippage", "how much can I sell before the price moves 0.5%".
 _MAX_SIZE_RE: Final = re.compile(
     r"\b(?:largest|biggest|max(?:imum)?|most|how\s+(?:much|many|big|large)\b[^.?!]{0,30}\b(?:can|could|may)"
-    r"|size\s+limit|capacity)\b[^.?!]{0,80}\b(?:within|under|below|less\s+than|without|before|keep(?:ing)?"
+    r"|size\s+limit|capacity|what\s+size)\b[^.?!]{0,80}\b(?:within|inside|under|below|less\s+than|without|before|keep(?:ing)?"
     r"|at\s+most|no\s+more\s+than|capped\s+at|limit(?:ed)?\s+to|max(?:imum)?\s+of)\b"
 )
 #: Wording that asks for a size rather than states one: with a bps figure and no amount, the figure is
@@ -293,7 +293,8 @@ _MAX_SIZE_CUE_RE: Final = re.compile(
     r"\b(?:largest|biggest|max(?:imum)?\s+(?:size|order|amount|qty|quantity|clip|buy|sell|trade|notional)"
     r"|max\s+\w+\s+(?:size|order|amount|clip|buy|sell|trade)|how\s+(?:much|many|big|large|far)\b[^.?!]{0,30}\b(?:can|could|may)"
     r"|size\s+limit|capacity|how\s+big\s+(?:a|an)\s+(?:order|trade|clip)"
-    r"|most\s+(?:\w+\s+)?(?:i|we|you)\s+(?:can|could)|up\s+to\s+what\s+size)\b"
+    r"|most\s+(?:\w+\s+)?(?:i|we|you)\s+(?:can|could)|up\s+to\s+what\s+size"
+    r"|what\s+(?:size|amount|qty|quantity)\b[^.?!]{0,30}\b(?:fits?|stays?|keeps?))\b"
 )
 #: Wording that makes a bps figure a limit on the order's cost, not a depth window: with no order
 #: amount stated, "max 3 bps slippage", "at 20 bps of impact", "before the price moves 1%" ask for the
@@ -322,6 +323,11 @@ _SCHEDULE_TAG_RE: Final = re.compile(
     r"\b(?:buy|sell|bought|sold|buying|selling|order)\b[^.?!]*?(?<!what\s)(?<!what's\s)(?<!the\s)(?<!my\s)"
     r"(?<!avg\s)(?<!average\s)(?<!get\s)(?<!got\s)(?<!a\s)\b(?P<algo>vwap|twap)\b"
     r"(?!\s+(?:price|prices|of|for|on|cost|fill|level|would|will|do|does|is|was|vs|versus)\b)(?!\s*\?)"
+)
+#: In a question that names a backtest, a bare "vwap"/"twap" is how the order is worked, unless a
+#: price or level of it is asked ("the vwap price").
+_BACKTEST_ALGO_RE: Final = re.compile(
+    r"\b(?P<algo>vwap|twap)\b(?!\s+(?:price|prices|px|level|levels|fill|of|vs|versus)\b)"
 )
 #: An order sent whole at one moment (``Schedule.ARRIVAL``): "arrival schedule", "all at once", "in one go";
 #: not the arrival price a cost is measured against ("cost vs arrival mid").
@@ -410,6 +416,11 @@ _EXCLUDE_CUE_RE: Final = re.compile(
     # a place word after the cue belongs to it: "but not on gate", "except at kraken", "without using okx"
     r"(?:\s+(?:on|at|in|via|from|through|using|to))?\b"
 )
+#: A venue left out by a verb around it: "leave bybit out", "keep okx off", "count kraken out".
+_EXCLUDE_FRAME_BEFORE_RE: Final = re.compile(
+    r"\b(?:leav(?:e|ing)|keep(?:ing)?|cut(?:ting)?|tak(?:e|ing)|count(?:ing)?|rul(?:e|ing))\s+(?:the\s+)?$"
+)
+_EXCLUDE_FRAME_AFTER_RE: Final = re.compile(r"\s+(?:out|off)\b")
 #: What may stand between an exclusion cue and its venues, or between two excluded venues.
 _EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+.-]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
 
@@ -491,6 +502,15 @@ _MONEY_RES: Final = (
     re.compile(_quantity("q") + r"\s+worth\b(?:\s+of)?"),
     # "15 grand of SOL", "50k of ETH": an amount with a multiplier "of" an asset is its quote amount
     re.compile(_quantity("q") + rf"(?<=[a-z])\s+of\s+(?=\$?(?:{_ASSET_ALT})(?![a-z0-9]))"),
+)
+
+#: A quote amount in words: "half a million usdt", "a quarter million dollars", "two million bucks",
+#: "fifty grand".
+_MONEY_WORDS_RE: Final = re.compile(
+    r"\b(?:(?P<half>half)\s+(?:a\s+)?|(?P<quarter>(?:a\s+)?quarter)\s+(?:of\s+)?(?:a\s+)?"
+    rf"|(?P<word>{_alternation(w for w in _NUMBER_WORDS if w != 'hundred')})\s+)"
+    r"(?:(?P<scale>million|mil|mm|thousand|k|billion|bn)\s*(?:usd[tc]?|dollars?|bucks|busd|fdusd)(?![a-z0-9])"
+    r"|(?P<grand>grand)\b)(?:\s+worth)?(?:\s+of)?"
 )
 
 _SIZE_RE: Final = re.compile(_quantity("q") + rf"\s*-?\s*\$?(?={_ASSET_ALT}(?![a-z0-9]))")
@@ -638,7 +658,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bmove\s+together\b", r"\btrack\s+each\s+other\b", r"\bdivergen", r"\bdecoupl", r"\bhedg(?:e|es|ed|ing)\b",
     ),
     # Pairs words that count only with two assets named: "pairs eth sol 90d", "corr btc eth 30d".
-    "pairs_two": _any_of(r"\bpairs?\b(?![\s-]+(?:listed|available|supported|on|at|traded))", r"\bcorr\b", r"\bcoint\b"),
+    "pairs_two": _any_of(r"\bpairs?\b(?![\s-]+(?:listed|available|supported|on|at|traded))", r"\bcorr(?:el)?\b", r"\bcoint\b"),
     "pairs_joint": _any_of(r"\b(?:between|vs\.?|versus|against|relative|from|with|to\s+hedge|hedg\w*)\b"),
     "backtest": _any_of(
         r"back[\s-]?test", r"\bhistorically\b", r"\bif\s+i\s+(?:had|'d)\b", r"\bin\s+hindsight\b", r"\breplay",
@@ -651,7 +671,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
     ),
     "route": _any_of(
         r"\brout(?:e|es|ed|ing|er)\b", r"smart[\s-]?(?:order[\s-]?)?rout", r"\bsor\b", r"\bsplit(?:s|ting)?\b",
-        r"\bslic(?:e|es|ed|ing)\b", r"\b(?:chop|carv)(?:e|s|es|ped|ed|ping|ing)?\s+up\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
+        r"\bslic(?:e|es|ed|ing)\b", r"\b(?:chop|carv)(?:e|s|es|ped|ed|ping|ing)?\s+up\b", r"\bfan(?:s|ned|ning)?\s+(?:it\s+)?out\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
         r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbest\s+execution\b",
         # "work a 300 eth buy across okx and bybit": working an order is executing it in pieces
         r"\bwork(?:s|ing)?\s+(?:a|an|the|my|this|that)\b[^.?!]{0,25}\b(?:order|buy|sell|clip|ticket|trade|block)\b",
@@ -660,6 +680,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
     "across_venues": _any_of(
         r"\bacross\b[^.?!]{0,20}\b(?:venues|exchanges|markets|books)\b", r"\bacross\s+all\b",
         r"\b(?:on|over|to)\s+(?:all|multiple|several)\s+(?:the\s+)?(?:venues|exchanges)\b",
+        r"\b(?:all|every|each)\s+(?:the\s+|of\s+the\s+)?(?:venues|exchanges)\b",
     ),
     # Weak compare words ask for a venue only when the question does not name exactly one
     # ("where should I sell 10 BTC?" vs "where does the VWAP land on OKX?").
@@ -674,7 +695,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         # a superlative of a venue: "lowest cost venue", "least slippage exchange", "most liquid market"
         r"\b(?:best|cheapest|lowest|least|deepest|tightest|optimal|most\s+liquid)(?:[\s-]+[a-z]+){0,2}[\s-]+"
         r"(?:venues?|exchanges?|markets?|places?|platforms?|cexs?)\b",
-        r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:venue|exchange|market|book)",
+        r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:\w+\s+)?(?:venue|exchange|market|book)",
         r"\btightest\s+(?:venue|exchange|market)", r"\bbetter\s+(?:venue|exchange|place)",
         r"\b(?:venue|exchange)\s+(?:comparison|breakdown)",
         # a superlative sought over every venue: "tightest btc spread anywhere?", "deepest book on any exchange"
@@ -759,6 +780,10 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
             r"\b(?:real|live)\s+(?:money\s+)?(?:orders?|trades?)\b", r"\breal\s+money\b",
             _IMPERATIVE + r"(?:buy|sell|trade|execute|place|submit|short|long|dump)\b[^.?!]{0,40}\bfor\s+me\b",
             r"\b(?:place|submit|put\s+in|fire\s+off)\b[^.?!]{0,40}\bfor\s+me\b",
+            # "buy me 3 eth", "sell 2 btc right now on kraken" (no question asked)
+            _IMPERATIVE + r"(?:buy|sell|short|long|dump|ape)\s+me\b",
+            _IMPERATIVE + r"(?:market\s+)?(?:buy|sell|short|long|dump|ape)\b[^.?!]{0,40}"
+            r"\b(?:right\s+now|immediately|asap|right\s+away)\b(?![^?]*\?)",
             _IMPERATIVE + r"(?:place|submit|execute|put\s+in|fire\s+off)\b[^.?!]{0,60}"
             r"\b(?:orders?(?!\s*-?\s*books?)|trades?|positions?|buy|sell)\b",
             r"\bon\s+my\s+behalf\b", r"\bmy\s+(?:\w+\s+)?account\b", r"\bwithdraw", r"\bdeposit\b",
@@ -1105,6 +1130,11 @@ def _extract_money(ex: _Extraction, work: str) -> str:
             _check_sign(ex, work, m, value)
             ex.notional = ex.notional if ex.notional is not None else value
             work = _mask(work, *m.span())
+    for m in _MONEY_WORDS_RE.finditer(work):
+        count = 0.5 if m.group("half") else 0.25 if m.group("quarter") else _NUMBER_WORDS[m.group("word")]
+        value = _number(str(count), m.group("scale") or m.group("grand"))
+        ex.notional = ex.notional if ex.notional is not None else value
+        work = _mask(work, *m.span())
     return work
 
 
@@ -1185,7 +1215,10 @@ def _extract_venues(ex: _Extraction, work: str) -> str:
             continue
         starts = [e for e in cue_ends if e <= m.start()] + ([excluding_from] if excluding_from >= 0 else [])
         resume = max(starts, default=-1)
-        if resume >= 0 and _EXCLUDE_GAP_RE.fullmatch(work, resume, m.start()):
+        framed = _EXCLUDE_FRAME_BEFORE_RE.search(work, 0, m.start()) and _EXCLUDE_FRAME_AFTER_RE.match(
+            work, m.end()
+        )
+        if framed or (resume >= 0 and _EXCLUDE_GAP_RE.fullmatch(work, resume, m.start())):
             if venue not in ex.exclude_venues:
                 ex.exclude_venues.append(venue)
             excluding_from = m.end()
@@ -1424,6 +1457,8 @@ def _extract(text: str) -> _Extraction:
         ex.schedule = "twap"
     elif ex.has_order and (m := _SCHEDULE_TAG_RE.search(low)) is not None:
         ex.schedule = m.group("algo")
+    elif ex.has("backtest") and (m := _BACKTEST_ALGO_RE.search(low)) is not None:
+        ex.schedule = m.group("algo")  # "backtest 8 eth buy ... vwap on okx": a backtest asks for no price
     elif _ARRIVAL_SCHEDULE_RE.search(low):
         ex.schedule = "arrival"
     if ex.window_bps is not None and (
