@@ -294,7 +294,8 @@ _MAX_SIZE_CUE_RE: Final = re.compile(
     r"|max\s+\w+\s+(?:size|order|amount|clip|buy|sell|trade)|how\s+(?:much|many|big|large|far)\b[^.?!]{0,30}\b(?:can|could|may)"
     r"|size\s+limit|capacity|how\s+big\s+(?:a|an)\s+(?:order|trade|clip)"
     r"|most\s+(?:\w+\s+)?(?:i|we|you)\s+(?:can|could)|up\s+to\s+what\s+size"
-    r"|what\s+(?:size|amount|qty|quantity)\b[^.?!]{0,30}\b(?:fits?|stays?|keeps?))\b"
+    r"|what\s+(?:size|amount|qty|quantity)\b[^.?!]{0,30}\b(?:fits?|stays?|keeps?)"
+    r"|clip\s+size|size\s+cap|(?:bps|bp|bips|%)\s+max)\b"
 )
 #: Wording that makes a bps figure a limit on the order's cost, not a depth window: with no order
 #: amount stated, "max 3 bps slippage", "at 20 bps of impact", "before the price moves 1%" ask for the
@@ -804,6 +805,8 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
             r"\bfinancial\s+advice\b", r"\bto\s+the\s+moon\b",
             r"\b(?:which|what)\s+(?:coin|token|crypto|altcoin)s?\s+(?:should|to)\b",
             r"\bbest\s+(?:coin|token|crypto|altcoin)s?\b", r"\b(?:buy|sell|hold)\s+or\s+(?:buy|sell|hold)\b",
+            # how to take a leveraged position is trading advice, not a liquidity question
+            r"\b\d+(?:\.\d+)?x\s+leverage\b", r"\bleverag(?:e|ed|ing)\b", r"\bhow\s+(?:do|can|should)\s+(?:i|we)\s+(?:short|long|margin)\b",
         ),
     ),
     (
@@ -2014,11 +2017,11 @@ _HISTORY_CHANGE_RE: Final = re.compile(
     r"|\bmin(?:imum)?\s*(?:and|&|/|\+)\s*max(?:imum)?\b|\bhighs?\s*(?:and|&|/)\s*lows?\b|\bago\b|\bsince\b"
     # a recent window shorter than a day ("past 5 minutes", "last 2 hours"): candles do not go that fine,
     # the per-second liquidity history does
-    r"|\b(?:last|past|previous|prior)\s+(?:\d+(?:\.\d+)?\s*)?(?:seconds?|secs?|minutes?|mins?|hours?|hrs?)\b"
+    r"|\b(?:last|past|previous|prior)\s+(?:\d+(?:\.\d+)?\s*)?(?:seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\b"
 )
 _HISTORY_LOOKBACK_RE: Final = re.compile(
     r"\b(?:last|past|previous|prior)\s+(?:(?P<num>\d+(?:\.\d+)?)\s*)?"
-    r"(?P<unit>seconds?|secs?|minutes?|mins?|hours?|hrs?|days?)\b"
+    r"(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)\b"
 )
 _HISTORY_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
