@@ -341,6 +341,8 @@ _ARRIVAL_SCHEDULE_RE: Final = re.compile(
 _COMPARATOR_BEFORE_RE: Final = re.compile(
     r"(?:[<>]=?|\b(?:below|under|above|than|exceeds?|beyond|hits?|reach(?:es)?|crosses))\s*\$?\s*$"
 )
+#: A recency word right before a number: "last 30m" is a window, not a timeframe.
+_RECENT_BEFORE_RE: Final = re.compile(r"\b(?:last|past|previous|prior|trailing)\s+$")
 _INVERSE_RE: Final = re.compile(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
 
 
@@ -479,6 +481,7 @@ _LOOKBACK_WORDS_RE: Final = re.compile(
     + rf"(?:(?P<num>\d+(?:\.\d+)?)\s*-?\s*|(?P<word>{_alternation(_NUMBER_WORDS)}|couple of)\s+)?"
     r"(?P<unit>minutes?|mins?|hours?|hrs?|days?|weeks?|wks?|months?|years?|fortnight|quarter)\b"
     r"(?!\s+(?:of\s+)?(?:a\s+|one\s+)?(?:percent|per\s?cent|%|pct|bps|basis))"  # "a quarter of a percent"
+    r"(?!\s+(?:million|mil|thousand|billion|bn|grand)\b)"  # "a quarter million usdt" is an amount
 )
 _YESTERDAY_RE: Final = re.compile(r"\b(?:since\s+)?yesterday\b")
 
@@ -1377,7 +1380,7 @@ _DAY_MONTH = (
 _UTC = r"(?:\s*(?:utc|gmt|z)\b)?"
 #: "5 minutes before the end (of the recording)": relative to each book's recording.
 _AS_OF_BEFORE_END_RE: Final = re.compile(
-    r"\b(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\s+(?:before|prior\s+to|from)\s+(?:the\s+)?end"
+    rf"\b(?:(?P<num>\d+(?:\.\d+)?)\s*|(?P<word>{_alternation(_NUMBER_WORDS)})\s+)(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\s+(?:before|prior\s+to|from)\s+(?:the\s+)?end"
     r"(?:\s+of\s+the\s+(?:recording|data|capture|session))?\b"
 )
 #: "at 2024-08-08 23:58:30 (UTC)", "as of 2024-08-08T23:58Z".
@@ -1403,7 +1406,9 @@ def _extract_as_of(ex: _Extraction, work: str) -> str:
     m = _AS_OF_BEFORE_END_RE.search(work)
     if m is not None:
         unit = m.group("unit")[0]
-        secs = Decimal(m.group("num")) * {"s": 1, "m": 60, "h": 3600}[unit]
+        word = m.group("word")  # digits, or a number word ("five minutes", "a minute")
+        count = Decimal(_NUMBER_WORDS[word]) if word else Decimal(m.group("num"))
+        secs = count * {"s": 1, "m": 60, "h": 3600}[unit]
         ex.as_of = f"end-{secs.normalize():f}s"
         return _mask(work, *m.span())
     m = _AS_OF_ISO_RE.search(work)
@@ -1445,6 +1450,8 @@ def _extract(text: str) -> _Extraction:
     for m in _TIMEFRAME_COMPACT_RE.finditer(work):
         if _COMPARATOR_BEFORE_RE.search(work, 0, m.start()):
             continue  # "depth < 1m", "drops below 2m": a level compared against, in millions
+        if _RECENT_BEFORE_RE.search(work, 0, m.start()):
+            continue  # "last 30m": a recent window in minutes, not a candle size
         ex.timeframe = ex.timeframe or _timeframe(m.group("num"), m.group("unit"))
         work = _mask(work, *m.span())
     work = _extract_more_sizes(ex, work)

@@ -984,3 +984,70 @@ def test_unknown_lower_case_tickers_only_in_a_symbol_slot(query: str, symbol: st
     """A lower-case word the tables do not know is a symbol only where nothing else fits, so the
     tool can answer "unknown symbol X; closest: ..."; an English word there is not a ticker."""
     assert parse_query(query).args.get("symbol") == symbol
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Trader shorthand (the rules added with tests/agent/data/queries-tuning3.jsonl; phrasings
+#    that are in no query file)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "capability", "args", "extra"),
+    [
+        # a scaled amount on its own is an order's size; a plain count is not
+        ("eth okx vs bybit 2.5k", "compare_venues", {"symbol": "ETH", "venues": ["okx", "bybit"], "size": 2500}, {}),
+        ("route 3,000 sol on okx and kraken", "route_order",
+         {"symbol": "SOL", "venues": ["okx", "kraken"], "size": 3000}, {}),
+        ("compare btc across 3 venues", "compare_venues", {"symbol": "BTC"}, {}),
+        ("a quarter million usdt of btc buy cost on okx", "market_impact",
+         {"symbol": "BTC", "venue": "okx", "side": "buy", "notional": 250000}, {}),
+        # notification verbs and fired alerts
+        ("page us when eth spread widens beyond 7 bps", "alerts", {"symbol": "ETH", "window_bps": 7},
+         {"alert_action": "create", "metric": "spread_bps", "comparison": "above", "threshold": 7}),
+        ("nudge me if btc drops under 55k", "alerts", {"symbol": "BTC"},
+         {"alert_action": "create", "metric": "mid_price", "comparison": "below", "threshold": 55000}),
+        ("which alerts triggered on sol this week", "alerts", {"symbol": "SOL", "lookback_days": 7},
+         {"alert_action": "recent"}),
+        ("my eth alerts", "alerts", {"symbol": "ETH"}, {"alert_action": "list"}),
+        # working an order, venues left out around the verb
+        ("working a 500 sol sell over binance and coinbase", "route_order",
+         {"symbol": "SOL", "venues": ["binance", "coinbase"], "side": "sell", "size": 500}, {}),
+        ("route 9 btc buy ex-okx", "route_order", {"symbol": "BTC", "side": "buy", "size": 9, "exclude_venues": ["okx"]}, {}),
+        ("excl. kraken route 40 eth buy", "route_order",
+         {"symbol": "ETH", "side": "buy", "size": 40, "exclude_venues": ["kraken"]}, {}),
+        ("keep okx out of a 10 btc route", "route_order", {"symbol": "BTC", "size": 10, "exclude_venues": ["okx"]}, {}),
+        # size limits
+        ("max eth sell kraken 15bps", "market_impact",
+         {"symbol": "ETH", "venue": "kraken", "max_slippage_bps": 15, "side": "sell"}, {}),
+        ("how much sol could we dump on okx within 20 bps", "market_impact",
+         {"symbol": "SOL", "venue": "okx", "max_slippage_bps": 20, "side": "sell"}, {}),
+        ("eth order size cap 8 bps on okx", "market_impact", {"symbol": "ETH", "venue": "okx", "max_slippage_bps": 8}, {}),
+        # pairs words that need two assets
+        ("corr sol eth 14d", "pairs", {"symbol_a": "SOL", "symbol_b": "ETH", "lookback_days": 14}, {}),
+        ("which pairs are listed on okx", "order_book", {"venue": "okx"}, {}),
+        # the liquidity history over sub-day windows
+        ("btc mid past 90 minutes on kraken", "history",
+         {"symbol": "BTC", "venue": "kraken", "metric": "mid", "lookback_s": 5400}, {}),
+        ("eth depth bybit last 30m", "history", {"symbol": "ETH", "venue": "bybit", "metric": "depth", "lookback_s": 1800}, {}),
+        ("when was eth depth on binance deepest since midnight", "history",
+         {"symbol": "ETH", "venue": "binance", "metric": "depth", "period": "today"}, {}),
+        ("eth 30m candles last 2 days", "history", {"symbol": "ETH", "lookback_days": 2, "timeframe": "30m"}, {}),
+        # a named backtest's bare algo is its schedule; a superlative book across venues is a comparison
+        ("backtest 5 btc sell twap on kraken 3d", "backtest",
+         {"symbol": "BTC", "venue": "kraken", "schedule": "twap", "side": "sell", "size": 5, "lookback_days": 3}, {}),
+        ("deepest eth book within 5bps", "compare_venues", {"symbol": "ETH", "window_bps": 5}, {}),
+        # instants in words
+        ("eth book two minutes before the end", "order_book", {"symbol": "ETH", "as_of": "end-120s"}, {}),
+        ("eth book as before the end", "order_book", {"symbol": "ETH"}, {}),
+        # instructions and leverage are refused
+        ("buy me 2 sol", "refuse", {}, {}),
+        ("how do i long btc with leverage", "refuse", {}, {}),
+    ],
+)  # fmt: skip
+def test_tuning3_shorthand_rules(
+    query: str, capability: str, args: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    parsed = parse_query(query)
+    assert (parsed.capability, parsed.args) == (capability, args)
+    assert {k: parsed.extra.get(k) for k in extra} == extra
