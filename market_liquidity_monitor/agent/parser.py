@@ -291,7 +291,7 @@ _MAX_SIZE_RE: Final = re.compile(
 #: the limit ("how far can I push BTC: max size at 30 bps", "capacity at 20 bps").
 _MAX_SIZE_CUE_RE: Final = re.compile(
     r"\b(?:largest|biggest|max(?:imum)?\s+(?:size|order|amount|qty|quantity|clip|buy|sell|trade|notional)"
-    r"|max\s+\w+\s+(?:size|order|amount|clip|buy|sell|trade)|how\s+(?:much|many|big|large|far)\b[^.?!]{0,30}\b(?:can|could|may)"
+    r"|max\s+\w+\s+(?:size|order|amount|clip|buy|sell|trade)|how\s+(?:much|many|big|large|far|deep)\b[^.?!]{0,30}\b(?:can|could|may)"
     r"|size\s+limit|capacity|how\s+big\s+(?:a|an)\s+(?:order|trade|clip)"
     r"|most\s+(?:\w+\s+)?(?:i|we|you)\s+(?:can|could)|up\s+to\s+what\s+size"
     r"|what\s+(?:size|amount|qty|quantity)\b[^.?!]{0,30}\b(?:fits?|stays?|keeps?)"
@@ -675,7 +675,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
     ),
     "route": _any_of(
         r"\brout(?:e|es|ed|ing|er)\b", r"smart[\s-]?(?:order[\s-]?)?rout", r"\bsor\b", r"\bsplit(?:s|ting)?\b",
-        r"\bslic(?:e|es|ed|ing)\b", r"\b(?:chop|carv)(?:e|s|es|ped|ed|ping|ing)?\s+up\b", r"\bfan(?:s|ned|ning)?\s+(?:it\s+)?out\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
+        r"\bslic(?:e|es|ed|ing)\b", r"\b(?:chop|carv|dic)(?:e|s|es|ped|ed|ping|ing)?\s+up\b", r"\bfan(?:s|ned|ning)?\s+(?:it\s+)?out\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
         r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbest\s+execution\b",
         # "work a 300 eth buy across okx and bybit": working an order is executing it in pieces
         r"\bwork(?:s|ing)?\s+(?:a|an|the|my|this|that)\b[^.?!]{0,25}\b(?:order|buy|sell|clip|ticket|trade|block)\b",
@@ -702,6 +702,8 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:\w+\s+)?(?:venue|exchange|market|book)",
         r"\btightest\s+(?:venue|exchange|market)", r"\bbetter\s+(?:venue|exchange|place)",
         r"\b(?:venue|exchange)\s+(?:comparison|breakdown)",
+        # the same order costed venue by venue: "cost of buying 3 BTC on every venue", "per exchange"
+        r"\b(?:on|at|for|in|across)\s+(?:every|each)\s+(?:venue|exchange|market)\b", r"\bper[\s-](?:venue|exchange)\b",
         # a superlative sought over every venue: "tightest btc spread anywhere?", "deepest book on any exchange"
         r"\b(?:best|cheapest|tightest|deepest|thickest|lowest|highest|most\s+liquid)\b[^.?!]{0,40}"
         r"\b(?:anywhere|any\s+(?:venue|exchange|market)|on\s+any\s+\w+)\b",
@@ -960,6 +962,9 @@ def _normalise(text: str) -> str:
     """ASCII punctuation, single spaces, and typo'd venue/asset names repaired (``etherum``)."""
     table = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
     text = " ".join(text.translate(table).split())
+    # argument names typed as such ("crosses_above", "depth_notional", "liquidity_history") read as words
+    # (not inside a chat-template token such as "<|im_start|>", which the injection check reads)
+    text = re.sub(r"(?<=[A-Za-z])_(?=[A-Za-z])(?![A-Za-z_]*\|>)", " ", text)
 
     def repair(m: re.Match[str]) -> str:
         word = m.group(0)
@@ -1091,10 +1096,19 @@ _DROP_BEFORE_RE: Final = re.compile(
 )
 
 
+#: The crunch detector's ratio given by name: "drop ratio 0.4", "drop_ratio=0.3" (a fraction, 0..1).
+_DROP_RATIO_RE: Final = re.compile(
+    r"\bdrop\s*ratio\s*(?:of|=|:|is|at)?\s*(?P<num>0?\.\d+|0|1(?:\.0+)?)(?![\d.%])"
+)
+
+
 def _extract_bps(ex: _Extraction, work: str) -> str:
     """Depth windows: "within 50 bps", "50bp", "0.5%" (50), "1 percent" (100), "half a percent" (50).
     A percentage written as a fall ("a 30% drop", "drops by 30%") is a relative change, kept as
     :attr:`_Extraction.drop_ratio` (0.7), not a window."""
+    for m in _DROP_RATIO_RE.finditer(work):
+        ex.drop_ratio = ex.drop_ratio if ex.drop_ratio is not None else float(m.group("num"))
+        work = _mask(work, *m.span())
     for m in _BPS_RE.finditer(work):
         scale = 1 if m.group("unit").startswith(("b", "bi")) else 100
         if scale == 100 and (
@@ -2013,6 +2027,13 @@ _HISTORY_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("spread_bps", re.compile(r"\bspre+a?ds?\b")),
     ("imbalance", re.compile(r"\bimbalance")),
     ("microprice", re.compile(r"\bmicro[\s-]?price")),
+    ("bid_depth", re.compile(r"\bbids?[\s-]+(?:side\s+)?depth\b|\bdepth\s+(?:on|of)\s+the\s+bids?\b")),
+    (
+        "ask_depth",
+        re.compile(
+            r"\b(?:asks?|offers?)[\s-]+(?:side\s+)?depth\b|\bdepth\s+(?:on|of)\s+the\s+(?:asks?|offers?)\b"
+        ),
+    ),
     ("depth", re.compile(r"\bdepth|\bliqu?idi?t?y\b|\bdeep(?:est)?\b|\bthinn?(?:est)?\b")),
     ("mid", re.compile(r"\bmid(?:[\s-]?price|point)?\b")),
 )
@@ -2021,7 +2042,7 @@ _HISTORY_CHANGE_RE: Final = re.compile(
     r"\bchang(?:e|ed|es|ing)\b|\bevol(?:v|ution)|\bover\s+(?:the\s+)?(?:last|past|time)\b|\bhistor(?:y|ical)\b"
     r"|\bwhen\s+(?:was|were|did|is)\b|\bat\s+what\s+time\b|\bwid(?:est|er)\b|\bnarrow(?:est|er)\b"
     r"|\btight(?:est|er)\b|\bdeep(?:est|er)\b|\bthinn(?:est|er)\b|\bpeak(?:ed)?\b|\btrend"
-    r"|\bmin(?:imum)?\s*(?:and|&|/|\+)\s*max(?:imum)?\b|\bhighs?\s*(?:and|&|/)\s*lows?\b|\bago\b|\bsince\b"
+    r"|\bmin(?:imum)?\s*(?:and|&|/|\+)\s*max(?:imum)?\b|\blowest\b|\bhighest\b|\bbottom(?:ed)?\b|\bhighs?\s*(?:and|&|/)\s*lows?\b|\bago\b|\bsince\b"
     # a recent window shorter than a day ("past 5 minutes", "last 2 hours"): candles do not go that fine,
     # the per-second liquidity history does
     r"|\b(?:last|past|previous|prior)\s+(?:\d+(?:\.\d+)?\s*)?(?:seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\b"
@@ -2029,6 +2050,10 @@ _HISTORY_CHANGE_RE: Final = re.compile(
 _HISTORY_LOOKBACK_RE: Final = re.compile(
     r"\b(?:last|past|previous|prior)\s+(?:(?P<num>\d+(?:\.\d+)?)\s*)?"
     r"(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)\b"
+)
+#: Depth said in base units ("in base units", "in coins") or in quote units ("in usd", "notional").
+_DEPTH_UNIT_RE: Final = re.compile(
+    r"\bin\s+(?:(?P<base>base(?:\s+units?|\s+currency)?|coins?|contracts)|quote(?:\s+units?)?|usd[tc]?|dollars|notional)\b"
 )
 _HISTORY_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -2043,6 +2068,8 @@ def _liquidity_history_args(ex: _Extraction) -> dict[str, Any] | None:
     if metric is None:
         return None
     out: dict[str, Any] = {"metric": metric}
+    if metric.endswith("depth") and (unit := _DEPTH_UNIT_RE.search(low)) is not None:
+        out["unit"] = "base" if unit.group("base") else "quote"
     m = _HISTORY_LOOKBACK_RE.search(low)
     if m:
         unit = m.group("unit")

@@ -1040,6 +1040,22 @@ def test_unknown_lower_case_tickers_only_in_a_symbol_slot(query: str, symbol: st
         # instants in words
         ("eth book two minutes before the end", "order_book", {"symbol": "ETH", "as_of": "end-120s"}, {}),
         ("eth book as before the end", "order_book", {"symbol": "ETH"}, {}),
+        # argument names typed as such, the crunch ratio by name, depth per side and unit
+        ("alert when sol mid_price crosses_below 120", "alerts", {"symbol": "SOL"},
+         {"alert_action": "create", "metric": "mid_price", "comparison": "crosses_below", "threshold": 120}),
+        ("crunches on eth kraken, drop ratio 0.3", "alerts", {"symbol": "ETH", "venue": "kraken", "drop_ratio": 0.3},
+         {"alert_action": "recent"}),
+        ("eth bid depth on okx over the last hour", "history",
+         {"symbol": "ETH", "venue": "okx", "metric": "bid_depth", "lookback_s": 3600}, {}),
+        ("btc depth in coins on kraken past 2 hours", "history",
+         {"symbol": "BTC", "venue": "kraken", "lookback_days": 2 / 24, "metric": "depth", "unit": "base",
+          "lookback_s": 7200}, {}),
+        ("sol spread on bybit today, highest reading", "history",
+         {"symbol": "SOL", "venue": "bybit", "metric": "spread_bps", "period": "today"}, {}),
+        ("what is the highest bid for eth on okx", "order_book", {"symbol": "ETH", "venue": "okx"}, {}),
+        # costed venue by venue is a comparison; across every venue with an amount is still a route
+        ("slippage of selling 4 eth per venue", "compare_venues", {"symbol": "ETH", "side": "sell", "size": 4}, {}),
+        ("dicing up 12 eth sell", "route_order", {"symbol": "ETH", "side": "sell", "size": 12}, {}),
         # instructions and leverage are refused
         ("buy me 2 sol", "refuse", {}, {}),
         ("how do i long btc with leverage", "refuse", {}, {}),
