@@ -450,6 +450,13 @@ _VENUE_RE: Final = re.compile(
     rf"(?<![a-z0-9])(?P<venue>{_alternation((a for v in _VENUES.values() for a in v), flexible=True)})"
     r"(?![a-z0-9])"
 )
+#: Venues named, then said to be left out: "bybit and okx perps excluded", "gate, kucoin off limits".
+_EXCLUDED_AFTER_RE: Final = re.compile(
+    rf"(?:[\s,&/+]|\b(?:and|or|the|perps?|spot|futures|books?|venues?|exchanges?|both|too|also)\b|{_VENUE_RE.pattern})*"
+    r"\s*(?:(?:are|is|to\s+be|should\s+be|must\s+be)\s+)?(?:excluded|left\s+out|off[\s-]limits|banned|not\s+allowed"
+    r"|out\s+of\s+scope|ruled\s+out)\b"
+)
+_PLACED_BEFORE_RE: Final = re.compile(r"\b(?:on|at|via|from|in|using|through|only)\s+(?:the\s+)?$")
 _CB_NOT_COINBASE_RE: Final = re.compile(r"\s*(?:open|trip)")  # "CB open?" is a circuit breaker
 _ALL_VENUES_RE: Final = re.compile(
     r"\b(?:all|every|each|any|multiple|several|many|the)\s+(?:the\s+|of\s+the\s+)?"
@@ -676,7 +683,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
     "route": _any_of(
         r"\brout(?:e|es|ed|ing|er)\b", r"smart[\s-]?(?:order[\s-]?)?rout", r"\bsor\b", r"\bsplit(?:s|ting)?\b",
         r"\bslic(?:e|es|ed|ing)\b", r"\b(?:chop|carv|dic)(?:e|s|es|ped|ed|ping|ing)?\s+up\b", r"\bfan(?:s|ned|ning)?\s+(?:it\s+)?out\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
-        r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbest\s+execution\b",
+        r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbreak(?:s|ing)?\s+up\b", r"\bbest\s+execution\b",
         # "work a 300 eth buy across okx and bybit": working an order is executing it in pieces
         r"\bwork(?:s|ing)?\s+(?:a|an|the|my|this|that)\b[^.?!]{0,25}\b(?:order|buy|sell|clip|ticket|trade|block)\b",
         r"\bspread\s+(?:it|this|that|(?:the|my)\s+(?:order|trade|buy|sell))\s+(?:across|over|between)",
@@ -704,6 +711,9 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\b(?:venue|exchange)\s+(?:comparison|breakdown)",
         # the same order costed venue by venue: "cost of buying 3 BTC on every venue", "per exchange"
         r"\b(?:on|at|for|in|across)\s+(?:every|each)\s+(?:venue|exchange|market)\b", r"\bper[\s-](?:venue|exchange)\b",
+        # "eth usdc vs usdt books, which is tighter": a comparative asked between books
+        r"\bwhich\s+(?:is|has|one\s+is|one\s+has|are)\s+(?:the\s+)?(?:tighter|deeper|cheaper|better|thicker|thinner"
+        r"|wider|more\s+liquid)\b",
         # a superlative sought over every venue: "tightest btc spread anywhere?", "deepest book on any exchange"
         r"\b(?:best|cheapest|tightest|deepest|thickest|lowest|highest|most\s+liquid)\b[^.?!]{0,40}"
         r"\b(?:anywhere|any\s+(?:venue|exchange|market)|on\s+any\s+\w+)\b",
@@ -793,7 +803,7 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
             _IMPERATIVE + r"(?:place|submit|execute|put\s+in|fire\s+off)\b[^.?!]{0,60}"
             r"\b(?:orders?(?!\s*-?\s*books?)|trades?|positions?|buy|sell)\b",
             r"\bon\s+my\s+behalf\b", r"\bmy\s+(?:\w+\s+)?account\b", r"\bwithdraw", r"\bdeposit\b",
-            r"\btransfer\s+(?:my|the|funds|coins|\d)",
+            r"\btransfer\s+(?:my|the|funds|coins|\d)", r"\b(?:lend|loan|gift|donate)\s+(?:me|us|him|her|them)\b",
             r"\b(?:send|transfer|move|withdraw)\b[^.?!]{0,40}\b(?:address|wallet|cold\s+storage|bank)\b", r"\bcancel\s+(?:my|all|the)\s+orders?\b",
         ),
     ),
@@ -1235,8 +1245,12 @@ def _extract_venues(ex: _Extraction, work: str) -> str:
             continue
         starts = [e for e in cue_ends if e <= m.start()] + ([excluding_from] if excluding_from >= 0 else [])
         resume = max(starts, default=-1)
-        framed = _EXCLUDE_FRAME_BEFORE_RE.search(work, 0, m.start()) and _EXCLUDE_FRAME_AFTER_RE.match(
-            work, m.end()
+        framed = (
+            _EXCLUDE_FRAME_BEFORE_RE.search(work, 0, m.start())
+            and _EXCLUDE_FRAME_AFTER_RE.match(work, m.end())
+        ) or (
+            # "eth depth on okx, bybit excluded": a venue placed by a preposition is not in the list
+            _EXCLUDED_AFTER_RE.match(work, m.end()) and not _PLACED_BEFORE_RE.search(work, 0, m.start())
         )
         if framed or (resume >= 0 and _EXCLUDE_GAP_RE.fullmatch(work, resume, m.start())):
             if venue not in ex.exclude_venues:
@@ -1747,7 +1761,7 @@ _ALERT_CREATE_RE: Final = re.compile(
 _ALERT_LIST_RE: Final = re.compile(
     r"\b(?:list|show|see|view|display|give|print)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?(?:my|the|our|existing|active"
     r"|current|saved|all)?\s*(?:alerts?|alert\s+rules|rules|triggers|alarms)\b(?!\s+(?:on|for|about|in)\b)"
-    r"|\b(?:my|our)\s+(?:\w+\s+)?(?:alerts|alert\s+rules|alert)\b"
+    r"|\b(?:my|our)\s+(?:\w+\s+)?(?:alerts|alert\s+rules|alert|rules|triggers|alarms)\b"
     r"|\b(?:what|which)\s+alerts?\s+(?:do|have|did|are|is)\b|\balerts?\s+(?:i|we)\s+(?:have|set|created|made)\b"
     r"|\bhow\s+many\s+alerts\b|\bany\s+alerts\s+(?:set|configured|defined)\b"
     r"|\bwhat\s+(?:am\s+i|are\s+we|are\s+you|is\s+being)\s+(?:watching|monitoring|tracking|watched|monitored)\b"

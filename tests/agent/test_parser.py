@@ -1056,7 +1056,16 @@ def test_unknown_lower_case_tickers_only_in_a_symbol_slot(query: str, symbol: st
         # costed venue by venue is a comparison; across every venue with an amount is still a route
         ("slippage of selling 4 eth per venue", "compare_venues", {"symbol": "ETH", "side": "sell", "size": 4}, {}),
         ("dicing up 12 eth sell", "route_order", {"symbol": "ETH", "side": "sell", "size": 12}, {}),
+        # venues excluded by a word after them, unless placed by a preposition
+        ("sor 10 eth buy, gate and kucoin are off limits", "route_order",
+         {"symbol": "ETH", "side": "buy", "size": 10, "exclude_venues": ["gate", "kucoin"]}, {}),
+        ("eth depth on okx, bybit excluded", "order_book", {"symbol": "ETH", "venue": "okx"}, {}),
+        ("breaking up a 40 btc sell", "route_order", {"symbol": "BTC", "side": "sell", "size": 40}, {}),
+        ("kraken vs okx for btc, which one has the deeper book", "compare_venues",
+         {"symbol": "BTC", "venues": ["kraken", "okx"]}, {}),
+        ("our sol triggers", "alerts", {"symbol": "SOL"}, {"alert_action": "list"}),
         # instructions and leverage are refused
+        ("loan me 2 btc", "refuse", {}, {}),
         ("buy me 2 sol", "refuse", {}, {}),
         ("how do i long btc with leverage", "refuse", {}, {}),
     ],
