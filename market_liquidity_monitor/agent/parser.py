@@ -363,11 +363,12 @@ def _alternation(words: Iterable[str], flexible: bool = False) -> str:
 
 
 def _quantity(tag: str) -> str:
-    """A number with optional thousands commas and multiplier; groups ``<tag>num``/``<tag>mult``."""
+    """A number with optional thousands commas (or single spaces: "10 000") and multiplier; groups
+    ``<tag>num``/``<tag>mult``."""
     mults = _alternation(k for k in _MULTIPLIERS if len(k) <= 2)
     words = _alternation(k for k in _MULTIPLIERS if len(k) > 2)
     return (
-        rf"(?<![\w.,])(?P<{tag}num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?(?:e[+-]?\d{{1,4}})?|\.\d+)"
+        rf"(?<![\w.,])(?P<{tag}num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d{{1,3}}(?:\s\d{{3}})+(?![\w.,])|\d+(?:\.\d+)?(?:e[+-]?\d{{1,4}})?|\.\d+)"
         rf"(?:(?P<{tag}mult>{mults})(?![a-z])|\s*(?P<{tag}multw>{words})\b)?"
     )
 
@@ -411,7 +412,7 @@ _TIME_RES: Final[tuple[re.Pattern[str], ...]] = (
 #: Words that leave venues out of a routing or comparison: "exclude okx and gate", "not on bybit".
 _EXCLUDE_CUE_RE: Final = re.compile(
     r"\b(?:exclud(?:e|es|ed|ing)|excl|ex(?=-)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
-    r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
+    r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|don'?t\s+(?:touch|use|hit|go\s+(?:to|near))|do\s+not\s+(?:touch|use|hit)|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
     r"|(?:keep|stay|kept|staying)\s+(?:it\s+|this\s+|that\s+|them\s+|the\s+order\s+|away\s+)?(?:off|out\s+of|away\s+from)"
     r"|(?:all|every(?:thing|where)?|any)\b[^.?!,]{0,20}?\bbut|w/o|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans"
     r"|other\s+than|apart\s+from"
@@ -625,6 +626,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bpump[\s-]?(?:and|&|n)[\s-]?dump", r"\bflash[\s-]?crash", r"\bdr(?:ied|y|ying)\s+up\b",
         r"\bliquidity\s+(?:drops?|crash|collapse|crisis|shocks?|holes?|gaps?|vanish\w*)\b",
         r"\b(?:liquidity|liq|depth)\s+events?\b",
+        r"\b(?:what|anything|something|which)\s+(?:has\s+|have\s+)?(?:fired|triggered|went\s+off|tripped)\b",
         # a liquidity word next to a word for its sudden loss, either order: "depth collapses",
         # "did the book thin out", "liquidity evaporated", "sudden drop in depth"
         r"\b(?:liquidity|liq|depth|book|bids?|asks?|offers?)\s+(?:\w+\s+)?(?:collaps\w*|crash\w*|crunch\w*"
@@ -686,7 +688,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbreak(?:s|ing)?\s+up\b", r"\bbest\s+execution\b",
         # "work a 300 eth buy across okx and bybit": working an order is executing it in pieces
         r"\bwork(?:s|ing)?\s+(?:a|an|the|my|this|that)\b[^.?!]{0,25}\b(?:order|buy|sell|clip|ticket|trade|block)\b",
-        r"\bspread\s+(?:it|this|that|(?:the|my)\s+(?:order|trade|buy|sell))\s+(?:across|over|between)",
+        r"\bspread\s+(?:it|this|that|(?:the|my|a|an)\s+(?:[^.?!\s]+\s+){0,3}?(?:order|trade|buy|sell|clip))\s+(?:across|over|between)",
     ),
     "across_venues": _any_of(
         r"\bacross\b[^.?!]{0,20}\b(?:venues|exchanges|markets|books)\b", r"\bacross\s+all\b",
@@ -829,7 +831,8 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
         "not a market-liquidity question I can answer with my tools",
         _any_of(
             r"\b(?:weather|jokes?|poems?|haiku|limerick|story|stories|song|lyrics|recipes?|cook(?:ing)?|movies?"
-            r"|films?|football|soccer|homework|essay|translate|horoscope|girlfriend|boyfriend|president|capital\s+of)\b",
+            r"|films?|football|soccer|homework|essay|translate|horoscope|girlfriend|boyfriend|president|capital\s+of"
+            r"|news|headlines?|gossip|rumou?rs?)\b",
         ),
     ),
 )
@@ -951,7 +954,7 @@ def _number(num: str, mult: str | None = None, scale: int = 1) -> int | float:
     The result is an int when it is whole and either written without a point or scaled (by a
     multiplier or ``scale``), so "2.0 BTC" stays 2.0 as written while "1.5k" is 1500.
     """
-    digits = num.replace(",", "")
+    digits = num.replace(",", "").replace(" ", "")
     factor = _MULTIPLIERS.get((mult or "").lower(), 1) * scale
     value = Decimal(digits) * factor
     if value == value.to_integral_value() and ("." not in digits or factor != 1):

@@ -1064,6 +1064,14 @@ def test_unknown_lower_case_tickers_only_in_a_symbol_slot(query: str, symbol: st
         ("kraken vs okx for btc, which one has the deeper book", "compare_venues",
          {"symbol": "BTC", "venues": ["kraken", "okx"]}, {}),
         ("our sol triggers", "alerts", {"symbol": "SOL"}, {"alert_action": "list"}),
+        # thousands written with spaces are one number, not a zero size
+        ("buy 2 500 sol on okx, slippage", "market_impact", {"symbol": "SOL", "venue": "okx", "side": "buy", "size": 2500}, {}),
+        ("route 8 eth sell, do not touch kraken", "route_order",
+         {"symbol": "ETH", "side": "sell", "size": 8, "exclude_venues": ["kraken"]}, {}),
+        ("spread a 90 sol buy across bybit and okx", "route_order",
+         {"symbol": "SOL", "side": "buy", "size": 90, "venues": ["bybit", "okx"]}, {}),
+        ("anything triggered on eth lately", "alerts", {"symbol": "ETH"}, {"alert_action": "recent"}),
+        ("latest headlines about btc", "refuse", {}, {}),
         # instructions and leverage are refused
         ("loan me 2 btc", "refuse", {}, {}),
         ("buy me 2 sol", "refuse", {}, {}),
