@@ -290,8 +290,8 @@ _MAX_SIZE_RE: Final = re.compile(
 #: Wording that asks for a size rather than states one: with a bps figure and no amount, the figure is
 #: the limit ("how far can I push BTC: max size at 30 bps", "capacity at 20 bps").
 _MAX_SIZE_CUE_RE: Final = re.compile(
-    r"\b(?:largest|biggest|max(?:imum)?\s+(?:size|order|amount|qty|quantity|clip|buy|sell|trade|notional)"
-    r"|max\s+\w+\s+(?:size|order|amount|clip|buy|sell|trade)|how\s+(?:much|many|big|large|far|deep)\b[^.?!]{0,30}\b(?:can|could|may)"
+    r"\b(?:largest|biggest|max(?:imum)?\s+(?:size|sz|order|amount|qty|quantity|clip|buy|sell|trade|notional)"
+    r"|max\s+\w+\s+(?:size|sz|order|amount|clip|buy|sell|trade)|how\s+(?:much|many|big|large|far|deep)\b[^.?!]{0,30}\b(?:can|could|may)"
     r"|size\s+limit|capacity|how\s+big\s+(?:a|an)\s+(?:order|trade|clip)"
     r"|most\s+(?:\w+\s+)?(?:i|we|you)\s+(?:can|could)|up\s+to\s+what\s+size"
     r"|what\s+(?:size|amount|qty|quantity)\b[^.?!]{0,30}\b(?:fits?|stays?|keeps?)"
@@ -575,6 +575,9 @@ _SIDE_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("sell", re.compile(r"\b(?:dump(?:s|ed|ing)?|exit(?:s|ed|ing)?|short(?:s|ed|ing)?)" + _ORDER_OBJECT)),
     ("buy", re.compile(r"\b(?:long(?:s|ed|ing)?|lift(?:s|ed|ing)?)" + _ORDER_OBJECT)),
     ("buy", re.compile(r"\b(?:lift(?:s|ing)?\s+(?:the\s+)?(?:offers?|asks?)|go(?:ing)?\s+long)\b")),
+    # sweeping a side of the book takes its liquidity: the asks are bought, the bids sold
+    ("buy", re.compile(r"\bsweep(?:s|ing)?\s+(?:the\s+)?(?:asks?|offers?)\b")),
+    ("sell", re.compile(r"\bsweep(?:s|ing)?\s+(?:the\s+)?bids?\b")),
     # the verb at the end, its object asked about: "how much btc can i lift", "how many eth could we dump"
     ("buy", re.compile(_CAN_I + r"\s+(?:lift|long|pick\s+up|scoop)\b")),
     ("sell", re.compile(_CAN_I + r"\s+(?:dump|exit|short|hit|unwind|get\s+out)\b")),
@@ -626,6 +629,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bpump[\s-]?(?:and|&|n)[\s-]?dump", r"\bflash[\s-]?crash", r"\bdr(?:ied|y|ying)\s+up\b",
         r"\bliquidity\s+(?:drops?|crash|collapse|crisis|shocks?|holes?|gaps?|vanish\w*)\b",
         r"\b(?:liquidity|liq|depth)\s+events?\b",
+        r"\b(?:liquidity|liq|depth)\s+(?:\w+\s+){0,3}(?:collaps\w*|crash(?:ed|es)?|evaporat\w*|vanish\w*|dr(?:ied|y)\s+up)\b",
         r"\b(?:what|anything|something|which)\s+(?:has\s+|have\s+)?(?:fired|triggered|went\s+off|tripped)\b",
         # a liquidity word next to a word for its sudden loss, either order: "depth collapses",
         # "did the book thin out", "liquidity evaporated", "sudden drop in depth"
@@ -671,7 +675,8 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bmove\s+together\b", r"\btrack\s+each\s+other\b", r"\bdivergen", r"\bdecoupl", r"\bhedg(?:e|es|ed|ing)\b",
     ),
     # Pairs words that count only with two assets named: "pairs eth sol 90d", "corr btc eth 30d".
-    "pairs_two": _any_of(r"\bpairs?\b(?![\s-]+(?:listed|available|supported|on|at|traded))", r"\bcorr(?:el)?\b", r"\bcoint\b"),
+    "pairs_two": _any_of(r"\bpairs?\b(?![\s-]+(?:listed|available|supported|on|at|traded))", r"\bcorr(?:el)?\b", r"\bcoint\b",
+        r"\bco[\s-]?mov", r"\bmove\s+together\b", r"\btrack\s+each\s+other\b", r"\bdecoupl"),
     "pairs_joint": _any_of(r"\b(?:between|vs\.?|versus|against|relative|from|with|to\s+hedge|hedg\w*)\b"),
     "backtest": _any_of(
         r"back[\s-]?test", r"\bhistorically\b", r"\bif\s+i\s+(?:had|'d)\b", r"\bin\s+hindsight\b", r"\breplay",
@@ -683,9 +688,12 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bhave\s+(?:performed|cost|done|been|gone|filled|worked|paid|slipped|fared)\b",
     ),
     "route": _any_of(
-        r"\brout(?:e|es|ed|ing|er)\b", r"smart[\s-]?(?:order[\s-]?)?rout", r"\bsor\b", r"\bsplit(?:s|ting)?\b",
+        r"\brout(?:e|es|ed|ing|er)\b", r"\brte\b", r"smart[\s-]?(?:order[\s-]?)?rout", r"\bsor\b", r"\bsplit(?:s|ting)?\b",
         r"\bslic(?:e|es|ed|ing)\b", r"\b(?:chop|carv|dic)(?:e|s|es|ped|ed|ping|ing)?\s+up\b", r"\bfan(?:s|ned|ning)?\s+(?:it\s+)?out\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
-        r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbreak(?:s|ing)?\s+up\b", r"\bbest\s+execution\b",
+        r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbreak(?:s|ing)?\s+up\b",
+        # how much of one order each venue gets: "which exchanges should get how much of my 20 btc buy"
+        r"\b(?:venues?|exchanges?|books?)\s+should\s+(?:get|take|receive|fill)\b",
+        r"\bhow\s+much\s+(?:should\s+)?(?:go(?:es)?|to\s+send)\s+(?:to|on)\s+(?:each|every)\b", r"\bbest\s+execution\b",
         # "work a 300 eth buy across okx and bybit": working an order is executing it in pieces
         r"\bwork(?:s|ing)?\s+(?:a|an|the|my|this|that)\b[^.?!]{0,25}\b(?:order|buy|sell|clip|ticket|trade|block)\b",
         r"\bspread\s+(?:it|this|that|(?:the|my|a|an)\s+(?:[^.?!\s]+\s+){0,3}?(?:order|trade|buy|sell|clip))\s+(?:across|over|between)",
@@ -702,7 +710,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bwho(?:'s|\s+has|\s+have|\s+offers?|\s+gives?|\s+is)\b[^.?!]{0,25}\b(?:best|cheapest|deepest|tightest"
         r"|lowest|highest|most\s+liquid)\b",
         r"\bbest\s+(?:price|bid|ask|offer|quote|fill|rate)s?\b[^.?!]{0,30}\b(?:anywhere|across|among|any\s+venue)",
-        r"\bcompar", r"\bwhich\s+(?:venue|exchange|market|platform|place|one|book|cex)s?\b",
+        r"\bcompar", r"\bcmp\b", r"\bwhich\s+(?:venue|exchange|market|platform|place|one|book|cex)s?\b",
         r"\bbest\s+(?:venue|exchange|place|market|platform|book|cex)s?\b",
         r"\bcheapest\b", r"\barbitrage", r"\barbs?\b", r"\brank",
         # a superlative of a venue: "lowest cost venue", "least slippage exchange", "most liquid market"
@@ -813,7 +821,7 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
         "investment_advice",
         "the assistant gives no investment advice or price predictions",
         _any_of(
-            r"(?<!where\s)(?<!which\s)\bshould\s+(?:i|we)\s+(?:buy|sell|invest|hold|hodl|short|long|get\s+into|ape)\b",
+            r"(?<!where\s)(?<!which\s)\bshould\s+(?:i|we)\s+(?:buy|sell|invest|hold|hodl|short|long|go\s+(?:long|short)|get\s+into|ape)\b",
             r"\bgood\s+(?:time\s+to\s+(?:buy|sell)|investment|buy|entry)\b",
             r"\bworth\s+(?:buying|investing|holding)\b",
             r"\bwill\b[^.?!]{0,40}\b(?:go(?:ing)?\s+(?:up|down)|moon|pump|crash|rise|fall|rally|dump|recover|hit\s+\$?\d)",
@@ -849,8 +857,12 @@ _ANAPHORA_RE: Final = re.compile(r"\b(?:it|that|this|them|those|the\s+same)\b")
 _ADDITIVE_RE: Final = re.compile(r"^\s*(?:and|also|plus|add)\b|\b(?:too|as\s+well|also)\b")
 
 #: Names a typo may be repaired to (short tickers are never guessed).
+#: Capability words repaired like names ("alrts", "slipage", "liquidty", "volatilty").
+_FUZZY_WORDS: Final[tuple[str, ...]] = (
+    "alerts", "slippage", "backtest", "liquidity", "imbalance", "volatility", "cointegration", "health",
+)  # fmt: skip
 _FUZZY_TARGETS: Final[tuple[str, ...]] = tuple(
-    sorted({a for a in (*_ALIAS_TO_TICKER, *_VENUE_ALIAS) if len(a) >= 5 and a.isalpha()})
+    sorted({a for a in (*_ALIAS_TO_TICKER, *_VENUE_ALIAS, *_FUZZY_WORDS) if len(a) >= 5 and a.isalpha()})
 )
 #: Everyday words one edit away from a name above; never "repaired".
 _FUZZY_STOPWORDS: Final[frozenset[str]] = frozenset(

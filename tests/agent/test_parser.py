@@ -1072,6 +1072,16 @@ def test_unknown_lower_case_tickers_only_in_a_symbol_slot(query: str, symbol: st
          {"symbol": "SOL", "side": "buy", "size": 90, "venues": ["bybit", "okx"]}, {}),
         ("anything triggered on eth lately", "alerts", {"symbol": "ETH"}, {"alert_action": "recent"}),
         ("latest headlines about btc", "refuse", {}, {}),
+        # sweeping a side, abbreviations and typos of capability words
+        ("sweep the offers for 2 btc on kraken", "market_impact",
+         {"symbol": "BTC", "venue": "kraken", "side": "buy", "size": 2}, {}),
+        ("cmp eth depth okx bybit", "compare_venues", {"symbol": "ETH", "venues": ["okx", "bybit"]}, {}),
+        ("rte 3 btc sell", "route_order", {"symbol": "BTC", "side": "sell", "size": 3}, {}),
+        ("slipage on 4 eth sell kraken", "market_impact", {"symbol": "ETH", "venue": "kraken", "side": "sell", "size": 4}, {}),
+        ("do eth and ltc track each other", "pairs", {"symbol_a": "ETH", "symbol_b": "LTC"}, {}),
+        ("did eth liquidity on okx suddenly evaporate this week", "alerts",
+         {"symbol": "ETH", "venue": "okx", "lookback_days": 7}, {"alert_action": "recent"}),
+        ("should we go short eth", "refuse", {}, {}),
         # instructions and leverage are refused
         ("loan me 2 btc", "refuse", {}, {}),
         ("buy me 2 sol", "refuse", {}, {}),
