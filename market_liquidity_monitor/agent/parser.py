@@ -284,16 +284,18 @@ _UNKNOWN_TICKER_RE: Final = re.compile(
 #: "the largest size within 5 bps of slippage", "how much can I sell before the price moves 0.5%".
 _MAX_SIZE_RE: Final = re.compile(
     r"\b(?:largest|biggest|max(?:imum)?|most|how\s+(?:much|many|big|large)\b[^.?!]{0,30}\b(?:can|could|may)"
-    r"|size\s+limit|capacity)\b[^.?!]{0,80}\b(?:within|under|below|less\s+than|without|before|keep(?:ing)?"
+    r"|size\s+limit|capacity|what\s+size)\b[^.?!]{0,80}\b(?:within|inside|under|below|less\s+than|without|before|keep(?:ing)?"
     r"|at\s+most|no\s+more\s+than|capped\s+at|limit(?:ed)?\s+to|max(?:imum)?\s+of)\b"
 )
 #: Wording that asks for a size rather than states one: with a bps figure and no amount, the figure is
 #: the limit ("how far can I push BTC: max size at 30 bps", "capacity at 20 bps").
 _MAX_SIZE_CUE_RE: Final = re.compile(
-    r"\b(?:largest|biggest|max(?:imum)?\s+(?:size|order|amount|qty|quantity|clip|buy|sell|trade|notional)"
-    r"|max\s+\w+\s+(?:size|order|amount|clip)|how\s+(?:much|many|big|large|far)\b[^.?!]{0,30}\b(?:can|could|may)"
+    r"\b(?:largest|biggest|max(?:imum)?\s+(?:size|sz|order|amount|qty|quantity|clip|buy|sell|trade|notional)"
+    r"|max\s+\w+\s+(?:size|sz|order|amount|clip|buy|sell|trade)|how\s+(?:much|many|big|large|far|deep)\b[^.?!]{0,30}\b(?:can|could|may)"
     r"|size\s+limit|capacity|how\s+big\s+(?:a|an)\s+(?:order|trade|clip)"
-    r"|most\s+(?:\w+\s+)?(?:i|we|you)\s+(?:can|could)|up\s+to\s+what\s+size)\b"
+    r"|most\s+(?:\w+\s+)?(?:i|we|you)\s+(?:can|could)|up\s+to\s+what\s+size"
+    r"|what\s+(?:size|amount|qty|quantity)\b[^.?!]{0,30}\b(?:fits?|stays?|keeps?)"
+    r"|clip\s+size|size\s+cap|(?:bps|bp|bips|%)\s+max)\b"
 )
 #: Wording that makes a bps figure a limit on the order's cost, not a depth window: with no order
 #: amount stated, "max 3 bps slippage", "at 20 bps of impact", "before the price moves 1%" ask for the
@@ -323,6 +325,11 @@ _SCHEDULE_TAG_RE: Final = re.compile(
     r"(?<!avg\s)(?<!average\s)(?<!get\s)(?<!got\s)(?<!a\s)\b(?P<algo>vwap|twap)\b"
     r"(?!\s+(?:price|prices|of|for|on|cost|fill|level|would|will|do|does|is|was|vs|versus)\b)(?!\s*\?)"
 )
+#: In a question that names a backtest, a bare "vwap"/"twap" is how the order is worked, unless a
+#: price or level of it is asked ("the vwap price").
+_BACKTEST_ALGO_RE: Final = re.compile(
+    r"\b(?P<algo>vwap|twap)\b(?!\s+(?:price|prices|px|level|levels|fill|of|vs|versus)\b)"
+)
 #: An order sent whole at one moment (``Schedule.ARRIVAL``): "arrival schedule", "all at once", "in one go";
 #: not the arrival price a cost is measured against ("cost vs arrival mid").
 _ARRIVAL_SCHEDULE_RE: Final = re.compile(
@@ -334,6 +341,8 @@ _ARRIVAL_SCHEDULE_RE: Final = re.compile(
 _COMPARATOR_BEFORE_RE: Final = re.compile(
     r"(?:[<>]=?|\b(?:below|under|above|than|exceeds?|beyond|hits?|reach(?:es)?|crosses))\s*\$?\s*$"
 )
+#: A recency word right before a number: "last 30m" is a window, not a timeframe.
+_RECENT_BEFORE_RE: Final = re.compile(r"\b(?:last|past|previous|prior|trailing)\s+$")
 _INVERSE_RE: Final = re.compile(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
 
 
@@ -354,11 +363,12 @@ def _alternation(words: Iterable[str], flexible: bool = False) -> str:
 
 
 def _quantity(tag: str) -> str:
-    """A number with optional thousands commas and multiplier; groups ``<tag>num``/``<tag>mult``."""
+    """A number with optional thousands commas (or single spaces: "10 000") and multiplier; groups
+    ``<tag>num``/``<tag>mult``."""
     mults = _alternation(k for k in _MULTIPLIERS if len(k) <= 2)
     words = _alternation(k for k in _MULTIPLIERS if len(k) > 2)
     return (
-        rf"(?<![\w.,])(?P<{tag}num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?(?:e[+-]?\d{{1,4}})?|\.\d+)"
+        rf"(?<![\w.,])(?P<{tag}num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d{{1,3}}(?:\s\d{{3}})+(?![\w.,])|\d+(?:\.\d+)?(?:e[+-]?\d{{1,4}})?|\.\d+)"
         rf"(?:(?P<{tag}mult>{mults})(?![a-z])|\s*(?P<{tag}multw>{words})\b)?"
     )
 
@@ -401,8 +411,8 @@ _TIME_RES: Final[tuple[re.Pattern[str], ...]] = (
 )
 #: Words that leave venues out of a routing or comparison: "exclude okx and gate", "not on bybit".
 _EXCLUDE_CUE_RE: Final = re.compile(
-    r"\b(?:exclud(?:e|es|ed|ing)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
-    r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
+    r"\b(?:exclud(?:e|es|ed|ing)|excl|ex(?=-)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
+    r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|don'?t\s+(?:touch|use|hit|go\s+(?:to|near))|do\s+not\s+(?:touch|use|hit)|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
     r"|(?:keep|stay|kept|staying)\s+(?:it\s+|this\s+|that\s+|them\s+|the\s+order\s+|away\s+)?(?:off|out\s+of|away\s+from)"
     r"|(?:all|every(?:thing|where)?|any)\b[^.?!,]{0,20}?\bbut|w/o|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans"
     r"|other\s+than|apart\s+from"
@@ -410,8 +420,13 @@ _EXCLUDE_CUE_RE: Final = re.compile(
     # a place word after the cue belongs to it: "but not on gate", "except at kraken", "without using okx"
     r"(?:\s+(?:on|at|in|via|from|through|using|to))?\b"
 )
+#: A venue left out by a verb around it: "leave bybit out", "keep okx off", "count kraken out".
+_EXCLUDE_FRAME_BEFORE_RE: Final = re.compile(
+    r"\b(?:leav(?:e|ing)|keep(?:ing)?|cut(?:ting)?|tak(?:e|ing)|count(?:ing)?|rul(?:e|ing))\s+(?:the\s+)?$"
+)
+_EXCLUDE_FRAME_AFTER_RE: Final = re.compile(r"\s+(?:out|off)\b")
 #: What may stand between an exclusion cue and its venues, or between two excluded venues.
-_EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
+_EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+.-]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
 
 
 _ALIAS_TO_TICKER: Final[dict[str, str]] = {
@@ -436,6 +451,13 @@ _VENUE_RE: Final = re.compile(
     rf"(?<![a-z0-9])(?P<venue>{_alternation((a for v in _VENUES.values() for a in v), flexible=True)})"
     r"(?![a-z0-9])"
 )
+#: Venues named, then said to be left out: "bybit and okx perps excluded", "gate, kucoin off limits".
+_EXCLUDED_AFTER_RE: Final = re.compile(
+    rf"(?:[\s,&/+]|\b(?:and|or|the|perps?|spot|futures|books?|venues?|exchanges?|both|too|also)\b|{_VENUE_RE.pattern})*"
+    r"\s*(?:(?:are|is|to\s+be|should\s+be|must\s+be)\s+)?(?:excluded|left\s+out|off[\s-]limits|banned|not\s+allowed"
+    r"|out\s+of\s+scope|ruled\s+out)\b"
+)
+_PLACED_BEFORE_RE: Final = re.compile(r"\b(?:on|at|via|from|in|using|through|only)\s+(?:the\s+)?$")
 _CB_NOT_COINBASE_RE: Final = re.compile(r"\s*(?:open|trip)")  # "CB open?" is a circuit breaker
 _ALL_VENUES_RE: Final = re.compile(
     r"\b(?:all|every|each|any|multiple|several|many|the)\s+(?:the\s+|of\s+the\s+)?"
@@ -467,6 +489,7 @@ _LOOKBACK_WORDS_RE: Final = re.compile(
     + rf"(?:(?P<num>\d+(?:\.\d+)?)\s*-?\s*|(?P<word>{_alternation(_NUMBER_WORDS)}|couple of)\s+)?"
     r"(?P<unit>minutes?|mins?|hours?|hrs?|days?|weeks?|wks?|months?|years?|fortnight|quarter)\b"
     r"(?!\s+(?:of\s+)?(?:a\s+|one\s+)?(?:percent|per\s?cent|%|pct|bps|basis))"  # "a quarter of a percent"
+    r"(?!\s+(?:million|mil|thousand|billion|bn|grand)\b)"  # "a quarter million usdt" is an amount
 )
 _YESTERDAY_RE: Final = re.compile(r"\b(?:since\s+)?yesterday\b")
 
@@ -491,6 +514,15 @@ _MONEY_RES: Final = (
     re.compile(_quantity("q") + r"\s+worth\b(?:\s+of)?"),
     # "15 grand of SOL", "50k of ETH": an amount with a multiplier "of" an asset is its quote amount
     re.compile(_quantity("q") + rf"(?<=[a-z])\s+of\s+(?=\$?(?:{_ASSET_ALT})(?![a-z0-9]))"),
+)
+
+#: A quote amount in words: "half a million usdt", "a quarter million dollars", "two million bucks",
+#: "fifty grand".
+_MONEY_WORDS_RE: Final = re.compile(
+    r"\b(?:(?P<half>half)\s+(?:a\s+)?|(?P<quarter>(?:a\s+)?quarter)\s+(?:of\s+)?(?:a\s+)?"
+    rf"|(?P<word>{_alternation(w for w in _NUMBER_WORDS if w != 'hundred')})\s+)"
+    r"(?:(?P<scale>million|mil|mm|thousand|k|billion|bn)\s*(?:usd[tc]?|dollars?|bucks|busd|fdusd)(?![a-z0-9])"
+    r"|(?P<grand>grand)\b)(?:\s+worth)?(?:\s+of)?"
 )
 
 _SIZE_RE: Final = re.compile(_quantity("q") + rf"\s*-?\s*\$?(?={_ASSET_ALT}(?![a-z0-9]))")
@@ -524,6 +556,8 @@ _ORDER_OBJECT: Final = (
     r"(?=\s+(?:(?:my|all|all of|some|of|the|a|an|this|that|these|those|our|half|entire|whole|remaining|rest of)\s+)*"
     rf"(?:\$|\d|(?:{_ASSET_ALT})(?![a-z0-9])|positions?\b|bags?\b|holdings?\b|stack\b|coins?\b|tokens?\b|it\b|them\b))"
 )
+#: "can I" / "I can": a side verb after it has its object asked about ("how much btc can i lift").
+_CAN_I: Final = r"\b(?:(?:can|could|may)\s+(?:i|we|you)|(?:i|we|you)\s+(?:can|could|may))"
 #: Side verbs; the earliest match in the question wins.
 _SIDE_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     (
@@ -541,6 +575,12 @@ _SIDE_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("sell", re.compile(r"\b(?:dump(?:s|ed|ing)?|exit(?:s|ed|ing)?|short(?:s|ed|ing)?)" + _ORDER_OBJECT)),
     ("buy", re.compile(r"\b(?:long(?:s|ed|ing)?|lift(?:s|ed|ing)?)" + _ORDER_OBJECT)),
     ("buy", re.compile(r"\b(?:lift(?:s|ing)?\s+(?:the\s+)?(?:offers?|asks?)|go(?:ing)?\s+long)\b")),
+    # sweeping a side of the book takes its liquidity: the asks are bought, the bids sold
+    ("buy", re.compile(r"\bsweep(?:s|ing)?\s+(?:the\s+)?(?:asks?|offers?)\b")),
+    ("sell", re.compile(r"\bsweep(?:s|ing)?\s+(?:the\s+)?bids?\b")),
+    # the verb at the end, its object asked about: "how much btc can i lift", "how many eth could we dump"
+    ("buy", re.compile(_CAN_I + r"\s+(?:lift|long|pick\s+up|scoop)\b")),
+    ("sell", re.compile(_CAN_I + r"\s+(?:dump|exit|short|hit|unwind|get\s+out)\b")),
     (
         "sell",
         re.compile(
@@ -562,6 +602,16 @@ _SIDE_VERB_NUMBER_RE: Final = re.compile(
 )
 
 
+#: Less common ways to ask to be notified, for both the alerts cue and a rule's creation: "buzz me when
+#: ...", "page us if ...", "flag it if ...".
+_NOTIFY_MORE: Final = (
+    r"\b(?:buzz|page|nudge|remind|holler\s+at|shout\s+at)\s+(?:me|us)\b"
+    r"|\bflag\s+(?:it\s+|me\s+|us\s+|this\s+|that\s+)?(?:if|when|once|whenever|as\s+soon\s+as)\b"
+)
+#: Alert events that happened (``liquidity_alerts``), not the rules set: "which of my alerts fired".
+_ALERT_FIRED_RE: Final = re.compile(r"\b(?:fired|firing|fires|triggered|went\s+off|tripped|popped)\b")
+
+
 def _any_of(*fragments: str) -> re.Pattern[str]:
     """Compile regex ``fragments`` as one alternation, so tables below list one idea per entry."""
     return re.compile("|".join(f"(?:{f})" for f in fragments))
@@ -573,11 +623,14 @@ def _any_of(*fragments: str) -> re.Pattern[str]:
 _CUES: Final[dict[str, re.Pattern[str]]] = {
     "alerts": _any_of(
         r"\balert", r"\balarm", r"\banomal", r"\bcrunch", r"\bnotif(?:y|ication)", r"\b(?:msg|dm|sms|txt|text|email|message)\s+(?:me|us)\b", r"\bwarn(?:\s+(?:me|us)|ings?)\b",
-        r"\blet\s+(?:me|us)\s+know\b", r"\bping\s+me\b", r"\bheads[\s-]?up\b", r"\btell\s+me\s+(?:when|if)\b",
+        r"\blet\s+(?:me|us)\s+know\b", r"\bping\s+me\b", r"\bheads[\s-]?up\b", r"\btell\s+me\s+(?:when|if)\b", _NOTIFY_MORE,
         r"\bkeep\s+an\s+eye\b", r"\bwatch\s+(?:for|out)\b", r"\bunusual\b", r"\babnormal", r"\bweird\b",
         r"\bsomething\s+(?:weird|odd|off|wrong|strange)", r"\bsuspicious", r"\bspoof", r"\bmanipulat",
         r"\bpump[\s-]?(?:and|&|n)[\s-]?dump", r"\bflash[\s-]?crash", r"\bdr(?:ied|y|ying)\s+up\b",
         r"\bliquidity\s+(?:drops?|crash|collapse|crisis|shocks?|holes?|gaps?|vanish\w*)\b",
+        r"\b(?:liquidity|liq|depth)\s+events?\b",
+        r"\b(?:liquidity|liq|depth)\s+(?:\w+\s+){0,3}(?:collaps\w*|crash(?:ed|es)?|evaporat\w*|vanish\w*|dr(?:ied|y)\s+up)\b",
+        r"\b(?:what|anything|something|which)\s+(?:has\s+|have\s+)?(?:fired|triggered|went\s+off|tripped)\b",
         # a liquidity word next to a word for its sudden loss, either order: "depth collapses",
         # "did the book thin out", "liquidity evaporated", "sudden drop in depth"
         r"\b(?:liquidity|liq|depth|book|bids?|asks?|offers?)\s+(?:\w+\s+)?(?:collaps\w*|crash\w*|crunch\w*"
@@ -588,7 +641,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
     "health": _any_of(
         r"circuit[\s-]?breakers?", r"\bbreakers?\b", r"\bcbs?\s+(?:open|trip)", r"\bstale\b",
         r"\b(?:dis|re)?connect(?:s|ed|ing|ion|ions|ivity)?\b", r"\buptime\b", r"\bdowntime\b", r"\boutages?\b",
-        r"\blatenc", r"\bheartbeats?\b", r"\bwebsockets?\b", r"\bfeeds?\b", r"\bstatus\b",
+        r"\blatenc", r"\bthrottl", r"\bheartbeats?\b", r"\bwebsockets?\b", r"\bfeeds?\b", r"\bstatus\b",
         r"\brate[\s-]?limit", r"\bhealth[\s-]?checks?\b", r"\bping\b(?!\s+me)",
         r"^\W*(?:venue|exchange|feed|system|data)?\s*health\W*$",
         # freshness of the data: "how old is the okx book", "last update from kraken", "is it lagging"
@@ -621,6 +674,9 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bspre+a?ds?\b", r"\bratio\b", r"\brelative\b", r"\brelationship\b", r"\bco[\s-]?move",
         r"\bmove\s+together\b", r"\btrack\s+each\s+other\b", r"\bdivergen", r"\bdecoupl", r"\bhedg(?:e|es|ed|ing)\b",
     ),
+    # Pairs words that count only with two assets named: "pairs eth sol 90d", "corr btc eth 30d".
+    "pairs_two": _any_of(r"\bpairs?\b(?![\s-]+(?:listed|available|supported|on|at|traded))", r"\bcorr(?:el)?\b", r"\bcoint\b",
+        r"\bco[\s-]?mov", r"\bmove\s+together\b", r"\btrack\s+each\s+other\b", r"\bdecoupl"),
     "pairs_joint": _any_of(r"\b(?:between|vs\.?|versus|against|relative|from|with|to\s+hedge|hedg\w*)\b"),
     "backtest": _any_of(
         r"back[\s-]?test", r"\bhistorically\b", r"\bif\s+i\s+(?:had|'d)\b", r"\bin\s+hindsight\b", r"\breplay",
@@ -632,14 +688,20 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bhave\s+(?:performed|cost|done|been|gone|filled|worked|paid|slipped|fared)\b",
     ),
     "route": _any_of(
-        r"\brout(?:e|es|ed|ing|er)\b", r"smart[\s-]?(?:order[\s-]?)?rout", r"\bsor\b", r"\bsplit(?:s|ting)?\b",
-        r"\bslic(?:e|es|ed|ing)\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
-        r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbest\s+execution\b",
-        r"\bspread\s+(?:it|this|that|(?:the|my)\s+(?:order|trade|buy|sell))\s+(?:across|over|between)",
+        r"\brout(?:e|es|ed|ing|er)\b", r"\brte\b", r"smart[\s-]?(?:order[\s-]?)?rout", r"\bsor\b", r"\bsplit(?:s|ting)?\b",
+        r"\bslic(?:e|es|ed|ing)\b", r"\b(?:chop|carv|dic)(?:e|s|es|ped|ed|ping|ing)?\s+up\b", r"\bfan(?:s|ned|ning)?\s+(?:it\s+)?out\b", r"\bchunks?\b", r"\bdistribut(?:e|ing)\b", r"\ballocat", r"\bdivide",
+        r"\bbreak\s+(?:it|the\s+order)\s+up", r"\bbreak(?:s|ing)?\s+up\b",
+        # how much of one order each venue gets: "which exchanges should get how much of my 20 btc buy"
+        r"\b(?:venues?|exchanges?|books?)\s+should\s+(?:get|take|receive|fill)\b",
+        r"\bhow\s+much\s+(?:should\s+)?(?:go(?:es)?|to\s+send)\s+(?:to|on)\s+(?:each|every)\b", r"\bbest\s+execution\b",
+        # "work a 300 eth buy across okx and bybit": working an order is executing it in pieces
+        r"\bwork(?:s|ing)?\s+(?:a|an|the|my|this|that)\b[^.?!]{0,25}\b(?:order|buy|sell|clip|ticket|trade|block)\b",
+        r"\bspread\s+(?:it|this|that|(?:the|my|a|an)\s+(?:[^.?!\s]+\s+){0,3}?(?:order|trade|buy|sell|clip))\s+(?:across|over|between)",
     ),
     "across_venues": _any_of(
         r"\bacross\b[^.?!]{0,20}\b(?:venues|exchanges|markets|books)\b", r"\bacross\s+all\b",
         r"\b(?:on|over|to)\s+(?:all|multiple|several)\s+(?:the\s+)?(?:venues|exchanges)\b",
+        r"\b(?:all|every|each)\s+(?:the\s+|of\s+the\s+)?(?:venues|exchanges)\b",
     ),
     # Weak compare words ask for a venue only when the question does not name exactly one
     # ("where should I sell 10 BTC?" vs "where does the VWAP land on OKX?").
@@ -648,15 +710,20 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\bwho(?:'s|\s+has|\s+have|\s+offers?|\s+gives?|\s+is)\b[^.?!]{0,25}\b(?:best|cheapest|deepest|tightest"
         r"|lowest|highest|most\s+liquid)\b",
         r"\bbest\s+(?:price|bid|ask|offer|quote|fill|rate)s?\b[^.?!]{0,30}\b(?:anywhere|across|among|any\s+venue)",
-        r"\bcompar", r"\bwhich\s+(?:venue|exchange|market|platform|place|one|book|cex)s?\b",
+        r"\bcompar", r"\bcmp\b", r"\bwhich\s+(?:venue|exchange|market|platform|place|one|book|cex)s?\b",
         r"\bbest\s+(?:venue|exchange|place|market|platform|book|cex)s?\b",
         r"\bcheapest\b", r"\barbitrage", r"\barbs?\b", r"\brank",
         # a superlative of a venue: "lowest cost venue", "least slippage exchange", "most liquid market"
         r"\b(?:best|cheapest|lowest|least|deepest|tightest|optimal|most\s+liquid)(?:[\s-]+[a-z]+){0,2}[\s-]+"
         r"(?:venues?|exchanges?|markets?|places?|platforms?|cexs?)\b",
-        r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:venue|exchange|market|book)",
+        r"\bmost\s+liquid\s+(?:venue|exchange|market|place)", r"\bdeepest\s+(?:\w+\s+)?(?:venue|exchange|market|book)",
         r"\btightest\s+(?:venue|exchange|market)", r"\bbetter\s+(?:venue|exchange|place)",
         r"\b(?:venue|exchange)\s+(?:comparison|breakdown)",
+        # the same order costed venue by venue: "cost of buying 3 BTC on every venue", "per exchange"
+        r"\b(?:on|at|for|in|across)\s+(?:every|each)\s+(?:venue|exchange|market)\b", r"\bper[\s-](?:venue|exchange)\b",
+        # "eth usdc vs usdt books, which is tighter": a comparative asked between books
+        r"\bwhich\s+(?:is|has|one\s+is|one\s+has|are)\s+(?:the\s+)?(?:tighter|deeper|cheaper|better|thicker|thinner"
+        r"|wider|more\s+liquid)\b",
         # a superlative sought over every venue: "tightest btc spread anywhere?", "deepest book on any exchange"
         r"\b(?:best|cheapest|tightest|deepest|thickest|lowest|highest|most\s+liquid)\b[^.?!]{0,40}"
         r"\b(?:anywhere|any\s+(?:venue|exchange|market)|on\s+any\s+\w+)\b",
@@ -739,10 +806,14 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
             r"\b(?:real|live)\s+(?:money\s+)?(?:orders?|trades?)\b", r"\breal\s+money\b",
             _IMPERATIVE + r"(?:buy|sell|trade|execute|place|submit|short|long|dump)\b[^.?!]{0,40}\bfor\s+me\b",
             r"\b(?:place|submit|put\s+in|fire\s+off)\b[^.?!]{0,40}\bfor\s+me\b",
+            # "buy me 3 eth", "sell 2 btc right now on kraken" (no question asked)
+            _IMPERATIVE + r"(?:buy|sell|short|long|dump|ape)\s+me\b",
+            _IMPERATIVE + r"(?:market\s+)?(?:buy|sell|short|long|dump|ape)\b[^.?!]{0,40}"
+            r"\b(?:right\s+now|immediately|asap|right\s+away)\b(?![^?]*\?)",
             _IMPERATIVE + r"(?:place|submit|execute|put\s+in|fire\s+off)\b[^.?!]{0,60}"
             r"\b(?:orders?(?!\s*-?\s*books?)|trades?|positions?|buy|sell)\b",
             r"\bon\s+my\s+behalf\b", r"\bmy\s+(?:\w+\s+)?account\b", r"\bwithdraw", r"\bdeposit\b",
-            r"\btransfer\s+(?:my|the|funds|coins|\d)",
+            r"\btransfer\s+(?:my|the|funds|coins|\d)", r"\b(?:lend|loan|gift|donate)\s+(?:me|us|him|her|them)\b",
             r"\b(?:send|transfer|move|withdraw)\b[^.?!]{0,40}\b(?:address|wallet|cold\s+storage|bank)\b", r"\bcancel\s+(?:my|all|the)\s+orders?\b",
         ),
     ),
@@ -750,7 +821,7 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
         "investment_advice",
         "the assistant gives no investment advice or price predictions",
         _any_of(
-            r"(?<!where\s)(?<!which\s)\bshould\s+(?:i|we)\s+(?:buy|sell|invest|hold|hodl|short|long|get\s+into|ape)\b",
+            r"(?<!where\s)(?<!which\s)\bshould\s+(?:i|we)\s+(?:buy|sell|invest|hold|hodl|short|long|go\s+(?:long|short)|get\s+into|ape)\b",
             r"\bgood\s+(?:time\s+to\s+(?:buy|sell)|investment|buy|entry)\b",
             r"\bworth\s+(?:buying|investing|holding)\b",
             r"\bwill\b[^.?!]{0,40}\b(?:go(?:ing)?\s+(?:up|down)|moon|pump|crash|rise|fall|rally|dump|recover|hit\s+\$?\d)",
@@ -759,6 +830,8 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
             r"\bfinancial\s+advice\b", r"\bto\s+the\s+moon\b",
             r"\b(?:which|what)\s+(?:coin|token|crypto|altcoin)s?\s+(?:should|to)\b",
             r"\bbest\s+(?:coin|token|crypto|altcoin)s?\b", r"\b(?:buy|sell|hold)\s+or\s+(?:buy|sell|hold)\b",
+            # how to take a leveraged position is trading advice, not a liquidity question
+            r"\b\d+(?:\.\d+)?x\s+leverage\b", r"\bleverag(?:e|ed|ing)\b", r"\bhow\s+(?:do|can|should)\s+(?:i|we)\s+(?:short|long|margin)\b",
         ),
     ),
     (
@@ -766,7 +839,8 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
         "not a market-liquidity question I can answer with my tools",
         _any_of(
             r"\b(?:weather|jokes?|poems?|haiku|limerick|story|stories|song|lyrics|recipes?|cook(?:ing)?|movies?"
-            r"|films?|football|soccer|homework|essay|translate|horoscope|girlfriend|boyfriend|president|capital\s+of)\b",
+            r"|films?|football|soccer|homework|essay|translate|horoscope|girlfriend|boyfriend|president|capital\s+of"
+            r"|news|headlines?|gossip|rumou?rs?)\b",
         ),
     ),
 )
@@ -783,8 +857,12 @@ _ANAPHORA_RE: Final = re.compile(r"\b(?:it|that|this|them|those|the\s+same)\b")
 _ADDITIVE_RE: Final = re.compile(r"^\s*(?:and|also|plus|add)\b|\b(?:too|as\s+well|also)\b")
 
 #: Names a typo may be repaired to (short tickers are never guessed).
+#: Capability words repaired like names ("alrts", "slipage", "liquidty", "volatilty").
+_FUZZY_WORDS: Final[tuple[str, ...]] = (
+    "alerts", "slippage", "backtest", "liquidity", "imbalance", "volatility", "cointegration", "health",
+)  # fmt: skip
 _FUZZY_TARGETS: Final[tuple[str, ...]] = tuple(
-    sorted({a for a in (*_ALIAS_TO_TICKER, *_VENUE_ALIAS) if len(a) >= 5 and a.isalpha()})
+    sorted({a for a in (*_ALIAS_TO_TICKER, *_VENUE_ALIAS, *_FUZZY_WORDS) if len(a) >= 5 and a.isalpha()})
 )
 #: Everyday words one edit away from a name above; never "repaired".
 _FUZZY_STOPWORDS: Final[frozenset[str]] = frozenset(
@@ -822,6 +900,8 @@ class _Extraction:
     bad_bare_number: str | None = None
     #: the bare number was written with a minus sign ("imbalance below -0.5"): kept for thresholds
     bare_negative: bool = False
+    #: the bare number was written as an amount, with a multiplier or thousands commas ("1k", "2,500")
+    bare_scaled: bool = False
     #: "the largest size within N bps of slippage": the limit N (bps)
     max_slippage_bps: int | float | None = None
     #: perpetual / inverse wording ("BTCUSDT perp", "coin-margined")
@@ -886,7 +966,7 @@ def _number(num: str, mult: str | None = None, scale: int = 1) -> int | float:
     The result is an int when it is whole and either written without a point or scaled (by a
     multiplier or ``scale``), so "2.0 BTC" stays 2.0 as written while "1.5k" is 1500.
     """
-    digits = num.replace(",", "")
+    digits = num.replace(",", "").replace(" ", "")
     factor = _MULTIPLIERS.get((mult or "").lower(), 1) * scale
     value = Decimal(digits) * factor
     if value == value.to_integral_value() and ("." not in digits or factor != 1):
@@ -907,6 +987,9 @@ def _normalise(text: str) -> str:
     """ASCII punctuation, single spaces, and typo'd venue/asset names repaired (``etherum``)."""
     table = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
     text = " ".join(text.translate(table).split())
+    # argument names typed as such ("crosses_above", "depth_notional", "liquidity_history") read as words
+    # (not inside a chat-template token such as "<|im_start|>", which the injection check reads)
+    text = re.sub(r"(?<=[A-Za-z])_(?=[A-Za-z])(?![A-Za-z_]*\|>)", " ", text)
 
     def repair(m: re.Match[str]) -> str:
         word = m.group(0)
@@ -1038,10 +1121,19 @@ _DROP_BEFORE_RE: Final = re.compile(
 )
 
 
+#: The crunch detector's ratio given by name: "drop ratio 0.4", "drop_ratio=0.3" (a fraction, 0..1).
+_DROP_RATIO_RE: Final = re.compile(
+    r"\bdrop\s*ratio\s*(?:of|=|:|is|at)?\s*(?P<num>0?\.\d+|0|1(?:\.0+)?)(?![\d.%])"
+)
+
+
 def _extract_bps(ex: _Extraction, work: str) -> str:
     """Depth windows: "within 50 bps", "50bp", "0.5%" (50), "1 percent" (100), "half a percent" (50).
     A percentage written as a fall ("a 30% drop", "drops by 30%") is a relative change, kept as
     :attr:`_Extraction.drop_ratio` (0.7), not a window."""
+    for m in _DROP_RATIO_RE.finditer(work):
+        ex.drop_ratio = ex.drop_ratio if ex.drop_ratio is not None else float(m.group("num"))
+        work = _mask(work, *m.span())
     for m in _BPS_RE.finditer(work):
         scale = 1 if m.group("unit").startswith(("b", "bi")) else 100
         if scale == 100 and (
@@ -1083,6 +1175,11 @@ def _extract_money(ex: _Extraction, work: str) -> str:
             _check_sign(ex, work, m, value)
             ex.notional = ex.notional if ex.notional is not None else value
             work = _mask(work, *m.span())
+    for m in _MONEY_WORDS_RE.finditer(work):
+        count = 0.5 if m.group("half") else 0.25 if m.group("quarter") else _NUMBER_WORDS[m.group("word")]
+        value = _number(str(count), m.group("scale") or m.group("grand"))
+        ex.notional = ex.notional if ex.notional is not None else value
+        work = _mask(work, *m.span())
     return work
 
 
@@ -1163,7 +1260,14 @@ def _extract_venues(ex: _Extraction, work: str) -> str:
             continue
         starts = [e for e in cue_ends if e <= m.start()] + ([excluding_from] if excluding_from >= 0 else [])
         resume = max(starts, default=-1)
-        if resume >= 0 and _EXCLUDE_GAP_RE.fullmatch(work, resume, m.start()):
+        framed = (
+            _EXCLUDE_FRAME_BEFORE_RE.search(work, 0, m.start())
+            and _EXCLUDE_FRAME_AFTER_RE.match(work, m.end())
+        ) or (
+            # "eth depth on okx, bybit excluded": a venue placed by a preposition is not in the list
+            _EXCLUDED_AFTER_RE.match(work, m.end()) and not _PLACED_BEFORE_RE.search(work, 0, m.start())
+        )
+        if framed or (resume >= 0 and _EXCLUDE_GAP_RE.fullmatch(work, resume, m.start())):
             if venue not in ex.exclude_venues:
                 ex.exclude_venues.append(venue)
             excluding_from = m.end()
@@ -1319,7 +1423,7 @@ _DAY_MONTH = (
 _UTC = r"(?:\s*(?:utc|gmt|z)\b)?"
 #: "5 minutes before the end (of the recording)": relative to each book's recording.
 _AS_OF_BEFORE_END_RE: Final = re.compile(
-    r"\b(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\s+before\s+the\s+end"
+    rf"\b(?:(?P<num>\d+(?:\.\d+)?)\s*|(?P<word>{_alternation(_NUMBER_WORDS)})\s+)(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\s+(?:before|prior\s+to|from)\s+(?:the\s+)?end"
     r"(?:\s+of\s+the\s+(?:recording|data|capture|session))?\b"
 )
 #: "at 2024-08-08 23:58:30 (UTC)", "as of 2024-08-08T23:58Z".
@@ -1345,7 +1449,9 @@ def _extract_as_of(ex: _Extraction, work: str) -> str:
     m = _AS_OF_BEFORE_END_RE.search(work)
     if m is not None:
         unit = m.group("unit")[0]
-        secs = Decimal(m.group("num")) * {"s": 1, "m": 60, "h": 3600}[unit]
+        word = m.group("word")  # digits, or a number word ("five minutes", "a minute")
+        count = Decimal(_NUMBER_WORDS[word]) if word else Decimal(m.group("num"))
+        secs = count * {"s": 1, "m": 60, "h": 3600}[unit]
         ex.as_of = f"end-{secs.normalize():f}s"
         return _mask(work, *m.span())
     m = _AS_OF_ISO_RE.search(work)
@@ -1387,6 +1493,8 @@ def _extract(text: str) -> _Extraction:
     for m in _TIMEFRAME_COMPACT_RE.finditer(work):
         if _COMPARATOR_BEFORE_RE.search(work, 0, m.start()):
             continue  # "depth < 1m", "drops below 2m": a level compared against, in millions
+        if _RECENT_BEFORE_RE.search(work, 0, m.start()):
+            continue  # "last 30m": a recent window in minutes, not a candle size
         ex.timeframe = ex.timeframe or _timeframe(m.group("num"), m.group("unit"))
         work = _mask(work, *m.span())
     work = _extract_more_sizes(ex, work)
@@ -1402,6 +1510,8 @@ def _extract(text: str) -> _Extraction:
         ex.schedule = "twap"
     elif ex.has_order and (m := _SCHEDULE_TAG_RE.search(low)) is not None:
         ex.schedule = m.group("algo")
+    elif ex.has("backtest") and (m := _BACKTEST_ALGO_RE.search(low)) is not None:
+        ex.schedule = m.group("algo")  # "backtest 8 eth buy ... vwap on okx": a backtest asks for no price
     elif _ARRIVAL_SCHEDULE_RE.search(low):
         ex.schedule = "arrival"
     if ex.window_bps is not None and (
@@ -1415,6 +1525,7 @@ def _extract(text: str) -> _Extraction:
         ex.max_slippage_bps, ex.window_bps = ex.window_bps, None
     if (m := _BARE_NUMBER_RE.search(work)) is not None:
         ex.bare_number = _quantity_value(m)
+        ex.bare_scaled = bool(m.group("qmult") or m.group("qmultw") or "," in m.group("qnum"))
         neg = _NEGATIVE_BEFORE_RE.search(work, 0, m.start("qnum"))
         ex.bare_negative = neg is not None
         if neg is not None or ex.bare_number == 0:
@@ -1465,7 +1576,9 @@ _RULES: Final[tuple[_Rule, ...]] = (
     _Rule(
         "pairs",
         lambda ex: (
-            ex.has("pairs") or (ex.has("pairs_weak") and ex.has("pairs_joint") and len(ex.mentions) >= 2)
+            ex.has("pairs")
+            or (ex.has("pairs_weak") and ex.has("pairs_joint") and len(ex.mentions) >= 2)
+            or (ex.has("pairs_two") and len(ex.legs) >= 2)
         ),
     ),
     _Rule(
@@ -1610,6 +1723,23 @@ def _venue_args(venues: list[str]) -> dict[str, Any]:
     return {"venues": list(venues)} if venues else {}
 
 
+#: Capabilities whose question is about one order of a given amount.
+_ORDER_CAPABILITIES: Final[frozenset[str]] = frozenset(
+    {"market_impact", "compare_venues", "route_order", "backtest"}
+)
+
+
+def _order_size(capability: str, ex: _Extraction) -> int | float | None:
+    """The stated size; in an order question with no amount next to the asset, an amount written on
+    its own with a multiplier or commas ("sol kraken vs binance 1k", "route 2,500 on okx") is the
+    size in base units, as traders size a clip by its coin count."""
+    if ex.size is not None or ex.notional is not None or capability not in _ORDER_CAPABILITIES:
+        return ex.size
+    if ex.bare_scaled and ex.bare_number is not None and ex.bare_number > 0 and not ex.bare_negative:
+        return ex.bare_number
+    return None
+
+
 def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
     """The arguments ``capability`` accepts, from what the question states."""
     legs = ex.legs
@@ -1619,7 +1749,7 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
         "max_slippage_bps": ex.max_slippage_bps,
         "schedule": ex.schedule,
         "side": ex.side,
-        "size": ex.size,
+        "size": _order_size(capability, ex),
         "notional": ex.notional,
         "window_bps": ex.window_bps,
         "lookback_days": ex.lookback_days,
@@ -1641,11 +1771,12 @@ _ALERT_CREATE_RE: Final = re.compile(
     r"|\b(?:set|create|add|make)\s+(?:up\s+)?(?:an?\s+|new\s+)?(?:alert|alarm|trigger|notification)"
     r"|\bheads[\s-]?up\s+(?:when|if)\b|\balert\s+(?:on\s+\w+\s+)?(?:when|if|once|whenever)\b"
     r"|\b(?:notify|ping|warn|message|email|text)\s+(?:me\s+|us\s+)?(?:when|if|once|whenever|as\s+soon\s+as)\b"
+    r"|" + _NOTIFY_MORE
 )
 _ALERT_LIST_RE: Final = re.compile(
     r"\b(?:list|show|see|view|display|give|print)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?(?:my|the|our|existing|active"
-    r"|current|saved|all)?\s*(?:alerts?|alert\s+rules|rules)\b(?!\s+(?:on|for|about|in)\b)"
-    r"|\b(?:my|our)\s+(?:\w+\s+)?(?:alerts|alert\s+rules|alert)\b"
+    r"|current|saved|all)?\s*(?:alerts?|alert\s+rules|rules|triggers|alarms)\b(?!\s+(?:on|for|about|in)\b)"
+    r"|\b(?:my|our)\s+(?:\w+\s+)?(?:alerts|alert\s+rules|alert|rules|triggers|alarms)\b"
     r"|\b(?:what|which)\s+alerts?\s+(?:do|have|did|are|is)\b|\balerts?\s+(?:i|we)\s+(?:have|set|created|made)\b"
     r"|\bhow\s+many\s+alerts\b|\bany\s+alerts\s+(?:set|configured|defined)\b"
     r"|\bwhat\s+(?:am\s+i|are\s+we|are\s+you|is\s+being)\s+(?:watching|monitoring|tracking|watched|monitored)\b"
@@ -1659,7 +1790,13 @@ _ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("zscore", re.compile(r"\bz[\s-]?scores?\b")),
     ("imbalance", re.compile(r"\bimbalance")),
     ("spread_bps", re.compile(r"\bspreads?\b")),
-    ("depth_notional", re.compile(r"\bdepth|\bliquidity\b|\bbook\s+(?:gets?\s+)?thin")),
+    # a depth window stated ("within 25 bps") or a book thinning is about depth, not the price
+    (
+        "depth_notional",
+        re.compile(
+            r"\bdepth|\bliquidity\b|\bthin(?:s|ning|ned|ner)?\b|\bwithin\s+[\d.]+\s*(?:bps|bp|bips|%)"
+        ),
+    ),
     ("volatility", re.compile(r"vol[ai]til")),
     ("volume", re.compile(r"\bvolume\b")),
     (
@@ -1669,7 +1806,7 @@ _ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
 )
 _ALERT_ABOVE_RE: Final = re.compile(
     r"\b(?:above|over|exceeds?|exceeding|wider|widens?|greater|more\s+than|higher|rises?|goes\s+up|tops?"
-    r"|hits?|reach(?:es)?)\b|>"
+    r"|hits?|reach(?:es)?|beyond|(?:goes|gets|moves|climbs|rises|pushes|blows)\s+past)\b|>"
 )
 _ALERT_BELOW_RE: Final = re.compile(
     r"\b(?:below|under|less\s+than|lower|drops?|falls?|thinner|thins?|shrinks?|dips?|goes\s+down)\b|<"
@@ -1695,7 +1832,7 @@ def _alert_spec(ex: _Extraction) -> dict[str, Any]:
     low = ex.low
     if _ALERT_DELETE_RE.search(low):
         return {"alert_action": "delete"}
-    if _ALERT_LIST_RE.search(low) and not _ALERT_CREATE_RE.search(low):
+    if _ALERT_LIST_RE.search(low) and not _ALERT_CREATE_RE.search(low) and not _ALERT_FIRED_RE.search(low):
         return {"alert_action": "list"}
     stated_rule = (  # "btc alert spread > 10bps": a metric, a direction and a threshold make a rule
         re.search(r"\balert|\balarm", low)
@@ -1919,18 +2056,33 @@ _HISTORY_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("spread_bps", re.compile(r"\bspre+a?ds?\b")),
     ("imbalance", re.compile(r"\bimbalance")),
     ("microprice", re.compile(r"\bmicro[\s-]?price")),
+    ("bid_depth", re.compile(r"\bbids?[\s-]+(?:side\s+)?depth\b|\bdepth\s+(?:on|of)\s+the\s+bids?\b")),
+    (
+        "ask_depth",
+        re.compile(
+            r"\b(?:asks?|offers?)[\s-]+(?:side\s+)?depth\b|\bdepth\s+(?:on|of)\s+the\s+(?:asks?|offers?)\b"
+        ),
+    ),
     ("depth", re.compile(r"\bdepth|\bliqu?idi?t?y\b|\bdeep(?:est)?\b|\bthinn?(?:est)?\b")),
     ("mid", re.compile(r"\bmid(?:[\s-]?price|point)?\b")),
 )
 #: Wording that asks how a liquidity metric moved over time, or when it peaked.
 _HISTORY_CHANGE_RE: Final = re.compile(
-    r"\bchang(?:e|ed|es|ing)\b|\bevolv|\bover\s+(?:the\s+)?(?:last|past|time)\b|\bhistor(?:y|ical)\b"
+    r"\bchang(?:e|ed|es|ing)\b|\bevol(?:v|ution)|\bover\s+(?:the\s+)?(?:last|past|time)\b|\bhistor(?:y|ical)\b"
     r"|\bwhen\s+(?:was|were|did|is)\b|\bat\s+what\s+time\b|\bwid(?:est|er)\b|\bnarrow(?:est|er)\b"
-    r"|\btight(?:est|er)\b|\bdeepest\b|\bthinnest\b|\bpeak(?:ed)?\b|\btrend"
+    r"|\btight(?:est|er)\b|\bdeep(?:est|er)\b|\bthinn(?:est|er)\b|\bpeak(?:ed)?\b|\btrend"
+    r"|\bmin(?:imum)?\s*(?:and|&|/|\+)\s*max(?:imum)?\b|\blowest\b|\bhighest\b|\bbottom(?:ed)?\b|\bhighs?\s*(?:and|&|/)\s*lows?\b|\bago\b|\bsince\b"
+    # a recent window shorter than a day ("past 5 minutes", "last 2 hours"): candles do not go that fine,
+    # the per-second liquidity history does
+    r"|\b(?:last|past|previous|prior)\s+(?:\d+(?:\.\d+)?\s*)?(?:seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\b"
 )
 _HISTORY_LOOKBACK_RE: Final = re.compile(
     r"\b(?:last|past|previous|prior)\s+(?:(?P<num>\d+(?:\.\d+)?)\s*)?"
-    r"(?P<unit>seconds?|secs?|minutes?|mins?|hours?|hrs?|days?)\b"
+    r"(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)\b"
+)
+#: Depth said in base units ("in base units", "in coins") or in quote units ("in usd", "notional").
+_DEPTH_UNIT_RE: Final = re.compile(
+    r"\bin\s+(?:(?P<base>base(?:\s+units?|\s+currency)?|coins?|contracts)|quote(?:\s+units?)?|usd[tc]?|dollars|notional)\b"
 )
 _HISTORY_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -1945,12 +2097,14 @@ def _liquidity_history_args(ex: _Extraction) -> dict[str, Any] | None:
     if metric is None:
         return None
     out: dict[str, Any] = {"metric": metric}
+    if metric.endswith("depth") and (unit := _DEPTH_UNIT_RE.search(low)) is not None:
+        out["unit"] = "base" if unit.group("base") else "quote"
     m = _HISTORY_LOOKBACK_RE.search(low)
     if m:
         unit = m.group("unit")
         letter = "m" if unit.startswith("mi") else unit[0]
         out["lookback_s"] = _number(m.group("num") or "1") * _HISTORY_UNIT_S[letter]
-    elif re.search(r"\btoday\b|\bthis\s+(?:morning|session)\b", low):
+    elif re.search(r"\btoday\b|\bthis\s+(?:morning|session)\b|\bsince\s+(?:(?:utc\s+)?midnight|00:00)", low):
         out["period"] = "today"
     elif ex.lookback_days is not None or ex.lookback_hours is not None:
         out["lookback_s"] = (ex.lookback_days or 0) * 86_400 + (ex.lookback_hours or 0) * 3600

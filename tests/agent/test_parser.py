@@ -984,3 +984,113 @@ def test_unknown_lower_case_tickers_only_in_a_symbol_slot(query: str, symbol: st
     """A lower-case word the tables do not know is a symbol only where nothing else fits, so the
     tool can answer "unknown symbol X; closest: ..."; an English word there is not a ticker."""
     assert parse_query(query).args.get("symbol") == symbol
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Trader shorthand (the rules added with tests/agent/data/queries-tuning3.jsonl; phrasings
+#    that are in no query file)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "capability", "args", "extra"),
+    [
+        # a scaled amount on its own is an order's size; a plain count is not
+        ("eth okx vs bybit 2.5k", "compare_venues", {"symbol": "ETH", "venues": ["okx", "bybit"], "size": 2500}, {}),
+        ("route 3,000 sol on okx and kraken", "route_order",
+         {"symbol": "SOL", "venues": ["okx", "kraken"], "size": 3000}, {}),
+        ("compare btc across 3 venues", "compare_venues", {"symbol": "BTC"}, {}),
+        ("a quarter million usdt of btc buy cost on okx", "market_impact",
+         {"symbol": "BTC", "venue": "okx", "side": "buy", "notional": 250000}, {}),
+        # notification verbs and fired alerts
+        ("page us when eth spread widens beyond 7 bps", "alerts", {"symbol": "ETH", "window_bps": 7},
+         {"alert_action": "create", "metric": "spread_bps", "comparison": "above", "threshold": 7}),
+        ("nudge me if btc drops under 55k", "alerts", {"symbol": "BTC"},
+         {"alert_action": "create", "metric": "mid_price", "comparison": "below", "threshold": 55000}),
+        ("which alerts triggered on sol this week", "alerts", {"symbol": "SOL", "lookback_days": 7},
+         {"alert_action": "recent"}),
+        ("my eth alerts", "alerts", {"symbol": "ETH"}, {"alert_action": "list"}),
+        # working an order, venues left out around the verb
+        ("working a 500 sol sell over binance and coinbase", "route_order",
+         {"symbol": "SOL", "venues": ["binance", "coinbase"], "side": "sell", "size": 500}, {}),
+        ("route 9 btc buy ex-okx", "route_order", {"symbol": "BTC", "side": "buy", "size": 9, "exclude_venues": ["okx"]}, {}),
+        ("excl. kraken route 40 eth buy", "route_order",
+         {"symbol": "ETH", "side": "buy", "size": 40, "exclude_venues": ["kraken"]}, {}),
+        ("keep okx out of a 10 btc route", "route_order", {"symbol": "BTC", "size": 10, "exclude_venues": ["okx"]}, {}),
+        # size limits
+        ("max eth sell kraken 15bps", "market_impact",
+         {"symbol": "ETH", "venue": "kraken", "max_slippage_bps": 15, "side": "sell"}, {}),
+        ("how much sol could we dump on okx within 20 bps", "market_impact",
+         {"symbol": "SOL", "venue": "okx", "max_slippage_bps": 20, "side": "sell"}, {}),
+        ("eth order size cap 8 bps on okx", "market_impact", {"symbol": "ETH", "venue": "okx", "max_slippage_bps": 8}, {}),
+        # pairs words that need two assets
+        ("corr sol eth 14d", "pairs", {"symbol_a": "SOL", "symbol_b": "ETH", "lookback_days": 14}, {}),
+        ("which pairs are listed on okx", "order_book", {"venue": "okx"}, {}),
+        # the liquidity history over sub-day windows
+        ("btc mid past 90 minutes on kraken", "history",
+         {"symbol": "BTC", "venue": "kraken", "metric": "mid", "lookback_s": 5400}, {}),
+        ("eth depth bybit last 30m", "history", {"symbol": "ETH", "venue": "bybit", "metric": "depth", "lookback_s": 1800}, {}),
+        ("when was eth depth on binance deepest since midnight", "history",
+         {"symbol": "ETH", "venue": "binance", "metric": "depth", "period": "today"}, {}),
+        ("eth 30m candles last 2 days", "history", {"symbol": "ETH", "lookback_days": 2, "timeframe": "30m"}, {}),
+        # a named backtest's bare algo is its schedule; a superlative book across venues is a comparison
+        ("backtest 5 btc sell twap on kraken 3d", "backtest",
+         {"symbol": "BTC", "venue": "kraken", "schedule": "twap", "side": "sell", "size": 5, "lookback_days": 3}, {}),
+        ("deepest eth book within 5bps", "compare_venues", {"symbol": "ETH", "window_bps": 5}, {}),
+        # instants in words
+        ("eth book two minutes before the end", "order_book", {"symbol": "ETH", "as_of": "end-120s"}, {}),
+        ("eth book as before the end", "order_book", {"symbol": "ETH"}, {}),
+        # argument names typed as such, the crunch ratio by name, depth per side and unit
+        ("alert when sol mid_price crosses_below 120", "alerts", {"symbol": "SOL"},
+         {"alert_action": "create", "metric": "mid_price", "comparison": "crosses_below", "threshold": 120}),
+        ("crunches on eth kraken, drop ratio 0.3", "alerts", {"symbol": "ETH", "venue": "kraken", "drop_ratio": 0.3},
+         {"alert_action": "recent"}),
+        ("eth bid depth on okx over the last hour", "history",
+         {"symbol": "ETH", "venue": "okx", "metric": "bid_depth", "lookback_s": 3600}, {}),
+        ("btc depth in coins on kraken past 2 hours", "history",
+         {"symbol": "BTC", "venue": "kraken", "lookback_days": 2 / 24, "metric": "depth", "unit": "base",
+          "lookback_s": 7200}, {}),
+        ("sol spread on bybit today, highest reading", "history",
+         {"symbol": "SOL", "venue": "bybit", "metric": "spread_bps", "period": "today"}, {}),
+        ("what is the highest bid for eth on okx", "order_book", {"symbol": "ETH", "venue": "okx"}, {}),
+        # costed venue by venue is a comparison; across every venue with an amount is still a route
+        ("slippage of selling 4 eth per venue", "compare_venues", {"symbol": "ETH", "side": "sell", "size": 4}, {}),
+        ("dicing up 12 eth sell", "route_order", {"symbol": "ETH", "side": "sell", "size": 12}, {}),
+        # venues excluded by a word after them, unless placed by a preposition
+        ("sor 10 eth buy, gate and kucoin are off limits", "route_order",
+         {"symbol": "ETH", "side": "buy", "size": 10, "exclude_venues": ["gate", "kucoin"]}, {}),
+        ("eth depth on okx, bybit excluded", "order_book", {"symbol": "ETH", "venue": "okx"}, {}),
+        ("breaking up a 40 btc sell", "route_order", {"symbol": "BTC", "side": "sell", "size": 40}, {}),
+        ("kraken vs okx for btc, which one has the deeper book", "compare_venues",
+         {"symbol": "BTC", "venues": ["kraken", "okx"]}, {}),
+        ("our sol triggers", "alerts", {"symbol": "SOL"}, {"alert_action": "list"}),
+        # thousands written with spaces are one number, not a zero size
+        ("buy 2 500 sol on okx, slippage", "market_impact", {"symbol": "SOL", "venue": "okx", "side": "buy", "size": 2500}, {}),
+        ("route 8 eth sell, do not touch kraken", "route_order",
+         {"symbol": "ETH", "side": "sell", "size": 8, "exclude_venues": ["kraken"]}, {}),
+        ("spread a 90 sol buy across bybit and okx", "route_order",
+         {"symbol": "SOL", "side": "buy", "size": 90, "venues": ["bybit", "okx"]}, {}),
+        ("anything triggered on eth lately", "alerts", {"symbol": "ETH"}, {"alert_action": "recent"}),
+        ("latest headlines about btc", "refuse", {}, {}),
+        # sweeping a side, abbreviations and typos of capability words
+        ("sweep the offers for 2 btc on kraken", "market_impact",
+         {"symbol": "BTC", "venue": "kraken", "side": "buy", "size": 2}, {}),
+        ("cmp eth depth okx bybit", "compare_venues", {"symbol": "ETH", "venues": ["okx", "bybit"]}, {}),
+        ("rte 3 btc sell", "route_order", {"symbol": "BTC", "side": "sell", "size": 3}, {}),
+        ("slipage on 4 eth sell kraken", "market_impact", {"symbol": "ETH", "venue": "kraken", "side": "sell", "size": 4}, {}),
+        ("do eth and ltc track each other", "pairs", {"symbol_a": "ETH", "symbol_b": "LTC"}, {}),
+        ("did eth liquidity on okx suddenly evaporate this week", "alerts",
+         {"symbol": "ETH", "venue": "okx", "lookback_days": 7}, {"alert_action": "recent"}),
+        ("should we go short eth", "refuse", {}, {}),
+        # instructions and leverage are refused
+        ("loan me 2 btc", "refuse", {}, {}),
+        ("buy me 2 sol", "refuse", {}, {}),
+        ("how do i long btc with leverage", "refuse", {}, {}),
+    ],
+)  # fmt: skip
+def test_tuning3_shorthand_rules(
+    query: str, capability: str, args: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    parsed = parse_query(query)
+    assert (parsed.capability, parsed.args) == (capability, args)
+    assert {k: parsed.extra.get(k) for k in extra} == extra

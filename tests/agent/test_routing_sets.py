@@ -2,7 +2,9 @@
 
 ``tests/agent/data/queries-tuning.jsonl`` holds phrasings written to tune the parser (every
 capability, lower case, abbreviations, k/M sizes, typos, perps in words, venue aliases, unknown
-tickers, multi-clause questions); ``../shared/eval/queries-dev.jsonl`` is the shared sample.
+tickers, multi-clause questions); ``queries-tuning2.jsonl`` and ``queries-tuning3.jsonl`` add styles
+the earlier sets under-represent (README, "tuning sets"); ``../shared/eval/queries-dev.jsonl`` is the
+shared sample.
 A question is scored by the evaluation's own judge (``agent.evaluation.judge``) on the offline
 model's first response, the tool call ``mlm eval`` records; one test checks on a sample that the
 full assistant run records the same verdicts.
@@ -26,6 +28,7 @@ from tests.support import assistant_for
 ROOT = Path(__file__).resolve().parents[2]
 TUNING_FILE = ROOT / "tests" / "agent" / "data" / "queries-tuning.jsonl"
 TUNING2_FILE = ROOT / "tests" / "agent" / "data" / "queries-tuning2.jsonl"
+TUNING3_FILE = ROOT / "tests" / "agent" / "data" / "queries-tuning3.jsonl"
 DEV_FILE = ROOT / ".." / "shared" / "eval" / "queries-dev.jsonl"
 MIN_ACCURACY = 0.95
 
@@ -60,17 +63,37 @@ def test_second_tuning_set_routes_at_least_95_percent() -> None:
     assert accuracy >= MIN_ACCURACY, f"{accuracy:.1%} < {MIN_ACCURACY:.0%}; misses:\n" + "\n".join(misses)
 
 
-def test_second_tuning_set_is_new() -> None:
-    """The second set repeats no line of the first or of the dev set, and has no duplicates."""
-    texts = [q["query"].strip().lower() for q in load_queries(TUNING2_FILE)]
-    assert len(texts) >= 25
+def test_third_tuning_set_routes_at_least_95_percent() -> None:
+    accuracy, misses = _score(TUNING3_FILE)
+    assert accuracy >= MIN_ACCURACY, f"{accuracy:.1%} < {MIN_ACCURACY:.0%}; misses:\n" + "\n".join(misses)
+
+
+def _texts(path: Path) -> set[str]:
+    return {q["query"].strip().lower() for q in load_queries(path)}
+
+
+@pytest.mark.parametrize(
+    ("path", "earlier", "min_questions"),
+    [(TUNING2_FILE, (TUNING_FILE,), 25), (TUNING3_FILE, (TUNING_FILE, TUNING2_FILE), 150)],
+    ids=["tuning2", "tuning3"],
+)
+def test_later_tuning_set_is_new(path: Path, earlier: tuple[Path, ...], min_questions: int) -> None:
+    """A later tuning set repeats no line of an earlier one or of the dev set, has no duplicates and
+    uses only the capability vocabulary."""
+    queries = load_queries(path)
+    texts = [q["query"].strip().lower() for q in queries]
+    assert len(texts) >= min_questions
     assert len(texts) == len(set(texts)), "duplicate questions"
-    first = {q["query"].strip().lower() for q in load_queries(TUNING_FILE)}
-    assert not first & set(texts), "lines copied from the first tuning set"
+    for other in earlier:
+        assert not _texts(other) & set(texts), f"lines copied from {other.name}"
     if DEV_FILE.exists():
-        dev = {q["query"].strip().lower() for q in load_queries(DEV_FILE)}
-        assert not dev & set(texts), "lines copied from the dev set"
-    assert {q["capability"] for q in load_queries(TUNING2_FILE)} <= set(CAPABILITY_TOOLS)
+        assert not _texts(DEV_FILE) & set(texts), "lines copied from the dev set"
+    assert {q["capability"] for q in queries} <= set(CAPABILITY_TOOLS)
+
+
+def test_third_tuning_set_covers_every_capability() -> None:
+    counts = Counter(q["capability"] for q in load_queries(TUNING3_FILE))
+    assert set(counts) == set(CAPABILITY_TOOLS), set(CAPABILITY_TOOLS) - set(counts)
 
 
 @pytest.mark.skipif(not DEV_FILE.exists(), reason=f"dev set not found at {DEV_FILE}")
