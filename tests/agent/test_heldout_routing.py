@@ -16,6 +16,25 @@ alert rules are ``alerts`` (there is no delete tool: listing the rules is the an
 ``metric``/``threshold`` for a new rule and ``comparison`` only when the wording is explicit
 ("crosses above"); ``at`` only when the time is typed in ISO 8601; an unknown ticker keeps the
 capability the question targets, with the ticker as typed.
+
+``data/queries-heldout2.jsonl`` (100 questions, every capability, at least 6 each) is a second
+blind set, written by another author who read neither the parser nor any other query file
+(tuning sets, ``queries-heldout.jsonl``, ``queries-new.jsonl``). They worked only from the tool
+signatures and docstrings (``agent/tools.py``, ``agent/arguments.py``), ``agent/capabilities.py``,
+the judge (``agent/evaluation.py``), the dev set's format and ``../shared/data/README.md``, and
+did not score it against the parser before committing it. Each line also names the expected
+``tool`` (absent for ``refuse``); the judge ignores that key. ``test_heldout2_labels.py`` checks
+the labels against the signatures and enums without running the parser. Its conventions: args
+only as stated, sizes in base units, quote amounts as ``notional``, percentages converted to bps
+(0.5% = 50); sides from trader words (dump/unload = sell, lift/purchase = buy); perps by ticker
+are ``BTC/USDT:USDT`` on ``binanceusdm``, venue aliases as ccxt ids (okex = okx, coin-m =
+binancecoinm, usdm/binance futures = binanceusdm, coinbase pro = coinbase, gateio = gate), XBT =
+BTC; pairs keep the order of mention (``symbol_a`` first, "hedge X with Y" = a X, b Y); alert
+``comparison`` only when the wording names it ("above", "below", "crosses above"); a clock time
+with day and month but no year is in the one recording that has it (2024-08-08/09), so it gets an
+``as_of``; a time relative to the recording's end gets no ``as_of`` label (routing only), except
+"the last N minutes" of liquidity history, which is ``lookback_s``; a metric the question names
+is labelled even when it is the tool's default (``metric="depth"``).
 """
 
 from __future__ import annotations
