@@ -47,6 +47,7 @@ from market_liquidity_monitor.domain.errors import InvalidInputError, UnknownSym
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.domain.time import iso_ns
 from market_liquidity_monitor.ingest.liquidity_recorder import LiquidityRecorder, RowTally
+from market_liquidity_monitor.storage.db import run_sync
 from market_liquidity_monitor.storage.history import NoHistoryError, to_ms
 from market_liquidity_monitor.storage.models import book_metric_depths, book_metrics, book_snapshots, trades
 from market_liquidity_monitor.storage.writer import StorageWriter
@@ -303,8 +304,10 @@ class HistoryService:
     def accept(self, record: dict) -> bool:
         """At a restore: True when the history database holds every row of ``record`` (``end``)
         under this recorder's settings; the recorder then resumes each book's state. False
-        (replay) otherwise, also when the database is not started or cannot be asked from here
-        (on the service's own event loop, which the query needs)."""
+        (replay) otherwise, also when the database is not started or does not answer within
+        ``WITNESS_TIMEOUT_S``. A load on the service's own event loop (a synchronous caller)
+        asks through a private engine on a private loop; any other thread through the service's
+        loop."""
         rec = self.recorder
         if rec is None or record.get("params") != rec.params:
             return False
@@ -319,13 +322,22 @@ class HistoryService:
         if any(rec.book_state(b[0]) is not None for b in books):
             return False  # the recorder has sampled these books already: replaying merges
         loop, db = self._loop, self._db
-        if db is None or loop is None or loop.is_closed() or threading.get_ident() == self._loop_thread:
+        if db is None or loop is None or loop.is_closed():
             return False
-        fut = asyncio.run_coroutine_threadsafe(self._rows_stored(db, books), loop)
         try:
-            stored = fut.result(timeout=WITNESS_TIMEOUT_S)
+            if threading.get_ident() == self._loop_thread:
+                # A synchronous load on the service's own loop (e.g. listing every instrument
+                # loads the small captures), which blocks the loop anyway: ask through a private
+                # engine on a private loop (run_sync: a helper thread).
+                stored = run_sync(lambda: self._rows_stored_privately(db.url, db.schema, books))
+            else:
+                fut = asyncio.run_coroutine_threadsafe(self._rows_stored(db, books), loop)
+                try:
+                    stored = fut.result(timeout=WITNESS_TIMEOUT_S)
+                except BaseException:
+                    fut.cancel()
+                    raise
         except Exception as exc:  # database down or slow: replaying writes the rows
-            fut.cancel()
             log.warning("liquidity history: stored rows not checked (%s); replaying", exc)
             return False
         if not stored:
@@ -333,6 +345,15 @@ class HistoryService:
         for inst, step, last_snapshot_ns, *_ in books:
             rec.resume_book(inst, step, None if last_snapshot_ns is None else int(last_snapshot_ns))
         return True
+
+    async def _rows_stored_privately(self, url: str, schema: str | None, books: list[tuple]) -> bool:
+        from market_liquidity_monitor.storage.db import Database
+
+        db = Database(url, schema=schema)
+        try:
+            return await asyncio.wait_for(self._rows_stored(db, books), WITNESS_TIMEOUT_S)
+        finally:
+            await db.dispose()
 
     async def _rows_stored(self, db: Any, books: list[tuple]) -> bool:
         """True when, per book, the stored rows of each table in the record's span are exactly

@@ -160,11 +160,11 @@ def test_restore_moves_the_shared_session_clock_like_a_replay(data_dir, tmp_path
 HISTORY_TABLES = ("book_metrics", "book_metric_depths", "book_snapshots", "trades")
 
 
-def run_with_history(recordings, ckpt_dir, home):
+def run_with_history(recordings, ckpt_dir, home, on_loop: bool = False):
     """One "process": a market observed by the liquidity-history recorder (HistoryService on the
-    SQLite file under ``home``), every recording loaded off the event loop as a request would, the
-    rows flushed. Returns the market, the recorder's per-book state and every stored row (plain
-    SQL, sorted)."""
+    SQLite file under ``home``), every recording loaded off the event loop as a request would (or,
+    ``on_loop``, synchronously on it, as listing every instrument does), the rows flushed. Returns
+    the market, the recorder's per-book state and every stored row (plain SQL, sorted)."""
     import asyncio
     import sqlite3
 
@@ -178,7 +178,10 @@ def run_with_history(recordings, ckpt_dir, home):
         candles = CandleService(settings)
         hist = HistoryService(settings, md, candles)
         await hist.start()
-        await asyncio.to_thread(md.load_all)
+        if on_loop:
+            md.load_all()
+        else:
+            await asyncio.to_thread(md.load_all)
         await hist.flush()
         rec = {i: hist.recorder.book_state(i) for i in md.store.instruments()}
         await hist.close()
@@ -223,3 +226,12 @@ def test_history_recorded_once_then_restored_and_a_fresh_database_replays(record
     fourth, _rec4, rows4 = run_with_history(recordings, ck, tmp_path / "home1")
     assert fourth.replays == 1 and fourth.restores == 1
     assert rows4 == rows1
+
+
+def test_a_load_on_the_event_loop_restores_too(recordings, tmp_path):
+    """The witness cannot wait for its own loop: it asks through a private engine instead."""
+    ck = tmp_path / "ckpt"
+    first, rec1, rows1 = run_with_history(recordings, ck, tmp_path / "home")
+    second, rec2, rows2 = run_with_history(recordings, ck, tmp_path / "home", on_loop=True)
+    assert (first.replays, second.replays, second.restores) == (2, 0, 2)
+    assert rows2 == rows1 and rec2 == rec1
