@@ -439,6 +439,7 @@ class MarketData:
             self.checkpoints.corrupt(key, f"{type(exc).__name__}: {exc}")
             return False
         if witness is not None and (record is None or not witness.accept(record)):
+            self.checkpoints.unused()
             log.info("recording %s: its history rows are not all stored; replaying it", group.name)
             return False
         for e in entries:

@@ -204,13 +204,14 @@ def test_history_recorded_once_then_restored_and_a_fresh_database_replays(record
     # Same recordings, same history database: every row is stored, so no replay; the books, the
     # rows and the recorder's sampling state are what the replay left.
     second, rec2, rows2 = run_with_history(recordings, ck, tmp_path / "home1")
-    assert second.replays == 0 and second.restores == 2
+    assert second.replays == 0 and second.restores == 2 and second.checkpoints.stats.hits == 2
     assert rows2 == rows1 and rec2 == rec1
     assert state(second) == state(first)
     # Another (empty) database: the rows are not there, so the recordings replay and write them -
     # the very rows of the first replay.
     third, rec3, rows3 = run_with_history(recordings, ck, tmp_path / "home2")
     assert third.replays == 2 and third.restores == 0
+    assert (third.checkpoints.stats.hits, third.checkpoints.stats.unwitnessed) == (0, 2)
     assert rows3 == rows1 and rec3 == rec1
     # A row missing (e.g. dropped by the writer during an outage): that recording replays again
     # and the row is back.
