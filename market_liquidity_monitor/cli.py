@@ -44,6 +44,11 @@ def _flags_take_no_value_in_help() -> None:
 
 _flags_take_no_value_in_help()
 
+# Set by a command once its work is done and its output written (``mlm ask``): ``main`` then ends
+# the process without the interpreter's teardown (``runtime.fast_exit``: logs and streams flushed
+# first), which frees every restored or replayed book level one by one (~0.6 s of CPU).
+_skip_teardown = False
+
 app = typer.Typer(
     help="Market Liquidity Monitor: liquidity analytics and an assistant over real order books.",
     no_args_is_help=True,
@@ -166,6 +171,8 @@ def ask(
     else:
         # emoji=False: "LINK/USD:LINK" must not become "LINK/USD🔗".
         Console().print(result.answer, markup=False, highlight=False, emoji=False)
+    global _skip_teardown
+    _skip_teardown = True  # services closed, answer written: nothing is left for the teardown
 
 
 @app.command("eval")
@@ -305,8 +312,17 @@ def serve(
         follower.stop()
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:
+    """The ``mlm`` entry point. After a command that set ``_skip_teardown`` the process exits
+    with its exit code through ``runtime.fast_exit`` (flushes, then ``os._exit``)."""
+    try:
+        app()
+    except SystemExit as exc:
+        if _skip_teardown:
+            from market_liquidity_monitor.runtime import fast_exit
+
+            fast_exit(exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

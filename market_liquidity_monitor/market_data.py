@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.config import Settings
@@ -82,6 +83,23 @@ class DepthHistory:
         if unit == "size":
             return [None if d[i][0] is None else d[i][0] + d[i][2] for d in self.depth]
         return [d[i][1] + d[i][3] for d in self.depth]
+
+
+class ReplayWitness(Protocol):
+    """What observes a replay besides the books (the liquidity-history recorder, whose rows go to
+    the history database: ``HistoryService``), so that a checkpoint can stand in for the replay.
+
+    ``begin()`` before a replay returns a token; ``end(token, instruments)`` after it returns a
+    JSON-safe record of what the observer did for ``instruments`` (stored in the checkpoint) or
+    None (nothing to vouch for: the checkpoint then has no record and is never restored while
+    observed); ``accept(record)`` at restore time is True only when everything the replay wrote
+    is stored, and then sets the observer's state as the replay left it; False: replay."""
+
+    def begin(self) -> Any: ...
+
+    def end(self, token: Any, instruments: Iterable[InstrumentId]) -> dict | None: ...
+
+    def accept(self, record: dict) -> bool: ...
 
 
 def session_of(group: RecordingGroup) -> str:
@@ -182,6 +200,10 @@ class MarketData:
         self._ranges: dict[InstrumentId, TimeRange] = {}
         self._timelines: dict[str, Timeline] = {}
         self.replays = 0  # recordings replayed (not restored from a checkpoint) by this process
+        self.restores = 0  # recordings restored from a disk checkpoint by this process
+        # With a store observer (the liquidity-history recorder), a checkpoint is restored only
+        # when this witness vouches that what the replay would write is stored (HistoryService).
+        self.witness: ReplayWitness | None = None
         for g in self._groups:
             if g.venue_symbols:
                 try:
@@ -232,11 +254,14 @@ class MarketData:
             key = self._checkpoint_key(group)
             # A checkpoint holds the books' end state, not the frames: when something observes the
             # store's events (the liquidity-history recorder, which writes a metrics row per second
-            # of book time), the recording is replayed so that history is written; the checkpoint
-            # is still refreshed for processes that only ask questions.
-            restorable = key is not None and self.store.observer is None
-            if not restorable or not self._restore_group(group, key, clock, before):
-                self._replay_group(group, clock, before, key)
+            # of book time), it is restored only if the witness (the history service) finds every
+            # row the replay would write already stored; else the recording is replayed so that
+            # the history is written.
+            observed = self.store.observer is not None
+            witness = self.witness if observed else None
+            restorable = key is not None and (not observed or witness is not None)
+            if not restorable or not self._restore_group(group, key, clock, before, witness):
+                self._replay_group(group, clock, before, key, witness)
             if isinstance(self.clock, ReplayClock):
                 self.clock.advance(clock.now_ns())
             self._loaded.add(group.name)
@@ -261,7 +286,10 @@ class MarketData:
             log.warning("cannot key a checkpoint of %s (%s): replaying it", group.name, exc)
             return None
 
-    def _replay_group(self, group: RecordingGroup, clock: ReplayClock, before: set, key: str | None) -> None:
+    def _replay_group(
+        self, group: RecordingGroup, clock: ReplayClock, before: set, key: str | None,
+        witness: ReplayWitness | None = None,
+    ) -> None:  # fmt: skip
         log.info("replaying recording %s (%d files)", group.name, len(group.files))
         read = ReadStats()
         rp = Replayer(self.store, self.registry, clock=clock, read_stats=read)
@@ -284,7 +312,11 @@ class MarketData:
             if sampler is not None:
                 sampler(rec, events)
 
-        rp.run(group.records(read), on_record=on_record, progress=cb)
+        token = witness.begin() if witness is not None else None
+        try:
+            rp.run(group.records(read), on_record=on_record, progress=cb)
+        finally:
+            record = witness.end(token, rp.spans) if witness is not None else None
         self.replays += 1
         self._add_read(read)
         touched = set(rp.spans)
@@ -296,7 +328,10 @@ class MarketData:
         for i, r in ranges.items():
             self._ranges.setdefault(i, r)
         if key is not None and not (touched & before):  # only a group's own books are checkpointed
-            self.checkpoints.save(key, self._group_payload(group, touched, last, read, ranges))
+            payload = self._group_payload(group, touched, last, read, ranges)
+            if record is not None:
+                payload["observer"] = record
+            self.checkpoints.save(key, payload)
 
     def _add_read(self, read: ReadStats) -> None:
         rs = self.read_stats
@@ -339,10 +374,15 @@ class MarketData:
             ],
         }
 
-    def _restore_group(self, group: RecordingGroup, key: str, clock: ReplayClock, before: set) -> bool:
-        """Restore ``group`` from its disk checkpoint; False (replay instead) when there is none or
-        it does not check out (counted as corrupt). Nothing is put into the store before every
-        part of the file has been decoded into a scratch store."""
+    def _restore_group(
+        self, group: RecordingGroup, key: str, clock: ReplayClock, before: set,
+        witness: ReplayWitness | None = None,
+    ) -> bool:  # fmt: skip
+        """Restore ``group`` from its disk checkpoint; False (replay instead) when there is none,
+        it does not check out (counted as corrupt), or ``witness`` (the store's observer) does not
+        accept the checkpoint's observer record (its rows are not all stored). Nothing is put into
+        the store before every part of the file has been decoded into a scratch store and the
+        witness accepted it."""
         payload = self.checkpoints.load(key)
         if payload is None:
             return False
@@ -392,8 +432,15 @@ class MarketData:
                 },
             )
             clock_ns = int(payload["clock_ns"])
+            record = payload.get("observer")
+            if record is not None and not isinstance(record, dict):
+                raise TypeError("the observer record is not an object")
         except (KeyError, TypeError, ValueError) as exc:
             self.checkpoints.corrupt(key, f"{type(exc).__name__}: {exc}")
+            return False
+        if witness is not None and (record is None or not witness.accept(record)):
+            self.checkpoints.unused()
+            log.info("recording %s: its history rows are not all stored; replaying it", group.name)
             return False
         for e in entries:
             self.store._entries[e.instrument] = e
@@ -405,6 +452,7 @@ class MarketData:
             self._ranges.setdefault(i, r)
         self._add_read(restored_read)
         clock.advance(clock_ns)
+        self.restores += 1
         log.info("restored recording %s from its checkpoint (no replay)", group.name)
         return True
 

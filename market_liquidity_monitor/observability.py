@@ -212,8 +212,10 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
-    """Root logger at ``settings.log_level`` with one handler (stderr by default) carrying the
-    instrument and redaction filters. Replaces the handler of an earlier call; returns it.
+    """Root logger and its one handler (stderr by default, with the instrument and redaction
+    filters) at ``settings.log_level``. The handler has the level too, so a library that sets its
+    own loggers' levels (uvicorn, Alembic) prints nothing below it either. Replaces the handler of
+    an earlier call; returns it.
 
     Raises ``ValueError`` for an unknown level name."""
     level = logging.getLevelName(settings.log_level.upper())
@@ -231,6 +233,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     handler.addFilter(InstrumentContextFilter())
     handler.addFilter(RedactSecretsFilter(secret_values(settings)))
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setLevel(level)
     root.addHandler(handler)
     root.setLevel(level)
     return handler

@@ -591,7 +591,12 @@ def up_command(
         ),
     ] = 0.0,
     verbose: Annotated[
-        bool, typer.Option("--verbose", help="Log every HTTP request (the uvicorn access log).")
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Log at MLM_LOG_LEVEL (INFO: migrations, replay progress) and every HTTP request "
+            "(the uvicorn access log); default: warnings and errors only.",
+        ),
     ] = False,
 ) -> None:
     """Start everything: ingest, the API and the Streamlit app (Ctrl+C stops all of them)."""
@@ -610,7 +615,7 @@ def up_command(
         raise typer.BadParameter(f"{app_path} is not a Streamlit app (a .py file)", param_hint="--app")
     from market_liquidity_monitor.config import Settings
 
-    settings = Settings(**({"data_dir": data} if data is not None else {}))
+    settings = up_log_level(Settings(**({"data_dir": data} if data is not None else {})), verbose)
     configure_logging(settings)
     console = Console(highlight=False)
     err_console = Console(stderr=True, highlight=False)
@@ -628,6 +633,15 @@ def up_command(
     )
     code = run_up(runtime)
     fast_exit(code)
+
+
+def up_log_level(settings: Settings, verbose: bool) -> Settings:
+    """The settings ``mlm up`` runs with: ``log_level`` WARNING, so the banner is not buried in INFO
+    lines (uvicorn start-up, Alembic, one per replayed recording), unless ``--verbose`` or an
+    explicit ``MLM_LOG_LEVEL`` (environment or ``.env``) asks for another level."""
+    if verbose or "log_level" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"log_level": "WARNING"})
 
 
 def fast_exit(code: int) -> None:
@@ -666,4 +680,5 @@ __all__ = [
     "streamlit_command",
     "terminate_process_group",
     "up_command",
+    "up_log_level",
 ]

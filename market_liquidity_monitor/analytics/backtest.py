@@ -80,7 +80,6 @@ from datetime import timedelta
 from enum import StrEnum
 
 import numpy as np
-import pandas as pd
 
 from market_liquidity_monitor.analytics.calibration import (
     MIN_CONDITION_CANDLES,
@@ -105,6 +104,9 @@ from market_liquidity_monitor.analytics.reference_model import RECORDED_REFERENC
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.instrument import Side
+from market_liquidity_monitor.lazy import lazy_module
+
+pd = lazy_module("pandas")  # imported on first use: a book question never needs it
 
 __all__ = [
     "DEFAULT_BOOK_MODEL",

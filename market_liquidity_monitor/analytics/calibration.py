@@ -59,10 +59,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from enum import StrEnum
 
 import numpy as np
-import pandas as pd
 
 from market_liquidity_monitor.analytics.liquidity import (
     Result,
@@ -73,6 +73,9 @@ from market_liquidity_monitor.analytics.liquidity import (
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.domain.errors import InsufficientLiquidityError, InvalidInputError
 from market_liquidity_monitor.domain.instrument import Side
+from market_liquidity_monitor.lazy import lazy_module
+
+pd = lazy_module("pandas")  # imported on first use: a book question never needs it
 
 __all__ = [
     "COMPLETE_WITHIN_BPS",
@@ -107,7 +110,7 @@ KNOTS_PER_DECADE = 8
 MIN_KNOT_FRAC = 1e-7
 #: Order notionals (quote units at mid) of the validation buckets.
 VALIDATION_NOTIONALS: tuple[float, ...] = (10_000.0, 100_000.0, 1_000_000.0, 5_000_000.0)
-CONDITIONS_WINDOW = pd.Timedelta(hours=24)
+CONDITIONS_WINDOW = timedelta(hours=24)  # a pandas rolling window (pandas loads on first use)
 MIN_CONDITION_CANDLES = 12
 _CANDLE_COLUMNS = ("open", "high", "low", "close", "volume")
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from market_liquidity_monitor.analytics.liquidity import (
     ImpactResult,
@@ -40,6 +39,9 @@ from market_liquidity_monitor.analytics.liquidity import (
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.instrument import Side
+from market_liquidity_monitor.lazy import lazy_module
+
+pd = lazy_module("pandas")  # imported on first use: a book question never needs it
 
 __all__ = [
     "MIN_OBS_FOR_ADF",

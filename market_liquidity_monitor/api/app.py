@@ -131,14 +131,17 @@ def create_app(
                 cache=engine.cache.status(),
             ),
         )
-        readiness.start()
-        await hub.start()
-        await storage.start()
         if svc.history is not None:
+            # Before the first book loads (readiness warm-up, stream hub): the history service,
+            # the market's replay witness, can then let a recording be restored from its
+            # checkpoint when its rows are stored, instead of replaying it.
             try:  # the liquidity history's writer: rows buffer (bounded) until the database answers
                 await svc.history.start()
             except Exception as exc:
                 log.warning("liquidity history: storage not available at start (%s); rows are buffered", exc)
+        readiness.start()
+        await hub.start()
+        await storage.start()
         alerts_stop = await start_alerts(app, svc, hub)
         try:
             yield

@@ -161,9 +161,12 @@ class CheckpointStats:
     """What the disk cache did in this process: ``hits`` (loaded, replay skipped), ``misses`` (no
     file for the key), ``written``, ``corrupt`` (a file failed its checks: ignored, deleted,
     rebuilt), ``errors`` (a file could not be read or written; replayed without the cache),
-    ``corrupt_examples`` (up to 5 ``"file: why"``)."""
+    ``unwitnessed`` (a good file not used: the store's observer - the liquidity history - lacks
+    rows its replay wrote, so the recording was replayed), ``corrupt_examples`` (up to 5
+    ``"file: why"``)."""
 
     hits: int = 0
+    unwitnessed: int = 0
     misses: int = 0
     written: int = 0
     corrupt: int = 0
@@ -203,6 +206,12 @@ class CheckpointCache:
             return None
         self.stats.hits += 1
         return payload
+
+    def unused(self) -> None:
+        """A payload ``load`` returned was not used (the caller replays): an ``unwitnessed``
+        count, not a hit."""
+        self.stats.hits -= 1
+        self.stats.unwitnessed += 1
 
     def corrupt(self, key: str, why: str) -> None:
         """A payload that decoded but could not be restored: count it and delete the file."""

@@ -29,6 +29,11 @@ book (``book_snapshots``, exact decimal strings), and every public trade (``trad
 
 Rows go to ``sink.submit(table, row)``: the ``StorageWriter`` (batched, bounded, drop counts), or
 anything with that method (a bus publisher whose consumer calls the writer's ``submit``).
+
+Replays restored from a checkpoint (``MarketData`` with ``HistoryService`` as its replay witness):
+``start_tally()`` counts, per book, the rows submitted while a recording replays (``RowTally``);
+``book_state`` / ``resume_book`` read and set a book's sampling state (last grid step, last
+snapshot time), so a restore leaves the recorder exactly as the replay would have.
 """
 
 from __future__ import annotations
@@ -51,6 +56,49 @@ log = logging.getLogger(__name__)
 
 class RowSink(Protocol):
     def submit(self, table: str, row: dict[str, Any]) -> None: ...
+
+
+class RowTally:
+    """Rows submitted per book since ``LiquidityRecorder.start_tally`` (until ``stop_tally``).
+
+    ``metrics[inst]``: ``[rows, first ts_ns, last ts_ns]`` of ``book_metrics`` (each with one
+    ``book_metric_depths`` row per window); ``snapshots[inst]``: the same for ``book_snapshots``
+    (``ts_recv_ns``); ``trades[inst]``: ``[first ts_event_ns, last ts_event_ns]`` and
+    ``trade_ids[inst]`` the distinct trade ids (the ``trades`` key: a repeated id is one row).
+    """
+
+    __slots__ = ("metrics", "snapshots", "trade_ids", "trades")
+
+    def __init__(self) -> None:
+        self.metrics: dict[InstrumentId, list[int]] = {}
+        self.snapshots: dict[InstrumentId, list[int]] = {}
+        self.trades: dict[InstrumentId, list[int]] = {}
+        self.trade_ids: dict[InstrumentId, set[str]] = {}
+
+    @staticmethod
+    def _span(d: dict[InstrumentId, list[int]], inst: InstrumentId, ts: int) -> None:
+        c = d.get(inst)
+        if c is None:
+            d[inst] = [1, ts, ts]
+        else:
+            c[0] += 1
+            c[1] = min(c[1], ts)
+            c[2] = max(c[2], ts)
+
+    def metric(self, inst: InstrumentId, ts_ns: int) -> None:
+        self._span(self.metrics, inst, ts_ns)
+
+    def snapshot(self, inst: InstrumentId, ts_ns: int) -> None:
+        self._span(self.snapshots, inst, ts_ns)
+
+    def trade(self, inst: InstrumentId, row: dict[str, Any]) -> None:
+        self.trade_ids.setdefault(inst, set()).add(row["trade_id"])
+        ts = row["ts_event_ns"]
+        c = self.trades.get(inst)
+        if c is None:
+            self.trades[inst] = [ts, ts]
+        else:
+            c[0], c[1] = min(c[0], ts), max(c[1], ts)
 
 
 def _dec(v: int, decimals: int) -> str:
@@ -92,6 +140,7 @@ class LiquidityRecorder:
         self._last_step: dict[InstrumentId, int] = {}
         self._last_snapshot_ns: dict[InstrumentId, int] = {}
         self._unverified_rule: dict[str, bool] = {}
+        self._tallies: list[RowTally] = []
         self.samples = 0
         self.trades = 0
         self.snapshots = 0
@@ -104,6 +153,43 @@ class LiquidityRecorder:
     def detach(self) -> None:
         if self.store.observer == self.observe:
             self.store.observer = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The settings that decide which rows a replay writes (JSON-safe; part of a checkpoint's
+        history record: rows written under other settings are not the rows a replay would write)."""
+        return {
+            "windows_bps": list(self.windows_bps),
+            "interval_ns": self.interval_ns,
+            "snapshot_interval_ns": self.snapshot_interval_ns,
+            "snapshot_levels": self.snapshot_levels,
+            "record_trades": self.record_trades,
+        }
+
+    def start_tally(self) -> RowTally:
+        """Count the rows submitted from now on, per book, until ``stop_tally``."""
+        t = RowTally()
+        self._tallies.append(t)
+        return t
+
+    def stop_tally(self, tally: RowTally) -> None:
+        if tally in self._tallies:
+            self._tallies.remove(tally)
+
+    def book_state(self, inst: InstrumentId) -> tuple[int, int | None] | None:
+        """``(last grid step sampled, last snapshot ts_ns or None)`` of ``inst``; None when the
+        recorder never saw an event of it."""
+        step = self._last_step.get(inst)
+        return None if step is None else (step, self._last_snapshot_ns.get(inst))
+
+    def resume_book(self, inst: InstrumentId, step: int, last_snapshot_ns: int | None) -> None:
+        """Set ``inst``'s sampling state as a replay left it (``book_state`` of that replay).
+        Raises ``ValueError`` when the recorder has seen ``inst`` already."""
+        if inst in self._last_step:
+            raise ValueError(f"{inst}: the recorder has sampled this book already")
+        self._last_step[inst] = int(step)
+        if last_snapshot_ns is not None:
+            self._last_snapshot_ns[inst] = int(last_snapshot_ns)
 
     # ------------------------------------------------------------------ hooks
 
@@ -118,8 +204,11 @@ class LiquidityRecorder:
             self._last_step[inst] = step
             self._sample_safely(inst, step * self.interval_ns)
         if self.record_trades and isinstance(ev, Trade):
-            self.sink.submit("trades", trade_row(ev))
+            row = trade_row(ev)
+            self.sink.submit("trades", row)
             self.trades += 1
+            for t in self._tallies:
+                t.trade(inst, row)
 
     def tick(self, now_ns: int) -> int:
         """Sample, at the latest grid point ``<= now_ns``, every known book not sampled there yet
@@ -238,6 +327,8 @@ class LiquidityRecorder:
                 },
             )
         self.samples += 1
+        for t in self._tallies:
+            t.metric(inst, t_ns)
         if depths is not None and self.snapshot_interval_ns > 0:
             last = self._last_snapshot_ns.get(inst)
             if last is None or t_ns - last >= self.snapshot_interval_ns:
@@ -257,3 +348,5 @@ class LiquidityRecorder:
                     ),
                 )
                 self.snapshots += 1
+                for t in self._tallies:
+                    t.snapshot(inst, t_ns)

@@ -25,12 +25,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-import pandas as pd
-
 from market_liquidity_monitor.analytics.liquidity import Result
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.time import iso_ns
+from market_liquidity_monitor.lazy import lazy_module
 from market_liquidity_monitor.storage.db import Database
 from market_liquidity_monitor.storage.history import History, NoHistoryError
 from market_liquidity_monitor.storage.outage import db_engine_options
@@ -41,6 +40,8 @@ from market_liquidity_monitor.storage.repositories import (
     record_candle_fetch,
 )
 from market_liquidity_monitor.storage.timeframes import timeframe_ms
+
+pd = lazy_module("pandas")  # imported on first use: a book question never needs it
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,17 @@ count, book time range). Windows are relative to a reference time: the wall cloc
 recorded data the end of the stored history of the books asked about (the recording's end), and
 the answer says which.
 
+Fast starts: the service is its market's replay witness (``MarketData.witness``). While a
+recording replays it counts the rows the recorder submits per book (``RowTally``) and stores that
+record in the recording's disk checkpoint; a later process on the same recordings and the same
+history database restores the checkpoint instead of replaying only when the database holds exactly
+those rows (per book: the ``book_metrics`` grid points - count, first and last -, a
+``book_metric_depths`` row per window each, the ``book_snapshots`` and the distinct trades of the
+span) under the same recorder settings, and the recorder then resumes each book's sampling state
+as the replay left it. The recorder samples on a fixed grid of book time, so the replay would write
+those very rows again (insert-or-ignore). Anything else - another or an empty database, rows
+dropped or pruned, other settings, the database not started yet - replays, which writes them.
+
 Retention (live only): ``prune(now_ns)`` keeps one row per ``history_downsample_interval_s`` for
 rows older than ``history_downsample_after_days`` and deletes rows older than
 ``history_retention_days`` (``DataEngineSettings``).
@@ -24,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,9 +46,10 @@ from market_liquidity_monitor.analytics.liquidity import Result
 from market_liquidity_monitor.domain.errors import InvalidInputError, UnknownSymbolError
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.domain.time import iso_ns
-from market_liquidity_monitor.ingest.liquidity_recorder import LiquidityRecorder
+from market_liquidity_monitor.ingest.liquidity_recorder import LiquidityRecorder, RowTally
+from market_liquidity_monitor.storage.db import run_sync
 from market_liquidity_monitor.storage.history import NoHistoryError, to_ms
-from market_liquidity_monitor.storage.models import book_metric_depths, book_metrics
+from market_liquidity_monitor.storage.models import book_metric_depths, book_metrics, book_snapshots, trades
 from market_liquidity_monitor.storage.writer import StorageWriter
 
 if TYPE_CHECKING:
@@ -70,6 +83,8 @@ HISTORY_METRICS: dict[str, tuple[str, str]] = {
 _DEPTH_METRICS = ("depth", "bid_depth", "ask_depth")
 _DAY_NS = 86_400 * 1_000_000_000
 MAX_LOOKBACK_S = 366 * 86_400
+#: Longest wait for the "are this recording's rows stored?" query before replaying instead.
+WITNESS_TIMEOUT_S = 10.0
 
 
 class LiquidityPoint(Result):
@@ -215,7 +230,10 @@ class HistoryService:
                 record_trades=cfg.history_record_trades,
                 adapter_for=market.registry,
             ).attach()
+            market.witness = self
         self._db: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._start_lock: asyncio.Lock | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -233,6 +251,7 @@ class HistoryService:
                 db = (await self.candles.history()).db
                 self.writer.db = db
                 await self.writer.start()
+                self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
                 self._db = db
                 if not self.market.is_recorded and self.recorder is not None:
                     self._tasks.append(asyncio.create_task(self._tick_loop(), name="mlm-history-tick"))
@@ -252,6 +271,126 @@ class HistoryService:
             self._db = None
         if self.recorder is not None:
             self.recorder.detach()
+        if self.market.witness is self:
+            self.market.witness = None
+
+    # ------------------------------------------------------------------ replay witness
+
+    def begin(self) -> RowTally | None:
+        """Before a replay (``MarketData.witness``): count what the recorder submits."""
+        return self.recorder.start_tally() if self.recorder is not None else None
+
+    def end(self, tally: RowTally | None, instruments: Any) -> dict | None:
+        """After a replay: the record of the rows submitted for ``instruments`` and each book's
+        sampling state (module doc), JSON-safe; None without a recorder."""
+        if tally is None or self.recorder is None:
+            return None
+        self.recorder.stop_tally(tally)
+        books = []
+        for inst in sorted(instruments):
+            st = self.recorder.book_state(inst)
+            if st is None:
+                continue
+            m = tally.metrics.get(inst)
+            sn = tally.snapshots.get(inst)
+            tr = tally.trades.get(inst)
+            books.append({
+                "venue": inst.venue, "symbol": inst.symbol, "step": st[0], "last_snapshot_ns": st[1],
+                "metrics": m, "snapshots": sn,
+                "trades": None if tr is None else [len(tally.trade_ids[inst]), tr[0], tr[1]],
+            })  # fmt: skip
+        return {"params": self.recorder.params, "books": books}
+
+    def accept(self, record: dict) -> bool:
+        """At a restore: True when the history database holds every row of ``record`` (``end``)
+        under this recorder's settings; the recorder then resumes each book's state. False
+        (replay) otherwise, also when the database is not started or does not answer within
+        ``WITNESS_TIMEOUT_S``. A load on the service's own event loop (a synchronous caller)
+        asks through a private engine on a private loop; any other thread through the service's
+        loop."""
+        rec = self.recorder
+        if rec is None or record.get("params") != rec.params:
+            return False
+        try:
+            books = [
+                (InstrumentId(str(b["venue"]), str(b["symbol"])), int(b["step"]), b["last_snapshot_ns"],
+                 b["metrics"], b["snapshots"], b["trades"])
+                for b in record["books"]
+            ]  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            return False
+        if any(rec.book_state(b[0]) is not None for b in books):
+            return False  # the recorder has sampled these books already: replaying merges
+        loop, db = self._loop, self._db
+        if db is None or loop is None or loop.is_closed():
+            return False
+        try:
+            if threading.get_ident() == self._loop_thread:
+                # A synchronous load on the service's own loop (e.g. listing every instrument
+                # loads the small captures), which blocks the loop anyway: ask through a private
+                # engine on a private loop (run_sync: a helper thread).
+                stored = run_sync(lambda: self._rows_stored_privately(db.url, db.schema, books))
+            else:
+                fut = asyncio.run_coroutine_threadsafe(self._rows_stored(db, books), loop)
+                try:
+                    stored = fut.result(timeout=WITNESS_TIMEOUT_S)
+                except BaseException:
+                    fut.cancel()
+                    raise
+        except Exception as exc:  # database down or slow: replaying writes the rows
+            log.warning("liquidity history: stored rows not checked (%s); replaying", exc)
+            return False
+        if not stored:
+            return False
+        for inst, step, last_snapshot_ns, *_ in books:
+            rec.resume_book(inst, step, None if last_snapshot_ns is None else int(last_snapshot_ns))
+        return True
+
+    async def _rows_stored_privately(self, url: str, schema: str | None, books: list[tuple]) -> bool:
+        from market_liquidity_monitor.storage.db import Database
+
+        db = Database(url, schema=schema)
+        try:
+            return await asyncio.wait_for(self._rows_stored(db, books), WITNESS_TIMEOUT_S)
+        finally:
+            await db.dispose()
+
+    async def _rows_stored(self, db: Any, books: list[tuple]) -> bool:
+        """True when, per book, the stored rows of each table in the record's span are exactly
+        the record's (counts, first and last; ``book_metrics`` on the recorder's grid)."""
+        rec = self.recorder
+        grid = rec.interval_ns
+        windows = list(rec.windows_bps)
+        m, d, s, t = book_metrics.c, book_metric_depths.c, book_snapshots.c, trades.c
+        async with db.engine.connect() as conn:
+            for inst, _step, _snap, metrics, snaps, trs in books:
+                if metrics is not None:
+                    n, first, last = (int(x) for x in metrics)
+                    span = and_(m.venue == inst.venue, m.symbol == inst.symbol, m.ts_ns >= first,
+                                m.ts_ns <= last, m.ts_ns % grid == 0)  # fmt: skip
+                    got = (await conn.execute(select(func.count(), func.min(m.ts_ns), func.max(m.ts_ns))
+                                              .where(span))).one()  # fmt: skip
+                    if tuple(got) != (n, first, last):
+                        return False
+                    dspan = and_(d.venue == inst.venue, d.symbol == inst.symbol, d.ts_ns >= first,
+                                 d.ts_ns <= last, d.ts_ns % grid == 0, d.window_bps.in_(windows))  # fmt: skip
+                    if (await conn.execute(select(func.count()).where(dspan))).scalar_one() != n * len(
+                        windows
+                    ):
+                        return False
+                if snaps is not None:
+                    n, first, last = (int(x) for x in snaps)
+                    sspan = and_(s.venue == inst.venue, s.symbol == inst.symbol, s.ts_recv_ns >= first,
+                                 s.ts_recv_ns <= last)  # fmt: skip
+                    if (await conn.execute(select(func.count()).where(sspan))).scalar_one() != n:
+                        return False
+                if trs is not None:
+                    n, first, last = (int(x) for x in trs)
+                    tspan = and_(t.venue == inst.venue, t.symbol == inst.symbol, t.ts_event_ns >= first,
+                                 t.ts_event_ns <= last)  # fmt: skip
+                    if (await conn.execute(select(func.count()).where(tspan))).scalar_one() != n:
+                        return False
+        return True
 
     async def _tick_loop(self) -> None:
         while True:

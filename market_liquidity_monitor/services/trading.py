@@ -15,7 +15,6 @@ import math
 from datetime import timedelta
 from typing import Any
 
-import pandas as pd
 from pydantic import Field
 
 from market_liquidity_monitor import analytics
@@ -33,6 +32,7 @@ from market_liquidity_monitor.domain.errors import (
 )
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.domain.time import iso_ns
+from market_liquidity_monitor.lazy import lazy_module
 from market_liquidity_monitor.services.books import BookProvenance, BookService
 from market_liquidity_monitor.services.candles import CandleService, CandleSource, default_pair
 from market_liquidity_monitor.services.fees import FeeService, FeeUnknownError
@@ -45,6 +45,8 @@ from market_liquidity_monitor.storage.history import (
     volatility_of_candles,
 )
 from market_liquidity_monitor.storage.timeframes import timeframe_ms
+
+pd = lazy_module("pandas")  # imported on first use: a book question never needs it
 
 log = logging.getLogger(__name__)
 

@@ -16,17 +16,19 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
-import pandas as pd
 
 from market_liquidity_monitor.domain.errors import InvalidInputError, MLMError
+from market_liquidity_monitor.lazy import lazy_module
 from market_liquidity_monitor.storage.db import Database
 from market_liquidity_monitor.storage.repositories import candle_coverage, fetch_candles, fetch_trades
 from market_liquidity_monitor.storage.timeframes import periods_per_year, timeframe_ms, timeframe_seconds
 
-TimeLike = int | float | str | datetime | pd.Timestamp | None
+pd = lazy_module("pandas")  # imported on first use: a book question never needs it
+
+TimeLike = Union[int, float, str, datetime, "pd.Timestamp", None]  # "pd.Timestamp": pandas loads on first use
 
 _WEEK_OFFSET_MS = 4 * 86_400_000  # 1970-01-01 was a Thursday; weekly candles open on Monday 00:00 UTC
 _CANDLE_COLUMNS = ["ts", "ts_ms", "open", "high", "low", "close", "volume"]

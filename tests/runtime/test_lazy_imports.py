@@ -1,6 +1,7 @@
 """``mlm --help`` and ``mlm ask`` import only what they use (``python -X importtime``): no heavy
 library loads for the help, and a book question on recorded data loads neither ccxt (no venue is
-called) nor statsmodels/scipy (no pairs statistics)."""
+called) nor statsmodels/scipy (no pairs statistics) nor pandas (no candles); asked again on the
+same history database (at the head revision) it does not load Alembic either."""
 
 from __future__ import annotations
 
@@ -39,8 +40,11 @@ def test_help_imports_no_heavy_library():
 
 def test_recorded_book_question_imports_no_venue_client_or_statistics(data_dir, tmp_path):
     env = {"MLM_HOME_DIR": str(tmp_path / "home"), "MLM_INGEST__CHECKPOINT_DIR": str(tmp_path / "ckpt")}
-    mods = imported(
-        ["ask", "What is the market impact of buying 5 BTC on binance?", "--data", str(data_dir)], env
-    )
-    assert "pydantic_ai" in mods  # the assistant ran
-    assert not mods & {"ccxt", "statsmodels", "scipy"}, sorted(mods & {"ccxt", "statsmodels", "scipy"})
+    ask = ["ask", "What is the market impact of buying 5 BTC on binance?", "--data", str(data_dir)]
+    first = imported(ask, env)
+    assert "pydantic_ai" in first and "alembic" in first  # the assistant ran; a new database migrated
+    unused = {"ccxt", "statsmodels", "scipy", "pandas"}
+    assert not first & unused, sorted(first & unused)
+    again = imported(ask, env)
+    assert "pydantic_ai" in again and "sqlalchemy" in again  # the history database was opened
+    assert not again & (unused | {"alembic"}), sorted(again & (unused | {"alembic"}))

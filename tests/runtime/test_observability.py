@@ -153,3 +153,33 @@ def test_redaction_filter_leaves_other_records_alone():
     f = RedactSecretsFilter(["s3cr3t-value"])
     rec = logging.LogRecord("x", logging.INFO, __file__, 1, "mid %s at %s", (1.5, "binance"), None)
     assert f.filter(rec) and rec.getMessage() == "mid 1.5 at binance"
+
+
+def test_up_logs_warnings_only_unless_verbose_or_a_level_is_set(root_logging, monkeypatch):
+    """``mlm up``: by default the handler passes warnings and errors only - also from loggers whose
+    level a library set itself (uvicorn sets ``uvicorn.error`` to INFO) - so the banner is not
+    buried; ``--verbose`` or an explicit ``MLM_LOG_LEVEL`` keep the configured level."""
+    from market_liquidity_monitor.runtime import up_log_level
+
+    monkeypatch.delenv("MLM_LOG_LEVEL", raising=False)
+    quiet = up_log_level(Settings(), verbose=False)
+    assert quiet.log_level == "WARNING"
+    assert up_log_level(Settings(), verbose=True).log_level == "INFO"
+    monkeypatch.setenv("MLM_LOG_LEVEL", "DEBUG")
+    assert up_log_level(Settings(), verbose=False).log_level == "DEBUG"
+
+    stream = io.StringIO()
+    configure_logging(quiet, stream=stream)
+    uv = logging.getLogger("uvicorn.error")
+    old = uv.level
+    uv.setLevel(logging.INFO)  # as uvicorn.Config does with log_level="info"
+    try:
+        uv.info("Started server process [1]")
+        logging.getLogger("alembic.runtime.plugins").info("setup plugin alembic.autogenerate.schemas")
+        md = logging.getLogger("market_liquidity_monitor.market_data")
+        md.info("replaying recording cryptofeed/BINANCE (2 files)")
+        md.warning("checkpoint x is corrupt")
+    finally:
+        uv.setLevel(old)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and "WARNING" in lines[0] and "checkpoint x is corrupt" in lines[0], lines

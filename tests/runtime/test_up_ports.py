@@ -137,7 +137,8 @@ def test_up_stops_when_the_app_dies_on_its_own(data_dir, tmp_path):
     port, ui_port = free_port(), free_port()
     out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     proc = subprocess.Popen(
-        mlm("up", "--data", str(data_dir), "--port", str(port), "--ui-port", str(ui_port)),
+        # --verbose: the INFO line "streamlit started (pid N)" names the child to kill
+        mlm("up", "--data", str(data_dir), "--port", str(port), "--ui-port", str(ui_port), "--verbose"),
         cwd=tmp_path,
         env=_env(tmp_path),
         stdin=subprocess.DEVNULL,

@@ -142,6 +142,7 @@ def test_installed_wheel_runs_mlm_up_with_the_app(data_dir, tmp_path):
             str(port),
             "--ui-port",
             str(ui_port),
+            "--verbose",  # INFO lines: the streamlit pid
         ],
         cwd=tmp_path,
         env=env,

@@ -71,3 +71,37 @@ def test_db_app_upgrade_and_current_commands(tmp_path, monkeypatch) -> None:
     assert (tmp_path / "home" / "mlm.sqlite3").exists()
     result = runner.invoke(db_app, ["current"])
     assert result.exit_code == 0 and f"current {head_revision()}, head {head_revision()}" in result.output
+
+
+def test_head_read_from_the_revision_files_is_alembics_head() -> None:
+    from market_liquidity_monitor.storage.migrations import _head_from_files
+
+    assert _head_from_files() == head_revision()
+
+
+def test_a_database_at_head_is_not_migrated_again_and_an_older_one_is(tmp_path, monkeypatch) -> None:
+    """At head: one version read, Alembic's upgrade never called. Behind head (stamped at the
+    first revision, as an older release left it): Alembic upgrades it to head."""
+    import asyncio
+    import sqlite3
+
+    from alembic import command
+
+    import market_liquidity_monitor.storage.migrations as migrations
+
+    url = f"sqlite+aiosqlite:///{(tmp_path / 'h.sqlite3').as_posix()}"
+    upgrade(url)
+    calls = []
+    real = command.upgrade
+    monkeypatch.setattr(command, "upgrade", lambda cfg, rev: (calls.append(rev), real(cfg, rev)))
+    asyncio.run(migrations.upgrade_async(url))
+    assert calls == []
+    with sqlite3.connect(tmp_path / "h.sqlite3") as conn:
+        conn.execute("DROP TABLE book_metric_depths")
+        conn.execute("DROP TABLE book_metrics")
+        conn.execute("UPDATE alembic_version SET version_num = '0002_candle_fetches'")
+    asyncio.run(migrations.upgrade_async(url))
+    assert calls == ["head"]
+    assert asyncio.run(current_async(url)) == head_revision()
+    with sqlite3.connect(tmp_path / "h.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM book_metrics").fetchone() == (0,)
