@@ -52,6 +52,7 @@ from market_liquidity_monitor.market_data import MarketData
 from tests.support import assistant_for
 
 HELDOUT = Path(__file__).parent / "data" / "queries-heldout.jsonl"
+HELDOUT2 = Path(__file__).parent / "data" / "queries-heldout2.jsonl"
 CAPABILITIES = {
     "order_book",
     "market_impact",
@@ -74,20 +75,19 @@ def test_heldout_file_is_well_formed_and_covers_every_capability():
     assert set(counts) == CAPABILITIES, counts
 
 
-@pytest.mark.slow
-def test_heldout_routing_accuracy(data_dir, tmp_path):
-    settings = Settings(data_dir=data_dir, home_dir=tmp_path / "home")
+def _evaluate(path: Path, data_dir: Path, home: Path):
+    settings = Settings(data_dir=data_dir, home_dir=home)
     assistant = assistant_for(settings, MarketData.from_recordings(settings, data_dir))
 
     async def run():
         try:
-            return await evaluate(assistant, load_queries(HELDOUT))
+            return await evaluate(assistant, load_queries(path))
         finally:
             await assistant.services.close()
 
     report = asyncio.run(run())
     misses = [i for i in report.items if i.verdict != "ok"]
-    print(f"\nrouting accuracy: {report.routing_accuracy:.2%} ({len(report.items)} questions)")
+    print(f"\n{path.name}: routing accuracy {report.routing_accuracy:.2%} ({len(report.items)} questions)")
     print(f"grounding rate:   {report.grounding_rate:.2%}")
     for i in misses:
         print(
@@ -102,9 +102,28 @@ def test_heldout_routing_accuracy(data_dir, tmp_path):
                 default=str,
             )
         )
+    return report, misses
+
+
+@pytest.mark.slow
+def test_heldout_routing_accuracy(data_dir, tmp_path):
+    report, misses = _evaluate(HELDOUT, data_dir, tmp_path / "home")
     assert len(report.items) >= 70
     # Issue 12 asks for >= 95%. Measured on this set, scored once per parser version and never used
     # for tuning: 79.8% (75/94) before the parser rework, 90.4% after the first tuning set, 93.6%
-    # (88/94) after the second. The target is not met; this floor keeps what was reached from
-    # regressing (raise it when the parser improves on sets of its own, never by tuning on this one).
-    assert report.routing_accuracy >= 0.93, [i.as_dict() for i in misses]
+    # (88/94) after the second, 95.7% (90/94) after the third (queries-tuning3.jsonl, 500 questions
+    # written and scored batch by batch by an engineer who never opened this file).
+    assert report.routing_accuracy >= 0.95, [i.as_dict() for i in misses]
+
+
+@pytest.mark.slow
+def test_second_heldout_routing_accuracy(data_dir, tmp_path):
+    report, misses = _evaluate(HELDOUT2, data_dir, tmp_path / "home")
+    assert len(report.items) >= 100
+    # First scoring of this set, on the parser after the third tuning set: 89% (89/100); the
+    # parser before it scored 88%. Below issue 12's 95%: the misses (listed by -s) are yearless
+    # clock times ("23:58 UTC on 8 Aug" becomes "--08-08T23:58:00Z", the ISO 8601 form without a
+    # year, which the judge does not equate to 2024), refusals of spoofing / wash trading /
+    # investment advice, "X better than the rest", a history range read as a book, a named
+    # schedule or drop ratio not picked up. Not tuned on; this floor keeps the first score.
+    assert report.routing_accuracy >= 0.88, [i.as_dict() for i in misses]
