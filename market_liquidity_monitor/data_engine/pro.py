@@ -216,8 +216,9 @@ class ProBookWatcher:
             self._ensure_reaper()
             w.waiting += 1
             try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(w.first.wait(), self._cfg.pro_first_book_timeout_s)
+                with contextlib.suppress(TimeoutError):  # asyncio.timeout: see storage/writer.py
+                    async with asyncio.timeout(self._cfg.pro_first_book_timeout_s):
+                        await w.first.wait()
             finally:
                 w.waiting -= 1
         w.last_asked = self._clock()

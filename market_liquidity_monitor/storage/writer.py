@@ -354,6 +354,16 @@ class StorageWriter:
             async with self._write_lock:
                 pass
 
+    async def _wait_wakeup(self) -> None:
+        """Until rows are submitted or the flush interval passes. ``asyncio.timeout``, not
+        ``asyncio.wait_for``: on Python 3.11 a ``wait_for`` whose inner wait completes as the task
+        is cancelled swallows the cancellation (CPython gh-86296, fixed in 3.12), and this loop then
+        waits again: a writer left to the event loop's shutdown kept it from ever closing (a test
+        teardown hung 300 s)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.flush_interval_s):
+                await self._wakeup.wait()
+
     async def _run(self) -> None:
         delay = self.retry_initial_s
         while True:
@@ -361,14 +371,12 @@ class StorageWriter:
                 if self._stopping:
                     return
                 self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.flush_interval_s)
+                await self._wait_wakeup()
                 continue
             if len(self._buffer) < self.batch_size and not self._stopping:
                 # Let a partial batch fill up until the flush interval passes.
                 self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.flush_interval_s)
+                await self._wait_wakeup()
             try:
                 while self._buffer:
                     await self._write_one_batch()

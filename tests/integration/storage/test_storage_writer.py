@@ -128,3 +128,20 @@ async def test_invalid_rows_are_rejected_not_retried_forever(db: Database) -> No
     assert stats.rejected == 1 and stats.written == 5
     async with db.engine.connect() as conn:
         assert await count_rows(conn, trades) == 5
+
+
+async def test_flush_task_ends_when_cancelled_as_rows_arrive(db: Database) -> None:
+    """Cancelling the flush task in the same loop iteration as its wake-up ends it. With
+    ``asyncio.wait_for`` around the wake-up wait, Python 3.11 returned the wait's result and dropped
+    the cancellation (CPython gh-86296), and the loop waited again: an event loop shutting down
+    with a writer still running (a test's teardown) hung until pytest-timeout's 300 s."""
+    writer = StorageWriter(db, flush_interval_s=30.0)
+    await writer.start()
+    task = writer._task
+    for _ in range(3):
+        await asyncio.sleep(0)  # the task is now waiting for its wake-up
+    writer._wakeup.set()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2.0)
+    assert task in done, "the flush task survived its cancellation"
+    assert task.cancelled()
