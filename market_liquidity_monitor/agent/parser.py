@@ -818,9 +818,28 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
         ),
     ),
     (
+        # Spoofing, layering, wash trades, pump-and-dump, front-running, quote stuffing, painting
+        # the tape: manipulative practices (e.g. MiFID II MAR art. 12, CFTC 7 U.S.C. 6c(a)(5)(C)).
+        "market_manipulation",
+        "the assistant does not help manipulate markets (spoofing, layering, wash trading, pump-and-dump, front-running)",
+        _any_of(
+            r"\bspoof(?:s|ed|ing|er)?\b", r"\blayering\b", r"\bwash[\s-]?trad(?:e|es|ed|ing)\b",
+            # "pump and dump on DOGE?" asks whether one happened (alerts); running one is refused
+            r"\b(?:run|do|start|organi[sz]e|coordinate|set\s+up|plan|pull\s+off)\s+(?:a\s+|an?\s+\w+\s+)?pump[\s-]+(?:and|&|n)[\s-]+dump\b",
+            r"\bfront[\s-]?run(?:s|ning)?\b", r"\bquote\s+stuffing\b",
+            r"\bpaint(?:ing)?\s+the\s+tape\b", r"\bmanipulat(?:e|es|ing|ion)\b",
+            r"\bfake\s+(?:walls?|orders?|bids?|asks?|volume|liquidity)\b",
+            r"\b(?:inflate|fake)\s+(?:the\s+)?volume\b",
+            r"\bhow\s+(?:do|can|to|could|should)\s+(?:i\s+|we\s+)?pump\b", r"\bpump\s+the\s+price\b",
+        ),
+    ),
+    (
         "investment_advice",
         "the assistant gives no investment advice or price predictions",
         _any_of(
+            r"\b(?:should|could)\s+(?:i|we)\s+(?:put|move|park|throw|stick)\b[^.?!]{0,40}\binto\b",
+            r"\b(?:good|bad|smart)\s+idea\s+to\s+(?:put|move|invest|buy|sell)\b",
+            r"\bmy\s+(?:savings|pension|retirement|life\s+savings)\b",
             r"(?<!where\s)(?<!which\s)\bshould\s+(?:i|we)\s+(?:buy|sell|invest|hold|hodl|short|long|go\s+(?:long|short)|get\s+into|ape)\b",
             r"\bgood\s+(?:time\s+to\s+(?:buy|sell)|investment|buy|entry)\b",
             r"\bworth\s+(?:buying|investing|holding)\b",
