@@ -315,7 +315,7 @@ _TWAP_SCHEDULE_RE: Final = re.compile(
 )
 _VWAP_SCHEDULE_RE: Final = re.compile(
     r"\bvolume[\s-]?weighted\b(?!\s+(?:average\s+)?price)|\bvwap\s+(?:buy|sell|order|execution|slicing)\b|"
-    r"\bvwap[\s-]+(?:schedule|algo|execution|strategy|order|style|slices|basis|profile|curve)\b|\bvwap'?d\b|\bvolume[\s-]weighted\s+(?:schedule|execution|slices)\b"
+    r"\bvwap[\s-]+(?:schedul(?:e|ed)|algo|execution|strategy|order|style|slices|basis|profile|curve)\b|\bvwap'?d\b|\bvolume[\s-]weighted\s+(?:schedule|execution|slices)\b"
     r"|\bwith\s+(?:the\s+)?volume\b|\b(?:as\s+a|using\s+a|via\s+a|with\s+a)\s+vwap\b"
 )
 #: A bare "vwap"/"twap" written after the order as its tag ("sell 300 sol vwap 14d", "buy 10 btc twap"),
@@ -334,6 +334,8 @@ _BACKTEST_ALGO_RE: Final = re.compile(
 #: not the arrival price a cost is measured against ("cost vs arrival mid").
 _ARRIVAL_SCHEDULE_RE: Final = re.compile(
     r"\barrival\b(?![\s-]+(?:mid|price|px|quote|benchmark))|\ball\s+at\s+once\b|\bin\s+one\s+(?:go|shot|clip|block|piece)\b"
+    # "an arrival-price sell": the adjective of an order is how it is worked, not its benchmark
+    r"|\barrival[\s-]+price[\s-]+(?:buy|sell|order|execution|schedule|strategy|algo|style)\b"
     r"|\b(?:single|one)\s+(?:clip|block|shot)\b|\bas\s+(?:a|one)\s+(?:block|clip)\b"
 )
 #: A comparison right before a number: the number is a level ("< 1m" is a million, not 1-minute candles;
@@ -400,6 +402,15 @@ _CLOCK_FIRST: Final = (
 _TIME_RES: Final[tuple[re.Pattern[str], ...]] = (
     re.compile(_CLOCK_FIRST + r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![0-9-])"),
     re.compile(r"(?<![\w.-])(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![0-9-])" + _CLOCK),
+    # the clock before a written date: "00:02 UTC 9 August 2024", "at 23:59 utc, 8 aug 2024"
+    re.compile(
+        _CLOCK_FIRST
+        + rf"(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<mon>{_alternation(_MONTHS)})\.?,?\s+(?P<y>\d{{4}})\b"
+    ),
+    re.compile(
+        _CLOCK_FIRST
+        + rf"(?P<mon>{_alternation(_MONTHS)})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b"
+    ),
     re.compile(
         rf"(?<![\w.])(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<mon>{_alternation(_MONTHS)})\.?,?\s+(?P<y>\d{{4}})\b"
         + _CLOCK
@@ -409,12 +420,17 @@ _TIME_RES: Final[tuple[re.Pattern[str], ...]] = (
         + _CLOCK
     ),
 )
+#: Two times joined as a range: "from T1 to T2", "between T1 and T2", "T1 until T2" (``start``/``end``).
+_RANGE_BEFORE_RE: Final = re.compile(r"\b(?:from|between|since)\s+$")
+_RANGE_JOIN_RE: Final = re.compile(r"\s*(?:to|and|until|till|thru|through|-|–)\s*")
 #: Words that leave venues out of a routing or comparison: "exclude okx and gate", "not on bybit".
 _EXCLUDE_CUE_RE: Final = re.compile(
     r"\b(?:exclud(?:e|es|ed|ing)|excl|ex(?=-)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
     r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|don'?t\s+(?:touch|use|hit|go\s+(?:to|near))|do\s+not\s+(?:touch|use|hit)|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
     r"|(?:keep|stay|kept|staying)\s+(?:it\s+|this\s+|that\s+|them\s+|the\s+order\s+|away\s+)?(?:off|out\s+of|away\s+from)"
-    r"|(?:all|every(?:thing|where)?|any)\b[^.?!,]{0,20}?\bbut|w/o|drop(?:ping)?|omit(?:ting)?|bar(?:ring)?|sans"
+    r"|(?:all|every(?:thing|where)?|any)\b[^.?!,]{0,20}?\bbut|w/o|omit(?:ting)?|bar(?:ring)?|sans"
+    # "drop okx" leaves a venue out; "depth drop under 30% ... on okx" is a fall of liquidity
+    r"|drop(?:ping)?(?!\s+(?:under|below|beneath|by|in|of|to|more|less|over|on|at|after|during|from|\d))"
     r"|other\s+than|apart\s+from"
     r"|besides)\b"
     # a place word after the cue belongs to it: "but not on gate", "except at kraken", "without using okx"
@@ -729,6 +745,10 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
         r"\b(?:anywhere|any\s+(?:venue|exchange|market)|on\s+any\s+\w+)\b",
         # one venue against all the others: "how does okx stack up", "kraken vs the rest"
         r"\bstacks?\s+up\b", r"\bmeasures?\s+up\b",
+        r"\b(?:better|cheaper|deeper|tighter|worse)\s+than\s+(?:all\s+)?(?:the\s+)?(?:others|rest|field|competition"
+        r"|everyone(?:\s+else)?|everybody(?:\s+else)?|anyone(?:\s+else)?|any\s+other|other\s+(?:venues|exchanges|books|markets))\b",
+        r"\b(?:beat|beats|outperform\w*|outdo\w*)\s+(?:all\s+)?(?:the\s+)?(?:others|rest|field|competition|everyone"
+        r"|everybody|other\s+(?:venues|exchanges|books|markets))\b",
         r"\b(?:vs\.?|versus|against|compared\s+(?:to|with)|relative\s+to)\s+(?:all\s+)?(?:the\s+)?(?:others|rest|field"
         r"|competition|everyone|everybody|other\s+(?:venues|exchanges|books|markets))\b",
     ),
@@ -933,6 +953,10 @@ class _Extraction:
     drop_ratio: float | None = None
     #: a point in time the question names ("at 2024-09-01 12:00 UTC"), ISO 8601 UTC
     at: str | None = None
+    #: every time written, in text order: (start, end, ISO 8601 UTC)
+    times: list[tuple[int, int, str]] = field(default_factory=list)
+    #: a span written "from T1 to T2" / "between T1 and T2": the history's ``start``/``end``
+    range: tuple[str, str] | None = None
     #: venues the question leaves out ("exclude okx", "leave out bybit", "not on gate")
     exclude_venues: list[str] = field(default_factory=list)
     #: the book instant asked ("at 23:58 UTC on 8 Aug"), in the form ``services.books.parse_as_of``
@@ -1115,7 +1139,13 @@ def _extract_time(ex: _Extraction, work: str) -> str:
                 when -= sign * timedelta(hours=int(m.group("oh")), minutes=int(m.group("om")))
             if ex.at is None:
                 ex.at = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+            ex.times.append((m.start(), m.end(), when.strftime("%Y-%m-%dT%H:%M:%SZ")))
             work = _mask(work, *m.span())
+    ex.times.sort()
+    for (s1, e1, t1), (s2, _e2, t2) in zip(ex.times, ex.times[1:], strict=False):
+        if _RANGE_JOIN_RE.fullmatch(work, e1, s2) and _RANGE_BEFORE_RE.search(work, 0, s1) and t1 < t2:
+            ex.range = (t1, t2)  # "from 23:50 to 00:00": a span of history, not one instant
+            break
     return work
 
 
@@ -1144,6 +1174,32 @@ _DROP_BEFORE_RE: Final = re.compile(
 _DROP_RATIO_RE: Final = re.compile(
     r"\bdrop\s*ratio\s*(?:of|=|:|is|at)?\s*(?P<num>0?\.\d+|0|1(?:\.0+)?)(?![\d.%])"
 )
+
+
+#: A level relative to the rolling median the crunch detector uses: "below 30% of its rolling
+#: median", "under half its normal depth" (the fraction is ``drop_ratio``).
+_DROP_OF_MEDIAN_RE: Final = re.compile(
+    r"\b(?:below|under|beneath|less\s+than|lower\s+than|to)\s+(?:(?P<num>\d+(?:\.\d+)?)\s*(?:%|percent|per\s?cent|pct)"
+    r"|(?P<frac>half|a\s+half|one\s+half|a\s+third|one\s+third|a\s+quarter|one\s+quarter|a\s+fifth))\s+(?:of\s+)?"
+    r"(?:its|the|their|his)?\s*(?:rolling\s+|usual\s+|normal\s+|typical\s+|median\s+|average\s+)?"
+    r"(?:median|normal|usual|typical|average|baseline|level)\b"
+)
+_FRACTION_WORDS: Final[dict[str, float]] = {"half": 0.5, "third": 1 / 3, "quarter": 0.25, "fifth": 0.2}
+
+
+def _extract_drop_of_median(ex: _Extraction, work: str) -> str:
+    """``drop_ratio`` from a level stated against the rolling median ("below 30% of its rolling
+    median" 0.3, "under a quarter of its usual level" 0.25); read before lookbacks, so that "a
+    quarter" is not a 90-day window nor "30%" a depth window."""
+    for m in _DROP_OF_MEDIAN_RE.finditer(work):
+        if m.group("num") is not None:
+            ratio = float(m.group("num")) / 100
+        else:
+            ratio = _FRACTION_WORDS[m.group("frac").split()[-1]]
+        if 0 < ratio < 1 and ex.drop_ratio is None:
+            ex.drop_ratio = round(ratio, 6)
+        work = _mask(work, *m.span())
+    return work
 
 
 def _extract_bps(ex: _Extraction, work: str) -> str:
@@ -1428,7 +1484,7 @@ def _extract_side(ex: _Extraction) -> None:
     ex.side = min(found)[1] if found else None
 
 
-_MONTHS: Final[dict[str, int]] = {
+_MONTH_ABBR: Final[dict[str, int]] = {
     m: i
     for i, m in enumerate(
         ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
@@ -1482,7 +1538,7 @@ def _extract_as_of(ex: _Extraction, work: str) -> str:
         if m is None or (clock := _clock_text(m)) is None:
             continue
         if m.group("mon"):
-            month, day = _MONTHS[m.group("mon")], int(m.group("day"))
+            month, day = _MONTH_ABBR[m.group("mon")], int(m.group("day"))
             if not 1 <= day <= 31:
                 continue
             year = m.group("year")
@@ -1503,6 +1559,7 @@ def _extract(text: str) -> _Extraction:
     work = _extract_as_of(ex, work)  # then book instants: "5 minutes before the end", no-year dates
     if ex.as_of is None:
         ex.as_of = ex.at
+    work = _extract_drop_of_median(ex, work)
     work = _extract_timeframe(ex, work)
     work = _extract_lookback(ex, work)
     work = _extract_bps(ex, work)
@@ -2110,16 +2167,20 @@ def _liquidity_history_args(ex: _Extraction) -> dict[str, Any] | None:
     """``metric`` plus ``lookback_s`` or ``period`` when the question asks how a liquidity metric
     (spread, depth, imbalance, microprice, mid) moved over time or when it peaked; else None."""
     low = ex.low
-    if not _HISTORY_CHANGE_RE.search(low):
-        return None
+    if ex.range is None and not _HISTORY_CHANGE_RE.search(low):
+        return None  # a span of time ("from T1 to T2") is a history question by itself
     metric = next((name for name, rx in _HISTORY_METRICS if rx.search(low)), None)
     if metric is None:
         return None
     out: dict[str, Any] = {"metric": metric}
+    if ex.range is not None:
+        out["start"], out["end"] = ex.range
     if metric.endswith("depth") and (unit := _DEPTH_UNIT_RE.search(low)) is not None:
         out["unit"] = "base" if unit.group("base") else "quote"
     m = _HISTORY_LOOKBACK_RE.search(low)
-    if m:
+    if ex.range is not None:
+        pass  # the span is stated
+    elif m:
         unit = m.group("unit")
         letter = "m" if unit.startswith("mi") else unit[0]
         out["lookback_s"] = _number(m.group("num") or "1") * _HISTORY_UNIT_S[letter]

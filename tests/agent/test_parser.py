@@ -1101,3 +1101,38 @@ def test_tuning3_shorthand_rules(
     parsed = parse_query(query)
     assert (parsed.capability, parsed.args) == (capability, args)
     assert {k: parsed.extra.get(k) for k in extra} == extra
+
+
+@pytest.mark.parametrize(
+    ("query", "capability", "args"),
+    [
+        # full month names: the written-date patterns matched "9 September 2024" but its month was
+        # looked up in a table of 3-letter names that shadowed the full one, so the date was dropped
+        ("backtest 5 btc buy on 9 september 2024 12:00", "backtest",
+         {"symbol": "BTC", "side": "buy", "size": 5, "at": "2024-09-09T12:00:00Z"}),
+        ("kraken btc depth, 23:58 UTC 8 August 2024", "order_book",
+         {"symbol": "BTC", "venue": "kraken", "as_of": "2024-08-08T23:58:00Z"}),
+        ("impact of 12 eth sell on okx at 00:03 utc, aug 9 2024", "market_impact",
+         {"symbol": "ETH", "side": "sell", "size": 12, "venue": "okx", "as_of": "2024-08-09T00:03:00Z"}),
+        # a span of time is the liquidity history's start/end, not one instant
+        ("bid depth of eth on bybit from 2024-08-08T23:30:00Z to 2024-08-08T23:45:00Z", "history",
+         {"symbol": "ETH", "venue": "bybit", "metric": "bid_depth",
+          "start": "2024-08-08T23:30:00Z", "end": "2024-08-08T23:45:00Z"}),
+        # a level relative to the rolling median is the crunch detector's drop ratio
+        ("when did sol depth on kraken go under 45% of its usual level", "alerts",
+         {"symbol": "SOL", "venue": "kraken", "drop_ratio": 0.45}),
+        ("btc liquidity below a quarter of its rolling median?", "alerts", {"symbol": "BTC", "drop_ratio": 0.25}),
+        ("drop okx and route 10 btc buy", "route_order",
+         {"symbol": "BTC", "side": "buy", "size": 10, "exclude_venues": ["okx"]}),
+        # one venue against all the others
+        ("is bybit cheaper than any other exchange for 4 eth", "compare_venues",
+         {"symbol": "ETH", "venue": "bybit", "size": 4}),
+        ("does binance outperform the rest on a 1 btc sell", "compare_venues",
+         {"symbol": "BTC", "venue": "binance", "side": "sell", "size": 1}),
+        ("arrival-price order of 70 eth over the past 5 days, backtest", "backtest",
+         {"symbol": "ETH", "size": 70, "lookback_days": 5, "schedule": "arrival"}),
+    ],
+)  # fmt: skip
+def test_tuning3_batch22_rules(query: str, capability: str, args: dict[str, Any]) -> None:
+    parsed = parse_query(query)
+    assert (parsed.capability, parsed.args) == (capability, args)
