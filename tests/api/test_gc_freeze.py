@@ -30,7 +30,8 @@ def test_heap_frozen_after_warmup_shortens_full_collections(data_dir, tmp_path, 
             walked = len(gc.get_objects(generation=2))
             assert walked < frozen / 5, (walked, frozen)
             gc.unfreeze()
-            assert len(gc.get_objects(generation=2)) >= frozen
+            # back in the oldest generation (less what was freed since the freeze)
+            assert len(gc.get_objects(generation=2)) >= 0.9 * frozen
     finally:
         gc.unfreeze()
 
