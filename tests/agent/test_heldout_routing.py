@@ -23,7 +23,7 @@ blind set, written by another author who read neither the parser nor any other q
 signatures and docstrings (``agent/tools.py``, ``agent/arguments.py``), ``agent/capabilities.py``,
 the judge (``agent/evaluation.py``), the dev set's format and ``../shared/data/README.md``, and
 did not score it against the parser before committing it. Each line also names the expected
-``tool`` (absent for ``refuse``); the judge ignores that key. ``test_heldout2_labels.py`` checks
+``tool`` (absent for ``refuse``); the judge ignores that key. ``test_heldout_labels.py`` checks
 the labels against the signatures and enums without running the parser. Its conventions: args
 only as stated, sizes in base units, quote amounts as ``notional``, percentages converted to bps
 (0.5% = 50); sides from trader words (dump/unload = sell, lift/purchase = buy); perps by ticker
@@ -39,7 +39,7 @@ is labelled even when it is the tool's default (``metric="depth"``).
 ``data/queries-heldout3.jsonl`` (100 questions, every capability, at least 7 each) is a third blind
 set, by a third author under the same reading rules (neither the parser nor any query file), with
 no yearless dates and no times relative to the recording's end (the judge cannot score those); an
-alert rule states its comparison. ``test_heldout3_labels.py`` checks its labels. It was scored for
+alert rule states its comparison. ``test_heldout_labels.py`` checks its labels. It was scored for
 the first time after tuning3's batch 22: 96% (96/100).
 """
 

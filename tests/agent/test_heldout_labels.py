@@ -1,4 +1,5 @@
-"""The labels of the second held-out set (``data/queries-heldout2.jsonl``) are valid for the judge.
+"""The labels of the second and third held-out sets (``data/queries-heldout2.jsonl``,
+``data/queries-heldout3.jsonl``) are valid for the judge.
 
 Checks the file only, against the tool signatures (``agent/tools.py`` via ``agent.capabilities``),
 the services' enums and ccxt's venue ids; it does not run the parser or the assistant (the set is
@@ -25,8 +26,10 @@ from market_liquidity_monitor.analytics.backtest import Schedule
 from market_liquidity_monitor.domain.instrument import Side
 from market_liquidity_monitor.services.history import HISTORY_METRICS
 
-HELDOUT2 = Path(__file__).parent / "data" / "queries-heldout2.jsonl"
-QUERIES = load_queries(HELDOUT2)
+DATA = Path(__file__).parent / "data"
+#: each set and the fewest questions its author wrote per capability
+SETS = {"queries-heldout2.jsonl": 4, "queries-heldout3.jsonl": 5}
+QUERIES = [(name, q) for name in SETS for q in load_queries(DATA / name)]
 # Closed sets, from the product's own enums (agent/arguments.py advertises the same ones).
 ENUMS = {
     "side": {m.value for m in Side},
@@ -50,15 +53,22 @@ NUMBER_ARGS = {
 }
 
 
-def test_file_size_uniqueness_and_capability_coverage():
-    assert len(QUERIES) == 100
-    assert len({q["query"].strip().lower() for q in QUERIES}) == len(QUERIES)
-    counts = Counter(q["capability"] for q in QUERIES)
+@pytest.mark.parametrize("name", list(SETS))
+def test_file_size_uniqueness_and_capability_coverage(name):
+    queries = load_queries(DATA / name)
+    assert len(queries) == 100
+    assert len({q["query"].strip().lower() for q in queries}) == len(queries)
+    counts = Counter(q["capability"] for q in queries)
     assert set(counts) == set(CAPABILITY_TOOLS), counts
-    assert min(counts.values()) >= 4, counts
+    assert min(counts.values()) >= SETS[name], counts
 
 
-@pytest.mark.parametrize("q", QUERIES, ids=[q["query"][:40] for q in QUERIES])
+def _id(item) -> str:
+    name, q = item
+    return f"{name[8:-6]}:{q['query'][:40]}"
+
+
+@pytest.mark.parametrize("q", [q for _, q in QUERIES], ids=[_id(i) for i in QUERIES])
 def test_label_names_a_tool_of_its_capability_with_its_arguments(q):
     cap, args = q["capability"], q.get("args", {})
     assert set(q) <= {"query", "capability", "tool", "args"}
@@ -73,7 +83,9 @@ def test_label_names_a_tool_of_its_capability_with_its_arguments(q):
     assert best_tool(cap, args) == tool
 
 
-@pytest.mark.parametrize("q", [q for q in QUERIES if q.get("args")], ids=lambda q: q["query"][:40])
+@pytest.mark.parametrize(
+    "q", [q for _, q in QUERIES if q.get("args")], ids=[_id(i) for i in QUERIES if i[1].get("args")]
+)
 def test_argument_values_are_valid_for_the_tools(q):
     import ccxt  # venue ids are ccxt ids (../shared/eval/README.md)
 
