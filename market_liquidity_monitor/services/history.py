@@ -386,17 +386,15 @@ class HistoryService:
                         windows
                     ):
                         return False
-                if snaps is not None:
-                    n, first, last = (int(x) for x in snaps)
-                    sspan = and_(s.venue == inst.venue, s.symbol == inst.symbol, s.ts_recv_ns >= first,
-                                 s.ts_recv_ns <= last)  # fmt: skip
-                    if (await conn.execute(select(func.count()).where(sspan))).scalar_one() != n:
-                        return False
-                if trs is not None:
-                    n, first, last = (int(x) for x in trs)
-                    tspan = and_(t.venue == inst.venue, t.symbol == inst.symbol, t.ts_event_ns >= first,
-                                 t.ts_event_ns <= last)  # fmt: skip
-                    if (await conn.execute(select(func.count()).where(tspan))).scalar_one() != n:
+                # snapshots and trades: the row count of the tallied span
+                for tally, table, ts in ((snaps, s, s.ts_recv_ns), (trs, t, t.ts_event_ns)):
+                    if tally is None:
+                        continue
+                    n, first, last = (int(x) for x in tally)
+                    span = and_(
+                        table.venue == inst.venue, table.symbol == inst.symbol, ts >= first, ts <= last
+                    )
+                    if (await conn.execute(select(func.count()).where(span))).scalar_one() != n:
                         return False
         return True
 
