@@ -374,6 +374,15 @@ NEW_PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
+def _assert_parsed(
+    query: str, capability: str, args: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
+    """``query`` parses to ``capability`` with exactly ``args`` (and the given ``extra`` entries)."""
+    parsed = parse_query(query)
+    assert (parsed.capability, parsed.args) == (capability, args)
+    assert {k: parsed.extra.get(k) for k in extra or {}} == (extra or {})
+
+
 @pytest.mark.parametrize(
     ("query", "capability", "args"), NEW_PHRASINGS, ids=[q[:50] for q, _, _ in NEW_PHRASINGS]
 )
@@ -459,9 +468,7 @@ def test_new_phrasings_cover_every_capability() -> None:
 def test_percent_roles_and_crossings(
     query: str, capability: str, args: dict[str, Any], extra: dict[str, Any]
 ) -> None:
-    parsed = parse_query(query)
-    assert (parsed.capability, parsed.args) == (capability, args)
-    assert {k: parsed.extra.get(k) for k in extra} == extra
+    _assert_parsed(query, capability, args, extra)
 
 
 @pytest.mark.parametrize(
@@ -1098,9 +1105,7 @@ def test_unknown_lower_case_tickers_only_in_a_symbol_slot(query: str, symbol: st
 def test_tuning3_shorthand_rules(
     query: str, capability: str, args: dict[str, Any], extra: dict[str, Any]
 ) -> None:
-    parsed = parse_query(query)
-    assert (parsed.capability, parsed.args) == (capability, args)
-    assert {k: parsed.extra.get(k) for k in extra} == extra
+    _assert_parsed(query, capability, args, extra)
 
 
 @pytest.mark.parametrize(
@@ -1134,5 +1139,4 @@ def test_tuning3_shorthand_rules(
     ],
 )  # fmt: skip
 def test_tuning3_batch22_rules(query: str, capability: str, args: dict[str, Any]) -> None:
-    parsed = parse_query(query)
-    assert (parsed.capability, parsed.args) == (capability, args)
+    _assert_parsed(query, capability, args)
