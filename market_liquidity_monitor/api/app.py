@@ -171,7 +171,7 @@ def create_app(
     app.state.settings = settings
     install_hardening(app, settings)  # body limit, JSON checks, 422/503 handlers, offline docs
     add_cors(app, settings)
-    configure_observability(settings, app)  # Logfire spans in-process; sent only with a token
+    configure_observability(settings, app)  # spans only when they go somewhere (a token, console, OTLP)
 
     def _json(status: int, detail: Any, **extra: Any) -> JSONResponse:
         if isinstance(detail, str):
