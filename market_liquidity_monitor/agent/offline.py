@@ -906,7 +906,11 @@ async def offline_model_async(messages: list[ModelMessage], info: AgentInfo) -> 
     """``offline_model_function`` run on the event loop. It is a few ms of pure Python (1.5 ms per
     response on the bench question, ~2 ms for a health answer): a worker thread (what
     ``FunctionModel`` does with a sync function) frees nothing, since the thread holds the GIL
-    while it parses, and adds a hop and GIL hand-offs to each of the two model requests of a run."""
+    while it parses, and adds a hop and GIL hand-offs to each of the two model requests of a run.
+    It yields to the event loop first, as a model's network round trip would: the loop runs
+    every ready request in one iteration, so 64 chats at once otherwise held other clients for
+    the sum of their agent steps (bench_api chat c=64: stalls of 115-127 ms)."""
+    await asyncio.sleep(0)
     return offline_model_function(messages, info)
 
 

@@ -579,6 +579,7 @@ class BookService:
                 missing.append(Unavailable(venue=venue, reason=f"{inst}: {exc}"))
                 continue
             books.append(book)
+            await asyncio.sleep(0)  # one venue at a time: other requests run in between
         return books, missing
 
     async def _check_venue(self, venue: str) -> None:
