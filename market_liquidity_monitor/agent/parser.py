@@ -35,6 +35,7 @@ Example::
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -1026,8 +1027,12 @@ def _mask(text: str, start: int, end: int) -> str:
     return text[:start] + " " * (end - start) + text[end:]
 
 
+@functools.lru_cache(maxsize=1024)
 def _normalise(text: str) -> str:
-    """ASCII punctuation, single spaces, and typo'd venue/asset names repaired (``etherum``)."""
+    """ASCII punctuation, single spaces, and typo'd venue/asset names repaired (``etherum``).
+
+    A pure function of ``text``, remembered: the offline model parses the conversation again at
+    each of its turns, and the typo repair (difflib per 5+ letter word) was half of a parse."""
     table = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
     text = " ".join(text.translate(table).split())
     # argument names typed as such ("crosses_above", "depth_notional", "liquidity_history") read as words
