@@ -337,7 +337,10 @@ class BookService:
         venue = canonical_venue(venue) if venue else None
         if self.is_recorded or venue is None:
             try:
-                if self.market.discovered():  # every instrument known: no file I/O, no thread hop
+                # Every instrument (of the venue asked) known: no file I/O, no thread hop. Asking
+                # for every venue's recordings made each single-venue question hop to a thread
+                # while any other venue's small capture was still unread (bench_api orderbook).
+                if self.market.discovered(venue):
                     return self.market.resolve(symbol, venue, market_type)
                 return await asyncio.to_thread(self.market.resolve, symbol, venue, market_type)
             except (UnknownVenueError, UnknownSymbolError):

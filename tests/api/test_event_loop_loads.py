@@ -55,3 +55,30 @@ def test_first_cross_venue_compare_replays_off_the_event_loop(data_dir, tmp_path
     assert loads, "the compare loaded recordings"
     on_loop = [name for name, flag in loads if flag]
     assert not on_loop, f"replayed on the event loop: {on_loop}"
+
+
+def test_single_venue_resolve_needs_no_thread_when_that_venue_is_known(data_dir, tmp_path):
+    """A question about one venue whose recordings name their instruments resolves on the event
+    loop, even while another venue's capture (instruments unknown until read) is unread: it used
+    to take a worker-thread hop per request (~0.1 ms of each /api/orderbook and /api/impact)."""
+    import threading
+
+    from market_liquidity_monitor.services import Services
+
+    settings = Settings(data_dir=data_dir, home_dir=tmp_path)
+    services = Services.build(settings, persist_alerts=False)
+    market = services.market
+    asyncio.run(services.books.resolve("BTC/USDT", "binance"))  # binance's captures read (in a thread)
+    assert market.discovered("binance") and not market.discovered(), "needs an unread capture elsewhere"
+    threads: list[str] = []
+    resolve = market.resolve
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return resolve(*args, **kwargs)
+
+    market.resolve = spy
+    inst = asyncio.run(services.books.resolve("BTC/USDT", "binance"))
+    assert (inst.venue, inst.symbol) == ("binance", "BTC/USDT")
+    assert threads == [threading.main_thread().name]
+    assert not market.discovered()  # nothing else was read for it
