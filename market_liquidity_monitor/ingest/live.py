@@ -17,7 +17,9 @@ One ``VenueConnection`` serves one adapter and a list of symbols over one WebSoc
 4. unplanned disconnects (closed socket, error, silence longer than
    ``keepalive.silence_timeout_s``) reconnect after capped exponential backoff with full jitter;
    the backoff resets once a connection has stayed up ``backoff_reset_after_s``. Every book is
-   invalidated on a new connection and rebuilt from a snapshot plus the new stream's buffered deltas;
+   invalidated the moment its socket is lost (not synced, so not served, while the backoff wait,
+   the connect and the subscribe pacing last; snapshot fetches of the lost stream are cancelled)
+   and rebuilt from a snapshot plus the new stream's buffered deltas;
 5. planned disconnects (``keepalive.max_connection_age_s``, the venue's shutdown notice such as
    Binance ``serverShutdown``) are make-before-break: a second connection is opened while the old
    one keeps feeding the books; its frames are held until, for every synced book, the new stream
@@ -619,7 +621,15 @@ class VenueConnection:
                     self._want_snapshot(e)
 
     async def _drop(self, link: _Link, reason: DisconnectReason) -> None:
-        """Leave a socket after an unplanned end; schedule the reconnect delay."""
+        """Leave a socket after an unplanned end; schedule the reconnect delay.
+
+        The books lose their stream here: they are discarded at once (a frame still read from the
+        old socket is ignored) instead of staying synced on a dead stream until the next socket
+        is subscribed, and snapshot fetches started for the old stream are cancelled."""
+        link.sink = self._discard
+        self._invalidate_all(f"connection lost: {reason.value}")
+        self._awaiting_push.clear()
+        await self._cancel_fetches()
         # A silent peer may never answer a close handshake: don't wait for it.
         await self._stop_link(link, graceful=reason is not DisconnectReason.SILENCE)
         self._link = None
@@ -1092,8 +1102,8 @@ class VenueConnection:
         self._bg.add(t)
         t.add_done_callback(self._bg.discard)
 
-    async def _cleanup(self) -> None:
-        link, self._link = self._link, None
+    async def _cancel_fetches(self) -> None:
+        """Cancel every snapshot fetch in flight and wait for them to end."""
         tasks = list(self._fetching.values())
         for t in tasks:
             t.cancel()
@@ -1101,6 +1111,10 @@ class VenueConnection:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._fetching.clear()
+
+    async def _cleanup(self) -> None:
+        link, self._link = self._link, None
+        await self._cancel_fetches()
         if link is not None:
             await self._stop_link(link)
             if self.sink is not None:

@@ -166,13 +166,14 @@ async def test_dropped_update_is_caught_by_the_next_checksum(kraken_records, kra
 async def test_abrupt_disconnect_reconnects_resets_adapter_and_resyncs_all(kraken_records, kraken_reference):
     inject = lambda f: f.inject(Fault.DISCONNECT, skip=2000)  # noqa: E731
     async with kraken_session(kraken_records, before_start=inject) as (fake, conn, store):
-        resets_before = conn.counters.adapter_resets
+        # No counter baseline is read on entry: the fault is queued before the start, and books
+        # are discarded the moment socket #1 dies, so the first sync may be over by then.
         await _settle(fake, conn)
         assert fake.stats.faults_applied == ["disconnect"]
         _assert_books_equal_reference(fake, conn, kraken_reference)
         c = conn.counters
         assert c.reconnects == 1 and c.connects == 2
-        assert c.adapter_resets == resets_before + 1 == 2
+        assert c.adapter_resets == c.connects == 2  # one reset per socket opened
         assert c.resubscribes == 0
         assert fake.stats.connections == 2
         assert fake.stats.snapshots_served == 2 * len(fake.truth)

@@ -13,6 +13,7 @@ import contextlib
 
 import pytest
 
+from market_liquidity_monitor.domain.errors import BookNotReadyError
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.ingest.fake_okx import FakeOkxVenue
 from market_liquidity_monitor.ingest.fake_venue import Fault
@@ -40,14 +41,20 @@ def okx_reference(okx_records) -> BookStore:
 
 
 @contextlib.asynccontextmanager
-async def okx_session(records):
+async def okx_session(records, **conn_kwargs):
     async with FakeOkxVenue(records, max_rate_per_s=RATE) as fake:
         reg = AdapterRegistry()
         adapter = reg("okx")
         symbols = [adapter.unified_symbol(i) for i in sorted(fake.truth)]
         store = BookStore(reg)
         conn = VenueConnection(
-            adapter, symbols, store, settings=FAST, ws_url=fake.ws_url, silence_timeout_s=30.0
+            adapter,
+            symbols,
+            store,
+            settings=FAST,
+            ws_url=fake.ws_url,
+            silence_timeout_s=30.0,
+            **conn_kwargs,
         )
         async with running(conn, 5.0):
             yield fake, conn, store
@@ -122,3 +129,35 @@ async def test_abrupt_disconnect_reconnects_and_resets_adapter_state(okx_records
         for inst in store.instruments():
             q = store.entry(inst).book.quality
             assert q.resyncs == 1 and q.checksum_failures == 0, inst
+
+
+async def test_books_are_not_served_while_the_lost_socket_is_being_replaced(okx_records, okx_reference):
+    """From the moment the socket is lost until the new socket's snapshots, no book is synced: the
+    last image of a dead stream is not trusted (the backoff wait before reconnecting is held open
+    here; with OKX's subscribe pacing alone it lasts ~1.2 s)."""
+    reconnect = asyncio.Event()
+
+    async def held_backoff(_delay_s: float) -> None:
+        await reconnect.wait()
+
+    async with okx_session(okx_records, sleep=held_backoff, rand=lambda: 1.0) as (fake, conn, store):
+        fake.inject(Fault.DISCONNECT)
+        async with asyncio.timeout(5):
+            while conn.connected:
+                await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)  # well inside the held backoff wait
+        assert conn.counters.connects == 1 and "disconnect (closed)" in (conn.last_error or "")
+        assert not conn.synced()
+        for inst in store.instruments():
+            assert not store.entry(inst).book.quality.synced, inst
+            with pytest.raises(BookNotReadyError):
+                store.view("okx", inst.symbol)
+        assert conn.counters.invalidations == len(fake.truth)
+        reconnect.set()
+        await _settle(fake, conn)
+        _assert_books_equal_reference(store, okx_reference)
+        c = conn.counters
+        assert c.reconnects == 1 and c.connects == 2
+        assert c.invalidations == len(fake.truth)  # once per book, at the loss
+        for inst in store.instruments():
+            assert store.entry(inst).book.quality.resyncs == 1, inst
