@@ -123,14 +123,17 @@ def ask(
     ] = False,
 ) -> None:
     """Answer one question from real order books."""
-    from market_liquidity_monitor.agent.assistant import Assistant, ModelProviderError
+    from market_liquidity_monitor.runtime import startup_heap
 
-    console = Console(stderr=True)
-    settings = _settings(data)
-    # Alert rules created here are stored in the history database, so a later `mlm ask` (or the
-    # API) sees them.
-    services = _services(settings, console)
-    assistant = Assistant(settings, services)
+    with startup_heap():  # imports and long-lived objects: not walked by every later collection
+        from market_liquidity_monitor.agent.assistant import Assistant, ModelProviderError
+
+        console = Console(stderr=True)
+        settings = _settings(data)
+        # Alert rules created here are stored in the history database, so a later `mlm ask` (or
+        # the API) sees them.
+        services = _services(settings, console)
+        assistant = Assistant(settings, services)
 
     async def run():
         try:

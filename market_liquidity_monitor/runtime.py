@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -642,6 +643,30 @@ def up_log_level(settings: Settings, verbose: bool) -> Settings:
     if verbose or "log_level" in settings.model_fields_set:
         return settings
     return settings.model_copy(update={"log_level": "WARNING"})
+
+
+@contextlib.contextmanager
+def startup_heap() -> Iterator[None]:
+    """Run a one-shot command's start-up (imports, settings, services, agent) with the cyclic
+    garbage collector paused, then move what is alive at the end (modules, classes, settings,
+    the service objects: they live as long as the process) to the permanent generation
+    (``gc.freeze``) and resume collecting.
+
+    Python docs, ``gc.freeze``: "move all objects tracked by the garbage collector into a permanent
+    generation, i.e. ignore them in all the future collections". Without it the full collections
+    of ``mlm ask`` (four while importing, one more while restoring or replaying a recording) each
+    walk every object of pydantic-ai, SQLAlchemy, numpy and this package again: about 0.25 s of
+    CPU per process on a warm start, more on a replay. Start-up creates almost no cyclic garbage
+    (tens of objects per collection), so pausing costs no memory to speak of. Nested or repeated
+    use is harmless; the collector is re-enabled only if it was enabled on entry."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 def fast_exit(code: int) -> None:
