@@ -35,11 +35,12 @@ import contextlib
 import inspect
 import logging
 import math
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_liquidity_monitor.analytics.alerts import (
     AlertEvaluator,
@@ -65,12 +66,24 @@ from market_liquidity_monitor.domain.errors import (
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.domain.time import iso_ns
 from market_liquidity_monitor.ingest.store import BookStore
+from market_liquidity_monitor.lazy import lazy_module
 from market_liquidity_monitor.market_data import DepthHistory, MarketData
-from market_liquidity_monitor.storage.db import Database
-from market_liquidity_monitor.storage.models import AlertEventRow, AlertRow
-from market_liquidity_monitor.storage.repositories import AlertRepository
+
+if TYPE_CHECKING:  # the storage layer (SQLAlchemy) loads when the rules are first read or written
+    from market_liquidity_monitor.storage.db import Database
+    from market_liquidity_monitor.storage.models import AlertEventRow, AlertRow
+
+_repo = lazy_module("market_liquidity_monitor.storage.repositories")
 
 log = logging.getLogger(__name__)
+
+
+def _is_database(obj: Any) -> bool:
+    """``isinstance(obj, storage.db.Database)`` without importing it: an instance exists only
+    once its module is imported."""
+    db_module = sys.modules.get("market_liquidity_monitor.storage.db")
+    return db_module is not None and isinstance(obj, db_module.Database)
+
 
 OPERATORS: dict[Comparison, str] = {
     Comparison.ABOVE: ">",
@@ -200,7 +213,7 @@ class AlertService:
         self.market = market if isinstance(market, MarketData) else None
         self.store: BookStore = market.store if isinstance(market, MarketData) else market
         self._db_source = db
-        self.db: Database | None = db if isinstance(db, Database) else None
+        self.db: Database | None = db if _is_database(db) else None
         self.loaded = db is None  # stored rules loaded (nothing to load without a database)
         cfg = self.settings.analytics
         self.history = history if history is not None else cfg.alert_history
@@ -225,7 +238,7 @@ class AlertService:
     # ------------------------------------------------------------------------------ rules
 
     async def _database(self) -> Database:
-        if self.db is None or not isinstance(self._db_source, Database):
+        if self.db is None or not _is_database(self._db_source):
             self.db = await self._db_source()  # type: ignore[misc]
         return self.db
 
@@ -236,7 +249,7 @@ class AlertService:
             return
         db = await self._database()
         async with db.session() as session:
-            rows = await AlertRepository(session).list()
+            rows = await _repo.AlertRepository(session).list()
         rules = {}
         for row in rows:
             try:
@@ -247,7 +260,8 @@ class AlertService:
         self.loaded = True
         self._refresh()
 
-    async def _ensure_loaded(self) -> None:
+    async def ensure_loaded(self) -> None:
+        """Load the stored rules unless they are (``start``); raises as ``start`` does."""
         if not self.loaded:
             await self.start()
 
@@ -282,7 +296,7 @@ class AlertService:
             if not any(i.symbol == rule.symbol for i in held):
                 raise UnknownSymbolError(rule.symbol, sorted({i.symbol for i in held}))
         AlertEvaluator([rule], history=self.history)  # fails early if the history is too short
-        await self._ensure_loaded()
+        await self.ensure_loaded()
         same = next((r for r in self._rules.values() if _same_condition(r, rule)), None)
         if same is not None:
             raise InvalidInputError(
@@ -291,7 +305,7 @@ class AlertService:
             )
         if self._db_source is not None:
             async with (await self._database()).session() as session:
-                row = await AlertRepository(session).create(
+                row = await _repo.AlertRepository(session).create(
                     name=rule.name,
                     metric=str(rule.metric),
                     operator=OPERATORS[rule.comparison],
@@ -318,36 +332,36 @@ class AlertService:
 
     async def list_rules(self) -> list[AlertRule]:
         """Every rule, by id (the committed ones: memory mirrors the database)."""
-        await self._ensure_loaded()
+        await self.ensure_loaded()
         return [self._rules[k] for k in sorted(self._rules)]
 
     async def get_rule(self, rule_id: int) -> AlertRule | None:
-        await self._ensure_loaded()
+        await self.ensure_loaded()
         return self._rules.get(rule_id)
 
     async def delete_rule(self, rule_id: int) -> bool:
         """Delete a rule (and its stored events); False if there is no such rule. With a database
         the delete is committed before the rule leaves memory (a storage error leaves it in place)."""
-        await self._ensure_loaded()
+        await self.ensure_loaded()
         if not 1 <= rule_id < 2**63:  # not a row id (SQLite and PostgreSQL ids are signed 64-bit)
             return False
         found = rule_id in self._rules
         if self._db_source is not None:
             async with (await self._database()).session() as session:
-                found = await AlertRepository(session).delete(rule_id) or found
+                found = await _repo.AlertRepository(session).delete(rule_id) or found
         self._rules.pop(rule_id, None)  # committed (or no database): now memory follows
         self._refresh()
         return found
 
     async def set_enabled(self, rule_id: int, enabled: bool) -> bool:
         """Enable or disable a rule; False if there is no such rule (committed before memory changes)."""
-        await self._ensure_loaded()
+        await self.ensure_loaded()
         rule = self._rules.get(rule_id)
         if rule is None:
             return False
         if self._db_source is not None:
             async with (await self._database()).session() as session:
-                await AlertRepository(session).set_enabled(rule_id, enabled)
+                await _repo.AlertRepository(session).set_enabled(rule_id, enabled)
         self._rules[rule_id] = replace(rule, enabled=enabled)
         self._refresh()
         return True
@@ -454,7 +468,7 @@ class AlertService:
             if self._db_source is not None:
                 try:
                     async with (await self._database()).session() as session:
-                        repo = AlertRepository(session)
+                        repo = _repo.AlertRepository(session)
                         stored = []
                         for e in pending:
                             row = await repo.add_event(
@@ -543,7 +557,7 @@ class AlertService:
         sym = symbol.strip().upper() if symbol else None
         if self._db_source is not None:
             async with (await self._database()).session() as session:
-                rows = await AlertRepository(session).events(limit=limit, symbol=sym, venue=venue)
+                rows = await _repo.AlertRepository(session).events(limit=limit, symbol=sym, venue=venue)
             return [_event_from_row(r) for r in rows]
         out = [
             e

@@ -95,9 +95,12 @@ def _settings(data: Path | None) -> Settings:
     return Settings(**overrides)
 
 
-def _services(settings: Settings, console: Console, *, persist_alerts: bool = True):
+def _services(
+    settings: Settings, console: Console, *, persist_alerts: bool = True, defer_storage: bool = False
+):
     """The service container of a one-shot command: recorded data with ``--data``, else live venues
-    (books and candles through ccxt REST; WebSocket books only under ``mlm up``)."""
+    (books and candles through ccxt REST; WebSocket books only under ``mlm up``). ``defer_storage``:
+    the database opens on first use (``Services.start``)."""
     from market_liquidity_monitor.services import Services
 
     if settings.data_dir is None and not settings.data_engine.rest_base_url:
@@ -105,7 +108,7 @@ def _services(settings: Settings, console: Console, *, persist_alerts: bool = Tr
             "[yellow]No --data given and MLM_DATA_DIR is unset: answering from live venues over ccxt REST "
             "(network needed). Run on recorded data with --data ../shared/data.[/yellow]"
         )
-    return Services.build(settings, persist_alerts=persist_alerts)
+    return Services.build(settings, persist_alerts=persist_alerts, defer_storage=defer_storage)
 
 
 def _provider_failed(console: Console, exc: Exception) -> NoReturn:
@@ -132,7 +135,7 @@ def ask(
         settings = _settings(data)
         # Alert rules created here are stored in the history database, so a later `mlm ask` (or
         # the API) sees them.
-        services = _services(settings, console)
+        services = _services(settings, console, defer_storage=True)
         assistant = Assistant(settings, services)
 
     async def run():

@@ -108,6 +108,7 @@ class Services:
     health: HealthService
     history: HistoryService | None = None
     persist_alerts: bool = True
+    defer_storage: bool = False
     alerts: AlertService | None = None
     alert_answers: Any = None
     _assistant: Any = field(default=None, repr=False)
@@ -122,10 +123,12 @@ class Services:
         engine: Any = None,
         cache: Any = None,
         persist_alerts: bool = True,
+        defer_storage: bool = False,
     ) -> Services:
         """Build the container. ``market``: an already built book store (tests, ``mlm up``);
         ``engine``/``cache``: an existing ccxt ``DataEngine`` / cache (tests point them at loopback
-        servers); ``persist_alerts``: keep alert rules in the history database (else in memory)."""
+        servers); ``persist_alerts``: keep alert rules in the history database (else in memory);
+        ``defer_storage``: on recorded data, ``start()`` opens no database (``start``)."""
         from market_liquidity_monitor.data_engine.cache import build_cache
         from market_liquidity_monitor.data_engine.engine import DataEngine
 
@@ -152,11 +155,18 @@ class Services:
             health=HealthService(settings, books, engine),
             history=HistoryService(settings, market, candles),
             persist_alerts=persist_alerts,
+            defer_storage=defer_storage,
         )
 
     async def start(self, *, watch_symbols: tuple[str, ...] = ()) -> None:
         """Build the alert service and load its stored rules (idempotent). Raises the storage error
-        when the database is unreachable: the service is then built and loads its rules on first use."""
+        when the database is unreachable: the service is then built and loads its rules on first use.
+
+        With ``defer_storage`` on recorded data (``mlm ask``: one question, then exit) nothing is
+        opened here: the alert rules load with the first rule operation (or observation by
+        ``AlertAnswers``) and the history database connects on first use
+        (``HistoryService.bind_loop``), so an answer from restored checkpoints whose history rows
+        are vouched for never imports SQLAlchemy nor opens the database."""
         if self._started:
             return
         from market_liquidity_monitor.alerts_service import AlertService
@@ -172,6 +182,10 @@ class Services:
         self.alerts = AlertService(self.market, db=db, settings=self.settings, watch_symbols=watch_symbols)
         self.alert_answers = AlertAnswers(self.alerts, self.books, self.history)
         self._started = True  # the service exists; its stored rules load now or on first use
+        if self.defer_storage and self.market.is_recorded:
+            if self.history is not None:
+                self.history.bind_loop()
+            return
         if self.history is not None:
             try:  # the liquidity history's writer runs while this process replays or ingests
                 await self.history.start()

@@ -194,6 +194,7 @@ class AlertAnswers:
                 + f". Assets with USD-quoted books on several venues: {self.books.assets_on_several_venues()}."
             )
         svc = self.alerts
+        await svc.ensure_loaded()  # rules loaded on first use (Services.start with defer_storage)
         svc.watch_symbols.update(b.instrument.symbol for b in books)
         svc.sample()
         await svc.flush()

@@ -23,25 +23,23 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_liquidity_monitor.analytics.liquidity import Result
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.time import iso_ns
 from market_liquidity_monitor.lazy import lazy_module
-from market_liquidity_monitor.storage.db import Database
 from market_liquidity_monitor.storage.history import History, NoHistoryError
-from market_liquidity_monitor.storage.outage import db_engine_options
-from market_liquidity_monitor.storage.repositories import (
-    candle_fetch_spans,
-    count_candles,
-    insert_candles,
-    record_candle_fetch,
-)
 from market_liquidity_monitor.storage.timeframes import timeframe_ms
 
+if TYPE_CHECKING:
+    from market_liquidity_monitor.storage.db import Database
+
 pd = lazy_module("pandas")  # imported on first use: a book question never needs it
+# SQLAlchemy (the engine, the queries) loads when the database is first used: a book question
+# answered from restored checkpoints never opens it.
+_repo = lazy_module("market_liquidity_monitor.storage.repositories")
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +146,8 @@ class CandleService:
                 if self._db is None or self._loop is not loop:
                     url = self.settings.effective_database_url
                     from market_liquidity_monitor.storage import migrations  # Alembic: on first use
+                    from market_liquidity_monitor.storage.db import Database
+                    from market_liquidity_monitor.storage.outage import db_engine_options
 
                     await migrations.upgrade_async(url)
                     db = Database(url, **db_engine_options(self.settings, url))  # short timeouts: 503
@@ -306,8 +306,8 @@ class CandleService:
         """Fetch the spans of ``w`` never fetched before; returns (stored before, fetched, requests)."""
         step = timeframe_ms(w.timeframe)
         async with h.db.engine.connect() as conn:
-            spans = await candle_fetch_spans(conn, w.venue, w.symbol, w.timeframe, w.start_ms, w.end_ms)
-            stored = await count_candles(conn, w.venue, w.symbol, w.timeframe, w.start_ms, w.end_ms)
+            spans = await _repo.candle_fetch_spans(conn, w.venue, w.symbol, w.timeframe, w.start_ms, w.end_ms)
+            stored = await _repo.count_candles(conn, w.venue, w.symbol, w.timeframe, w.start_ms, w.end_ms)
         missing = _gaps(w.start_ms, w.end_ms, spans)
         fetched = requests = 0
         for lo, hi in missing:
@@ -335,7 +335,7 @@ class CandleService:
             if rows:
                 async with h.db.engine.begin() as conn:
                     cols = list(zip(*rows, strict=False))
-                    await insert_candles(
+                    await _repo.insert_candles(
                         conn, w.venue, w.symbol, w.timeframe, [int(x) for x in cols[0]], *cols[1:6]
                     )
                 total += len(rows)
@@ -346,7 +346,7 @@ class CandleService:
                 break
             cursor = nxt
         async with h.db.engine.begin() as conn:
-            await record_candle_fetch(conn, w.venue, w.symbol, w.timeframe, lo, hi, total)
+            await _repo.record_candle_fetch(conn, w.venue, w.symbol, w.timeframe, lo, hi, total)
         return total, requests
 
     async def close(self) -> None:

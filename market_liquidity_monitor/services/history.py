@@ -33,23 +33,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
+import os
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import and_, delete, func, select
+import orjson
 
 from market_liquidity_monitor.analytics.liquidity import Result
 from market_liquidity_monitor.domain.errors import InvalidInputError, UnknownSymbolError
 from market_liquidity_monitor.domain.instrument import InstrumentId
 from market_liquidity_monitor.domain.time import iso_ns
 from market_liquidity_monitor.ingest.liquidity_recorder import LiquidityRecorder, RowTally
-from market_liquidity_monitor.storage.db import run_sync
 from market_liquidity_monitor.storage.history import NoHistoryError, to_ms
-from market_liquidity_monitor.storage.models import book_metric_depths, book_metrics, book_snapshots, trades
 from market_liquidity_monitor.storage.writer import StorageWriter
 
 if TYPE_CHECKING:
@@ -85,6 +87,9 @@ _DAY_NS = 86_400 * 1_000_000_000
 MAX_LOOKBACK_S = 366 * 86_400
 #: Longest wait for the "are this recording's rows stored?" query before replaying instead.
 WITNESS_TIMEOUT_S = 10.0
+#: A SQLite file changed less than this long before a witness check is not vouched for: a write in
+#: the same tick of the file system's clock could leave its size and times unchanged (``_vouch``).
+VOUCH_MIN_AGE_NS = 2_000_000_000
 
 
 class LiquidityPoint(Result):
@@ -237,6 +242,7 @@ class HistoryService:
         self._loop_thread: int | None = None
         self._start_lock: asyncio.Lock | None = None
         self._tasks: list[asyncio.Task] = []
+        self._connecting: asyncio.Task | None = None  # a connect begun on the loop thread (``begin``)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -259,8 +265,45 @@ class HistoryService:
                     self._tasks.append(asyncio.create_task(self._prune_loop(), name="mlm-history-prune"))
         return self.writer
 
+    def bind_loop(self) -> None:
+        """Start without connecting (``Services(defer_storage=True)``: a one-shot command on
+        recorded data): remember the running event loop; the database is connected (and migrated)
+        on first use - before a replay writes rows (``begin``), when a witness check needs the
+        database (``accept``) or a query runs (``flush``). A start that restores every recording
+        whose rows are vouched for (``accept``) never opens it."""
+        if self._loop is None:
+            self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+
+    async def _start_logged(self) -> None:
+        try:
+            await self.start()
+        except Exception as exc:  # as Services.start: the writer buffers, the witness replays
+            log.warning("liquidity history: storage not available (%s); rows are buffered", exc)
+
+    def _connect_now(self) -> None:
+        """Connect a loop-bound (``bind_loop``), unconnected service from synchronous code: from
+        another thread wait for it (at most ``WITNESS_TIMEOUT_S``); on the loop's own thread
+        (which cannot wait for itself) schedule it: the writer flushes once the loop runs again."""
+        loop = self._loop
+        if self._db is not None or self._closed or loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            if self._connecting is None:
+                self._connecting = loop.create_task(self._start_logged(), name="mlm-history-connect")
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._start_logged(), loop)
+        try:
+            fut.result(timeout=WITNESS_TIMEOUT_S)
+        except Exception as exc:
+            fut.cancel()
+            log.warning("liquidity history: storage not connected (%s); rows are buffered", exc)
+
     async def close(self) -> None:
         """Stop the background jobs and flush what the writer holds (idempotent)."""
+        if self._connecting is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._connecting
+            self._connecting = None
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -283,8 +326,13 @@ class HistoryService:
     # ------------------------------------------------------------------ replay witness
 
     def begin(self) -> RowTally | None:
-        """Before a replay (``MarketData.witness``): count what the recorder submits."""
-        return self.recorder.start_tally() if self.recorder is not None else None
+        """Before a replay (``MarketData.witness``): count what the recorder submits. A service
+        started without connecting (``bind_loop``) connects first, so the replay's rows are
+        written while it runs."""
+        if self.recorder is None:
+            return None
+        self._connect_now()
+        return self.recorder.start_tally()
 
     def end(self, tally: RowTally | None, instruments: Any) -> dict | None:
         """After a replay: the record of the rows submitted for ``instruments`` and each book's
@@ -312,10 +360,18 @@ class HistoryService:
     def accept(self, record: dict) -> bool:
         """At a restore: True when the history database holds every row of ``record`` (``end``)
         under this recorder's settings; the recorder then resumes each book's state. False
-        (replay) otherwise, also when the database is not started or does not answer within
+        (replay) otherwise, also when the service is neither started nor bound to a loop
+        (``bind_loop``: it connects now) or the database does not answer within
         ``WITNESS_TIMEOUT_S``. A load on the service's own event loop (a synchronous caller)
         asks through a private engine on a private loop; any other thread through the service's
-        loop."""
+        loop.
+
+        Vouchers (SQLite files only): after a check that found the rows, the database file's
+        identity (device, inode, size, mtime and ctime in ns of the file and of a non-empty
+        ``-wal`` / ``-journal``) is kept next to the checkpoints (``_vouch``). While that identity
+        is unchanged no process has written the file, so the rows are still exactly those found:
+        the record is accepted without opening the database (``_vouched``). Any write changes the
+        identity and the full check runs again; PostgreSQL always gets the full check."""
         rec = self.recorder
         if rec is None or record.get("params") != rec.params:
             return False
@@ -329,30 +385,69 @@ class HistoryService:
             return False
         if any(rec.book_state(b[0]) is not None for b in books):
             return False  # the recorder has sampled these books already: replaying merges
-        loop, db = self._loop, self._db
-        if db is None or loop is None or loop.is_closed():
+        loop = self._loop
+        if loop is None or loop.is_closed():
             return False
-        try:
-            if threading.get_ident() == self._loop_thread:
-                # A synchronous load on the service's own loop (e.g. listing every instrument
-                # loads the small captures), which blocks the loop anyway: ask through a private
-                # engine on a private loop (run_sync: a helper thread).
-                stored = run_sync(lambda: self._rows_stored_privately(db.url, db.schema, books))
-            else:
-                fut = asyncio.run_coroutine_threadsafe(self._rows_stored(db, books), loop)
-                try:
-                    stored = fut.result(timeout=WITNESS_TIMEOUT_S)
-                except BaseException:
-                    fut.cancel()
-                    raise
-        except Exception as exc:  # database down or slow: replaying writes the rows
-            log.warning("liquidity history: stored rows not checked (%s); replaying", exc)
-            return False
+        url = self._db.url if self._db is not None else self.settings.effective_database_url
+        voucher = self._voucher(url, record)
+        if voucher is not None and _identity_matches(voucher):
+            stored = True
+        else:
+            before_ns = time.time_ns()
+            before = None if voucher is None else sqlite_identity(voucher[1])
+            try:
+                stored = self._check_rows(loop, books)
+            except Exception as exc:  # database down or slow: replaying writes the rows
+                log.warning("liquidity history: stored rows not checked (%s); replaying", exc)
+                return False
+            if stored and voucher is not None:
+                _vouch(voucher, before, before_ns)
         if not stored:
             return False
         for inst, step, last_snapshot_ns, *_ in books:
             rec.resume_book(inst, step, None if last_snapshot_ns is None else int(last_snapshot_ns))
         return True
+
+    def _check_rows(self, loop: asyncio.AbstractEventLoop, books: list[tuple]) -> bool:
+        """The full witness check (``_rows_stored``) from the calling thread (``accept``)."""
+        db = self._db
+        if threading.get_ident() == self._loop_thread:
+            # A synchronous load on the service's own loop (e.g. listing every instrument loads
+            # the small captures), which blocks the loop anyway: ask through a private engine on
+            # a private loop (run_sync: a helper thread).
+            from market_liquidity_monitor.storage.db import run_sync
+
+            if db is not None:
+                url, schema = db.url, db.schema
+            else:  # bound, not connected: the database the service would connect to
+                url, schema = self.settings.effective_database_url, None
+                db_file = sqlite_file(url)
+                if db_file is not None and not db_file.exists():
+                    return False  # nothing stored yet (and no empty file created here)
+            return run_sync(lambda: self._rows_stored_privately(url, schema, books))
+        fut = asyncio.run_coroutine_threadsafe(self._rows_stored_connected(books), loop)
+        try:
+            return fut.result(timeout=WITNESS_TIMEOUT_S)
+        except BaseException:
+            fut.cancel()
+            raise
+
+    async def _rows_stored_connected(self, books: list[tuple]) -> bool:
+        if self._db is None:  # bound to the loop, not connected yet (bind_loop)
+            await self.start()
+        return await self._rows_stored(self._db, books)
+
+    def _voucher(self, url: str, record: dict) -> tuple[Path, Path] | None:
+        """``(voucher file, SQLite file)`` for ``record`` on the database ``url``; None when the
+        database is not a SQLite file or there is no checkpoint directory to keep it in."""
+        db_file = sqlite_file(url)
+        cache = getattr(self.market, "checkpoints", None)
+        if db_file is None or cache is None:
+            return None
+        digest = hashlib.sha256(
+            orjson.dumps({"db": str(db_file), "record": record}, option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()
+        return Path(cache.directory) / f"witness-{digest}.json", db_file
 
     async def _rows_stored_privately(self, url: str, schema: str | None, books: list[tuple]) -> bool:
         from market_liquidity_monitor.storage.db import Database
@@ -366,6 +461,15 @@ class HistoryService:
     async def _rows_stored(self, db: Any, books: list[tuple]) -> bool:
         """True when, per book, the stored rows of each table in the record's span are exactly
         the record's (counts, first and last; ``book_metrics`` on the recorder's grid)."""
+        from sqlalchemy import and_, func, select
+
+        from market_liquidity_monitor.storage.models import (
+            book_metric_depths,
+            book_metrics,
+            book_snapshots,
+            trades,
+        )
+
         rec = self.recorder
         grid = rec.interval_ns
         windows = list(rec.windows_bps)
@@ -415,6 +519,10 @@ class HistoryService:
         """Downsample and delete old rows (module doc) relative to ``now_ns``. Rows are on a grid of
         ``history_interval_s``, so downsampling keeps those whose time is a multiple of
         ``history_downsample_interval_s``. Returns rows deleted per table."""
+        from sqlalchemy import and_, delete
+
+        from market_liquidity_monitor.storage.models import book_metric_depths, book_metrics
+
         cfg = self.settings.data_engine
         db = self._db or (await self.candles.history()).db
         out = {"book_metrics": 0, "book_metric_depths": 0}
@@ -523,6 +631,9 @@ class HistoryService:
                 await asyncio.to_thread(self.market.ensure_loaded, inst)
         await self.flush()
         db = self._db
+        from sqlalchemy import func, select
+
+        from market_liquidity_monitor.storage.models import book_metrics
 
         # Reference time ("now").
         async with db.engine.connect() as conn:
@@ -665,6 +776,10 @@ class HistoryService:
         start_ns: int, end_ns: int,
     ) -> list[tuple[int, float | None, bool, bool]]:  # fmt: skip
         """``(ts_ns, value, stale, synced)`` of one book in ``[start_ns, end_ns]``, oldest first."""
+        from sqlalchemy import and_, select
+
+        from market_liquidity_monitor.storage.models import book_metric_depths, book_metrics
+
         m = book_metrics.c
         where = and_(m.venue == inst.venue, m.symbol == inst.symbol, m.ts_ns >= start_ns, m.ts_ns <= end_ns)
         if metric in ("spread_bps", "mid", "microprice"):
@@ -702,6 +817,83 @@ class HistoryService:
 
 
 def _books_clause(table: Any, insts: list[InstrumentId]) -> Any:
-    from sqlalchemy import or_
+    from sqlalchemy import and_, or_
 
     return or_(*(and_(table.c.venue == i.venue, table.c.symbol == i.symbol) for i in insts))
+
+
+# ---------------------------------------------------------------------- witness vouchers
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The absolute path of the file of a SQLite URL (``sqlite[+driver]:///path``); None for any
+    other database, an in-memory one or a URI-style (``?uri=true``) one."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+", 1)[0] != "sqlite":
+        return None
+    path, _, query = rest.partition("?")
+    if not path or path == ":memory:" or "uri=true" in query.lower():
+        return None
+    return Path(os.path.abspath(path))
+
+
+def sqlite_identity(db_file: Path) -> list | None:
+    """What changes whenever a process writes the SQLite database ``db_file``: per file holding
+    its content (the database, and its ``-wal`` / ``-journal`` when not empty), ``[st_dev, st_ino,
+    st_size, st_mtime_ns, st_ctime_ns]`` (None for an absent or empty journal). None when the
+    database file does not exist. ``st_ctime`` cannot be set back by a process (``utime`` sets
+    only atime and mtime), and replacing the file changes the inode."""
+    out: list = []
+    for suffix in ("", "-wal", "-journal"):
+        try:
+            st = os.stat(f"{db_file}{suffix}")
+        except FileNotFoundError:
+            if not suffix:
+                return None
+            out.append(None)
+            continue
+        if suffix and st.st_size == 0:  # an empty WAL or journal holds no page
+            out.append(None)
+            continue
+        out.append([st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+    return out
+
+
+def _identity_matches(voucher: tuple[Path, Path]) -> bool:
+    """True when the voucher file exists, names this database and holds its current identity."""
+    path, db_file = voucher
+    try:
+        kept = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    if not isinstance(kept, dict) or kept.get("db") != str(db_file):
+        return False
+    now = sqlite_identity(db_file)
+    return now is not None and kept.get("identity") == now
+
+
+def _vouch(voucher: tuple[Path, Path], before: list | None, before_ns: int) -> None:
+    """Keep the identity of the database whose rows a check (begun at ``before_ns``, wall clock)
+    just found: only when it did not change during the check (``before``) and its last change is
+    at least ``VOUCH_MIN_AGE_NS`` older than the check (a write in the same tick of the file
+    system's clock could leave the identity as it was: the "racy" case of git's index). Written
+    atomically; a failure to write only costs the next process a full check."""
+    path, db_file = voucher
+    after = sqlite_identity(db_file)
+    if before is None or after != before:
+        return
+    if max(f[4] for f in after if f is not None) > before_ns - VOUCH_MIN_AGE_NS:
+        return
+    body = orjson.dumps({"db": str(db_file), "identity": after})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        log.debug("liquidity history: voucher %s not written (%s)", path, exc)

@@ -16,17 +16,21 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from market_liquidity_monitor.domain.errors import InvalidInputError, MLMError
 from market_liquidity_monitor.lazy import lazy_module
-from market_liquidity_monitor.storage.db import Database
-from market_liquidity_monitor.storage.repositories import candle_coverage, fetch_candles, fetch_trades
 from market_liquidity_monitor.storage.timeframes import periods_per_year, timeframe_ms, timeframe_seconds
 
+if TYPE_CHECKING:
+    from market_liquidity_monitor.storage.db import Database
+
 pd = lazy_module("pandas")  # imported on first use: a book question never needs it
+# The queries (SQLAlchemy) load with the first one: volatility and trend helpers, and the services
+# that import them, do not need a database.
+_repo = lazy_module("market_liquidity_monitor.storage.repositories")
 
 TimeLike = Union[int, float, str, datetime, "pd.Timestamp", None]  # "pd.Timestamp": pandas loads on first use
 
@@ -280,7 +284,7 @@ class History:
     async def coverage(self, venue: str | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
         """Stored candle series: ``[{venue, symbol, timeframe, first_ts_ms, last_ts_ms, count}]``."""
         async with self.db.engine.connect() as conn:
-            return await candle_coverage(conn, venue, symbol)
+            return await _repo.candle_coverage(conn, venue, symbol)
 
     async def candles(
         self,
@@ -300,11 +304,11 @@ class History:
         step = timeframe_ms(timeframe)
         start_ms, end_ms = to_ms(start), to_ms(end)
         async with self.db.engine.connect() as conn:
-            rows = await fetch_candles(conn, venue, symbol, timeframe, start_ms, end_ms, limit)
+            rows = await _repo.fetch_candles(conn, venue, symbol, timeframe, start_ms, end_ms, limit)
             source = timeframe
             stored: list[dict[str, Any]] | None = None
             if not rows and resample:
-                stored = await candle_coverage(conn, venue, symbol)
+                stored = await _repo.candle_coverage(conn, venue, symbol)
                 finer = sorted(
                     (timeframe_ms(s["timeframe"]), s["timeframe"])
                     for s in stored
@@ -314,16 +318,16 @@ class History:
                 )
                 lo = None if start_ms is None else int(bucket_start_ms(np.array([start_ms]), timeframe)[0])
                 for _ms, tf in reversed(finer):  # coarsest usable first: fewest rows
-                    rows = await fetch_candles(conn, venue, symbol, tf, lo, end_ms)
+                    rows = await _repo.fetch_candles(conn, venue, symbol, tf, lo, end_ms)
                     if rows:
                         source = tf
                         break
             if not rows:
-                available = stored if stored is not None else await candle_coverage(conn, venue, symbol)
+                available = stored if stored is not None else await _repo.candle_coverage(conn, venue, symbol)
                 if not available:
-                    available = await candle_coverage(conn, None, symbol) or await candle_coverage(
-                        conn, venue, None
-                    )
+                    available = await _repo.candle_coverage(
+                        conn, None, symbol
+                    ) or await _repo.candle_coverage(conn, venue, None)
         if not rows:
             window = f" between {_fmt_ms(start_ms)} and {_fmt_ms(end_ms)}" if start_ms or end_ms else ""
             raise NoHistoryError(f"No {timeframe} candles for {symbol} on {venue}{window}.", available)
@@ -344,7 +348,7 @@ class History:
         start_ns = None if start is None else to_ms(start) * 1_000_000
         end_ns = None if end is None else to_ms(end) * 1_000_000
         async with self.db.engine.connect() as conn:
-            rows = await fetch_trades(conn, venue, symbol, start_ns, end_ns)
+            rows = await _repo.fetch_trades(conn, venue, symbol, start_ns, end_ns)
         df = pd.DataFrame(rows, columns=["ts_event_ns", "price", "size", "side", "trade_id"])
         df.attrs.update(venue=venue, symbol=symbol)
         return df

@@ -29,25 +29,34 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import exc as sa_exc
+from typing import TYPE_CHECKING, Any
 
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.domain.events import L2Snapshot, Trade
 from market_liquidity_monitor.domain.instrument import InstrumentId
-from market_liquidity_monitor.storage.db import Database
-from market_liquidity_monitor.storage.models import INGEST_TABLES
-from market_liquidity_monitor.storage.repositories import insert_rows
+
+if TYPE_CHECKING:  # SQLAlchemy is imported once rows are written (a restored start writes none)
+    from market_liquidity_monitor.storage.db import Database
 
 log = logging.getLogger(__name__)
 
-# Errors that mean "the database is not reachable / not usable right now": retry the batch later.
-_TRANSIENT = (OSError, TimeoutError, ConnectionError, sa_exc.OperationalError, sa_exc.InterfaceError)
+#: The tables ``submit`` accepts (``storage.models.INGEST_TABLES``, by name: the writer is built
+#: before any database is used, and importing the models means importing SQLAlchemy).
+INGEST_TABLE_NAMES = ("candles", "trades", "book_snapshots", "metrics", "book_metrics", "book_metric_depths")
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the database is not reachable / not usable right now": retry the batch."""
+    from sqlalchemy import exc as sa_exc
+
+    return (OSError, TimeoutError, ConnectionError, sa_exc.OperationalError, sa_exc.InterfaceError)
 
 
 def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, _TRANSIENT):
+    from sqlalchemy import exc as sa_exc
+
+    transient = _transient_errors()
+    if isinstance(exc, transient):
         return True
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
@@ -57,7 +66,7 @@ def _is_transient(exc: BaseException) -> bool:
     if mod.startswith("asyncpg") and ("Connection" in name or "CannotConnect" in name):
         return True
     cause = exc.__cause__ or exc.__context__
-    return cause is not None and cause is not exc and isinstance(cause, _TRANSIENT)
+    return cause is not None and cause is not exc and isinstance(cause, transient)
 
 
 def trade_row(trade: Trade) -> dict[str, Any]:
@@ -187,8 +196,8 @@ class StorageWriter:
     # -- submit (never blocks) ---------------------------------------------------------------
     def submit(self, table: str, row: dict[str, Any]) -> None:
         """Queue one row for ``table`` (one of ``INGEST_TABLES``). Never blocks."""
-        if table not in INGEST_TABLES:
-            raise ValueError(f"Unknown table {table!r}: valid tables are {', '.join(INGEST_TABLES)}")
+        if table not in INGEST_TABLE_NAMES:
+            raise ValueError(f"Unknown table {table!r}: valid tables are {', '.join(INGEST_TABLE_NAMES)}")
         self._buffer.append((table, row))
         self._submitted += 1
         self._enforce_bound()
@@ -429,6 +438,9 @@ class StorageWriter:
         self._db_available = True
 
     async def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> int:
+        from market_liquidity_monitor.storage.models import INGEST_TABLES
+        from market_liquidity_monitor.storage.repositories import insert_rows
+
         by_table: dict[str, list[dict[str, Any]]] = {}
         for table, row in batch:
             by_table.setdefault(table, []).append(row)
