@@ -44,6 +44,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from market_liquidity_monitor.agent.capabilities import CAPABILITY_TOOLS, capability_args
+from market_liquidity_monitor.lazy import lazy_re
 
 __all__ = ["CAPABILITIES", "ParsedQuery", "parse_query"]
 
@@ -279,18 +280,18 @@ _NOT_TICKERS: Final[frozenset[str]] = frozenset(
 )  # fmt: skip
 #: A ticker-like word the alias tables do not know: capitals and digits ("FOOBAR", "PEPE2") or a
 #: cashtag ("$wif"), read from the text as written.
-_UNKNOWN_TICKER_RE: Final = re.compile(
+_UNKNOWN_TICKER_RE: Final = lazy_re(
     r"(?<![A-Za-z0-9/$])(?:\$(?P<cash>[A-Za-z][A-Za-z0-9]{1,9})|(?P<caps>[A-Z][A-Z0-9]{1,9}))(?![A-Za-z0-9])"
 )
 #: "the largest size within 5 bps of slippage", "how much can I sell before the price moves 0.5%".
-_MAX_SIZE_RE: Final = re.compile(
+_MAX_SIZE_RE: Final = lazy_re(
     r"\b(?:largest|biggest|max(?:imum)?|most|how\s+(?:much|many|big|large)\b[^.?!]{0,30}\b(?:can|could|may)"
     r"|size\s+limit|capacity|what\s+size)\b[^.?!]{0,80}\b(?:within|inside|under|below|less\s+than|without|before|keep(?:ing)?"
     r"|at\s+most|no\s+more\s+than|capped\s+at|limit(?:ed)?\s+to|max(?:imum)?\s+of)\b"
 )
 #: Wording that asks for a size rather than states one: with a bps figure and no amount, the figure is
 #: the limit ("how far can I push BTC: max size at 30 bps", "capacity at 20 bps").
-_MAX_SIZE_CUE_RE: Final = re.compile(
+_MAX_SIZE_CUE_RE: Final = lazy_re(
     r"\b(?:largest|biggest|max(?:imum)?\s+(?:size|sz|order|amount|qty|quantity|clip|buy|sell|trade|notional)"
     r"|max\s+\w+\s+(?:size|sz|order|amount|clip|buy|sell|trade)|how\s+(?:much|many|big|large|far|deep)\b[^.?!]{0,30}\b(?:can|could|may)"
     r"|size\s+limit|capacity|how\s+big\s+(?:a|an)\s+(?:order|trade|clip)"
@@ -301,39 +302,39 @@ _MAX_SIZE_CUE_RE: Final = re.compile(
 #: Wording that makes a bps figure a limit on the order's cost, not a depth window: with no order
 #: amount stated, "max 3 bps slippage", "at 20 bps of impact", "before the price moves 1%" ask for the
 #: largest size within it (``max_size_within_slippage``).
-_SLIPPAGE_LIMIT_RE: Final = re.compile(
+_SLIPPAGE_LIMIT_RE: Final = lazy_re(
     r"\bslip+a?ge?\b|\bslip(?:s|ping)?\b|\bimpact\b|\bprice[\s-]+(?:move|moves|moving|impact)\b"
     r"|\b(?:mov(?:e|es|ing)|push(?:es|ing)?|shift(?:s|ing)?)\s+(?:the\s+)?(?:price|market|mid|book)\b"
 )
 #: Perpetual/futures wording that turns "BTCUSDT" into the linear perp "BTC/USDT:USDT".
-_PERP_RE: Final = re.compile(r"\b(?:perps?|perpetuals?|swaps?|futures|usd-?m|linear)\b")
+_PERP_RE: Final = lazy_re(r"\b(?:perps?|perpetuals?|swaps?|futures|usd-?m|linear)\b")
 #: How a backtested order is worked: spread evenly (TWAP) or with the volume (VWAP schedule).
-_TWAP_SCHEDULE_RE: Final = re.compile(
+_TWAP_SCHEDULE_RE: Final = lazy_re(
     r"\btwap\b|\btime[\s-]weighted\b|\bspread\s+(?:it\s+|evenly\s+|out\s+)*(?:over|across)\s+(?:the\s+)?(?:window|period"
     r"|week|days?|hours?)\b|\bin\s+(?:equal|even|evenly[\s-]sized|equal[\s-]sized|same[\s-]size[d]?)?\s*"
     r"(?:slices|chunks|tranches|clips|pieces|parts)\b|\bgradually\b|\bdrip(?:ped|ping)?\b"
     r"|\bevenly\b"
 )
-_VWAP_SCHEDULE_RE: Final = re.compile(
+_VWAP_SCHEDULE_RE: Final = lazy_re(
     r"\bvolume[\s-]?weighted\b(?!\s+(?:average\s+)?price)|\bvwap\s+(?:buy|sell|order|execution|slicing)\b|"
     r"\bvwap[\s-]+(?:schedul(?:e|ed)|algo|execution|strategy|order|style|slices|basis|profile|curve)\b|\bvwap'?d\b|\bvolume[\s-]weighted\s+(?:schedule|execution|slices)\b"
     r"|\bwith\s+(?:the\s+)?volume\b|\b(?:as\s+a|using\s+a|via\s+a|with\s+a)\s+vwap\b"
 )
 #: A bare "vwap"/"twap" written after the order as its tag ("sell 300 sol vwap 14d", "buy 10 btc twap"),
 #: not as the price asked for ("what vwap would I get", "the vwap for selling", "vwap price").
-_SCHEDULE_TAG_RE: Final = re.compile(
+_SCHEDULE_TAG_RE: Final = lazy_re(
     r"\b(?:buy|sell|bought|sold|buying|selling|order)\b[^.?!]*?(?<!what\s)(?<!what's\s)(?<!the\s)(?<!my\s)"
     r"(?<!avg\s)(?<!average\s)(?<!get\s)(?<!got\s)(?<!a\s)\b(?P<algo>vwap|twap)\b"
     r"(?!\s+(?:price|prices|of|for|on|cost|fill|level|would|will|do|does|is|was|vs|versus)\b)(?!\s*\?)"
 )
 #: In a question that names a backtest, a bare "vwap"/"twap" is how the order is worked, unless a
 #: price or level of it is asked ("the vwap price").
-_BACKTEST_ALGO_RE: Final = re.compile(
+_BACKTEST_ALGO_RE: Final = lazy_re(
     r"\b(?P<algo>vwap|twap)\b(?!\s+(?:price|prices|px|level|levels|fill|of|vs|versus)\b)"
 )
 #: An order sent whole at one moment (``Schedule.ARRIVAL``): "arrival schedule", "all at once", "in one go";
 #: not the arrival price a cost is measured against ("cost vs arrival mid").
-_ARRIVAL_SCHEDULE_RE: Final = re.compile(
+_ARRIVAL_SCHEDULE_RE: Final = lazy_re(
     r"\barrival\b(?![\s-]+(?:mid|price|px|quote|benchmark))|\ball\s+at\s+once\b|\bin\s+one\s+(?:go|shot|clip|block|piece)\b"
     # "an arrival-price sell": the adjective of an order is how it is worked, not its benchmark
     r"|\barrival[\s-]+price[\s-]+(?:buy|sell|order|execution|schedule|strategy|algo|style)\b"
@@ -341,12 +342,12 @@ _ARRIVAL_SCHEDULE_RE: Final = re.compile(
 )
 #: A comparison right before a number: the number is a level ("< 1m" is a million, not 1-minute candles;
 #: "over 5m" stays ambiguous and keeps its timeframe reading).
-_COMPARATOR_BEFORE_RE: Final = re.compile(
+_COMPARATOR_BEFORE_RE: Final = lazy_re(
     r"(?:[<>]=?|\b(?:below|under|above|than|exceeds?|beyond|hits?|reach(?:es)?|crosses))\s*\$?\s*$"
 )
 #: A recency word right before a number: "last 30m" is a window, not a timeframe.
-_RECENT_BEFORE_RE: Final = re.compile(r"\b(?:last|past|previous|prior|trailing)\s+$")
-_INVERSE_RE: Final = re.compile(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
+_RECENT_BEFORE_RE: Final = lazy_re(r"\b(?:last|past|previous|prior|trailing)\s+$")
+_INVERSE_RE: Final = lazy_re(r"\b(?:coin-?m|inverse|coin[\s-]margined)\b")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,31 +402,31 @@ _CLOCK_FIRST: Final = (
 #: A point in time: ISO dates with an optional clock ("2024-09-01 12:00 UTC", "2024-08-15T08:30Z")
 #: and written dates with a year ("1 sep 2024 14:00", "sept 1, 2024 at 2pm").
 _TIME_RES: Final[tuple[re.Pattern[str], ...]] = (
-    re.compile(_CLOCK_FIRST + r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![0-9-])"),
-    re.compile(r"(?<![\w.-])(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![0-9-])" + _CLOCK),
+    lazy_re(_CLOCK_FIRST + r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![0-9-])"),
+    lazy_re(r"(?<![\w.-])(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![0-9-])" + _CLOCK),
     # the clock before a written date: "00:02 UTC 9 August 2024", "at 23:59 utc, 8 aug 2024"
-    re.compile(
+    lazy_re(
         _CLOCK_FIRST
         + rf"(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<mon>{_alternation(_MONTHS)})\.?,?\s+(?P<y>\d{{4}})\b"
     ),
-    re.compile(
+    lazy_re(
         _CLOCK_FIRST
         + rf"(?P<mon>{_alternation(_MONTHS)})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b"
     ),
-    re.compile(
+    lazy_re(
         rf"(?<![\w.])(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<mon>{_alternation(_MONTHS)})\.?,?\s+(?P<y>\d{{4}})\b"
         + _CLOCK
     ),
-    re.compile(
+    lazy_re(
         rf"\b(?P<mon>{_alternation(_MONTHS)})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b"
         + _CLOCK
     ),
 )
 #: Two times joined as a range: "from T1 to T2", "between T1 and T2", "T1 until T2" (``start``/``end``).
-_RANGE_BEFORE_RE: Final = re.compile(r"\b(?:from|between|since)\s+$")
-_RANGE_JOIN_RE: Final = re.compile(r"\s*(?:to|and|until|till|thru|through|-|–)\s*")
+_RANGE_BEFORE_RE: Final = lazy_re(r"\b(?:from|between|since)\s+$")
+_RANGE_JOIN_RE: Final = lazy_re(r"\s*(?:to|and|until|till|thru|through|-|–)\s*")
 #: Words that leave venues out of a routing or comparison: "exclude okx and gate", "not on bybit".
-_EXCLUDE_CUE_RE: Final = re.compile(
+_EXCLUDE_CUE_RE: Final = lazy_re(
     r"\b(?:exclud(?:e|es|ed|ing)|excl|ex(?=-)|leav(?:e|ing)\s+out|without|except(?:\s+for)?|but\s+not|skip(?:ping)?"
     r"|avoid(?:ing)?|ignor(?:e|ing)|minus|no|don'?t\s+(?:touch|use|hit|go\s+(?:to|near))|do\s+not\s+(?:touch|use|hit)|not\s+(?:on|via|through|using|to|incl(?:uding)?\.?)"
     r"|(?:keep|stay|kept|staying)\s+(?:it\s+|this\s+|that\s+|them\s+|the\s+order\s+|away\s+)?(?:off|out\s+of|away\s+from)"
@@ -438,22 +439,22 @@ _EXCLUDE_CUE_RE: Final = re.compile(
     r"(?:\s+(?:on|at|in|via|from|through|using|to))?\b"
 )
 #: A venue left out by a verb around it: "leave bybit out", "keep okx off", "count kraken out".
-_EXCLUDE_FRAME_BEFORE_RE: Final = re.compile(
+_EXCLUDE_FRAME_BEFORE_RE: Final = lazy_re(
     r"\b(?:leav(?:e|ing)|keep(?:ing)?|cut(?:ting)?|tak(?:e|ing)|count(?:ing)?|rul(?:e|ing))\s+(?:the\s+)?$"
 )
-_EXCLUDE_FRAME_AFTER_RE: Final = re.compile(r"\s+(?:out|off)\b")
+_EXCLUDE_FRAME_AFTER_RE: Final = lazy_re(r"\s+(?:out|off)\b")
 #: What may stand between an exclusion cue and its venues, or between two excluded venues.
-_EXCLUDE_GAP_RE: Final = re.compile(r"(?:[\s,&/+.-]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
+_EXCLUDE_GAP_RE: Final = lazy_re(r"(?:[\s,&/+.-]|\b(?:and|or|nor|the|also|either|any|of)\b)*")
 
 
 _ALIAS_TO_TICKER: Final[dict[str, str]] = {
     alias: ticker for ticker, aliases in _ASSETS.items() for alias in aliases
 } | dict(_AMBIGUOUS_TICKERS)
 _ASSET_ALT: Final = _alternation(_ALIAS_TO_TICKER)
-_ASSET_RE: Final = re.compile(rf"(?<![a-z0-9])\$?(?P<asset>{_ASSET_ALT})(?![a-z0-9])")
+_ASSET_RE: Final = lazy_re(rf"(?<![a-z0-9])\$?(?P<asset>{_ASSET_ALT})(?![a-z0-9])")
 
 _TICKER_ALIASES: Final = [a for a in _ALIAS_TO_TICKER if " " not in a and len(a) <= 5]
-_PAIR_RE: Final = re.compile(
+_PAIR_RE: Final = lazy_re(
     rf"(?<![a-z0-9])(?P<base>{_alternation(_TICKER_ALIASES)})"
     # "eth-usd", "ETHUSDT", and "eth usdc" (a space only before a fiat or stablecoin quote: "eth btc" is two assets)
     rf"(?P<sep>\s?[/\-_]\s?|\s(?=(?:{_alternation(q for q, c in _QUOTES.items() if c not in _CRYPTO_QUOTES)})(?![a-z0-9]))|)"
@@ -464,104 +465,104 @@ _PAIR_RE: Final = re.compile(
 _VENUE_ALIAS: Final[dict[str, str]] = {
     re.sub(r"[\s_-]", "", alias): venue for venue, aliases in _VENUES.items() for alias in aliases
 }
-_VENUE_RE: Final = re.compile(
+_VENUE_RE: Final = lazy_re(
     rf"(?<![a-z0-9])(?P<venue>{_alternation((a for v in _VENUES.values() for a in v), flexible=True)})"
     r"(?![a-z0-9])"
 )
 #: Venues named, then said to be left out: "bybit and okx perps excluded", "gate, kucoin off limits".
-_EXCLUDED_AFTER_RE: Final = re.compile(
+_EXCLUDED_AFTER_RE: Final = lazy_re(
     rf"(?:[\s,&/+]|\b(?:and|or|the|perps?|spot|futures|books?|venues?|exchanges?|both|too|also)\b|{_VENUE_RE.pattern})*"
     r"\s*(?:(?:are|is|to\s+be|should\s+be|must\s+be)\s+)?(?:excluded|left\s+out|off[\s-]limits|banned|not\s+allowed"
     r"|out\s+of\s+scope|ruled\s+out)\b"
 )
-_PLACED_BEFORE_RE: Final = re.compile(r"\b(?:on|at|via|from|in|using|through|only)\s+(?:the\s+)?$")
-_CB_NOT_COINBASE_RE: Final = re.compile(r"\s*(?:open|trip)")  # "CB open?" is a circuit breaker
-_ALL_VENUES_RE: Final = re.compile(
+_PLACED_BEFORE_RE: Final = lazy_re(r"\b(?:on|at|via|from|in|using|through|only)\s+(?:the\s+)?$")
+_CB_NOT_COINBASE_RE: Final = lazy_re(r"\s*(?:open|trip)")  # "CB open?" is a circuit breaker
+_ALL_VENUES_RE: Final = lazy_re(
     r"\b(?:all|every|each|any|multiple|several|many|the)\s+(?:the\s+|of\s+the\s+)?"
     r"(?:venues?|exchanges?|markets?|books?|cexs?)\b"
 )
 
 _TIMEFRAME_UNITS: Final = r"minutes?|mins?|m|hours?|hrs?|hr|h|days?|d|weeks?|wk|w"
-_TIMEFRAME_CANDLE_RE: Final = re.compile(
+_TIMEFRAME_CANDLE_RE: Final = lazy_re(
     rf"(?<![\w.])(?P<num>\d+)\s*-?\s*(?P<unit>{_TIMEFRAME_UNITS})\s*"
     r"(?:candles?|candlesticks?|bars?|klines?|ohlcv?|timeframe|tf|intervals?|resolution|charts?|closes?"
     r"|returns|granularity|data)\b"
 )
-_TIMEFRAME_ON_RE: Final = re.compile(
+_TIMEFRAME_ON_RE: Final = lazy_re(
     rf"\b(?:on|using|at)\s+(?:the\s+)?(?P<num>\d+)\s*-?\s*(?P<unit>{_TIMEFRAME_UNITS})(?![a-z0-9])"
     rf"(?!\s*-?\s*\$?(?:{_ASSET_ALT})(?![a-z0-9]))"
 )
-_TIMEFRAME_ADJ_RE: Final = re.compile(rf"\b(?P<adj>{_alternation(_TIMEFRAME_ADJECTIVES)})\b")
-_TIMEFRAME_COMPACT_RE: Final = re.compile(r"(?<![\w.$])(?P<num>\d+)(?P<unit>m)(?![a-z0-9])")
+_TIMEFRAME_ADJ_RE: Final = lazy_re(rf"\b(?P<adj>{_alternation(_TIMEFRAME_ADJECTIVES)})\b")
+_TIMEFRAME_COMPACT_RE: Final = lazy_re(r"(?<![\w.$])(?P<num>\d+)(?P<unit>m)(?![a-z0-9])")
 
 _LOOKBACK_PREFIX: Final = (
     r"(?P<prefix>\b(?:(?:in|over|during|for|within|from|across)\s+)?(?:the\s+)?"
     r"(?:last|past|previous|prior|trailing|recent|this)\s+|\b(?:in|over|during|for|within|across)\s+(?:the\s+)?)?"
 )
-_LOOKBACK_COMPACT_RE: Final = re.compile(
+_LOOKBACK_COMPACT_RE: Final = lazy_re(
     _LOOKBACK_PREFIX + r"(?<![\w.])(?P<num>\d+)(?P<unit>hrs?|h|d|wk|w|mo|y|yr)(?![a-z0-9])"
 )
-_LOOKBACK_WORDS_RE: Final = re.compile(
+_LOOKBACK_WORDS_RE: Final = lazy_re(
     _LOOKBACK_PREFIX
     + rf"(?:(?P<num>\d+(?:\.\d+)?)\s*-?\s*|(?P<word>{_alternation(_NUMBER_WORDS)}|couple of)\s+)?"
     r"(?P<unit>minutes?|mins?|hours?|hrs?|days?|weeks?|wks?|months?|years?|fortnight|quarter)\b"
     r"(?!\s+(?:of\s+)?(?:a\s+|one\s+)?(?:percent|per\s?cent|%|pct|bps|basis))"  # "a quarter of a percent"
     r"(?!\s+(?:million|mil|thousand|billion|bn|grand)\b)"  # "a quarter million usdt" is an amount
 )
-_YESTERDAY_RE: Final = re.compile(r"\b(?:since\s+)?yesterday\b")
+_YESTERDAY_RE: Final = lazy_re(r"\b(?:since\s+)?yesterday\b")
 
-_BPS_RE: Final = re.compile(
+_BPS_RE: Final = lazy_re(
     r"(?:±|\+/-|\+-)?\s*(?<![\w.])(?P<num>\d+(?:\.\d+)?|\.\d+)\s*"
     r"(?P<unit>bps|bp|bips|basis[\s-]points?|%|percent|pct|per\s?cent)(?![a-z0-9])"
 )
 
 _MONEY_RES: Final = (
     # "$150k", "$ 2 million", "usd 1,000,000", "€50k"
-    re.compile(
+    lazy_re(
         r"(?:\$|us\$|€|£|\busd\s?)\s?"
         + _quantity("q")
         + r"(?:\s*(?:usd[tc]?|dollars?))?(?:\s+worth)?(?:\s+of)?"
     ),
     # "150k USDT worth of", "1,000,000 USD", "500k dollars of"
-    re.compile(
+    lazy_re(
         _quantity("q") + r"\s*(?:usd[tc]?|busd|fdusd|tusd|dai|dollars?|bucks|eur|euros?|gbp|€)(?![a-z0-9])"
         r"(?:\s+worth)?(?:\s+of)?"
     ),
     # "10k worth of ETH"
-    re.compile(_quantity("q") + r"\s+worth\b(?:\s+of)?"),
+    lazy_re(_quantity("q") + r"\s+worth\b(?:\s+of)?"),
     # "15 grand of SOL", "50k of ETH": an amount with a multiplier "of" an asset is its quote amount
-    re.compile(_quantity("q") + rf"(?<=[a-z])\s+of\s+(?=\$?(?:{_ASSET_ALT})(?![a-z0-9]))"),
+    lazy_re(_quantity("q") + rf"(?<=[a-z])\s+of\s+(?=\$?(?:{_ASSET_ALT})(?![a-z0-9]))"),
 )
 
 #: A quote amount in words: "half a million usdt", "a quarter million dollars", "two million bucks",
 #: "fifty grand".
-_MONEY_WORDS_RE: Final = re.compile(
+_MONEY_WORDS_RE: Final = lazy_re(
     r"\b(?:(?P<half>half)\s+(?:a\s+)?|(?P<quarter>(?:a\s+)?quarter)\s+(?:of\s+)?(?:a\s+)?"
     rf"|(?P<word>{_alternation(w for w in _NUMBER_WORDS if w != 'hundred')})\s+)"
     r"(?:(?P<scale>million|mil|mm|thousand|k|billion|bn)\s*(?:usd[tc]?|dollars?|bucks|busd|fdusd)(?![a-z0-9])"
     r"|(?P<grand>grand)\b)(?:\s+worth)?(?:\s+of)?"
 )
 
-_SIZE_RE: Final = re.compile(_quantity("q") + rf"\s*-?\s*\$?(?={_ASSET_ALT}(?![a-z0-9]))")
+_SIZE_RE: Final = lazy_re(_quantity("q") + rf"\s*-?\s*\$?(?={_ASSET_ALT}(?![a-z0-9]))")
 _SCALE_WORDS: Final[dict[str, int]] = {"hundred": 100, "thousand": 1_000, "million": 1_000_000}
-_SIZE_WORDS_RE: Final = re.compile(
+_SIZE_WORDS_RE: Final = lazy_re(
     rf"\b(?:(?P<small>{_alternation(w for w in _NUMBER_WORDS if w not in ('a', 'an', 'hundred'))})\s+)?"
     rf"(?P<scale>hundred|thousand|million)?\s*(?=(?:{_ASSET_ALT})(?![a-z0-9]))"
 )
-_FRACTION_SIZE_RE: Final = re.compile(
+_FRACTION_SIZE_RE: Final = lazy_re(
     rf"\b(?:(?P<half>half)|(?P<quarter>(?:a\s+)?quarter))\s+(?:of\s+)?an?\s+(?=(?:{_ASSET_ALT})(?![a-z0-9]))"
 )
-_SIZE_UNITS_RE: Final = re.compile(_quantity("q") + r"\s*(?:coins?|tokens?|units?|contracts?|lots?)\b")
-_SIZE_KEYWORD_RE: Final = re.compile(
+_SIZE_UNITS_RE: Final = lazy_re(_quantity("q") + r"\s*(?:coins?|tokens?|units?|contracts?|lots?)\b")
+_SIZE_KEYWORD_RE: Final = lazy_re(
     r"\b(?:size|qty|quantity|amount)\s*(?:of|=|:|is)?\s*(?:-\s?)?" + _quantity("q")
 )
 #: A minus sign (or "minus") right before a quantity: "-5 btc", "size of -3", "-$150k", "minus 2 eth".
 #: Not after a digit/letter ("5-10 btc" is a range, "btc-5" a name).
-_NEGATIVE_BEFORE_RE: Final = re.compile(r"(?:(?<![\w.,)\]])-|\bminus)\s?(?:\$|us\$|€|£)?\s?$")
-_BARE_NUMBER_RE: Final = re.compile(_quantity("q") + r"(?![\w.%])")
+_NEGATIVE_BEFORE_RE: Final = lazy_re(r"(?:(?<![\w.,)\]])-|\bminus)\s?(?:\$|us\$|€|£)?\s?$")
+_BARE_NUMBER_RE: Final = lazy_re(_quantity("q") + r"(?![\w.%])")
 
 #: Phrases that contain buy/sell but do not give an order side.
-_NOT_A_SIDE_RE: Final = re.compile(
+_NOT_A_SIDE_RE: Final = lazy_re(
     r"\b(?:bid|ask|offer)s?[\s-]?(?:side|walls?|pressure)\b|\b(?:buy|sell)s?[\s-]?(?:walls?|pressure)\b"
     r"|\b(?:buy|sell)[\s-]?side\s+(?:depth|liquidity|of|book|pressure|volume|orders|imbalance|flow|size)\b"
     r"|\b(?:the|its|on\s+the)\s+(?:buy|sell)[\s-]?side\b(?!\s*(?:order|trade))|\bsell[\s-]?offs?\b|\bbuy[\s-]?backs?\b"
@@ -579,41 +580,41 @@ _CAN_I: Final = r"\b(?:(?:can|could|may)\s+(?:i|we|you)|(?:i|we|you)\s+(?:can|co
 _SIDE_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     (
         "buy",
-        re.compile(
+        lazy_re(
             r"\b(?:buy|buys|buying|bought|purchas(?:e|es|ed|ing)|acquir(?:e|es|ed|ing)|accumulat(?:e|ing))\b"
         ),
     ),
     (
         "sell",
-        re.compile(
+        lazy_re(
             r"\b(?:sell|sells|selling|sold|offload(?:s|ed|ing)?|unload(?:s|ed|ing)?|liquidat(?:e|es|ed|ing))\b"
         ),
     ),
-    ("sell", re.compile(r"\b(?:dump(?:s|ed|ing)?|exit(?:s|ed|ing)?|short(?:s|ed|ing)?)" + _ORDER_OBJECT)),
-    ("buy", re.compile(r"\b(?:long(?:s|ed|ing)?|lift(?:s|ed|ing)?)" + _ORDER_OBJECT)),
-    ("buy", re.compile(r"\b(?:lift(?:s|ing)?\s+(?:the\s+)?(?:offers?|asks?)|go(?:ing)?\s+long)\b")),
+    ("sell", lazy_re(r"\b(?:dump(?:s|ed|ing)?|exit(?:s|ed|ing)?|short(?:s|ed|ing)?)" + _ORDER_OBJECT)),
+    ("buy", lazy_re(r"\b(?:long(?:s|ed|ing)?|lift(?:s|ed|ing)?)" + _ORDER_OBJECT)),
+    ("buy", lazy_re(r"\b(?:lift(?:s|ing)?\s+(?:the\s+)?(?:offers?|asks?)|go(?:ing)?\s+long)\b")),
     # sweeping a side of the book takes its liquidity: the asks are bought, the bids sold
-    ("buy", re.compile(r"\bsweep(?:s|ing)?\s+(?:the\s+)?(?:asks?|offers?)\b")),
-    ("sell", re.compile(r"\bsweep(?:s|ing)?\s+(?:the\s+)?bids?\b")),
+    ("buy", lazy_re(r"\bsweep(?:s|ing)?\s+(?:the\s+)?(?:asks?|offers?)\b")),
+    ("sell", lazy_re(r"\bsweep(?:s|ing)?\s+(?:the\s+)?bids?\b")),
     # the verb at the end, its object asked about: "how much btc can i lift", "how many eth could we dump"
-    ("buy", re.compile(_CAN_I + r"\s+(?:lift|long|pick\s+up|scoop)\b")),
-    ("sell", re.compile(_CAN_I + r"\s+(?:dump|exit|short|hit|unwind|get\s+out)\b")),
+    ("buy", lazy_re(_CAN_I + r"\s+(?:lift|long|pick\s+up|scoop)\b")),
+    ("sell", lazy_re(_CAN_I + r"\s+(?:dump|exit|short|hit|unwind|get\s+out)\b")),
     (
         "sell",
-        re.compile(
+        lazy_re(
             r"\b(?:hit(?:s|ting)?\s+(?:the\s+)?bids?|go(?:ing)?\s+short|get(?:ting)?\s+(?:rid|out)\s+of)\b"
         ),
     ),
     (
         "buy",
-        re.compile(rf"(?<![a-z0-9])(?:{_ASSET_ALT})\s+long\b(?=\s+(?:position|order|trade)|\s*[?.!,]|\s*$)"),
+        lazy_re(rf"(?<![a-z0-9])(?:{_ASSET_ALT})\s+long\b(?=\s+(?:position|order|trade)|\s*[?.!,]|\s*$)"),
     ),
     (
         "sell",
-        re.compile(rf"(?<![a-z0-9])(?:{_ASSET_ALT})\s+short\b(?=\s+(?:position|order|trade)|\s*[?.!,]|\s*$)"),
+        lazy_re(rf"(?<![a-z0-9])(?:{_ASSET_ALT})\s+short\b(?=\s+(?:position|order|trade)|\s*[?.!,]|\s*$)"),
     ),
 )
-_SIDE_VERB_NUMBER_RE: Final = re.compile(
+_SIDE_VERB_NUMBER_RE: Final = lazy_re(
     r"\b(?:buy|buying|sell|selling|dump|dumping|offload|unload|purchase|short|long|route|split)\s+(?:another\s+)?"
     r"(?:-\s?)?" + _quantity("q")
 )
@@ -626,12 +627,12 @@ _NOTIFY_MORE: Final = (
     r"|\bflag\s+(?:it\s+|me\s+|us\s+|this\s+|that\s+)?(?:if|when|once|whenever|as\s+soon\s+as)\b"
 )
 #: Alert events that happened (``liquidity_alerts``), not the rules set: "which of my alerts fired".
-_ALERT_FIRED_RE: Final = re.compile(r"\b(?:fired|firing|fires|triggered|went\s+off|tripped|popped)\b")
+_ALERT_FIRED_RE: Final = lazy_re(r"\b(?:fired|firing|fires|triggered|went\s+off|tripped|popped)\b")
 
 
 def _any_of(*fragments: str) -> re.Pattern[str]:
     """Compile regex ``fragments`` as one alternation, so tables below list one idea per entry."""
-    return re.compile("|".join(f"(?:{f})" for f in fragments))
+    return lazy_re("|".join(f"(?:{f})" for f in fragments))
 
 
 # Cue and refusal tables are kept compact by hand: one regex fragment per idea, several per line.
@@ -789,7 +790,7 @@ _CUES: Final[dict[str, re.Pattern[str]]] = {
 _OFF_TOPIC: Final = "off_topic: not a market-liquidity question I can answer with my tools"
 _EMPTY: Final = "empty: no question was asked"
 _SMALLTALK: Final = "smalltalk: a greeting or a question about the assistant; answer with what it can do"
-_SMALLTALK_RE: Final = re.compile(
+_SMALLTALK_RE: Final = lazy_re(
     r"^(?:hi|hello|hey|yo|gm|thanks?|thank\s+you|cheers|help|who\s+are\s+you|who\s+made\s+you"
     r"|what\s+(?:can|do)\s+you\s+do|how\s+do(?:es)?\s+(?:this|it|you)\s+work|tell\s+me\s+about\s+yourself)\b"
 )
@@ -887,14 +888,14 @@ _REFUSALS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
 # fmt: on
 
 #: Lead-ins that mark a follow-up to the previous question.
-_FOLLOW_UP_LEAD_RE: Final = re.compile(
+_FOLLOW_UP_LEAD_RE: Final = lazy_re(
     r"^(?:ok(?:ay)?|cool|thanks|great|and|also|now|then|but|so)?[\s,]*"
     r"(?:and|also|now|then|but|what\s+about|how\s+about|what\s+if|same\s+(?:for|on|with|but|thing)|same|instead|try"
     r"|plus|add|do\s+(?:it|that|the\s+same))\b"
 )
-_INSTEAD_RE: Final = re.compile(r"\binstead\b|\brather\b")
-_ANAPHORA_RE: Final = re.compile(r"\b(?:it|that|this|them|those|the\s+same)\b")
-_ADDITIVE_RE: Final = re.compile(r"^\s*(?:and|also|plus|add)\b|\b(?:too|as\s+well|also)\b")
+_INSTEAD_RE: Final = lazy_re(r"\binstead\b|\brather\b")
+_ANAPHORA_RE: Final = lazy_re(r"\b(?:it|that|this|them|those|the\s+same)\b")
+_ADDITIVE_RE: Final = lazy_re(r"^\s*(?:and|also|plus|add)\b|\b(?:too|as\s+well|also)\b")
 
 #: Names a typo may be repaired to (short tickers are never guessed).
 #: Capability words repaired like names ("alrts", "slipage", "liquidty", "volatilty").
@@ -1155,7 +1156,7 @@ def _extract_time(ex: _Extraction, work: str) -> str:
 
 
 #: Basis points in words: "half a percent" (50), "a quarter of a percent" (25), "ten bps", "a basis point".
-_BPS_WORDS_RE: Final = re.compile(
+_BPS_WORDS_RE: Final = lazy_re(
     r"\b(?:(?P<half>half\s+(?:a|of\s+a|of\s+one|one)?)|(?P<quarter>(?:a\s+)?quarter\s+(?:of\s+)?(?:a|one)?)"
     rf"|(?P<word>{_alternation(w for w in _NUMBER_WORDS if w not in ('hundred',))}))\s*"
     r"(?P<unit>bps|bp|bips|basis[\s-]points?|percent|per\s?cent|pct|%)(?![a-z0-9])"
@@ -1164,11 +1165,11 @@ _BPS_WORDS_RE: Final = re.compile(
 
 #: A percentage that measures a fall rather than a distance from the mid: "a 30% drop", "40% lower",
 #: "drops by 30%", "falls more than 50 percent".
-_DROP_AFTER_RE: Final = re.compile(
+_DROP_AFTER_RE: Final = lazy_re(
     r"\s*(?:-\s*)?(?:drop|fall|decline|decrease|cut|reduction|loss|plunge|crash|collapse|lower|less|thinner"
     r"|shrink|shrinkage|fewer|down)s?\b"
 )
-_DROP_BEFORE_RE: Final = re.compile(
+_DROP_BEFORE_RE: Final = lazy_re(
     r"\b(?:drops?|dropped|falls?|fell|declines?|declined|decreases?|decreased|shrinks?|shrank|thins?|thinned"
     r"|plunges?|plunged|crash(?:es)?|crashed|collapses?|collapsed|down)\s+(?:by\s+)?(?:more\s+than\s+|over\s+"
     r"|at\s+least\s+|about\s+|~\s*)?$"
@@ -1176,14 +1177,14 @@ _DROP_BEFORE_RE: Final = re.compile(
 
 
 #: The crunch detector's ratio given by name: "drop ratio 0.4", "drop_ratio=0.3" (a fraction, 0..1).
-_DROP_RATIO_RE: Final = re.compile(
+_DROP_RATIO_RE: Final = lazy_re(
     r"\bdrop\s*ratio\s*(?:of|=|:|is|at)?\s*(?P<num>0?\.\d+|0|1(?:\.0+)?)(?![\d.%])"
 )
 
 
 #: A level relative to the rolling median the crunch detector uses: "below 30% of its rolling
 #: median", "under half its normal depth" (the fraction is ``drop_ratio``).
-_DROP_OF_MEDIAN_RE: Final = re.compile(
+_DROP_OF_MEDIAN_RE: Final = lazy_re(
     r"\b(?:below|under|beneath|less\s+than|lower\s+than|to)\s+(?:(?P<num>\d+(?:\.\d+)?)\s*(?:%|percent|per\s?cent|pct)"
     r"|(?P<frac>half|a\s+half|one\s+half|a\s+third|one\s+third|a\s+quarter|one\s+quarter|a\s+fifth))\s+(?:of\s+)?"
     r"(?:its|the|their|his)?\s*(?:rolling\s+|usual\s+|normal\s+|typical\s+|median\s+|average\s+)?"
@@ -1300,10 +1301,10 @@ def _extract_pairs(ex: _Extraction, work: str) -> str:
 #: An amount right before an order noun: "a 250k buy in SOL" (with a k/m multiplier and the asset
 #: named elsewhere: a quote amount, as traders size orders in dollars), "btc 5 sell", "eth 1.5k sell"
 #: (right after the asset: base units), "a 40 buy" (base units).
-_ORDER_NOUN_NOTIONAL_RE: Final = re.compile(
+_ORDER_NOUN_NOTIONAL_RE: Final = lazy_re(
     _quantity("q") + r"\s+(?P<usd>usd[tc]?\s+)?(?:buy|sell|order|ticket|clip|trade|purchase)s?\b"
 )
-_ASSET_BEFORE_RE: Final = re.compile(rf"(?<![a-z0-9])\$?(?:{_ASSET_ALT})\s+$")
+_ASSET_BEFORE_RE: Final = lazy_re(rf"(?<![a-z0-9])\$?(?:{_ASSET_ALT})\s+$")
 
 
 def _extract_more_sizes(ex: _Extraction, work: str) -> str:
@@ -1381,7 +1382,7 @@ def _extract_assets(ex: _Extraction, work: str, original: str) -> None:
     ex.mentions.sort()
 
 
-_UNKNOWN_PAIR_RE: Final = re.compile(
+_UNKNOWN_PAIR_RE: Final = lazy_re(
     rf"(?<![A-Za-z0-9])(?P<base>[A-Z][A-Z0-9]{{1,9}})\s?[/\-_]\s?(?P<quote>{'|'.join(q.upper() for q in _QUOTES)})(?![A-Za-z0-9])"
 )
 
@@ -1444,16 +1445,16 @@ _NOT_TICKER_WORDS: Final[frozenset[str]] = frozenset(
 #: behind a book word ("spread on jup?", "liquidity in xyz on kraken").
 _LOWER_TICKER_SLOTS: Final[tuple[re.Pattern[str], ...]] = (
     # digits glued to 3+ letters that are no unit: "1000sats", "1inch" (checked before "2000 jup")
-    re.compile(r"(?<![\w.,$])(?P<tok>\d+(?P<letters>[a-z]{3,9}))(?![a-z0-9])"),
-    re.compile(_quantity("q") + r"\s*-?\s*(?P<tok>[a-z][a-z0-9]{1,5})(?![a-z0-9])"),
-    re.compile(
+    lazy_re(r"(?<![\w.,$])(?P<tok>\d+(?P<letters>[a-z]{3,9}))(?![a-z0-9])"),
+    lazy_re(_quantity("q") + r"\s*-?\s*(?P<tok>[a-z][a-z0-9]{1,5})(?![a-z0-9])"),
+    lazy_re(
         r"(?<![a-z0-9])(?P<tok>[a-z][a-z0-9]{1,9}?)(?:\s?[/_-]\s?|)(?P<quote>usdt|usdc|usd|busd|fdusd)(?![a-z0-9])"
     ),
-    re.compile(
+    lazy_re(
         r"(?<![a-z0-9])(?P<tok>[a-z][a-z0-9]{1,5})\s+(?:order[\s-]?book|orderbook|book|spread|depth|liq(?:uidity)?"
         r"|market|perp(?:etual)?s?|price|px|pair|token|coin)\b"
     ),
-    re.compile(
+    lazy_re(
         r"\b(?:spreads?|depth|liq(?:uidity)?|books?|orderbook|prices?|px|slippage|impact|imbalance|mid|bid[\s/-]ask"
         r"|bbo|tob|top\s+of\s+(?:the\s+)?book|quotes?|bids?|asks?|offers?|levels?)\s+"
         r"(?:on|for|of|in)\s+(?:the\s+)?(?P<tok>[a-z][a-z0-9]{1,5})(?=\s*(?:[?.!,]|$|\b(?:on|at|in|via)\b))"
@@ -1502,17 +1503,17 @@ _DAY_MONTH = (
 )
 _UTC = r"(?:\s*(?:utc|gmt|z)\b)?"
 #: "5 minutes before the end (of the recording)": relative to each book's recording.
-_AS_OF_BEFORE_END_RE: Final = re.compile(
+_AS_OF_BEFORE_END_RE: Final = lazy_re(
     rf"\b(?:(?P<num>\d+(?:\.\d+)?)\s*|(?P<word>{_alternation(_NUMBER_WORDS)})\s+)(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\s+(?:before|prior\s+to|from)\s+(?:the\s+)?end"
     r"(?:\s+of\s+the\s+(?:recording|data|capture|session))?\b"
 )
 #: "at 2024-08-08 23:58:30 (UTC)", "as of 2024-08-08T23:58Z".
-_AS_OF_ISO_RE: Final = re.compile(
+_AS_OF_ISO_RE: Final = lazy_re(
     rf"\b(?:(?:at|as\s+of|on)\s+)?(?P<date>\d{{4}}-\d{{2}}-\d{{2}})[t\s]+{_CLOCK}{_UTC}"
 )
 #: "at 23:58 UTC on 8 Aug", "at 23:58 (UTC)", "on 8 Aug at 23:58", "as of 23:58:30 utc".
-_AS_OF_CLOCK_RE: Final = re.compile(rf"\b(?:at|as\s+of)\s+{_CLOCK}{_UTC}(?:\s+on\s+(?:the\s+)?{_DAY_MONTH})?")
-_AS_OF_DAY_FIRST_RE: Final = re.compile(rf"\bon\s+(?:the\s+)?{_DAY_MONTH}\s+at\s+{_CLOCK}{_UTC}")
+_AS_OF_CLOCK_RE: Final = lazy_re(rf"\b(?:at|as\s+of)\s+{_CLOCK}{_UTC}(?:\s+on\s+(?:the\s+)?{_DAY_MONTH})?")
+_AS_OF_DAY_FIRST_RE: Final = lazy_re(rf"\bon\s+(?:the\s+)?{_DAY_MONTH}\s+at\s+{_CLOCK}{_UTC}")
 
 
 def _clock_text(m: re.Match[str]) -> str | None:
@@ -1629,7 +1630,7 @@ class _Rule:
 
 
 #: Words for the liquidity a crunch is a fall of.
-_LIQUIDITY_WORD_RE: Final = re.compile(r"\b(?:liquidity|liq|depth|book|bids?|asks?|offers?)\b")
+_LIQUIDITY_WORD_RE: Final = lazy_re(r"\b(?:liquidity|liq|depth|book|bids?|asks?|offers?)\b")
 
 #: Ordered: the first rule that fires wins. Alerts and health come first because their cue words are
 #: specific ("circuit breaker") while "which exchanges"/"liquidity" also appear in their questions.
@@ -1755,7 +1756,7 @@ def _refusal(ex: _Extraction) -> str | None:
 
 
 #: What makes a routing request a real order after all.
-_REAL_ORDER_RE: Final = re.compile(
+_REAL_ORDER_RE: Final = lazy_re(
     r"\breal\s+money\b|\b(?:real|live)\s+orders?\b|\bmy\s+(?:\w+\s+)?account\b|\bwithdraw|\bdeposit\b"
     r"|\btransfer\b|\bon\s+my\s+behalf\b"
 )
@@ -1847,14 +1848,14 @@ def _args_for(capability: str, ex: _Extraction) -> dict[str, Any]:
     return _filter(capability, candidates)
 
 
-_ALERT_CREATE_RE: Final = re.compile(
+_ALERT_CREATE_RE: Final = lazy_re(
     r"\b(?:alert|notify|ping|warn|tell|message|msg|dm|sms|txt|text|email)\s+(?:me|us)\b|\blet\s+(?:me|us)\s+know\b"
     r"|\b(?:set|create|add|make)\s+(?:up\s+)?(?:an?\s+|new\s+)?(?:alert|alarm|trigger|notification)"
     r"|\bheads[\s-]?up\s+(?:when|if)\b|\balert\s+(?:on\s+\w+\s+)?(?:when|if|once|whenever)\b"
     r"|\b(?:notify|ping|warn|message|email|text)\s+(?:me\s+|us\s+)?(?:when|if|once|whenever|as\s+soon\s+as)\b"
     r"|" + _NOTIFY_MORE
 )
-_ALERT_LIST_RE: Final = re.compile(
+_ALERT_LIST_RE: Final = lazy_re(
     r"\b(?:list|show|see|view|display|give|print)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?(?:my|the|our|existing|active"
     r"|current|saved|all)?\s*(?:alerts?|alert\s+rules|rules|triggers|alarms)\b(?!\s+(?:on|for|about|in)\b)"
     r"|\b(?:my|our)\s+(?:\w+\s+)?(?:alerts|alert\s+rules|alert|rules|triggers|alarms)\b"
@@ -1868,39 +1869,37 @@ _ALERT_LIST_RE: Final = re.compile(
 )
 #: Alert metrics by the words that name them, checked in order.
 _ALERT_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
-    ("zscore", re.compile(r"\bz[\s-]?scores?\b")),
-    ("imbalance", re.compile(r"\bimbalance")),
-    ("spread_bps", re.compile(r"\bspreads?\b")),
+    ("zscore", lazy_re(r"\bz[\s-]?scores?\b")),
+    ("imbalance", lazy_re(r"\bimbalance")),
+    ("spread_bps", lazy_re(r"\bspreads?\b")),
     # a depth window stated ("within 25 bps") or a book thinning is about depth, not the price
     (
         "depth_notional",
-        re.compile(
-            r"\bdepth|\bliquidity\b|\bthin(?:s|ning|ned|ner)?\b|\bwithin\s+[\d.]+\s*(?:bps|bp|bips|%)"
-        ),
+        lazy_re(r"\bdepth|\bliquidity\b|\bthin(?:s|ning|ned|ner)?\b|\bwithin\s+[\d.]+\s*(?:bps|bp|bips|%)"),
     ),
-    ("volatility", re.compile(r"vol[ai]til")),
-    ("volume", re.compile(r"\bvolume\b")),
+    ("volatility", lazy_re(r"vol[ai]til")),
+    ("volume", lazy_re(r"\bvolume\b")),
     (
         "mid_price",
-        re.compile(r"\bprices?\b|\bmid\b|\btrades?\s+(?:above|below|over|under)|\b(?:hits?|reach(?:es)?)\b"),
+        lazy_re(r"\bprices?\b|\bmid\b|\btrades?\s+(?:above|below|over|under)|\b(?:hits?|reach(?:es)?)\b"),
     ),
 )
-_ALERT_ABOVE_RE: Final = re.compile(
+_ALERT_ABOVE_RE: Final = lazy_re(
     r"\b(?:above|over|exceeds?|exceeding|wider|widens?|greater|more\s+than|higher|rises?|goes\s+up|tops?"
     r"|hits?|reach(?:es)?|beyond|(?:goes|gets|moves|climbs|rises|pushes|blows)\s+past)\b|>"
 )
-_ALERT_BELOW_RE: Final = re.compile(
+_ALERT_BELOW_RE: Final = lazy_re(
     r"\b(?:below|under|less\s+than|lower|drops?|falls?|thinner|thins?|shrinks?|dips?|goes\s+down)\b|<"
 )
 
 
 #: A level being crossed ("crosses 60000", "crosses above 3k", "crossing below -2"): the comparisons
 #: ``crosses`` / ``crosses_above`` / ``crosses_below`` of ``analytics.alerts.Comparison``.
-_ALERT_CROSS_RE: Final = re.compile(
+_ALERT_CROSS_RE: Final = lazy_re(
     r"\bcross(?:es|ing)?\b(?:\s+(?:(?P<up>above|over|up|upwards?)|(?P<down>below|under|down|downwards?))\b)?"
 )
 
-_ALERT_DELETE_RE: Final = re.compile(
+_ALERT_DELETE_RE: Final = lazy_re(
     r"\b(?:delete|remove|cancel|clear|drop|disable|turn\s+off|get\s+rid\s+of|wipe)\b[^.?!]{0,30}\b(?:alerts?|rules?|triggers?|alarms?)\b"
 )
 
@@ -2122,7 +2121,7 @@ def parse_query(text: str, previous: ParsedQuery | None = None) -> ParsedQuery:
 #: "buy 1 btc now", "sell 20 eth on kraken immediately": an order given as an instruction to act (no
 #: question, no word asking for an analysis: cost, slippage, compare... make the rule explicit).
 #: A terse "buy 5 BTC" stays a question about that order's cost.
-_BARE_ORDER_RE: Final = re.compile(
+_BARE_ORDER_RE: Final = lazy_re(
     r"^\s*(?:please\s+|pls\s+|ok\s+|just\s+)?(?:market\s+)?(?:buy|sell|short|long|dump|ape)\b[^?]*"
     r"\b(?:now|immediately|asap|right\s+away|straight\s+away|at\s+market|go)\s*[.!]*\s*$"
 )
@@ -2134,21 +2133,21 @@ _BARE_ORDER: Final = (
 
 #: A liquidity metric of the stored history, by the words that name it (checked in order).
 _HISTORY_METRICS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
-    ("spread_bps", re.compile(r"\bspre+a?ds?\b")),
-    ("imbalance", re.compile(r"\bimbalance")),
-    ("microprice", re.compile(r"\bmicro[\s-]?price")),
-    ("bid_depth", re.compile(r"\bbids?[\s-]+(?:side\s+)?depth\b|\bdepth\s+(?:on|of)\s+the\s+bids?\b")),
+    ("spread_bps", lazy_re(r"\bspre+a?ds?\b")),
+    ("imbalance", lazy_re(r"\bimbalance")),
+    ("microprice", lazy_re(r"\bmicro[\s-]?price")),
+    ("bid_depth", lazy_re(r"\bbids?[\s-]+(?:side\s+)?depth\b|\bdepth\s+(?:on|of)\s+the\s+bids?\b")),
     (
         "ask_depth",
-        re.compile(
+        lazy_re(
             r"\b(?:asks?|offers?)[\s-]+(?:side\s+)?depth\b|\bdepth\s+(?:on|of)\s+the\s+(?:asks?|offers?)\b"
         ),
     ),
-    ("depth", re.compile(r"\bdepth|\bliqu?idi?t?y\b|\bdeep(?:est)?\b|\bthinn?(?:est)?\b")),
-    ("mid", re.compile(r"\bmid(?:[\s-]?price|point)?\b")),
+    ("depth", lazy_re(r"\bdepth|\bliqu?idi?t?y\b|\bdeep(?:est)?\b|\bthinn?(?:est)?\b")),
+    ("mid", lazy_re(r"\bmid(?:[\s-]?price|point)?\b")),
 )
 #: Wording that asks how a liquidity metric moved over time, or when it peaked.
-_HISTORY_CHANGE_RE: Final = re.compile(
+_HISTORY_CHANGE_RE: Final = lazy_re(
     r"\bchang(?:e|ed|es|ing)\b|\bevol(?:v|ution)|\bover\s+(?:the\s+)?(?:last|past|time)\b|\bhistor(?:y|ical)\b"
     r"|\bwhen\s+(?:was|were|did|is)\b|\bat\s+what\s+time\b|\bwid(?:est|er)\b|\bnarrow(?:est|er)\b"
     r"|\btight(?:est|er)\b|\bdeep(?:est|er)\b|\bthinn(?:est|er)\b|\bpeak(?:ed)?\b|\btrend"
@@ -2157,12 +2156,12 @@ _HISTORY_CHANGE_RE: Final = re.compile(
     # the per-second liquidity history does
     r"|\b(?:last|past|previous|prior)\s+(?:\d+(?:\.\d+)?\s*)?(?:seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\b"
 )
-_HISTORY_LOOKBACK_RE: Final = re.compile(
+_HISTORY_LOOKBACK_RE: Final = lazy_re(
     r"\b(?:last|past|previous|prior)\s+(?:(?P<num>\d+(?:\.\d+)?)\s*)?"
     r"(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)\b"
 )
 #: Depth said in base units ("in base units", "in coins") or in quote units ("in usd", "notional").
-_DEPTH_UNIT_RE: Final = re.compile(
+_DEPTH_UNIT_RE: Final = lazy_re(
     r"\bin\s+(?:(?P<base>base(?:\s+units?|\s+currency)?|coins?|contracts)|quote(?:\s+units?)?|usd[tc]?|dollars|notional)\b"
 )
 _HISTORY_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
