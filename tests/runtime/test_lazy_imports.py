@@ -48,3 +48,25 @@ def test_recorded_book_question_imports_no_venue_client_or_statistics(data_dir, 
     again = imported(ask, env)
     assert "pydantic_ai" in again and "sqlalchemy" in again  # the history database was opened
     assert not again & (unused | {"alembic"}), sorted(again & (unused | {"alembic"}))
+
+
+def test_warm_book_question_on_vouched_rows_opens_no_database(data_dir, tmp_path):
+    """Once a full witness check has vouched for the stored history rows (``services/history.py``)
+    and nothing wrote the database since, ``mlm ask`` restores its recordings and answers without
+    importing SQLAlchemy or the SQLite driver, so without a single query."""
+    import time
+
+    from market_liquidity_monitor.services.history import VOUCH_MIN_AGE_NS
+
+    home, ckpt = tmp_path / "home", tmp_path / "ckpt"
+    env = {"MLM_HOME_DIR": str(home), "MLM_INGEST__CHECKPOINT_DIR": str(ckpt)}
+    ask = ["ask", "What is the market impact of buying 5 BTC on binance?", "--data", str(data_dir)]
+    assert "sqlalchemy" in imported(ask, env)  # replayed: the rows are written
+    newest = max(f.stat().st_ctime_ns for f in home.glob("mlm.sqlite3*"))
+    time.sleep(max(0.0, (newest + VOUCH_MIN_AGE_NS - time.time_ns()) / 1e9) + 0.2)
+    assert "sqlalchemy" in imported(ask, env)  # restored after the full check, which vouches
+    assert list(ckpt.glob("witness-*.json"))
+    warm = imported(ask, env)
+    assert "pydantic_ai" in warm and not warm & {"sqlalchemy", "aiosqlite", "alembic"}, sorted(
+        warm & {"sqlalchemy", "aiosqlite", "alembic"}
+    )
