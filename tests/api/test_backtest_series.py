@@ -64,13 +64,20 @@ def test_hourly_series_is_every_interval_of_the_window(live_client, data_dir):
     assert periods == _runs([p["ts"] for p in series], list(slip))
 
 
-def test_five_minute_series_is_downsampled_keeping_each_buckets_max(live_client, data_dir, api_market):
+def test_five_minute_series_is_downsampled_keeping_each_buckets_max(
+    live_client, data_dir, api_market, tmp_path
+):
     res = _post(live_client, "5m", 20_000, 60)
     from market_liquidity_monitor.config import Settings
     from market_liquidity_monitor.services import Services
 
     async def full():  # the same service, every interval returned
-        sv = Services.build(Settings(data_dir=data_dir), market=api_market, persist_alerts=False)
+        # Its own database (home_dir): the default ./data/mlm.sqlite3 is shared with every other
+        # test that builds Settings() without a home, and a CI run hit "database is locked" on it
+        # while importing the 5m candles.
+        sv = Services.build(
+            Settings(data_dir=data_dir, home_dir=tmp_path), market=api_market, persist_alerts=False
+        )
         try:
             a = await sv.trading.backtest(
                 "BTC/USDT",
