@@ -5,25 +5,12 @@ used (counted, rebuilt by replaying)."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 import pytest
 
 from market_liquidity_monitor.config import Settings
 from market_liquidity_monitor.market_data import MarketData
-
-FILES = ("BINANCE.ws.1.0.gz", "BINANCE.http.0.0.gz", "KRAKEN.ws.48.0.gz", "KRAKEN.ws.49.0.gz",
-         "KRAKEN.ws.50.0.gz")  # fmt: skip
-
-
-@pytest.fixture
-def recordings(data_dir, tmp_path):
-    d = tmp_path / "data" / "cryptofeed"
-    d.mkdir(parents=True)
-    for f in FILES:
-        shutil.copy2(data_dir / "cryptofeed" / f, d / f)
-    return tmp_path / "data"
 
 
 def open_market(recordings, ckpt_dir) -> MarketData:

@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from market_liquidity_monitor.services.history import VOUCH_MIN_AGE_NS, sqlite_file
 
-FILES = ("BINANCE.ws.1.0.gz", "BINANCE.http.0.0.gz", "KRAKEN.ws.48.0.gz", "KRAKEN.ws.49.0.gz",
-         "KRAKEN.ws.50.0.gz")  # fmt: skip
 REPO = Path(__file__).resolve().parents[3]
 
 CHILD = """
@@ -52,15 +47,6 @@ async def main():
 
 print(json.dumps(asyncio.run(main())))
 """
-
-
-@pytest.fixture
-def recordings(data_dir, tmp_path):
-    d = tmp_path / "data" / "cryptofeed"
-    d.mkdir(parents=True)
-    for f in FILES:
-        shutil.copy2(data_dir / "cryptofeed" / f, d / f)
-    return tmp_path / "data"
 
 
 def process(recordings: Path, home: Path, ckpt: Path) -> dict:
