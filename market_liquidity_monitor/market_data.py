@@ -184,6 +184,7 @@ class MarketData:
         )
         self._groups = list(groups)
         self._loaded: set[str] = set()
+        self._all_discovered = False  # every group's instruments known (``discovered``)
         self._known: dict[InstrumentId, RecordingGroup] = {}
         self._instrument_list: tuple | None = None
         # resolve() answers per (symbol, venue, market), for the instrument set they were picked
@@ -517,6 +518,8 @@ class MarketData:
 
     def _load_unknown_groups(self, venue: str | None = None) -> None:
         """Load groups whose instruments are not known from file names (small captures)."""
+        if self._all_discovered:
+            return
         for g in self._groups:
             if not g.venue_symbols and g.name not in self._loaded and (venue is None or g.venue == venue):
                 self.load_group(g)
@@ -566,7 +569,7 @@ class MarketData:
         if venue is not None:
             venue = venue.strip().lower()
         self._load_unknown_groups(venue)
-        generation = (len(self._known), self.store.count())
+        generation = self.instrument_generation()
         if self._resolve_memo[0] != generation:
             self._resolve_memo = (generation, {})
         memo = self._resolve_memo[1]
@@ -591,6 +594,11 @@ class MarketData:
         memo[(sym, venue, market)] = hit
         return hit
 
+    def instrument_generation(self) -> tuple[int, int]:
+        """Changes whenever the instrument set grows (it never shrinks): ``(instruments known from
+        recordings, books held)``. What was resolved under one generation holds until it changes."""
+        return (len(self._known), self.store.count())
+
     def _pick(
         self, sym: str, candidates: list[InstrumentId], market: MarketType | None
     ) -> InstrumentId | None:
@@ -601,10 +609,13 @@ class MarketData:
     def discovered(self, venue: str | None = None) -> bool:
         """True when every recording (of ``venue``) has its instruments known, so ``resolve`` and
         ``instruments`` do no file I/O."""
-        return all(
-            g.venue_symbols or g.name in self._loaded
-            for g in self._groups
-            if venue is None or g.venue == venue
+        if self._all_discovered:
+            return True
+        if all(g.venue_symbols or g.name in self._loaded for g in self._groups):
+            self._all_discovered = True  # it stays so: groups are fixed, loaded groups stay loaded
+            return True
+        return venue is not None and all(
+            g.venue_symbols or g.name in self._loaded for g in self._groups if g.venue == venue
         )
 
     def is_loaded(self, inst: InstrumentId) -> bool:

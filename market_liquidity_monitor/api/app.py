@@ -28,7 +28,7 @@ from market_liquidity_monitor.api.alerts import start_alerts
 from market_liquidity_monitor.api.chat import chat_response
 from market_liquidity_monitor.api.deps import AssistantDep, EngineDep, MarketDep, ServicesDep, StatusDep
 from market_liquidity_monitor.api.hardening import install_hardening
-from market_liquidity_monitor.api.routes import AsOfQuery
+from market_liquidity_monitor.api.routes import AsOfQuery, answer_response
 from market_liquidity_monitor.api.schemas import (
     ChatRequest,
     ChatResponse,
@@ -272,7 +272,7 @@ def create_app(
         levels: Annotated[int, Query(ge=1, le=1000, description="Levels per side to return.")] = 20,
         window_bps: Annotated[float | None, Query(gt=0, le=10_000, description="Extra depth window.")] = None,
         as_of: AsOfQuery = None,
-    ) -> OrderBookAnswer:
+    ) -> Response:
         """Order-book summary (top of book, depth within bps windows, imbalance), the book's source
         (recording / ws / rest), time and quality, and the top levels.
 
@@ -283,16 +283,18 @@ def create_app(
         Errors: 404 unknown venue/symbol (lists the valid ones); 503 book not synced.
         """
         sym = symbol.replace("-", "/") if "/" not in symbol else symbol
-        return await services.liquidity.order_book(sym, venue, window_bps, levels=levels, as_of=as_of)
+        answer = await services.liquidity.order_book(sym, venue, window_bps, levels=levels, as_of=as_of)
+        return answer_response(answer)
 
     @app.post("/api/impact", response_model=ImpactAnswer, tags=["analytics"])
-    async def impact(body: ImpactRequest, services: ServicesDep, as_of: AsOfQuery = None) -> ImpactAnswer:
+    async def impact(body: ImpactRequest, services: ServicesDep, as_of: AsOfQuery = None) -> Response:
         """Market impact of a taker order walked through the visible book (VWAP, slippage_bps), with
         the book's source, time and quality (``as_of``: on the book at that instant of the recording).
         Errors: 404 unknown venue/symbol; 422 bad amount or as_of; 503 book not synced or its side empty."""
-        return await services.liquidity.impact(
+        answer = await services.liquidity.impact(
             body.symbol, body.side, body.size, body.notional, body.venue, as_of=as_of
         )
+        return answer_response(answer)
 
     app.include_router(routes.router)
     app.include_router(alerts_router)

@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 
 import pandas as pd
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 
 from market_liquidity_monitor.api.deps import ServicesDep, SettingsDep, StatusDep
 from market_liquidity_monitor.api.schemas import (
@@ -59,11 +60,40 @@ def _iso_ms(ms: int) -> str:
     return iso_ns(int(ms) * 1_000_000)
 
 
+class _JsonBodies:
+    """JSON bodies of answers, encoded once per answer object.
+
+    ``LiquidityService`` returns the very same answer object while the books it read are unchanged
+    (``services.liquidity._AnswerMemo``), so a dashboard polling a recorded book gets the same bytes
+    without encoding 20 levels again. Encoded as FastAPI encodes a ``response_model`` (pydantic's
+    JSON mode, by alias; non-finite floats as null); the route keeps ``response_model`` for its
+    OpenAPI schema. The entry holds the answer, so its identity cannot be reused while remembered;
+    FIFO beyond ``capacity``."""
+
+    def __init__(self, capacity: int = 256):
+        self.capacity = capacity
+        self._entries: dict[int, tuple[BaseModel, bytes]] = {}
+
+    def response(self, answer: BaseModel) -> Response:
+        hit = self._entries.get(id(answer))
+        if hit is not None and hit[0] is answer:
+            return Response(hit[1], media_type="application/json")
+        body = answer.model_dump_json(by_alias=True).encode()
+        if len(self._entries) >= self.capacity:
+            del self._entries[next(iter(self._entries))]
+        self._entries[id(answer)] = (answer, body)
+        return Response(body, media_type="application/json")
+
+
+#: ``answer_response(answer)``: the JSON response of a service answer (``_JsonBodies``).
+answer_response = _JsonBodies().response
+
+
 # ------------------------------------------------------------------------------------ compare
 
 
 @router.post("/compare", response_model=CompareAnswer, tags=["analytics"])
-async def compare(body: CompareRequest, services: ServicesDep, as_of: AsOfQuery = None) -> CompareAnswer:
+async def compare(body: CompareRequest, services: ServicesDep, as_of: AsOfQuery = None) -> Response:
     """The same taker order on each venue's visible book: cost (slippage + taker fee, bps vs that
     venue's mid; each fee's source named), the best venue and why, cross-venue arbitrage checks
     (only between books whose timestamps are within ``analytics.max_book_age_diff_ms``), and
@@ -73,7 +103,7 @@ async def compare(body: CompareRequest, services: ServicesDep, as_of: AsOfQuery 
 
     Errors: 404 unknown venue/symbol; 422 bad amount/window/fees/as_of, or no venue has a usable book.
     """
-    return await services.liquidity.compare(
+    answer = await services.liquidity.compare(
         body.symbol,
         body.side,
         size=body.size,
@@ -83,6 +113,7 @@ async def compare(body: CompareRequest, services: ServicesDep, as_of: AsOfQuery 
         fees_bps=body.fees_bps,
         as_of=as_of,
     )
+    return answer_response(answer)
 
 
 # ------------------------------------------------------------------------------------ timeline

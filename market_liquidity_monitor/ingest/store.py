@@ -193,11 +193,13 @@ class BookStore:
     def find(self, venue: str, symbol: str) -> BookEntry:
         """The entry for ``venue``/``symbol``; raises ``UnknownVenueError``/``UnknownSymbolError``
         naming the closest valid ones."""
+        inst = InstrumentId(venue, symbol)
+        e = self._entries.get(inst)
+        if e is not None:  # the hot path of every book question: no scan of the other books
+            return e
         venues = self.venues()
         if venue not in venues:
             raise UnknownVenueError(venue, venues)
-        inst = InstrumentId(venue, symbol)
-        e = self._entries.get(inst)
         if e is None:
             raise UnknownSymbolError(symbol, [i.symbol for i in self._entries if i.venue == venue], venue)
         return e

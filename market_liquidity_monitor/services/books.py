@@ -276,6 +276,10 @@ class BookService:
         )
         self._rest_fetched_at: dict[InstrumentId, float] = {}
         self._rest_locks: dict[InstrumentId, asyncio.Lock] = {}
+        # The last provenance built per (source, book, levels): see ``_provenance_of``.
+        self._provenances: dict[tuple, tuple[Any, Any, tuple, BookProvenance]] = {}
+        # books(): the resolution per (symbol, venues, strict) in recorded mode (see there).
+        self._plans: dict[tuple, tuple[tuple[int, int], list]] = {}
 
     # ------------------------------------------------------------------ modes and listings
 
@@ -389,7 +393,7 @@ class BookService:
                 view = self.market.view(inst, max_levels)
             else:  # the first question of a book loads its recording (file I/O): off the loop
                 view = await asyncio.to_thread(self.market.view, inst, max_levels)
-            return Book(view, self._provenance(view, BookSource.RECORDING))
+            return Book(view, self._provenance_of(view, BookSource.RECORDING, max_levels))
         store = self.market.store
         try:
             view = store.view(inst.venue, inst.symbol, max_levels)
@@ -399,7 +403,7 @@ class BookService:
             ws_problem: str | None = str(exc) if isinstance(exc, BookNotReadyError) else None
         else:
             if not book_problems(view.quality) or self.engine is None:
-                return Book(view, self._provenance(view, BookSource.WS))
+                return Book(view, self._provenance_of(view, BookSource.WS, max_levels))
             ws_problem = quality_warning(view.quality)
         pro_problem: str | None = None
         if self.pro is not None and self.pro.supports(inst.venue):
@@ -414,7 +418,7 @@ class BookService:
                     exc.venue, f"{exc.reason}; {pro_problem}", exc.retry_after_s
                 ) from exc
             raise
-        book = Book(view, self._provenance(view, BookSource.REST))
+        book = Book(view, self._provenance_of(view, BookSource.REST, max_levels))
         if ws_problem or pro_problem:
             log.info(
                 "%s: no usable streamed book (%s); answered from a REST snapshot",
@@ -433,7 +437,7 @@ class BookService:
         view = self.pro_store.view(inst.venue, inst.symbol, max_levels)
         if book_problems(view.quality):
             return None, f"ccxt.pro {inst.venue} {inst.symbol}: {quality_warning(view.quality)}"
-        return Book(view, self._provenance(view, BookSource.CCXT_PRO)), None
+        return Book(view, self._provenance_of(view, BookSource.CCXT_PRO, max_levels)), None
 
     async def _note_contract_size(self, inst: InstrumentId) -> None:
         """Keep the contract size of an inverse market (ccxt metadata) for the snapshot stores."""
@@ -472,6 +476,23 @@ class BookService:
                 self.rest_store.on_event(snap)
                 self._rest_fetched_at[inst] = time.monotonic()
         return self.rest_store.view(inst.venue, inst.symbol, max_levels)
+
+    def _provenance_of(self, view: BookView, source: BookSource, max_levels: int | None) -> BookProvenance:
+        """``_provenance``, built once per book state: the same object again while the book store
+        hands out the same arrays (they are replaced on every update, snapshot or resync) with
+        equal quality counters (``age_ms`` included, so a live book's provenance is rebuilt as its
+        clock moves; a recorded book's stays). The identity of a provenance therefore stands for
+        the state of its book, and ``LiquidityService`` keys its answers on it. One entry per
+        (source, book, levels): bounded by the books held. Time-travel books (``_book_at``) are
+        rebuilt per question and do not come here."""
+        key = (source, view.instrument, max_levels)
+        q = tuple(view.quality.items())
+        hit = self._provenances.get(key)
+        if hit is not None and hit[0] is view.bid_prices and hit[1] is view.ask_prices and hit[2] == q:
+            return hit[3]
+        prov = self._provenance(view, source)
+        self._provenances[key] = (view.bid_prices, view.ask_prices, q, prov)
+        return prov
 
     def _provenance(self, view: BookView, source: BookSource) -> BookProvenance:
         q = dict(view.quality)
@@ -536,39 +557,30 @@ class BookService:
                 raise InvalidInputError(f"venues must not repeat; {', '.join(repeated)} given twice")
         else:
             wanted = self.venues()
-        group = quote_group(symbol)
+        strict = strict_venues and bool(venues)
+        # Which venues list the symbol is fixed once every recording is known (recorded mode): the
+        # resolution of a cross-venue question is then remembered per instrument set, and only the
+        # books are read per question (a compare resolved 12 venues, building an error for each
+        # venue without the symbol, on every request).
+        plan_key = (symbol, tuple(wanted), strict)
+        cacheable = self.is_recorded and self.market.discovered()
+        plan = self._plans.get(plan_key) if cacheable else None
+        if plan is None or plan[0] != self.market.instrument_generation():
+            generation = self.market.instrument_generation()
+            steps = await self._resolve_each(symbol, wanted, strict)
+            if cacheable:
+                if len(self._plans) >= 1024:  # symbols are user input: bound the memo
+                    self._plans.clear()
+                self._plans[plan_key] = (generation, steps)
+        else:
+            steps = plan[1]
         books: list[Book] = []
         missing: list[Unavailable] = []
-        known = set(self.known_venues())
-        for venue in wanted:
-            if strict_venues and venues and venue not in known:
-                await self._check_venue(venue)
-            try:
-                inst = await self.resolve(symbol, venue)
-            except UnknownVenueError:
-                if strict_venues and venues:
-                    raise
-                missing.append(Unavailable(venue=venue, reason=f"no data for {venue}", kind="no_data"))
+        for venue, step in steps:
+            if isinstance(step, Unavailable):
+                missing.append(step)
                 continue
-            except UnknownSymbolError as exc:
-                missing.append(Unavailable(venue=venue, reason=str(exc), kind="no_symbol"))
-                continue
-            except VenueUnreachableError as exc:
-                missing.append(Unavailable(venue=venue, reason=str(exc), kind="unreachable"))
-                continue
-            except MLMError as exc:
-                missing.append(Unavailable(venue=venue, reason=str(exc)))
-                continue
-            if inst.quote not in group:
-                missing.append(
-                    Unavailable(
-                        venue=venue,
-                        reason=f"{venue} has {inst.symbol} only, quoted in {inst.quote}: its prices are "
-                        f"not comparable with books quoted in {'/'.join(group)}",
-                        kind="other_quote",
-                    )
-                )
-                continue
+            inst = step
             try:
                 book = await self.book(inst, as_of=spec)
                 top_of_book(book.view)  # both sides present
@@ -582,8 +594,50 @@ class BookService:
                 missing.append(Unavailable(venue=venue, reason=f"{inst}: {exc}"))
                 continue
             books.append(book)
-            await asyncio.sleep(0)  # one venue at a time: other requests run in between
         return books, missing
+
+    async def _resolve_each(
+        self, symbol: str, wanted: list[str], strict: bool
+    ) -> list[tuple[str, InstrumentId | Unavailable]]:
+        """Per venue of ``wanted``: the instrument of ``symbol`` there, or why there is none (an
+        ``Unavailable``). ``strict``: an unknown venue raises ``UnknownVenueError``."""
+        group = quote_group(symbol)
+        steps: list[tuple[str, InstrumentId | Unavailable]] = []
+        known = set(self.known_venues())
+        for venue in wanted:
+            if strict and venue not in known:
+                await self._check_venue(venue)
+            try:
+                inst = await self.resolve(symbol, venue)
+            except UnknownVenueError:
+                if strict:
+                    raise
+                steps.append((venue, Unavailable(venue=venue, reason=f"no data for {venue}", kind="no_data")))
+                continue
+            except UnknownSymbolError as exc:
+                steps.append((venue, Unavailable(venue=venue, reason=str(exc), kind="no_symbol")))
+                continue
+            except VenueUnreachableError as exc:
+                steps.append((venue, Unavailable(venue=venue, reason=str(exc), kind="unreachable")))
+                continue
+            except MLMError as exc:
+                steps.append((venue, Unavailable(venue=venue, reason=str(exc))))
+                continue
+            if inst.quote not in group:
+                steps.append(
+                    (
+                        venue,
+                        Unavailable(
+                            venue=venue,
+                            reason=f"{venue} has {inst.symbol} only, quoted in {inst.quote}: its prices "
+                            f"are not comparable with books quoted in {'/'.join(group)}",
+                            kind="other_quote",
+                        ),
+                    )
+                )
+                continue
+            steps.append((venue, inst))
+        return steps
 
     async def _check_venue(self, venue: str) -> None:
         """Raise ``UnknownVenueError`` for a venue neither the data nor ccxt knows."""

@@ -195,6 +195,39 @@ def _time_span_s(books: Sequence[Book]) -> float:
     return round((max(ts) - min(ts)) / 1e9, 3) if len(ts) >= 2 else 0.0
 
 
+class _AnswerMemo:
+    """Answers remembered per question and book state.
+
+    An answer is a pure function of its arguments, the books it read and (compare) the fee table
+    and the venues left out. ``BookService`` hands out the same ``BookProvenance`` object while a
+    book is unchanged (same arrays, equal quality counters, ``age_ms`` included), so an entry is
+    used only while every book it was computed from still has the very provenance it saw (compared
+    by identity; the entry holds them, so an identity cannot be reused). A recorded book, or a
+    live one polled within the same 0.1 ms of its clock, is then answered without walking it again
+    (bench_api: a compare was ~1 ms of pure Python per request). Time-travel questions are not
+    remembered (their books are rebuilt per question). FIFO eviction beyond ``capacity`` entries
+    (the arguments are user input)."""
+
+    def __init__(self, capacity: int = 256):
+        self.capacity = capacity
+        self._entries: dict[tuple, tuple[tuple[BookProvenance, ...], Any]] = {}
+
+    def get(self, key: tuple, books: Sequence[Book]) -> Any | None:
+        hit = self._entries.get(key)
+        if hit is None or len(hit[0]) != len(books):
+            return None
+        for prov, book in zip(hit[0], books, strict=True):
+            if prov is not book.provenance:
+                return None
+        return hit[1]
+
+    def put(self, key: tuple, books: Sequence[Book], answer: Any) -> Any:
+        if key not in self._entries and len(self._entries) >= self.capacity:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = (tuple(b.provenance for b in books), answer)
+        return answer
+
+
 # ----------------------------------------------------------------------------- service
 
 
@@ -212,6 +245,7 @@ class LiquidityService:
         # ~70% of an /api/orderbook request). The entry keeps the arrays it was computed from and
         # is used only while the view holds those very arrays; quality (age) is always of now.
         self._summaries: dict[tuple, tuple[np.ndarray, np.ndarray, analytics.OrderBookSummary]] = {}
+        self._answers = _AnswerMemo()
 
     def _summary(self, view: BookView, windows: list[float]) -> analytics.OrderBookSummary:
         key = (view.instrument, tuple(windows))
@@ -246,6 +280,9 @@ class LiquidityService:
         if isinstance(levels, bool) or not isinstance(levels, int) or not 0 <= levels <= 1000:
             raise InvalidInputError(f"levels must be an integer in [0, 1000], got {levels!r}")
         book = await self.books.book_of(symbol, venue, as_of=as_of)
+        key = ("order_book", book.view.instrument, tuple(windows), window_bps, levels)
+        if as_of is None and (hit := self._answers.get(key, (book,))) is not None:
+            return hit
         summary = self._summary(book.view, windows)
         v = book.view
         extra: dict[str, Any] = {}
@@ -256,9 +293,10 @@ class LiquidityService:
             extra["asks"] = [
                 (float(p), float(s)) for p, s in zip(v.ask_prices[:levels], v.ask_sizes[:levels], strict=True)
             ]
-        return OrderBookAnswer(
+        answer = OrderBookAnswer(
             **summary.model_dump(), book=book.provenance, requested_window_bps=window_bps, **extra
         )
+        return answer if as_of is not None else self._answers.put(key, (book,), answer)
 
     async def impact(
         self,
@@ -275,8 +313,12 @@ class LiquidityService:
         side_e, defaulted = parse_side(side)
         check_amount(size, notional)
         book = await self.books.book_of(symbol, venue, as_of=as_of)
+        key = ("impact", book.view.instrument, side_e, defaulted, size, notional)
+        if as_of is None and (hit := self._answers.get(key, (book,))) is not None:
+            return hit
         res = analytics.market_impact(book.view, side_e, size=size, notional=notional)
-        return ImpactAnswer(**res.model_dump(), book=book.provenance, side_defaulted=defaulted)
+        answer = ImpactAnswer(**res.model_dump(), book=book.provenance, side_defaulted=defaulted)
+        return answer if as_of is not None else self._answers.put(key, (book,), answer)
 
     async def max_size(
         self,
@@ -350,6 +392,12 @@ class LiquidityService:
         amount = (
             {"size": size, "notional": notional} if not defaulted else {"notional": REFERENCE_NOTIONAL_QUOTE}
         )
+        key = (
+            "compare", symbol, side_e, size, notional, window, focus, tuple(wanted or ()),
+            tuple(sorted(fees.items())), tuple(missing),
+        )  # fmt: skip
+        if as_of is None and (hit := self._answers.get(key, books)) is not None:
+            return hit
         max_diff = float(self.settings.analytics.max_book_age_diff_ms)
         # A compare is ~0.8 ms of pure Python: the event loop runs every request that is ready in
         # one iteration, so 64 compares at once held every other client (and the WebSocket ticks)
@@ -379,7 +427,7 @@ class LiquidityService:
         checked = [a for a in arbs if a.contemporaneous]
         data = cmp.model_dump()
         data["venues"] = rows
-        return CompareAnswer(
+        answer = CompareAnswer(
             **data,
             symbol=symbol,
             focus_venue=focus,
@@ -396,6 +444,7 @@ class LiquidityService:
             book_ts_span_s=_time_span_s(books),
             as_of=_as_of_text(as_of),
         )
+        return answer if as_of is not None else self._answers.put(key, books, answer)
 
     def open_breakers(self) -> set[str]:
         """Venues whose REST circuit breaker is not closed."""
