@@ -126,13 +126,19 @@ def ask(
     ] = False,
 ) -> None:
     """Answer one question from real order books."""
+    from market_liquidity_monitor.lazy import leave_out_logfire_pydantic_plugin
     from market_liquidity_monitor.runtime import startup_heap
 
+    # A one-shot answer imports only what it uses: Logfire only when there are spans to make.
+    leave_out_logfire_pydantic_plugin()
     with startup_heap():  # imports and long-lived objects: not walked by every later collection
-        from market_liquidity_monitor.agent.assistant import Assistant, ModelProviderError
-
         console = Console(stderr=True)
         settings = _settings(data)
+        from market_liquidity_monitor.observability import skip_logfire_import
+
+        skip_logfire_import(settings)
+        from market_liquidity_monitor.agent.assistant import Assistant, ModelProviderError
+
         # Alert rules created here are stored in the history database, so a later `mlm ask` (or
         # the API) sees them.
         services = _services(settings, console, defer_storage=True)

@@ -86,3 +86,35 @@ class LazyPattern:
 def lazy_re(pattern: str, flags: int = 0) -> re.Pattern[str]:
     """A ``LazyPattern`` (typed as the compiled pattern it stands for)."""
     return LazyPattern(pattern, flags)  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------ Logfire, unused
+
+#: The entry point name of Logfire's pydantic plugin (logfire's ``entry_points.txt``, group ``pydantic``).
+LOGFIRE_PYDANTIC_PLUGIN = "logfire-plugin"
+
+
+def leave_out_logfire_pydantic_plugin() -> bool:
+    """Keep pydantic from loading Logfire's pydantic plugin in this process; True if it is left out.
+
+    pydantic loads every installed plugin when it builds its first validator
+    (``pydantic.plugin._loader.get_plugins``), and Logfire's imports the whole ``logfire`` package
+    (~0.15 s of a one-shot ``mlm ask``). The product never uses that plugin (no
+    ``logfire.instrument_pydantic``; its spans come from ``observability.configure_observability``),
+    so ``mlm ask`` leaves it out through pydantic's documented switch, ``PYDANTIC_DISABLE_PLUGINS``
+    (a comma-separated list of entry point names; ``__all__``/``1``/``true`` disable all), added to
+    whatever the user set. Call before the first pydantic model is built: afterwards pydantic has
+    loaded its plugins and this changes nothing (returns False). No pydantic import here."""
+    import os
+    import sys
+
+    loader = sys.modules.get("pydantic.plugin._loader")
+    if loader is not None and getattr(loader, "_plugins", None) is not None:
+        return False
+    current = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+    if current in ("__all__", "1", "true"):
+        return True
+    names = [n for n in (current or "").split(",") if n]
+    if LOGFIRE_PYDANTIC_PLUGIN not in names:
+        os.environ["PYDANTIC_DISABLE_PLUGINS"] = ",".join([*names, LOGFIRE_PYDANTIC_PLUGIN])
+    return True

@@ -281,6 +281,25 @@ def tracing_wanted(settings: Settings, *, span_processors: bool = False) -> tupl
     return False, "no token, console, OTLP endpoint or span processor: spans would be dropped"
 
 
+def skip_logfire_import(settings: Settings) -> bool:
+    """In a one-shot process that makes no spans (``tracing_wanted`` is False), keep ``logfire``
+    from being imported at all; True if it is kept out.
+
+    pydantic-ai imports ``logfire_api``, which imports ``logfire`` when it is installed and falls
+    back to its own no-op stand-in when that import fails (logfire_api's documented purpose:
+    instrumented libraries that run without Logfire). With no spans to make, ``logfire`` and what it
+    imports (OpenTelemetry, requests...) are ~0.15 s of ``mlm ask``'s start for nothing, so this
+    marks it unimportable (``sys.modules["logfire"] = None``, the import system's documented way to
+    make an import fail). Only before anything imported it; ``runtime.fast_exit`` and every other
+    ``import logfire`` here sit where tracing is wanted or under ``contextlib.suppress``. Pair with
+    ``lazy.leave_out_logfire_pydantic_plugin`` before the settings are built. Not for long-lived
+    processes (the API imports Logfire once; a later ``configure_observability`` may want it)."""
+    if tracing_wanted(settings)[0] or "logfire" in sys.modules or "logfire_api" in sys.modules:
+        return False
+    sys.modules["logfire"] = None  # type: ignore[assignment]
+    return True
+
+
 def _try(what: str, fn, report: dict[str, Any]) -> bool:
     try:
         fn()

@@ -13,21 +13,38 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def imported(args: list[str], env: dict[str, str] | None = None) -> set[str]:
+def imported(
+    args: list[str], env: dict[str, str] | None = None, *, full: bool = False, drop: tuple[str, ...] = ()
+) -> set[str]:
     p = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "market_liquidity_monitor.cli", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, **(env or {})},
+        env={**{k: v for k, v in os.environ.items() if k not in drop}, **(env or {})},
     )
     assert p.returncode == 0, p.stderr[-3000:]
+    assert "Pydantic plugin" not in p.stderr, p.stderr[-3000:]  # no plugin warning either
     return {
-        line.rsplit("|", 1)[-1].strip().split(".")[0]
+        line.rsplit("|", 1)[-1].strip() if full else line.rsplit("|", 1)[-1].strip().split(".")[0]
         for line in p.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }
+
+
+def test_book_question_imports_logfire_only_when_there_are_spans_to_make(data_dir, tmp_path):
+    """Logfire (and the requests/OpenTelemetry SDK it brings) is imported by ``mlm ask`` only when
+    tracing is wanted (``observability.tracing_wanted``); pydantic-ai then uses logfire_api's
+    stand-in. ``logfire._internal.main`` is the body of the real package."""
+    env = {"MLM_HOME_DIR": str(tmp_path / "home"), "MLM_INGEST__CHECKPOINT_DIR": str(tmp_path / "ckpt")}
+    sinks = ("LOGFIRE_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT", "MLM_OBSERVABILITY__TRACING")
+    ask = ["ask", "What is the market impact of buying 5 BTC on binance?", "--data", str(data_dir)]
+    quiet = imported(ask, env, full=True, drop=sinks)
+    assert "pydantic_ai" in quiet and "logfire_api" in quiet
+    assert "logfire._internal.main" not in quiet and "requests" not in quiet
+    traced = imported(ask, {**env, "MLM_OBSERVABILITY__TRACING": "true"}, full=True, drop=sinks)
+    assert "logfire._internal.main" in traced
 
 
 def test_help_imports_no_heavy_library():
