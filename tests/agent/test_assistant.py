@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from decimal import Decimal
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 from market_liquidity_monitor.agent.grounding import check_grounding
 from market_liquidity_monitor.cli import app
-from market_liquidity_monitor.config import Settings
+from market_liquidity_monitor.config import AgentSettings, Settings
 from tests.support import assistant_for
 
 
@@ -224,3 +225,26 @@ async def test_volatility_question_answers_from_imported_candles(data_dir, tmp_p
     assert vol["vol_annualised_pct"] == pytest.approx(r_log.std(ddof=1) * np.sqrt(105_120) * 100, rel=1e-9)
     assert r.grounding["grounded"], r.grounding
     await a.services.close()
+
+
+async def test_offline_runs_take_turns_and_every_question_is_answered(recorded_market):
+    """``agent.max_concurrent_offline_runs``: 12 questions at once, at most 3 agent runs in
+    flight (counted around the real ``agent.run``), each answered as it is alone."""
+    a = assistant_for(Settings(agent=AgentSettings(max_concurrent_offline_runs=3)), recorded_market)
+    q = "What is the market impact of buying 5 BTC on binance?"
+    alone = await a.ask(q)
+    inner, live, peak = a.agent.run, [0], [0]
+
+    async def counted(*args, **kw):
+        live[0] += 1
+        peak[0] = max(peak[0], live[0])
+        try:
+            return await inner(*args, **kw)
+        finally:
+            live[0] -= 1
+
+    a.agent.run = counted
+    answers = await asyncio.gather(*(a.ask(q) for _ in range(12)))
+    assert peak[0] == 3
+    assert {r.answer for r in answers} == {alone.answer}
+    assert all(r.tool_calls[0]["result"] == alone.tool_calls[0]["result"] for r in answers)
