@@ -14,7 +14,9 @@ cell for each mix and concurrency 1, 16 and 64, after a warm-up, and reports req
 latency (ms) per cell, the ratio of req/s to the ceiling at the same concurrency, and the longest
 stall seen during the cell. Targets (ratios to the ceiling of the same run): orderbook and impact
 >= 0.5, compare >= 0.3, chat >= 0.15; p99 at c=16 <= 50 ms for orderbook/impact and <= 300 ms
-for chat; no stall > 100 ms. Usage::
+for chat; no stall > 100 ms. The ``agent_floor`` mix (``POST /bench/agent-floor``, no target) is a
+bare pydantic-ai agent with one tool call and a fixed answer: the most any chat through
+pydantic-ai could reach in the same run. Usage::
 
     python benchmarks/bench_api.py [--data ../shared/data] [--count 400] [--json]
 """
@@ -44,6 +46,8 @@ MIXES = {
     "impact": ("POST", "/api/impact", {"venue": "binance", "symbol": "BTC/USDT", "side": "buy", "size": 5}),
     "compare": ("POST", "/api/compare", {"symbol": "BTC/USDT", "side": "buy", "size": 5}),
     "chat": ("POST", "/api/chat", {"message": QUESTION}),
+    # No target: the floor of any chat answered through pydantic-ai (``_agent_floor``).
+    "agent_floor": ("POST", "/bench/agent-floor", {"message": QUESTION}),
 }
 TARGET_RATIO = {"orderbook": 0.5, "impact": 0.5, "compare": 0.3, "chat": 0.15}
 TARGET_P99_C16_MS = {"orderbook": 50.0, "impact": 50.0, "chat": 300.0}
@@ -51,6 +55,30 @@ TARGET_STALL_MS = 100.0
 
 
 # ------------------------------------------------------------------------------ server side
+
+
+def _agent_floor():
+    """A bare pydantic-ai agent: a ``FunctionModel`` that calls one tool (returning a small dict)
+    and then answers with a fixed sentence; no parser, no grounding, no services, one tool instead
+    of the assistant's fourteen. Its req/s is an upper bound of any chat that goes through
+    pydantic-ai on this machine, measured in the same run as the ceiling."""
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+    from pydantic_ai.models.function import FunctionModel
+
+    def model(messages, info):
+        if any(isinstance(p, ToolReturnPart) for p in messages[-1].parts):
+            return ModelResponse(parts=[TextPart("Buying 5 BTC costs 0.25 bps.")])
+        return ModelResponse(parts=[ToolCallPart("impact", {"symbol": "BTC/USDT", "size": 5.0})])
+
+    agent = Agent(FunctionModel(model))
+
+    @agent.tool_plain
+    def impact(symbol: str, size: float) -> dict:
+        """Slippage of a market buy."""
+        return {"symbol": symbol, "size": size, "slippage_bps": 0.25}
+
+    return agent
 
 
 def serve(data: Path, port: int, home: Path) -> None:
@@ -92,6 +120,13 @@ def serve(data: Path, port: int, home: Path) -> None:
     @app.get("/bench/ceiling", include_in_schema=False)
     async def ceiling() -> Response:
         return Response(payload, media_type="application/json")
+
+    floor_agent = _agent_floor()
+
+    @app.post("/bench/agent-floor", include_in_schema=False)
+    async def agent_floor(body: dict) -> dict:
+        result = await floor_agent.run(str(body.get("message", "")))
+        return {"answer": result.output}
 
     @app.get("/bench/lag", include_in_schema=False)
     async def lag() -> dict:
@@ -227,7 +262,8 @@ async def run(host: str, port: int, count: int, chat_count: int) -> dict:
     cells = []
     for mix in MIXES:
         for c in CONCURRENCY:
-            cells.append(await _cell(host, port, mix, c, chat_count if mix == "chat" else count))
+            n = chat_count if mix in ("chat", "agent_floor") else count
+            cells.append(await _cell(host, port, mix, c, n))
     ceiling = {x["concurrency"]: x["rps"] for x in cells if x["mix"] == "ceiling"}
     for x in cells:
         x["ratio_to_ceiling"] = round(x["rps"] / ceiling[x["concurrency"]], 3)
