@@ -48,6 +48,9 @@ _flags_take_no_value_in_help()
 # the process without the interpreter's teardown (``runtime.fast_exit``: logs and streams flushed
 # first), which frees every restored or replayed book level one by one (~0.6 s of CPU).
 _skip_teardown = False
+# True when this process was started as ``mlm`` (``main``): a command may then shape the whole
+# process (``mlm ask`` keeps Logfire unimported), which it must not do when embedded (CliRunner).
+_process_entry = False
 
 app = typer.Typer(
     help="Market Liquidity Monitor: liquidity analytics and an assistant over real order books.",
@@ -129,14 +132,17 @@ def ask(
     from market_liquidity_monitor.lazy import leave_out_logfire_pydantic_plugin
     from market_liquidity_monitor.runtime import startup_heap
 
-    # A one-shot answer imports only what it uses: Logfire only when there are spans to make.
-    leave_out_logfire_pydantic_plugin()
+    # A one-shot process imports only what it uses: Logfire only when there are spans to make.
+    # Both switches last for the process, so only when it is ours (``main``), never embedded.
+    if _process_entry:
+        leave_out_logfire_pydantic_plugin()
     with startup_heap():  # imports and long-lived objects: not walked by every later collection
         console = Console(stderr=True)
         settings = _settings(data)
-        from market_liquidity_monitor.observability import skip_logfire_import
+        if _process_entry:
+            from market_liquidity_monitor.observability import skip_logfire_import
 
-        skip_logfire_import(settings)
+            skip_logfire_import(settings)
         from market_liquidity_monitor.agent.assistant import Assistant, ModelProviderError
 
         # Alert rules created here are stored in the history database, so a later `mlm ask` (or
@@ -326,7 +332,11 @@ def serve(
 
 def main() -> None:
     """The ``mlm`` entry point. After a command that set ``_skip_teardown`` the process exits
-    with its exit code through ``runtime.fast_exit`` (flushes, then ``os._exit``)."""
+    with its exit code through ``runtime.fast_exit`` (flushes, then ``os._exit``). The console
+    script ``mlm`` (pyproject ``[project.scripts]``) and ``python -m market_liquidity_monitor.cli``
+    both come here."""
+    global _process_entry
+    _process_entry = True
     try:
         app()
     except SystemExit as exc:

@@ -43,7 +43,7 @@ class AgentSettings(_Section):
     # Questions the offline model answers at once (JSON answers; streamed ones are paced by their
     # reader): its runs are pure CPU on the event loop, so 64 at once held every other client
     # for ~0.2 s per loop turn; the rest wait their turn (same throughput). Real models: no limit.
-    max_concurrent_offline_runs: int = Field(default=8, ge=1, le=1000)
+    max_concurrent_offline_runs: int = Field(default=16, ge=1, le=1000)
     default_venue: str = "binance"
     default_quote: str = "USDT"
 

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -289,10 +290,14 @@ class Assistant:
         """
         sid = session_id or uuid.uuid4().hex
         deps = await self._deps()
-        async with self._offline_slot(), aclosing(self._run(question, sid, deps, stream=False)) as events:
-            async for item in events:
-                if isinstance(item, AskResult):
-                    return item
+        queued_at = time.monotonic()
+        async with self._offline_slot():
+            # The wait for a turn counts against the question's time limit (run_timeout_s).
+            budget_s = self.settings.agent.run_timeout_s - (time.monotonic() - queued_at)
+            async with aclosing(self._run(question, sid, deps, stream=False, budget_s=budget_s)) as events:
+                async for item in events:
+                    if isinstance(item, AskResult):
+                        return item
         raise RuntimeError("the assistant run ended without a result")  # pragma: no cover
 
     def _offline_slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -302,9 +307,11 @@ class Assistant:
         the tools) with yields in between; the loop runs every ready task once per turn, so 64 at
         once made turns of ~0.2 s for every other client (REST, WebSocket ticks). With at most
         ``agent.max_concurrent_offline_runs`` in flight (FIFO, ``asyncio.Semaphore``) a turn stays
-        ~20 ms at 128 questions at once, throughput unchanged (measured, bench_api chat c=64). A
-        real model's run waits on the network between its steps, so it is not limited. The waiting
-        time is not part of ``run_timeout_s``. One semaphore per event loop (tests run several)."""
+        ~20-30 ms at 128 questions at once, throughput unchanged (measured, bench_api chat c=64). A
+        real model's run waits on the network between its steps, so it is not limited. The wait
+        for a turn is part of the question's ``run_timeout_s`` (a question that waited it all is
+        answered with the timeout answer at once). One semaphore per event loop (tests run
+        several); ``ask`` runs on one loop at a time."""
         if self.model_choice is None or not self.model_choice.is_offline:
             return contextlib.nullcontext()
         loop = asyncio.get_running_loop()
@@ -336,11 +343,12 @@ class Assistant:
                     yield item
 
     async def _run(
-        self, question: str, sid: str, deps: AgentDeps, *, stream: bool = True
+        self, question: str, sid: str, deps: AgentDeps, *, stream: bool = True, budget_s: float | None = None
     ) -> AsyncIterator[dict[str, Any] | AskResult]:
         """The events of one run, then its ``AskResult`` (see ``ask_stream``). Without ``stream``
         only the ``AskResult``: the run goes through ``agent.run``, which skips the event stream's
-        machinery (bench_api profile: ~30% of an offline /api/chat request's CPU)."""
+        machinery (bench_api profile: ~30% of an offline /api/chat request's CPU). ``budget_s``:
+        the seconds left of ``run_timeout_s`` (default all of it)."""
         history = self._sessions.get(sid, [])
         recorder = FallbackRecorder()
         capabilities = (
@@ -356,7 +364,7 @@ class Assistant:
             "deps": deps,
             "message_history": history,
             "usage_limits": self._limits,
-            "timeout": self.settings.agent.run_timeout_s,
+            "timeout": self.settings.agent.run_timeout_s if budget_s is None else max(budget_s, 0.001),
             "capabilities": capabilities,
         }
         try:

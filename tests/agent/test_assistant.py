@@ -248,3 +248,19 @@ async def test_offline_runs_take_turns_and_every_question_is_answered(recorded_m
     assert peak[0] == 3
     assert {r.answer for r in answers} == {alone.answer}
     assert all(r.tool_calls[0]["result"] == alone.tool_calls[0]["result"] for r in answers)
+
+
+async def test_the_wait_for_a_turn_counts_against_the_question_time_limit(recorded_market):
+    """One offline run at a time and a 0.1 s limit per question: 40 questions at once cannot all
+    be answered in time, so the later ones get the timeout answer instead of waiting for ever."""
+    settings = Settings(agent=AgentSettings(max_concurrent_offline_runs=1, run_timeout_s=0.1))
+    a = assistant_for(settings, recorded_market)
+    q = "What is the market impact of buying 5 BTC on binance?"
+    assert (await a.ask(q)).outcome == "answered"  # warm: one run alone is well within 0.1 s
+    results = await asyncio.gather(*(a.ask(q) for _ in range(40)))
+    outcomes = [r.outcome for r in results]
+    assert outcomes[0] == "answered"
+    assert "timeout" in outcomes
+    assert set(outcomes) <= {"answered", "timeout"}
+    timed_out = next(r for r in results if r.outcome == "timeout")
+    assert "MLM_AGENT__RUN_TIMEOUT_S" in timed_out.answer

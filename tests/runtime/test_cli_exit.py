@@ -23,6 +23,7 @@ def exits(monkeypatch):
     calls: list[int] = []
     monkeypatch.setattr(runtime, "fast_exit", calls.append)
     monkeypatch.setattr(cli, "_skip_teardown", False)
+    monkeypatch.setattr(cli, "_process_entry", False)  # main() sets it: not for the rest of the session
     return calls
 
 

@@ -47,6 +47,28 @@ def test_book_question_imports_logfire_only_when_there_are_spans_to_make(data_di
     assert "logfire._internal.main" in traced
 
 
+def test_the_mlm_console_script_is_the_process_entry(data_dir, tmp_path):
+    """The installed ``mlm`` script runs ``cli.main`` (the process entry: fast exit, Logfire kept
+    out), not the bare Typer app: its ``ask`` imports no Logfire either
+    (``PYTHONPROFILEIMPORTTIME`` is ``-X importtime`` for a script)."""
+    script = Path(sys.executable).with_name("mlm")
+    assert script.exists(), f"{script}: the package is not installed with its console script"
+    env = {k: v for k, v in os.environ.items() if k not in ("LOGFIRE_TOKEN", "MLM_OBSERVABILITY__TRACING")}
+    env.update(
+        PYTHONPROFILEIMPORTTIME="1",
+        MLM_HOME_DIR=str(tmp_path / "home"),
+        MLM_INGEST__CHECKPOINT_DIR=str(tmp_path / "ckpt"),
+    )
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    p = subprocess.run(
+        [str(script), "ask", "What is the market impact of buying 5 BTC on binance?", "--data", str(data_dir)],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    names = {ln.rsplit("|", 1)[-1].strip() for ln in p.stderr.splitlines() if ln.startswith("import time:")}
+    assert "pydantic_ai" in names and "logfire._internal.main" not in names
+
+
 def test_help_imports_no_heavy_library():
     mods = imported(["--help"])
     assert "typer" in mods  # the check sees imports at all
