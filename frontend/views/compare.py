@@ -51,17 +51,28 @@ def render_comparison(data: dict[str, Any]) -> None:
     if not rows:
         st.info("The API returned no venue rows.", icon=":material/inbox:")
     else:
-        if metric:
+        # A venue that cannot fill the whole order has a cost over what it could fill (6,023 bps
+        # for a thin book), on another scale than the rest: it is named under the chart, and the
+        # table keeps its row.
+        full = [r for r in rows if r.get("fully_filled") is not False]
+        partial = [r for r in rows if r.get("fully_filled") is False]
+        if metric and full:
             st.plotly_chart(
                 charts.bar_figure(
-                    rows,
+                    full,
                     "venue",
                     metric,
-                    title=f"{label(metric)} by venue",
+                    title=f"{label(metric)} by venue (full fills)",
                     highlight=best,
                     y_label=label(metric),
                 ),
                 key="cmp-bars",
+            )
+        if metric and partial:
+            st.caption(
+                "Not charted, they cannot fill the whole order (their cost is over what they could "
+                "fill; see the table): "
+                + "; ".join(f"{r.get('venue')} {fmt_number(r.get(metric), 'bps')}" for r in partial)
             )
         cols = [
             "venue",

@@ -202,6 +202,12 @@ def compare_defaults(page) -> None:
     row = left_out.locator("tr").filter(has_text="kraken").first
     assert "other quote currency" in row.inner_text() and "CHF" in row.inner_text(), left_out.inner_text()
     assert "no such market" in left_out.inner_text()
+    # gate's thin BTC/USDC book cannot fill 5 BTC (~6,000 bps): named, not drawn on the full fills' scale
+    note = page.get_by_text(re.compile(r"Not charted, they cannot fill the whole order")).first
+    note.wait_for()
+    assert "gate" in note.inner_text(), note.inner_text()
+    chart = page.locator(".js-plotly-plot").first
+    assert "gate" not in chart.inner_text() and "binance" in chart.inner_text(), chart.inner_text()
 
 
 def compare_sell_notional(page) -> None:
