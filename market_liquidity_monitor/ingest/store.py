@@ -200,9 +200,7 @@ class BookStore:
         venues = self.venues()
         if venue not in venues:
             raise UnknownVenueError(venue, venues)
-        if e is None:
-            raise UnknownSymbolError(symbol, [i.symbol for i in self._entries if i.venue == venue], venue)
-        return e
+        raise UnknownSymbolError(symbol, [i.symbol for i in self._entries if i.venue == venue], venue)
 
     def set_clock(self, inst: InstrumentId, clock: Clock) -> None:
         """Measure this instrument's book age against ``clock`` instead of the store's clock."""

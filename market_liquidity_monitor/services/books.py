@@ -278,7 +278,7 @@ class BookService:
         self._rest_locks: dict[InstrumentId, asyncio.Lock] = {}
         # The last provenance built per (source, book, levels): see ``_provenance_of``.
         self._provenances: dict[tuple, tuple[Any, Any, tuple, BookProvenance]] = {}
-        # books(): the resolution per (symbol, venues, strict) in recorded mode (see there).
+        # _plan(): the resolution per (symbol, venues, strict) in recorded mode (see there).
         self._plans: dict[tuple, tuple[tuple[int, int], list]] = {}
 
     # ------------------------------------------------------------------ modes and listings
@@ -557,52 +557,43 @@ class BookService:
                 raise InvalidInputError(f"venues must not repeat; {', '.join(repeated)} given twice")
         else:
             wanted = self.venues()
-        strict = strict_venues and bool(venues)
-        # Which venues list the symbol is fixed once every recording is known (recorded mode): the
-        # resolution of a cross-venue question is then remembered per instrument set, and only the
-        # books are read per question (a compare resolved 12 venues, building an error for each
-        # venue without the symbol, on every request).
-        plan_key = (symbol, tuple(wanted), strict)
-        cacheable = self.is_recorded and self.market.discovered()
-        plan = self._plans.get(plan_key) if cacheable else None
-        if plan is None or plan[0] != self.market.instrument_generation():
-            generation = self.market.instrument_generation()
-            steps = await self._resolve_each(symbol, wanted, strict)
-            if cacheable:
-                if len(self._plans) >= 1024:  # symbols are user input: bound the memo
-                    self._plans.clear()
-                self._plans[plan_key] = (generation, steps)
-        else:
-            steps = plan[1]
         books: list[Book] = []
         missing: list[Unavailable] = []
-        for venue, step in steps:
+        for step in await self._plan(symbol, wanted, strict_venues and bool(venues)):
             if isinstance(step, Unavailable):
                 missing.append(step)
                 continue
-            inst = step
             try:
-                book = await self.book(inst, as_of=spec)
+                book = await self.book(step, as_of=spec)
                 top_of_book(book.view)  # both sides present
             except AsOfOutOfRangeError as exc:
-                missing.append(Unavailable(venue=venue, reason=str(exc), kind="out_of_range"))
+                missing.append(Unavailable(venue=step.venue, reason=str(exc), kind="out_of_range"))
                 continue
             except VenueUnreachableError as exc:
-                missing.append(Unavailable(venue=venue, reason=f"{inst}: {exc}", kind="unreachable"))
+                missing.append(Unavailable(venue=step.venue, reason=f"{step}: {exc}", kind="unreachable"))
                 continue
             except MLMError as exc:
-                missing.append(Unavailable(venue=venue, reason=f"{inst}: {exc}"))
+                missing.append(Unavailable(venue=step.venue, reason=f"{step}: {exc}"))
                 continue
             books.append(book)
         return books, missing
 
-    async def _resolve_each(
-        self, symbol: str, wanted: list[str], strict: bool
-    ) -> list[tuple[str, InstrumentId | Unavailable]]:
-        """Per venue of ``wanted``: the instrument of ``symbol`` there, or why there is none (an
-        ``Unavailable``). ``strict``: an unknown venue raises ``UnknownVenueError``."""
+    async def _plan(self, symbol: str, wanted: list[str], strict: bool) -> list[InstrumentId | Unavailable]:
+        """Per venue of ``wanted``, in order: the instrument of ``symbol`` there, or why there is
+        none (an ``Unavailable``). ``strict``: an unknown venue raises ``UnknownVenueError``.
+
+        Which venues list the symbol is fixed once every recording is known (recorded mode), so the
+        plan is then remembered per instrument set (``MarketData.instrument_generation``) and only
+        the books are read per question (a compare resolved 12 venues, building an error for each
+        venue without the symbol, on every request). Live mode resolves every time."""
+        cacheable = self.is_recorded and self.market.discovered()
+        generation = self.market.instrument_generation()
+        key = (symbol, tuple(wanted), strict)
+        hit = self._plans.get(key) if cacheable else None
+        if hit is not None and hit[0] == generation:
+            return hit[1]
         group = quote_group(symbol)
-        steps: list[tuple[str, InstrumentId | Unavailable]] = []
+        steps: list[InstrumentId | Unavailable] = []
         known = set(self.known_venues())
         for venue in wanted:
             if strict and venue not in known:
@@ -612,31 +603,32 @@ class BookService:
             except UnknownVenueError:
                 if strict:
                     raise
-                steps.append((venue, Unavailable(venue=venue, reason=f"no data for {venue}", kind="no_data")))
+                steps.append(Unavailable(venue=venue, reason=f"no data for {venue}", kind="no_data"))
                 continue
             except UnknownSymbolError as exc:
-                steps.append((venue, Unavailable(venue=venue, reason=str(exc), kind="no_symbol")))
+                steps.append(Unavailable(venue=venue, reason=str(exc), kind="no_symbol"))
                 continue
             except VenueUnreachableError as exc:
-                steps.append((venue, Unavailable(venue=venue, reason=str(exc), kind="unreachable")))
+                steps.append(Unavailable(venue=venue, reason=str(exc), kind="unreachable"))
                 continue
             except MLMError as exc:
-                steps.append((venue, Unavailable(venue=venue, reason=str(exc))))
+                steps.append(Unavailable(venue=venue, reason=str(exc)))
                 continue
             if inst.quote not in group:
                 steps.append(
-                    (
-                        venue,
-                        Unavailable(
-                            venue=venue,
-                            reason=f"{venue} has {inst.symbol} only, quoted in {inst.quote}: its prices "
-                            f"are not comparable with books quoted in {'/'.join(group)}",
-                            kind="other_quote",
-                        ),
+                    Unavailable(
+                        venue=venue,
+                        reason=f"{venue} has {inst.symbol} only, quoted in {inst.quote}: its prices are "
+                        f"not comparable with books quoted in {'/'.join(group)}",
+                        kind="other_quote",
                     )
                 )
                 continue
-            steps.append((venue, inst))
+            steps.append(inst)
+        if cacheable:
+            if len(self._plans) >= 1024:  # symbols are user input: bound the memo
+                self._plans.clear()
+            self._plans[key] = (generation, steps)
         return steps
 
     async def _check_venue(self, venue: str) -> None:

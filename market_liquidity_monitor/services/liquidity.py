@@ -216,10 +216,7 @@ class _AnswerMemo:
         hit = self._entries.get(key)
         if hit is None or len(hit[0]) != len(books):
             return None
-        for prov, book in zip(hit[0], books, strict=True):
-            if prov is not book.provenance:
-                return None
-        return hit[1]
+        return hit[1] if all(p is b.provenance for p, b in zip(hit[0], books, strict=True)) else None
 
     def put(self, key: tuple, books: Sequence[Book], answer: Any) -> Any:
         if key not in self._entries and len(self._entries) >= self.capacity:

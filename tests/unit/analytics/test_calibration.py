@@ -35,6 +35,7 @@ from market_liquidity_monitor.analytics.liquidity import market_impact
 from market_liquidity_monitor.book.view import BookView
 from market_liquidity_monitor.domain.errors import InvalidInputError
 from market_liquidity_monitor.domain.instrument import InstrumentId
+from tests.support import decimal_vwap
 
 INST = InstrumentId("binance", "AAA/USDT")
 T0 = pd.Timestamp("2024-01-02 00:00", tz="UTC")
@@ -94,19 +95,6 @@ def test_walk_rejects_bad_notional():
         depth_slippage_bps(hand_model(), "buy", [100.0, 0.0])
 
 
-def _decimal_walk(prices, sizes, size: Decimal) -> Decimal:
-    """VWAP of ``size`` base units walking (price, size) levels best first, in Decimal."""
-    left, notional = size, Decimal(0)
-    for p, q in zip(prices, sizes, strict=True):
-        take = min(left, Decimal(repr(float(q))))
-        notional += take * Decimal(repr(float(p)))
-        left -= take
-        if left == 0:
-            break
-    assert left == 0
-    return notional / size
-
-
 def test_modelled_book_walks_like_the_model():
     m = hand_model()
     view = modelled_book(m, INST, 100.0, size_factor=2.0, cost_factor=3.0)
@@ -117,7 +105,7 @@ def test_modelled_book_walks_like_the_model():
         # vs the model's mid (100): the view's own (best bid + best ask) / 2 is 99.985 here
         got = market_impact(view, "buy", size=notional / 100)
         assert (got.vwap - 100) / 100 * 1e4 == pytest.approx(float(want[()]), rel=1e-9)
-        vwap = _decimal_walk(view.ask_prices, view.ask_sizes, Decimal(repr(notional / 100)))
+        vwap = decimal_vwap(view.ask_prices, view.ask_sizes, Decimal(repr(notional / 100)))
         assert float((vwap - 100) / 100 * 10_000) == pytest.approx(float(want[()]), rel=1e-9)
 
 

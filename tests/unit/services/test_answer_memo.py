@@ -21,21 +21,8 @@ from market_liquidity_monitor.ingest.clock import ReplayClock
 from market_liquidity_monitor.ingest.replay import Replayer, merge, read_hftbacktest
 from market_liquidity_monitor.ingest.store import BookStore
 from market_liquidity_monitor.market_data import MarketData
-from market_liquidity_monitor.services import Services
 from market_liquidity_monitor.venues.registry import AdapterRegistry
-
-
-def _walk_vwap(prices, sizes, qty: Decimal) -> Decimal:
-    """VWAP of a taker order of ``qty`` base units walking the levels best first (Decimal)."""
-    left, notional = qty, Decimal(0)
-    for p, s in zip(prices, sizes, strict=True):
-        take = min(left, Decimal(repr(float(s))))
-        notional += take * Decimal(repr(float(p)))
-        left -= take
-        if left == 0:
-            break
-    assert left == 0, "the recorded book must fill the test order"
-    return notional / qty
+from tests.support import decimal_vwap, services_for
 
 
 class Feed:
@@ -63,7 +50,7 @@ def live(data_dir: Path, tmp_path: Path):
     feed.advance(60_000)  # both books synced (each starts from its recorded REST snapshot)
     settings = Settings(home_dir=tmp_path)
     market = MarketData(settings, store=feed.store, registry=feed.registry, clock=feed.clock)
-    services = Services.build(settings, market=market, persist_alerts=False)
+    services = services_for(settings, market)
     return feed, services
 
 
@@ -79,7 +66,7 @@ async def test_an_unchanged_book_gives_the_same_answer_and_an_update_a_new_one(l
     again = await liq.impact("BTC/USDT", "buy", size=5, venue="binance")
     assert again is first  # nothing arrived in between: not walked again
     assert first.vwap == pytest.approx(
-        float(_walk_vwap(*_ask_levels(feed.store, "binance", "BTC/USDT"), Decimal(5))), rel=1e-12
+        float(decimal_vwap(*_ask_levels(feed.store, "binance", "BTC/USDT"), Decimal(5))), rel=1e-12
     )
 
     # the book moves: feed until the Binance spot ask side differs from the one walked
@@ -95,7 +82,7 @@ async def test_an_unchanged_book_gives_the_same_answer_and_an_update_a_new_one(l
     assert moved is not first
     assert moved.book.book_ts_ns >= first.book.book_ts_ns
     assert moved.vwap == pytest.approx(
-        float(_walk_vwap(*_ask_levels(feed.store, "binance", "BTC/USDT"), Decimal(5))), rel=1e-12
+        float(decimal_vwap(*_ask_levels(feed.store, "binance", "BTC/USDT"), Decimal(5))), rel=1e-12
     )
     # another question on the same book is remembered separately
     sell = await liq.impact("BTC/USDT", "sell", size=5, venue="binance")
@@ -132,7 +119,7 @@ async def test_compare_follows_every_book_it_read(live) -> None:
     moved = await liq.compare("BTC", "buy", size=5, venues=venues)
     assert moved is not last and moved is not first
     usdm = next(r for r in moved.venues if r.venue == "binanceusdm")
-    ref = _walk_vwap(*_ask_levels(feed.store, "binanceusdm", "BTC/USDT:USDT"), Decimal(5))
+    ref = decimal_vwap(*_ask_levels(feed.store, "binanceusdm", "BTC/USDT:USDT"), Decimal(5))
     assert usdm.vwap == pytest.approx(float(ref), rel=1e-12)
 
 
@@ -160,9 +147,7 @@ async def test_order_book_answer_and_its_json_are_reused_only_while_the_book_is(
 
 async def test_time_travel_answers_are_not_remembered(data_dir: Path, tmp_path: Path) -> None:
     settings = Settings(data_dir=data_dir, home_dir=tmp_path)
-    services = Services.build(
-        settings, market=MarketData.from_recordings(settings, data_dir), persist_alerts=False
-    )
+    services = services_for(settings, MarketData.from_recordings(settings, data_dir))
     liq = services.liquidity
     at = "2024-08-08T23:58:00Z"
     a = await liq.impact("BTC/USDT", "buy", size=5, venue="binance", as_of=at)
